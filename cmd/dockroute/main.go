@@ -1,0 +1,88 @@
+// Command dockroute turns Docker containers into live routes for Traefik
+// (a file-provider directory it writes atomically). See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+)
+
+const usage = `dockroute routes Docker containers through an edge proxy.
+
+Usage:
+  dockroute [run] [flags]                 follow Docker and keep the proxy config current
+  dockroute render [flags]                print the config for the running containers and exit
+  dockroute explain [flags] [CONTAINER...] say for each container whether it is routed, or why not
+  dockroute version                       print the version
+
+Every flag can also be set as DOCKROUTE_<FLAG> in the environment (e.g.
+--traefik-dir as DOCKROUTE_TRAEFIK_DIR); a flag on the command line wins.
+The Docker engine is found through DOCKER_HOST and friends, as the docker CLI
+finds it. Run "dockroute run -h" for the flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	os.Exit(realMain(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// realMain runs one command and returns the process exit status: 0 on
+// success (including a clean stop by signal), 1 on failure, 2 on misuse.
+func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	var err error
+	switch cmd {
+	case "run":
+		err = withConfig(cmd, args, stderr, func(cfg config) error { return run(ctx, cfg) })
+	case "render":
+		err = withConfig(cmd, args, stderr, func(cfg config) error { return render(ctx, cfg, stdout) })
+	case "explain":
+		err = withConfig(cmd, args, stderr, func(cfg config) error { return explain(ctx, cfg, stdout) })
+	case "version":
+		fmt.Fprintln(stdout, "dockroute", version())
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "dockroute: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	switch {
+	case err == nil, errors.Is(err, context.Canceled):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	}
+	fmt.Fprintln(stderr, "dockroute:", err)
+	return 1
+}
+
+// version reports the module version and VCS revision the binary was built
+// from, as the Go toolchain recorded them.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			v += " " + s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				v += "+dirty"
+			}
+		}
+	}
+	return v
+}

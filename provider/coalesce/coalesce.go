@@ -1,0 +1,60 @@
+// Package coalesce turns bursts of change signals into single flushes, so a
+// storm of Docker events costs one render and one publish, not one each.
+package coalesce
+
+import (
+	"context"
+	"time"
+)
+
+// Config sets the timing of a Coalescer.
+type Config struct {
+	// Quiet is how long the signals must pause before a flush.
+	Quiet time.Duration
+	// MaxDelay bounds how long a flush may wait after the first signal of a
+	// burst, so a steady trickle of signals cannot postpone it forever.
+	MaxDelay time.Duration
+	// Retry is how long to wait before flushing again after a failed flush.
+	Retry time.Duration
+}
+
+// Run calls flush once per burst of values on kick, until ctx ends. When
+// flush fails, Run tries again after cfg.Retry even if nothing new arrives,
+// so a transient failure (a full disk, a proxy restarting) does not leave the
+// output stale until the next container event.
+func Run(ctx context.Context, cfg Config, kick <-chan struct{}, flush func() error) {
+	quiet := stoppedTimer()
+	deadline := stoppedTimer()
+	pending := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-kick:
+			if !pending {
+				pending = true
+				deadline.Reset(cfg.MaxDelay)
+			}
+			quiet.Reset(cfg.Quiet)
+			continue
+		case <-quiet.C:
+		case <-deadline.C:
+		}
+		quiet.Stop()
+		deadline.Stop()
+		pending = false
+		if err := flush(); err != nil {
+			pending = true
+			deadline.Reset(cfg.Retry)
+		}
+	}
+}
+
+// stoppedTimer returns a timer that has not been started. Since Go 1.23 a
+// stopped or reset timer never delivers a stale value, so Reset and Stop need
+// no draining.
+func stoppedTimer() *time.Timer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}

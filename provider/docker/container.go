@@ -1,0 +1,114 @@
+package docker
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
+)
+
+// Container is the part of a Docker container that routing depends on,
+// reduced to plain data so that Decide is a pure function and the watcher's
+// cache is small. Env and Exposed never change during a container's life;
+// State, Name and Networks do, and a list call is enough to refresh them.
+type Container struct {
+	ID   string
+	Name string
+	Env  []string
+	// Exposed holds the container's exposed ports ("8080/tcp"), sorted: the
+	// image's EXPOSE plus --expose and -p, as Docker merges them.
+	Exposed     []string
+	State       string // created, running, paused, restarting, exited, dead
+	NetworkMode string
+	// Networks maps each network the container is attached to to its
+	// address there (the zero Addr when Docker gave it none).
+	Networks map[string]netip.Addr
+}
+
+// fromInspect reduces a full inspect answer. Docker's answer may lack any
+// pointer field (older engines, odd states), so none is trusted to be set.
+func fromInspect(in container.InspectResponse) Container {
+	c := Container{Networks: map[string]netip.Addr{}}
+	if in.ContainerJSONBase != nil {
+		c.ID = in.ID
+		c.Name = strings.TrimPrefix(in.Name, "/")
+		if in.State != nil {
+			c.State = in.State.Status
+		}
+		if in.HostConfig != nil {
+			c.NetworkMode = string(in.HostConfig.NetworkMode)
+		}
+	}
+	if in.Config != nil {
+		c.Env = in.Config.Env
+		for p := range in.Config.ExposedPorts {
+			c.Exposed = append(c.Exposed, string(p))
+		}
+		slices.Sort(c.Exposed)
+	}
+	if in.NetworkSettings != nil {
+		c.Networks = endpointAddrs(in.NetworkSettings.Networks)
+	}
+	return c
+}
+
+// refresh returns c with the fields that can change during a container's
+// life taken from a list entry.
+func (c Container) refresh(s container.Summary) Container {
+	c.State = string(s.State)
+	if len(s.Names) > 0 {
+		c.Name = strings.TrimPrefix(s.Names[0], "/")
+	}
+	c.NetworkMode = s.HostConfig.NetworkMode
+	c.Networks = map[string]netip.Addr{}
+	if s.NetworkSettings != nil {
+		c.Networks = endpointAddrs(s.NetworkSettings.Networks)
+	}
+	return c
+}
+
+func endpointAddrs(eps map[string]*network.EndpointSettings) map[string]netip.Addr {
+	m := make(map[string]netip.Addr, len(eps))
+	for name, ep := range eps {
+		var a netip.Addr
+		if ep != nil {
+			a = pickAddr(ep.IPAddress, ep.GlobalIPv6Address)
+		}
+		m[name] = a
+	}
+	return m
+}
+
+// pickAddr prefers IPv4, which every proxy setup reaches, and falls back to
+// the global IPv6 address of an IPv6-only network.
+func pickAddr(v4, v6 string) netip.Addr {
+	for _, s := range []string{v4, v6} {
+		if a, err := netip.ParseAddr(s); err == nil {
+			return a.Unmap()
+		}
+	}
+	return netip.Addr{}
+}
+
+// networkNames lists the container's networks, sorted, for messages.
+func (c Container) networkNames() string {
+	names := make([]string, 0, len(c.Networks))
+	for n := range c.Networks {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
+}
+
+// short is the 12-character ID Docker's CLI shows.
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+func (c Container) String() string { return fmt.Sprintf("%s (%s)", c.Name, short(c.ID)) }

@@ -1,0 +1,70 @@
+// Package route holds the route table: the plain data every provider produces
+// and every renderer consumes. Nothing in it talks to Docker, a proxy or a
+// file; the table is a pure function of the backends given to Build.
+package route
+
+import (
+	"fmt"
+	"strings"
+)
+
+// MaxHostLen is the longest host name DNS can carry (RFC 1035 §2.3.4).
+const MaxHostLen = 253
+
+// ParseHost validates one host name as a user typed it and returns its
+// canonical (lowercase) form.
+//
+// Accepted: RFC 1123 names (labels of 1–63 letters, digits and inner
+// hyphens), and a wildcard "*." followed by such a name, which matches
+// exactly one extra label, as a TLS wildcard certificate does and as both
+// Traefik's HostRegexp rendering and Caddy's host matcher treat it.
+//
+// Everything else is refused. That is the safety boundary for the renderers:
+// a valid host holds only [a-z0-9.-] and a leading "*.", so it can never
+// close a Traefik rule's backtick, add a "||" clause, start a Go template
+// action ("{{") that Traefik's file provider would execute, or break YAML or
+// JSON quoting.
+func ParseHost(s string) (string, error) {
+	if s == "" {
+		return "", fmt.Errorf("empty host")
+	}
+	if len(s) > MaxHostLen {
+		return "", fmt.Errorf("host is %d characters long, more than DNS allows (%d)", len(s), MaxHostLen)
+	}
+	h := strings.ToLower(s)
+	name := h
+	if rest, ok := strings.CutPrefix(h, "*."); ok {
+		name = rest
+	}
+	if strings.HasSuffix(name, ".") {
+		return "", fmt.Errorf("host %q ends with a dot; write it without the trailing dot", s)
+	}
+	for i, label := range strings.Split(name, ".") {
+		if err := checkLabel(label); err != nil {
+			return "", fmt.Errorf("host %q, label %d: %w", s, i+1, err)
+		}
+	}
+	return h, nil
+}
+
+func checkLabel(l string) error {
+	switch {
+	case l == "":
+		return fmt.Errorf("empty label (two dots in a row, or a leading dot)")
+	case l == "*":
+		return fmt.Errorf(`"*" is allowed only as the whole first label, as in *.example.com`)
+	case len(l) > 63:
+		return fmt.Errorf("label is %d characters long, more than 63", len(l))
+	case l[0] == '-' || l[len(l)-1] == '-':
+		return fmt.Errorf("label %q starts or ends with a hyphen", l)
+	}
+	for _, r := range l {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return fmt.Errorf("character %q is not allowed in a host name (letters, digits, hyphens and dots only)", r)
+		}
+	}
+	return nil
+}
+
+// IsWildcard tells whether a canonical host is a "*." wildcard.
+func IsWildcard(host string) bool { return strings.HasPrefix(host, "*.") }

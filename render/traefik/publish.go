@@ -1,0 +1,88 @@
+package traefik
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// FilePublisher writes rendered configs to one file in Traefik's watched
+// directory.
+type FilePublisher struct {
+	Dir  string
+	Name string // e.g. "dockroute.yml"; must end in .yml or .yaml for Traefik to read it
+}
+
+// Path is the file the publisher writes.
+func (p FilePublisher) Path() string { return filepath.Join(p.Dir, p.Name) }
+
+// Publish replaces the file with data so that a reader (Traefik) sees either
+// the old file or the new one, never a partial one, and the new one survives
+// a crash once Publish returns. It writes nothing when the file already holds
+// data, so Traefik is not woken for a no-op. It reports whether it wrote.
+//
+// The temporary file is created in the same directory (rename is atomic only
+// within a file system) and named ".dockroute.yml.tmp-*": Traefik's file
+// provider reads only names ending in .yml, .yaml or .toml, so it never
+// loads a half-written temporary file.
+func (p FilePublisher) Publish(data []byte) (bool, error) {
+	path := p.Path()
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+		return false, nil
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, fmt.Errorf("read %s: %w", path, err)
+	}
+	if err := os.MkdirAll(p.Dir, 0o755); err != nil {
+		return false, fmt.Errorf("create output directory: %w", err)
+	}
+	if err := writeAtomic(p.Dir, p.Name, data); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+func writeAtomic(dir, name string, data []byte) (err error) {
+	tmp, err := os.CreateTemp(dir, "."+name+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("create temporary file: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	// CreateTemp makes the file 0600; Traefik may run as another user.
+	if err := tmp.Chmod(0o644); err != nil {
+		return fmt.Errorf("chmod temporary file: %w", err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return fmt.Errorf("write temporary file: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("sync temporary file: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("close temporary file: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
+		return fmt.Errorf("rename into place: %w", err)
+	}
+	return syncDir(dir)
+}
+
+// syncDir makes the rename itself durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("open directory for sync: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync directory: %w", err)
+	}
+	return nil
+}
