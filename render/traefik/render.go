@@ -32,7 +32,10 @@ const wildcardPriority = 1
 // The shapes below are the subset of Traefik's dynamic configuration that
 // dockroute writes, with Traefik's own key names.
 type config struct {
-	HTTP httpConfig `yaml:"http"`
+	// HTTP is omitted when there are no routes: Traefik refuses an empty
+	// "http: {}" ("http cannot be a standalone element") and would then drop
+	// the whole directory, while an empty document loads as "no routes".
+	HTTP *httpConfig `yaml:"http,omitempty"`
 }
 
 type httpConfig struct {
@@ -62,10 +65,13 @@ type server struct {
 // give equal bytes (yaml.v3 writes map keys sorted), so an unchanged table
 // never causes a rewrite. Hosts in t must be canonical (route.ParseHost).
 func Render(t route.Table) []byte {
-	cfg := config{HTTP: httpConfig{
-		Routers:  make(map[string]router, len(t.Routes)),
-		Services: make(map[string]service, len(t.Routes)),
-	}}
+	var cfg config
+	if len(t.Routes) > 0 {
+		cfg.HTTP = &httpConfig{
+			Routers:  make(map[string]router, len(t.Routes)),
+			Services: make(map[string]service, len(t.Routes)),
+		}
+	}
 	for _, r := range t.Routes {
 		name := Name(r.Host)
 		rt := router{Rule: Rule(r.Host), Service: name}

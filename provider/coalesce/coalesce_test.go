@@ -1,0 +1,74 @@
+package coalesce
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// start runs a coalescer and returns its kick channel and flush counter.
+func start(t *testing.T, cfg Config, flush func() error) chan struct{} {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	kick := make(chan struct{})
+	done := make(chan struct{})
+	go func() { Run(ctx, cfg, kick, flush); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return kick
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+func TestBurstFlushesOnce(t *testing.T) {
+	var n atomic.Int32
+	kick := start(t, Config{Quiet: 50 * time.Millisecond, MaxDelay: time.Hour, Retry: time.Hour}, func() error { n.Add(1); return nil })
+	for range 1000 {
+		kick <- struct{}{}
+	}
+	waitFor(t, "the flush", func() bool { return n.Load() > 0 })
+	time.Sleep(150 * time.Millisecond) // three quiet windows: no second flush may follow
+	if got := n.Load(); got != 1 {
+		t.Fatalf("1000 kicks in a burst flushed %d times, want 1", got)
+	}
+}
+
+// TestMaxDelayBoundsATrickle kicks more often than the quiet window forever;
+// only MaxDelay can let a flush through.
+func TestMaxDelayBoundsATrickle(t *testing.T) {
+	var n atomic.Int32
+	kick := start(t, Config{Quiet: time.Hour, MaxDelay: 30 * time.Millisecond, Retry: time.Hour}, func() error { n.Add(1); return nil })
+	stop := time.After(5 * time.Second)
+	for n.Load() < 2 {
+		select {
+		case kick <- struct{}{}:
+		case <-stop:
+			t.Fatalf("a steady trickle postponed flushing: %d flushes", n.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestFailedFlushIsRetried(t *testing.T) {
+	var n atomic.Int32
+	kick := start(t, Config{Quiet: time.Millisecond, MaxDelay: time.Millisecond, Retry: 10 * time.Millisecond}, func() error {
+		if n.Add(1) < 3 {
+			return errors.New("disk full")
+		}
+		return nil
+	})
+	kick <- struct{}{}
+	waitFor(t, "two retries after one kick", func() bool { return n.Load() >= 3 })
+	time.Sleep(50 * time.Millisecond)
+	if got := n.Load(); got != 3 {
+		t.Fatalf("flushed %d times; after the first success nothing should follow", got)
+	}
+}

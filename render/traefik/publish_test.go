@@ -1,0 +1,99 @@
+package traefik
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+)
+
+func TestPublishWritesOnlyChanges(t *testing.T) {
+	dir := t.TempDir()
+	p := FilePublisher{Dir: filepath.Join(dir, "sub"), Name: "dockroute.yml"}
+	wrote, err := p.Publish([]byte("a: 1\n"))
+	if err != nil || !wrote {
+		t.Fatalf("first publish: wrote=%v err=%v", wrote, err)
+	}
+	st1 := stat(t, p.Path())
+	if st1.Mode().Perm() != 0o644 {
+		t.Errorf("mode %v, want 0644 so a Traefik running as another user can read it", st1.Mode().Perm())
+	}
+	wrote, err = p.Publish([]byte("a: 1\n"))
+	if err != nil || wrote {
+		t.Fatalf("same bytes: wrote=%v err=%v; want no write", wrote, err)
+	}
+	if st2 := stat(t, p.Path()); st2.Sys().(*syscall.Stat_t).Ino != st1.Sys().(*syscall.Stat_t).Ino {
+		t.Error("unchanged publish replaced the file")
+	}
+	if wrote, err = p.Publish([]byte("a: 2\n")); err != nil || !wrote {
+		t.Fatalf("changed publish: wrote=%v err=%v", wrote, err)
+	}
+	entries, _ := os.ReadDir(p.Dir)
+	if len(entries) != 1 {
+		t.Fatalf("directory holds %d entries, want only the config (no temporary files left)", len(entries))
+	}
+}
+
+// TestPublishIsAtomic has a reader poll the file while it is rewritten with
+// two large contents: every read must be one of them in full.
+func TestPublishIsAtomic(t *testing.T) {
+	p := FilePublisher{Dir: t.TempDir(), Name: "dockroute.yml"}
+	a := bytes.Repeat([]byte("a"), 1<<20)
+	b := bytes.Repeat([]byte("b"), 1<<19)
+	if _, err := p.Publish(a); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var torn, reads int
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			got, err := os.ReadFile(p.Path())
+			reads++
+			if err != nil || !bytes.Equal(got, a) && !bytes.Equal(got, b) {
+				torn++
+			}
+		}
+	}()
+	for i := range 100 {
+		if _, err := p.Publish([][]byte{a, b}[i%2]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if torn > 0 {
+		t.Fatalf("%d of %d reads saw a missing or partial file", torn, reads)
+	}
+}
+
+func TestPublishFailsCleanly(t *testing.T) {
+	dir := t.TempDir()
+	blocker := filepath.Join(dir, "file")
+	if err := os.WriteFile(blocker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The output "directory" is a regular file: every step must fail with an
+	// error, not a panic.
+	if _, err := (FilePublisher{Dir: blocker, Name: "x.yml"}).Publish([]byte("a")); err == nil {
+		t.Fatal("publishing into a file succeeded")
+	}
+}
+
+func stat(t *testing.T, path string) os.FileInfo {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}

@@ -1,0 +1,56 @@
+// Package traefiktest checks rendered configs with traefik-oracle, a small
+// program built from Traefik v3's own file provider and router (see
+// ../shared/tools/traefik-oracle beside the repository; make builds it and
+// passes its path in DOCKROUTE_ORACLE). It is used by tests only.
+package traefiktest
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// Route is where Traefik sends one request: the router and service it picks
+// and the service's servers, or Router "" for a 404.
+type Route struct {
+	Router, Service string
+	Servers         []string
+}
+
+// Check loads path (a file or directory) with Traefik's own code and asks it
+// where each of requests ("host" or "host/path") goes. The test fails unless
+// Traefik loads the config without complaint. When DOCKROUTE_ORACLE is unset
+// the test fails, unless DOCKROUTE_SKIP_ORACLE=1 says a human chose to skip.
+func Check(t testing.TB, path string, requests ...string) map[string]Route {
+	t.Helper()
+	bin := os.Getenv("DOCKROUTE_ORACLE")
+	if bin == "" {
+		if os.Getenv("DOCKROUTE_SKIP_ORACLE") == "1" {
+			t.Skip("DOCKROUTE_SKIP_ORACLE=1: Traefik oracle checks skipped")
+		}
+		t.Fatal("DOCKROUTE_ORACLE is not set: run the tests with `make test`, which builds ../shared/tools/traefik-oracle, or set DOCKROUTE_SKIP_ORACLE=1 to skip these checks")
+	}
+	out, err := exec.Command(bin, append([]string{path}, requests...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("traefik-oracle rejects %s: %v\n%s", path, err, out)
+	}
+	routes := map[string]Route{}
+	for line := range strings.SplitSeq(string(out), "\n") {
+		rest, ok := strings.CutPrefix(line, "route ")
+		if !ok {
+			continue
+		}
+		req, target, _ := strings.Cut(rest, " -> ")
+		f := strings.Fields(target)
+		switch {
+		case target == "404":
+			routes[req] = Route{}
+		case len(f) == 3:
+			routes[req] = Route{Router: f[0], Service: f[1], Servers: strings.Split(f[2], ",")}
+		default:
+			t.Fatalf("traefik-oracle: cannot read %q", line)
+		}
+	}
+	return routes
+}
