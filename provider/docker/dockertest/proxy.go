@@ -1,0 +1,85 @@
+package dockertest
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Proxy is a Docker API proxy on a unix socket in front of the real engine.
+// Tests point DOCKER_HOST at it and Stop it to make Docker vanish (every
+// open connection, the event stream included, is cut) and Start it again to
+// bring Docker back at the same address.
+type Proxy struct {
+	Socket string
+	// Allow, when set, decides which requests pass; others get 403.
+	Allow func(*http.Request) bool
+
+	srv *http.Server
+}
+
+// NewProxy returns a stopped proxy whose socket lives in a test directory.
+func NewProxy(t testing.TB) *Proxy {
+	p := &Proxy{Socket: filepath.Join(t.TempDir(), "docker.sock")}
+	t.Cleanup(p.Stop)
+	return p
+}
+
+// Host is the DOCKER_HOST value that reaches the proxy.
+func (p *Proxy) Host() string { return "unix://" + p.Socket }
+
+// Start begins serving.
+func (p *Proxy) Start(t testing.TB) {
+	t.Helper()
+	engine := engineSocket()
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(&url.URL{Scheme: "http", Host: "docker"})
+		},
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", engine)
+		}},
+		FlushInterval: -1, // stream /events as it comes
+	}
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p.Allow != nil && !p.Allow(r) {
+			http.Error(w, `{"message":"forbidden by test proxy"}`, http.StatusForbidden)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	})
+	os.Remove(p.Socket)
+	l, err := net.Listen("unix", p.Socket)
+	if err != nil {
+		t.Fatalf("proxy listen: %v", err)
+	}
+	p.srv = &http.Server{Handler: handler}
+	go func() {
+		if err := p.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("proxy: %v", err)
+		}
+	}()
+}
+
+// Stop closes the socket and every connection through it.
+func (p *Proxy) Stop() {
+	if p.srv != nil {
+		p.srv.Close()
+		p.srv = nil
+	}
+}
+
+// engineSocket is the real engine's socket, from DOCKER_HOST or the default.
+func engineSocket() string {
+	if h, ok := strings.CutPrefix(os.Getenv("DOCKER_HOST"), "unix://"); ok {
+		return h
+	}
+	return "/var/run/docker.sock"
+}
