@@ -70,7 +70,7 @@ func (s *syncBuffer) String() string {
 
 // startDaemon runs dockroute with a fresh output directory. At the end of the
 // test it is stopped with SIGTERM and must exit 0.
-func startDaemon(t *testing.T, env []string, args ...string) *daemon {
+func startDaemon(t testing.TB, env []string, args ...string) *daemon {
 	t.Helper()
 	d := &daemon{dir: filepath.Join(t.TempDir(), "dynamic"), log: &syncBuffer{}, done: make(chan error, 1)}
 	d.cmd = exec.Command(binary, append([]string{"run", "--traefik-dir", d.dir}, args...)...)
@@ -112,7 +112,7 @@ func (d *daemon) file() string { return filepath.Join(d.dir, "dockroute.yml") }
 
 // servers reads the published file and returns each host's server URLs,
 // sorted. Only Host rules are expected here.
-func servers(t *testing.T, path string) map[string][]string {
+func servers(t testing.TB, path string) map[string][]string {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if os.IsNotExist(err) {
@@ -147,7 +147,7 @@ func servers(t *testing.T, path string) map[string][]string {
 
 // waitServers waits until host is published with exactly want (none: the
 // host is absent), then checks the same through Traefik's own router.
-func (d *daemon) waitServers(t *testing.T, host string, want ...string) {
+func (d *daemon) waitServers(t testing.TB, host string, want ...string) {
 	t.Helper()
 	slices.Sort(want)
 	deadline := time.Now().Add(10 * time.Second)
@@ -167,7 +167,7 @@ func (d *daemon) waitServers(t *testing.T, host string, want ...string) {
 	}
 }
 
-func url(t *testing.T, id string, port int) string {
+func url(t testing.TB, id string, port int) string {
 	return fmt.Sprintf("http://%s:%d", dockertest.IP(t, id, "bridge"), port)
 }
 

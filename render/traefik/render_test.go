@@ -22,7 +22,7 @@ func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 
 var goldenTables = map[string]route.Table{
 	"empty": {},
-	"one": {Routes: []route.Route{{Host: "hello.local", Servers: []netip.AddrPort{ap("172.17.0.2:8080")}}}},
+	"one":   {Routes: []route.Route{{Host: "hello.local", Servers: []netip.AddrPort{ap("172.17.0.2:8080")}}}},
 	"replicas_and_wildcard": {Routes: []route.Route{
 		{Host: "*.example.com", Servers: []netip.AddrPort{ap("172.17.0.4:80")}},
 		{Host: "a.example.com", Servers: []netip.AddrPort{ap("172.17.0.2:8080"), ap("172.17.0.3:8080")}},

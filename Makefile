@@ -1,0 +1,53 @@
+# dockroute: the two commands a newcomer needs are `make run` and `make test`.
+
+GO          ?= go
+HELLO_IMAGE := dockroute/hello:dev
+ORACLE_SRC  := ../shared/tools/traefik-oracle
+ORACLE      := $(CURDIR)/bin/traefik-oracle
+FUZZTIME    ?= 30s
+ARGS        ?=
+
+.PHONY: run build test lint hello oracle bench fuzz clean
+
+## run: follow the local Docker engine and write Traefik config to ./dynamic
+run:
+	$(GO) run ./cmd/dockroute run $(ARGS)
+
+## build: the dockroute binary in bin/
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/dockroute ./cmd/dockroute
+
+## test: formatting, vet, and every test (real Docker, Traefik oracle) with -race
+test: lint hello oracle
+	DOCKROUTE_ORACLE=$(ORACLE) $(GO) test -race -count=1 -timeout 15m ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+## hello: the examples/hello image, FROM scratch with a static binary (no registry needed)
+hello:
+	cd examples/hello && CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o hello .
+	docker build -q -t $(HELLO_IMAGE) examples/hello
+	rm -f examples/hello/hello
+
+## oracle: Traefik v3's own file provider and router, to check what we write
+oracle: $(ORACLE)
+$(ORACLE): $(wildcard $(ORACLE_SRC)/*.go $(ORACLE_SRC)/build.sh)
+	@if [ ! -f $(ORACLE_SRC)/build.sh ]; then \
+	  echo "Traefik oracle not found at $(ORACLE_SRC); run tests with DOCKROUTE_SKIP_ORACLE=1 to skip its checks"; \
+	  [ "$$DOCKROUTE_SKIP_ORACLE" = 1 ] || exit 1; \
+	else bash $(ORACLE_SRC)/build.sh $(ORACLE) >/dev/null; fi
+
+## bench: benchmarks (route table, render, Docker resync at scale)
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## fuzz: each fuzz target for FUZZTIME (seed corpora live in testdata/fuzz)
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParseEnv -fuzztime $(FUZZTIME) ./provider/docker
+	$(GO) test -run '^$$' -fuzz FuzzRender -fuzztime $(FUZZTIME) ./render/traefik
+
+clean:
+	rm -rf bin dynamic

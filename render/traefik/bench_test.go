@@ -1,0 +1,45 @@
+package traefik
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+
+	"github.com/dockroute/dockroute/provider/route"
+)
+
+func table(n int) route.Table {
+	backends := make([]route.Backend, n)
+	for i := range backends {
+		backends[i] = route.Backend{
+			Hosts: []string{fmt.Sprintf("app%d.example.com", i/2)}, // two replicas per host
+			Addr:  netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 8080),
+		}
+	}
+	return route.Build(backends)
+}
+
+// BenchmarkRender10k renders 5,000 hosts with two servers each.
+func BenchmarkRender10k(b *testing.B) {
+	t := table(10000)
+	var size int
+	for b.Loop() {
+		size = len(Render(t))
+	}
+	b.ReportMetric(float64(size), "bytes")
+}
+
+// BenchmarkPublishUnchanged10k is the common case of a resync that changes
+// nothing: render, compare, no write.
+func BenchmarkPublishUnchanged10k(b *testing.B) {
+	t := table(10000)
+	p := FilePublisher{Dir: b.TempDir(), Name: "dockroute.yml"}
+	if _, err := p.Publish(Render(t)); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if wrote, err := p.Publish(Render(t)); err != nil || wrote {
+			b.Fatalf("wrote=%v err=%v", wrote, err)
+		}
+	}
+}
