@@ -356,3 +356,21 @@ func TestSIGINTStopsCleanly(t *testing.T) {
 		t.Fatalf("no clean-stop log line:\n%s", d.log)
 	}
 }
+
+// TestNetworkEvents connects a routed container to a second network (it is
+// then ambiguous, so refused) and disconnects it again (routed again): both
+// arrive only as network events.
+func TestNetworkEvents(t *testing.T) {
+	dockertest.Require(t)
+	d := startDaemon(t, nil)
+	host := dockertest.Unique("netev") + ".test"
+	a := dockertest.Run(t, hello(host)...)
+	d.waitServers(t, host, url(t, a, 8080))
+
+	n := dockertest.Unique("extra")
+	dockertest.Network(t, n)
+	dockertest.Docker(t, "network", "connect", n, a)
+	d.waitServers(t, host)
+	dockertest.Docker(t, "network", "disconnect", n, a)
+	d.waitServers(t, host, url(t, a, 8080))
+}
