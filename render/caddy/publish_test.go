@@ -1,0 +1,300 @@
+package caddy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/dockroute/dockroute/provider/route"
+	"github.com/dockroute/dockroute/render/caddy/caddytest"
+)
+
+// userConfig is a Caddy config a user already runs: their own server with a
+// route dockroute must never touch.
+func userConfig(userPort int) map[string]any {
+	return map[string]any{"apps": map[string]any{"http": map[string]any{"servers": map[string]any{
+		"user": map[string]any{
+			"listen": []string{fmt.Sprintf("127.0.0.1:%d", userPort)},
+			"routes": []any{map[string]any{"@id": "user-route", "handle": []any{map[string]any{"handler": "static_response", "body": "user says hi"}}}},
+		},
+	}}}}
+}
+
+type logBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuf) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
+func (l *logBuf) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
+func newPublisher(t *testing.T, c *caddytest.Caddy, listenPort int) (*Publisher, *logBuf) {
+	t.Helper()
+	admin, err := NewAdmin(c.Admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &logBuf{}
+	return NewPublisher(admin, Options{ID: "dockroute", Listen: []string{fmt.Sprintf("127.0.0.1:%d", listenPort)}}, slog.New(slog.NewTextHandler(log, nil))), log
+}
+
+// backend is a local HTTP server standing in for a container.
+func backend(t *testing.T, name string) netip.AddrPort {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintf(w, "%s %s", name, r.Host) }))
+	t.Cleanup(srv.Close)
+	return netip.MustParseAddrPort(strings.TrimPrefix(srv.URL, "http://"))
+}
+
+func table(routes map[string][]netip.AddrPort) route.Table {
+	var bs []route.Backend
+	for h, addrs := range routes {
+		for _, a := range addrs {
+			bs = append(bs, route.Backend{Hosts: []string{h}, Addr: a})
+		}
+	}
+	return route.Build(bs)
+}
+
+// withoutOurs returns Caddy's whole config with dockroute's server removed.
+func withoutOurs(t *testing.T, c *caddytest.Caddy) map[string]any {
+	t.Helper()
+	raw, err := c.Config("/config/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	json.Unmarshal(raw, &cfg)
+	if servers, ok := cfg["apps"].(map[string]any)["http"].(map[string]any)["servers"].(map[string]any); ok {
+		delete(servers, "dockroute")
+	}
+	return cfg
+}
+
+func answers(t *testing.T, addr, host string, n int) map[string]int {
+	t.Helper()
+	seen := map[string]int{}
+	for range n {
+		status, body, err := caddytest.Get(addr, host, "/")
+		if err != nil {
+			t.Fatalf("GET %s via %s: %v", host, addr, err)
+		}
+		seen[fmt.Sprintf("%d %s", status, strings.Fields(body+" ")[0])]++
+	}
+	return seen
+}
+
+func TestPublishBesideUserConfig(t *testing.T) {
+	caddytest.Each(t, func(t *testing.T, bin string) {
+		userPort, ourPort := caddytest.FreePort(t), caddytest.FreePort(t)
+		c := caddytest.Start(t, bin, userConfig(userPort))
+		before := withoutOurs(t, c)
+		p, _ := newPublisher(t, c, ourPort)
+		ctx := context.Background()
+		ours := fmt.Sprintf("127.0.0.1:%d", ourPort)
+
+		a, b := backend(t, "a"), backend(t, "b")
+		if err := p.Publish(ctx, table(map[string][]netip.AddrPort{"app.test": {a, b}})); err != nil {
+			t.Fatal(err)
+		}
+		if got := answers(t, ours, "app.test", 10); got["200 a"] != 5 || got["200 b"] != 5 {
+			t.Fatalf("two replicas answered %v, want 5 each (round robin)", got)
+		}
+		if got := answers(t, ours, "other.test", 1); got["404 no"] != 1 {
+			t.Fatalf("unrouted host answered %v, want 404", got)
+		}
+
+		// Many pushes, one per table change; then the same table again,
+		// which must cost Caddy nothing.
+		for i := range 20 {
+			tbl := table(map[string][]netip.AddrPort{"app.test": {a}, fmt.Sprintf("n%d.test", i): {b}})
+			if err := p.Publish(ctx, tbl); err != nil {
+				t.Fatal(err)
+			}
+		}
+		writes := c.Writes()
+		if err := p.Publish(ctx, table(map[string][]netip.AddrPort{"app.test": {a}, "n19.test": {b}})); err != nil {
+			t.Fatal(err)
+		}
+		if c.Writes() != writes || p.Writes() != 21 {
+			t.Fatalf("caddy saw %d→%d writes, publisher counts %d: an unchanged table must not be pushed", writes, c.Writes(), p.Writes())
+		}
+		if after := withoutOurs(t, c); !reflect.DeepEqual(before, after) {
+			t.Fatalf("the user's config changed:\nbefore %v\nafter  %v", before, after)
+		}
+		if _, body, _ := caddytest.Get(fmt.Sprintf("127.0.0.1:%d", userPort), "x", "/"); body != "user says hi" {
+			t.Fatalf("the user's route answers %q", body)
+		}
+	})
+}
+
+// TestPublishIntoEmptyCaddy starts from a Caddy with nothing but its admin
+// endpoint, over a unix socket as a locked-down setup would use.
+func TestPublishIntoEmptyCaddy(t *testing.T) {
+	caddytest.Each(t, func(t *testing.T, bin string) {
+		sock := filepath.Join(t.TempDir(), "admin.sock")
+		c := caddytest.Start(t, bin, map[string]any{"admin": map[string]any{"listen": "unix/" + sock}})
+		port := caddytest.FreePort(t)
+		p, _ := newPublisher(t, c, port)
+		if err := p.Publish(context.Background(), table(map[string][]netip.AddrPort{"app.test": {backend(t, "a")}})); err != nil {
+			t.Fatal(err)
+		}
+		if got := answers(t, fmt.Sprintf("127.0.0.1:%d", port), "app.test", 1); got["200 a"] != 1 {
+			t.Fatalf("got %v", got)
+		}
+		if raw, _ := c.Config("/config/admin"); !strings.Contains(string(raw), sock) {
+			t.Fatalf("admin block changed: %s", raw)
+		}
+	})
+}
+
+// TestCheckRestoresLostServer restarts Caddy with its original config, as a
+// crash without --resume or a Caddyfile reload would leave it.
+func TestCheckRestoresLostServer(t *testing.T) {
+	caddytest.Each(t, func(t *testing.T, bin string) {
+		userPort, ourPort := caddytest.FreePort(t), caddytest.FreePort(t)
+		c := caddytest.Start(t, bin, userConfig(userPort))
+		p, log := newPublisher(t, c, ourPort)
+		ctx := context.Background()
+		if err := p.Publish(ctx, table(map[string][]netip.AddrPort{"app.test": {backend(t, "a")}})); err != nil {
+			t.Fatal(err)
+		}
+		c.Restart(t, userConfig(userPort))
+		if err := p.Check(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := answers(t, fmt.Sprintf("127.0.0.1:%d", ourPort), "app.test", 1); got["200 a"] != 1 {
+			t.Fatalf("after restart and check: %v", got)
+		}
+		if !strings.Contains(log.String(), "gone from caddy") {
+			t.Fatalf("the restore was not logged:\n%s", log)
+		}
+		c.Kill()
+		if err := p.Check(ctx); err == nil {
+			t.Fatal("Check against a dead Caddy succeeded")
+		}
+	})
+}
+
+// hookTransport runs before() once, just before the first request whose
+// method is method is sent: a concurrent writer slipping in between
+// dockroute's read and its write.
+type hookTransport struct {
+	method string
+	once   sync.Once
+	before func()
+}
+
+func (h *hookTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == h.method {
+		h.once.Do(h.before)
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestConcurrentEditIsNotClobbered has a second writer change the config
+// between dockroute's read and its write, both when dockroute creates its
+// server (the other writer adds a server) and when it replaces it (the other
+// writer edits dockroute's server). Caddy answers 412; dockroute re-reads and
+// retries, the other writer's server survives, and the takeover of
+// dockroute's own server is logged, not silent.
+func TestConcurrentEditIsNotClobbered(t *testing.T) {
+	caddytest.Each(t, func(t *testing.T, bin string) {
+		c := caddytest.Start(t, bin, userConfig(caddytest.FreePort(t)))
+		p, log := newPublisher(t, c, caddytest.FreePort(t))
+		ctx := context.Background()
+		other, _ := NewAdmin(c.Admin)
+		hook := &hookTransport{method: http.MethodPut, before: func() {
+			srv := fmt.Sprintf(`{"listen":["127.0.0.1:%d"],"routes":[]}`, caddytest.FreePort(t))
+			if err := other.Send(ctx, http.MethodPut, "/config/apps/http/servers/other", []byte(srv), ""); err != nil {
+				t.Errorf("concurrent writer: %v", err)
+			}
+		}}
+		p.admin.hc.Transport = hook
+		if err := p.Publish(ctx, table(map[string][]netip.AddrPort{"app.test": {backend(t, "a")}})); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Config("/config/apps/http/servers/other"); err != nil {
+			t.Fatalf("the concurrent writer's server was clobbered: %v", err)
+		}
+
+		p.admin.hc.Transport = &hookTransport{method: http.MethodPatch, before: func() {
+			if err := other.Send(ctx, http.MethodPatch, "/id/dockroute/listen", []byte(`[":1"]`), ""); err != nil {
+				t.Errorf("concurrent writer: %v", err)
+			}
+		}}
+		if err := p.Publish(ctx, table(map[string][]netip.AddrPort{"app2.test": {backend(t, "b")}})); err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"changed concurrently", "changed by someone else"} {
+			if !strings.Contains(log.String(), want) {
+				t.Errorf("log lacks %q:\n%s", want, log)
+			}
+		}
+		if raw, _ := c.Config("/id/dockroute/routes/0/match"); !strings.Contains(string(raw), "app2.test") {
+			t.Fatalf("dockroute's server after the fight: %s", raw)
+		}
+	})
+}
+
+// TestRefusedRouteDoesNotBlockOthers hands Caddy a server with one route it
+// refuses (a host listed twice, which Caddy's host matcher rejects) among
+// good ones: the good ones are served, the refusal is logged with Caddy's
+// reason and the route's hosts.
+func TestRefusedRouteDoesNotBlockOthers(t *testing.T) {
+	caddytest.Each(t, func(t *testing.T, bin string) {
+		c := caddytest.Start(t, bin, userConfig(caddytest.FreePort(t)))
+		port := caddytest.FreePort(t)
+		p, log := newPublisher(t, c, port)
+		tbl := table(map[string][]netip.AddrPort{"a.test": {backend(t, "a")}, "b.test": {backend(t, "b")}, "c.test": {backend(t, "c")}})
+		want := Render(tbl, p.opt)
+		bad := want.Routes[1]
+		bad.Match = []Match{{Host: []string{"bad.test", "bad.test"}}}
+		want.Routes = append(want.Routes[:1], append([]Route{bad}, want.Routes[1:]...)...)
+		if err := p.publish(context.Background(), want); err != nil {
+			t.Fatal(err)
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		for _, h := range []string{"a", "b", "c"} {
+			if got := answers(t, addr, h+".test", 1); got["200 "+h] != 1 {
+				t.Errorf("%s.test answered %v", h, got)
+			}
+		}
+		if !strings.Contains(log.String(), "caddy refused the route") || !strings.Contains(log.String(), "bad.test") || !strings.Contains(log.String(), "repeated") {
+			t.Fatalf("refusal not logged with hosts and Caddy's reason:\n%s", log)
+		}
+	})
+}
+
+// TestServerRefusedKeepsCaddyAsItWas asks for a listener the user's server
+// already has: Caddy refuses even the bare server, Publish fails (so the
+// caller retries), and Caddy keeps the user's config.
+func TestServerRefusedKeepsCaddyAsItWas(t *testing.T) {
+	caddytest.Each(t, func(t *testing.T, bin string) {
+		userPort := caddytest.FreePort(t)
+		c := caddytest.Start(t, bin, userConfig(userPort))
+		before := withoutOurs(t, c)
+		p, _ := newPublisher(t, c, userPort)
+		p.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		err := p.Publish(context.Background(), table(map[string][]netip.AddrPort{"a.test": {backend(t, "a")}}))
+		if err == nil {
+			t.Fatal("publishing on the user's listener succeeded")
+		}
+		if after := withoutOurs(t, c); !reflect.DeepEqual(before, after) {
+			t.Fatalf("config changed: %v", after)
+		}
+		if _, body, _ := caddytest.Get(fmt.Sprintf("127.0.0.1:%d", userPort), "x", "/"); body != "user says hi" {
+			t.Fatalf("the user's route answers %q", body)
+		}
+	})
+}
