@@ -4,10 +4,13 @@ GO          ?= go
 HELLO_IMAGE := dockroute/hello:dev
 ORACLE_SRC  := ../shared/tools/traefik-oracle
 ORACLE      := $(CURDIR)/bin/traefik-oracle
+CADDY_VERSION := v2.11.9
+CADDY_CURRENT := $(CURDIR)/bin/caddy-$(CADDY_VERSION)
+CADDY_DEBIAN  := /usr/bin/caddy
 FUZZTIME    ?= 30s
 ARGS        ?=
 
-.PHONY: run build test lint hello oracle bench fuzz clean
+.PHONY: run build test lint hello oracle caddy bench fuzz clean
 
 ## run: follow the local Docker engine and write Traefik config to ./dynamic
 run:
@@ -17,9 +20,10 @@ run:
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/dockroute ./cmd/dockroute
 
-## test: formatting, vet, and every test (real Docker, Traefik oracle) with -race
-test: lint hello oracle
-	DOCKROUTE_ORACLE=$(ORACLE) $(GO) test -race -count=1 -timeout 15m ./...
+## test: formatting, vet, and every test (real Docker, Traefik oracle, both Caddys) with -race
+test: lint hello oracle caddy
+	DOCKROUTE_ORACLE=$(ORACLE) DOCKROUTE_CADDY=$(CADDY_DEBIAN),$(CADDY_CURRENT) \
+	  $(GO) test -race -count=1 -timeout 15m ./...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -39,6 +43,14 @@ $(ORACLE): $(wildcard $(ORACLE_SRC)/*.go $(ORACLE_SRC)/build.sh)
 	  echo "Traefik oracle not found at $(ORACLE_SRC); run tests with DOCKROUTE_SKIP_ORACLE=1 to skip its checks"; \
 	  [ "$$DOCKROUTE_SKIP_ORACLE" = 1 ] || exit 1; \
 	else bash $(ORACLE_SRC)/build.sh $(ORACLE) >/dev/null; fi
+
+## caddy: the two Caddys the tests run against: Debian's 2.6.2 (installed by
+## .ci/run with apt-get) and a pinned current release built from the module proxy
+caddy: $(CADDY_CURRENT)
+	@test -x $(CADDY_DEBIAN) || { echo "Debian's caddy is missing: apt-get install -y caddy (.ci/run does it)"; exit 1; }
+$(CADDY_CURRENT):
+	GOBIN=$(CURDIR)/bin/caddy-build $(GO) install github.com/caddyserver/caddy/v2/cmd/caddy@$(CADDY_VERSION)
+	mv $(CURDIR)/bin/caddy-build/caddy $@ && rmdir $(CURDIR)/bin/caddy-build
 
 ## bench: benchmarks (route table, render, Docker resync at scale)
 bench:

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dockroute/dockroute/provider/coalesce"
 	"github.com/dockroute/dockroute/provider/docker"
+	"github.com/dockroute/dockroute/render/caddy"
 )
 
 // errUsage marks a command line the user must fix; flag has already said why.
@@ -23,6 +24,12 @@ const envPrefix = "DOCKROUTE_"
 
 // config is everything a command can be told.
 type config struct {
+	Output      string
+	CaddyAdmin  string
+	CaddyServer string
+	CaddyListen string
+	CaddyTLS    bool
+	CaddyCheck  time.Duration
 	TraefikDir  string
 	TraefikFile string
 	Network     string
@@ -35,18 +42,33 @@ type config struct {
 
 func (c config) dockerOptions() docker.Options { return docker.Options{Network: c.Network} }
 
+func (c config) caddyOptions() caddy.Options {
+	return caddy.Options{ID: c.CaddyServer, Listen: splitList(c.CaddyListen), AutoHTTPS: c.CaddyTLS}
+}
+
 // parseConfig reads flags, then fills every flag not given on the command
 // line from its DOCKROUTE_* variable: flags > environment > defaults.
 func parseConfig(cmd string, args []string, stderr io.Writer) (config, error) {
 	c := config{
+		Output:      "traefik",
+		CaddyAdmin:  "http://127.0.0.1:2019",
+		CaddyServer: "dockroute",
+		CaddyListen: ":80",
+		CaddyCheck:  5 * time.Second,
 		TraefikDir:  "dynamic",
 		TraefikFile: "dockroute.yml",
 		Resync:      30 * time.Second,
-		Coalesce:    coalesce.Config{Quiet: 100 * time.Millisecond, MaxDelay: 500 * time.Millisecond, Retry: time.Second},
+		Coalesce:    coalesce.Config{Quiet: 100 * time.Millisecond, MaxDelay: 500 * time.Millisecond, Retry: 500 * time.Millisecond, MaxRetry: 5 * time.Second},
 		LogFormat:   "text",
 	}
 	fs := flag.NewFlagSet("dockroute "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.StringVar(&c.Output, "output", c.Output, "where routes go: traefik (a file-provider directory) or caddy (the admin API)")
+	fs.StringVar(&c.CaddyAdmin, "caddy-admin", c.CaddyAdmin, "Caddy admin API address: http://HOST:PORT or unix//PATH")
+	fs.StringVar(&c.CaddyServer, "caddy-server", c.CaddyServer, "name and @id of the Caddy server dockroute owns")
+	fs.StringVar(&c.CaddyListen, "caddy-listen", c.CaddyListen, "listen addresses of dockroute's Caddy server, comma-separated")
+	fs.BoolVar(&c.CaddyTLS, "caddy-tls", c.CaddyTLS, "keep Caddy's automatic HTTPS on for routed hosts (use with --caddy-listen :443)")
+	fs.DurationVar(&c.CaddyCheck, "caddy-check", c.CaddyCheck, "how often to check that Caddy still has dockroute's server, restoring it if lost")
 	fs.StringVar(&c.TraefikDir, "traefik-dir", c.TraefikDir, "directory Traefik's file provider watches (providers.file.directory)")
 	fs.StringVar(&c.TraefikFile, "traefik-file", c.TraefikFile, "file name written in --traefik-dir (must end in .yml or .yaml)")
 	fs.StringVar(&c.Network, "network", c.Network, "Docker network whose container addresses are routed; needed when containers are on several networks")
@@ -92,6 +114,12 @@ func applyEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
 func (c config) validate(cmd string) error {
 	if cmd != "explain" && len(c.Args) > 0 {
 		return fmt.Errorf("unexpected arguments: %s", strings.Join(c.Args, " "))
+	}
+	if c.Output != "traefik" && c.Output != "caddy" {
+		return fmt.Errorf("--output %q: want traefik or caddy", c.Output)
+	}
+	if c.Output == "caddy" && (c.CaddyServer == "" || strings.ContainsAny(c.CaddyServer, "/ ") || len(splitList(c.CaddyListen)) == 0 || c.CaddyCheck <= 0) {
+		return fmt.Errorf("--output caddy needs a --caddy-server name without slashes or spaces, at least one --caddy-listen address and a positive --caddy-check")
 	}
 	if !strings.HasSuffix(c.TraefikFile, ".yml") && !strings.HasSuffix(c.TraefikFile, ".yaml") {
 		return fmt.Errorf("--traefik-file %q must end in .yml or .yaml, or Traefik will not read it", c.TraefikFile)

@@ -4,67 +4,62 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/dockroute/dockroute/provider/coalesce"
 	"github.com/dockroute/dockroute/provider/docker"
-	"github.com/dockroute/dockroute/render/traefik"
 )
 
 // run is the daemon: Docker watcher → coalescer → renderer → publisher.
 func run(ctx context.Context, cfg config) error {
 	log := cfg.logger(os.Stderr)
+	out, err := newOutput(cfg, log)
+	if err != nil {
+		return err
+	}
 	cli, err := docker.NewClient()
 	if err != nil {
 		return fmt.Errorf("docker client: %w", err)
 	}
 	defer cli.Close()
 	w := docker.New(cli, cfg.dockerOptions(), cfg.Resync, log)
-	pub := traefik.FilePublisher{Dir: cfg.TraefikDir, Name: cfg.TraefikFile}
-	log.Info("dockroute starting", "version", version(), "output", pub.Path(), "docker", cli.DaemonHost())
+	log.Info("dockroute starting", "version", version(), "output", out.String(), "docker", cli.DaemonHost())
 
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	coalesce.Run(ctx, cfg.Coalesce, w.Changed(), func() error { return publish(w, pub, log) })
+	done := make(chan struct{}, 2)
+	go func() { w.Run(ctx); done <- struct{}{} }()
+	go func() { out.watch(ctx); done <- struct{}{} }()
+	coalesce.Run(ctx, cfg.Coalesce, w.Changed(), func() error {
+		t, ok := w.Table()
+		if !ok {
+			return nil // nothing known yet: never publish an unknown table as empty
+		}
+		return out.publish(ctx, t)
+	})
+	<-done
 	<-done
 	log.Info("dockroute stopped")
 	return nil
 }
 
-// publish renders the current table and writes it if it changed.
-func publish(w *docker.Watcher, pub traefik.FilePublisher, log *slog.Logger) error {
-	t, ok := w.Table()
-	if !ok {
-		return nil // nothing known yet: never publish an unknown table as empty
-	}
-	start := time.Now()
-	wrote, err := pub.Publish(traefik.Render(t))
-	if err != nil {
-		log.Error("publish failed; will retry", "path", pub.Path(), "err", err)
-		return err
-	}
-	if wrote {
-		log.Info("published", "path", pub.Path(), "routes", len(t.Routes), "took", time.Since(start))
-	}
-	return nil
-}
-
 // render prints the config for the running containers once.
 func render(ctx context.Context, cfg config, stdout io.Writer) error {
+	log := cfg.logger(os.Stderr)
+	out, err := newOutput(cfg, log)
+	if err != nil {
+		return err
+	}
 	cli, err := docker.NewClient()
 	if err != nil {
 		return fmt.Errorf("docker client: %w", err)
 	}
 	defer cli.Close()
-	w := docker.New(cli, cfg.dockerOptions(), cfg.Resync, cfg.logger(os.Stderr))
+	w := docker.New(cli, cfg.dockerOptions(), cfg.Resync, log)
 	if err := w.Resync(ctx); err != nil {
 		return err
 	}
 	t, _ := w.Table()
-	_, err = stdout.Write(traefik.Render(t))
+	_, err = stdout.Write(out.render(t))
 	return err
 }
 

@@ -14,18 +14,20 @@ type Config struct {
 	// MaxDelay bounds how long a flush may wait after the first signal of a
 	// burst, so a steady trickle of signals cannot postpone it forever.
 	MaxDelay time.Duration
-	// Retry is how long to wait before flushing again after a failed flush.
-	Retry time.Duration
+	// Retry is how long to wait before flushing again after a failed flush;
+	// it doubles with each further failure, up to MaxRetry.
+	Retry, MaxRetry time.Duration
 }
 
 // Run calls flush once per burst of values on kick, until ctx ends. When
-// flush fails, Run tries again after cfg.Retry even if nothing new arrives,
-// so a transient failure (a full disk, a proxy restarting) does not leave the
+// flush fails, Run tries again with backoff even if nothing new arrives, so
+// a transient failure (a full disk, a proxy restarting) does not leave the
 // output stale until the next container event.
 func Run(ctx context.Context, cfg Config, kick <-chan struct{}, flush func() error) {
 	quiet := stoppedTimer()
 	deadline := stoppedTimer()
 	pending := false
+	retry := cfg.Retry
 	for {
 		select {
 		case <-ctx.Done():
@@ -45,8 +47,11 @@ func Run(ctx context.Context, cfg Config, kick <-chan struct{}, flush func() err
 		pending = false
 		if err := flush(); err != nil {
 			pending = true
-			deadline.Reset(cfg.Retry)
+			deadline.Reset(retry)
+			retry = min(2*retry, max(cfg.MaxRetry, cfg.Retry))
+			continue
 		}
+		retry = cfg.Retry
 	}
 }
 

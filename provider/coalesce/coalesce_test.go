@@ -59,7 +59,7 @@ func TestMaxDelayBoundsATrickle(t *testing.T) {
 
 func TestFailedFlushIsRetried(t *testing.T) {
 	var n atomic.Int32
-	kick := start(t, Config{Quiet: time.Millisecond, MaxDelay: time.Millisecond, Retry: 10 * time.Millisecond}, func() error {
+	kick := start(t, Config{Quiet: time.Millisecond, MaxDelay: time.Millisecond, Retry: 10 * time.Millisecond, MaxRetry: 20 * time.Millisecond}, func() error {
 		if n.Add(1) < 3 {
 			return errors.New("disk full")
 		}

@@ -24,7 +24,7 @@ type Admin struct {
 // ("unix:///run/caddy/admin.sock").
 func NewAdmin(addr string) (*Admin, error) {
 	if path, ok := unixPath(addr); ok {
-		if path == "" {
+		if path == "" || path == "/" {
 			return nil, fmt.Errorf("caddy admin address %q names no socket path", addr)
 		}
 		tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {

@@ -89,7 +89,7 @@ func answers(t *testing.T, addr, host string, n int) map[string]int {
 		if err != nil {
 			t.Fatalf("GET %s via %s: %v", host, addr, err)
 		}
-		seen[fmt.Sprintf("%d %s", status, strings.Fields(body+" ")[0])]++
+		seen[fmt.Sprintf("%d %s", status, strings.Fields(body + " ")[0])]++
 	}
 	return seen
 }
@@ -295,6 +295,27 @@ func TestServerRefusedKeepsCaddyAsItWas(t *testing.T) {
 		}
 		if _, body, _ := caddytest.Get(fmt.Sprintf("127.0.0.1:%d", userPort), "x", "/"); body != "user says hi" {
 			t.Fatalf("the user's route answers %q", body)
+		}
+	})
+}
+
+// TestWildcardMatchesLikeTraefik: *.w.test matches one label, an exact host
+// wins over it, and neither deeper names nor the bare domain match — the
+// same answers traefik-oracle gives for the Traefik rendering.
+func TestWildcardMatchesLikeTraefik(t *testing.T) {
+	caddytest.Each(t, func(t *testing.T, bin string) {
+		c := caddytest.Start(t, bin, nil)
+		port := caddytest.FreePort(t)
+		p, _ := newPublisher(t, c, port)
+		tbl := table(map[string][]netip.AddrPort{"*.w.test": {backend(t, "wild")}, "x.w.test": {backend(t, "exact")}})
+		if err := p.Publish(context.Background(), tbl); err != nil {
+			t.Fatal(err)
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		for host, want := range map[string]string{"y.w.test": "200 wild", "Y.W.TEST": "200 wild", "x.w.test": "200 exact", "a.b.w.test": "404 no", "w.test": "404 no"} {
+			if got := answers(t, addr, host, 1); got[want] != 1 {
+				t.Errorf("%s answered %v, want %s", host, got, want)
+			}
 		}
 	})
 }

@@ -60,6 +60,7 @@ type Handler struct {
 	Handler       string         `json:"handler"`
 	Upstreams     []Upstream     `json:"upstreams,omitempty"`
 	LoadBalancing *LoadBalancing `json:"load_balancing,omitempty"`
+	Transport     *Transport     `json:"transport,omitempty"`
 	StatusCode    int            `json:"status_code,omitempty"`
 	Body          string         `json:"body,omitempty"`
 }
@@ -70,10 +71,20 @@ type Upstream struct {
 }
 
 // LoadBalancing spreads requests over the upstreams and retries another
-// one when a dial fails, so a replica that just stopped costs no request.
+// one when a dial fails. No passive health check: Caddy keeps that state per
+// address across reloads, and Docker soon gives a stopped container's IP to
+// a new one, which would then be shunned.
 type LoadBalancing struct {
 	SelectionPolicy *SelectionPolicy `json:"selection_policy,omitempty"`
 	TryDuration     string           `json:"try_duration,omitempty"`
+}
+
+// Transport is the http transport; DialTimeout bounds a dial to an address
+// that vanished (a stopped container's IP answers nothing, so the dial would
+// otherwise wait for ARP to give up) so the retry moves to another replica.
+type Transport struct {
+	Protocol    string `json:"protocol"`
+	DialTimeout string `json:"dial_timeout,omitempty"`
 }
 
 // SelectionPolicy names a load-balancing policy module.
@@ -117,8 +128,9 @@ func proxyRoute(r route.Route) Route {
 			Upstreams: ups,
 			LoadBalancing: &LoadBalancing{
 				SelectionPolicy: &SelectionPolicy{Policy: "round_robin"},
-				TryDuration:     "2s",
+				TryDuration:     "5s",
 			},
+			Transport: &Transport{Protocol: "http", DialTimeout: "1s"},
 		}},
 		Terminal: true,
 	}

@@ -1,0 +1,163 @@
+package main
+
+// End-to-end tests of --output caddy: the dockroute binary, real containers
+// and a real Caddy process per version in DOCKROUTE_CADDY.
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dockroute/dockroute/provider/docker/dockertest"
+	"github.com/dockroute/dockroute/render/caddy/caddytest"
+)
+
+// userCaddy is a config the user already runs: their own server and route.
+func userCaddy(port int) map[string]any {
+	return map[string]any{"apps": map[string]any{"http": map[string]any{"servers": map[string]any{
+		"user": map[string]any{
+			"listen": []string{fmt.Sprintf("127.0.0.1:%d", port)},
+			"routes": []any{map[string]any{"handle": []any{map[string]any{"handler": "static_response", "body": "user says hi"}}}},
+		},
+	}}}}
+}
+
+func startCaddyDaemon(t *testing.T, c *caddytest.Caddy, listen string) *daemon {
+	return startDaemon(t, nil, "--output", "caddy", "--caddy-admin", c.Admin, "--caddy-listen", listen, "--caddy-check", "500ms")
+}
+
+// waitAnswer polls through Caddy until host answers with status and a body
+// containing body.
+func waitAnswer(t testing.TB, addr, host string, status int, body string) {
+	t.Helper()
+	var got string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		s, b, err := caddytest.Get(addr, host, "/")
+		if err == nil && s == status && strings.Contains(b, body) {
+			return
+		}
+		got = fmt.Sprintf("%d %q %v", s, b, err)
+	}
+	t.Fatalf("%s via %s: last answer %s, want %d %q", host, addr, got, status, body)
+}
+
+// waitUpstreams waits until dockroute's first route in Caddy has n upstreams.
+func waitUpstreams(t *testing.T, c *caddytest.Caddy, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		raw, err := c.Config("/id/dockroute/routes/0/handle/0/upstreams")
+		var ups []any
+		if err == nil && json.Unmarshal(raw, &ups) == nil && len(ups) == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("caddy upstreams: %s %v, want %d", raw, err, n)
+		}
+	}
+}
+
+func userPart(t *testing.T, c *caddytest.Caddy) any {
+	raw, err := c.Config("/config/apps/http/servers/user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v any
+	json.Unmarshal(raw, &v)
+	return v
+}
+
+func TestCaddyEndToEnd(t *testing.T) {
+	dockertest.Require(t)
+	caddytest.Each(t, func(t *testing.T, bin string) {
+		userPort, ourPort := caddytest.FreePort(t), caddytest.FreePort(t)
+		c := caddytest.Start(t, bin, userCaddy(userPort))
+		before := userPart(t, c)
+		proxy := fmt.Sprintf("127.0.0.1:%d", ourPort)
+		startCaddyDaemon(t, c, proxy)
+		host := dockertest.Unique("caddy") + ".test"
+
+		a := dockertest.Run(t, hello(host)...)
+		b := dockertest.Run(t, hello(host)...)
+		waitAnswer(t, proxy, host, 200, "hello from "+b[:12])
+		seen := map[string]int{}
+		for range 20 {
+			_, body, err := caddytest.Get(proxy, host, "/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen[strings.Fields(body)[2]]++
+		}
+		if seen[a[:12]] == 0 || seen[b[:12]] == 0 {
+			t.Fatalf("requests reached %v, want both replicas %s and %s", seen, a[:12], b[:12])
+		}
+
+		// Once dockroute has pushed the change, the other replica serves
+		// everything. (No request failing while a replica stops is the
+		// drain feature's test.)
+		dockertest.Docker(t, "stop", "-t", "1", a)
+		waitUpstreams(t, c, 1)
+		for range 10 {
+			if s, body, err := caddytest.Get(proxy, host, "/"); err != nil || s != 200 || !strings.Contains(body, b[:12]) {
+				t.Fatalf("with one replica stopped: %d %q %v", s, body, err)
+			}
+		}
+		dockertest.Docker(t, "stop", "-t", "1", b)
+		waitAnswer(t, proxy, host, 404, "no route")
+
+		// Caddy crashes and comes back with only its own config file: the
+		// check brings dockroute's routes back.
+		dockertest.Docker(t, "start", a)
+		waitAnswer(t, proxy, host, 200, "hello from "+a[:12])
+		c.Restart(t, userCaddy(userPort))
+		start := time.Now()
+		waitAnswer(t, proxy, host, 200, "hello from "+a[:12])
+		t.Logf("routes back %v after Caddy restarted empty (check interval 500ms)", time.Since(start).Round(time.Millisecond))
+
+		if after := userPart(t, c); !reflect.DeepEqual(before, after) {
+			t.Fatalf("the user's server changed:\nbefore %v\nafter  %v", before, after)
+		}
+		waitAnswer(t, fmt.Sprintf("127.0.0.1:%d", userPort), "any", 200, "user says hi")
+	})
+}
+
+// TestCaddyBurst starts 50 containers at once and reports how many config
+// loads Caddy received and how long until every host answered.
+func TestCaddyBurst(t *testing.T) {
+	dockertest.Require(t)
+	const n = 50
+	caddytest.Each(t, func(t *testing.T, bin string) {
+		ourPort := caddytest.FreePort(t)
+		c := caddytest.Start(t, bin, userCaddy(caddytest.FreePort(t)))
+		proxy := fmt.Sprintf("127.0.0.1:%d", ourPort)
+		d := startCaddyDaemon(t, c, proxy)
+		waitAnswer(t, proxy, "nothing.test", 404, "no route") // first (empty) push done
+		loadsBefore := c.Writes()
+
+		prefix := dockertest.Unique("burst")
+		start := time.Now()
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				dockertest.Run(t, hello(fmt.Sprintf("%s-%d.test", prefix, i))...)
+			}()
+		}
+		wg.Wait()
+		started := time.Since(start)
+		for i := range n {
+			waitAnswer(t, proxy, fmt.Sprintf("%s-%d.test", prefix, i), 200, "hello from")
+		}
+		all := time.Since(start)
+		loads := c.Writes() - loadsBefore
+		t.Logf("BURST %s: %d containers started in %v; all answering through Caddy after %v; Caddy config loads: %d",
+			bin, n, started.Round(time.Millisecond), all.Round(time.Millisecond), loads)
+		if loads >= n/2 {
+			t.Fatalf("%d containers caused %d Caddy loads: pushes are not batched\n%s", n, loads, d.log)
+		}
+	})
+}

@@ -1,0 +1,70 @@
+package caddy
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"net/netip"
+	"os"
+	"testing"
+
+	"github.com/dockroute/dockroute/provider/route"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+func TestRenderGolden(t *testing.T) {
+	ap := netip.MustParseAddrPort
+	tbl := route.Table{Routes: []route.Route{
+		{Host: "*.example.com", Servers: []netip.AddrPort{ap("172.17.0.4:80")}},
+		{Host: "a.example.com", Servers: []netip.AddrPort{ap("172.17.0.2:8080"), ap("172.17.0.3:8080")}},
+		{Host: "v6.local", Servers: []netip.AddrPort{ap("[fd00::2]:8080")}},
+	}}
+	got, _ := json.MarshalIndent(Render(tbl, Options{ID: "dockroute", Listen: []string{":80"}}), "", "  ")
+	const path = "testdata/server.golden.json"
+	if *update {
+		os.WriteFile(path, got, 0o644)
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("Render differs from %s (go test -update to accept):\n%s", path, got)
+	}
+	// Exact hosts before wildcards, then the 404 fallback.
+	s := Render(tbl, Options{ID: "x"})
+	if hs := []string{s.Routes[0].Hosts()[0], s.Routes[1].Hosts()[0], s.Routes[2].Hosts()[0]}; hs[0] != "a.example.com" || hs[2] != "*.example.com" || len(s.Routes[3].Hosts()) != 0 {
+		t.Fatalf("route order %v", hs)
+	}
+	if !bytes.Equal(Render(tbl, Options{ID: "x"}).JSON(), s.JSON()) {
+		t.Fatal("Render is not deterministic")
+	}
+	if Render(tbl, Options{AutoHTTPS: true}).AutomaticHTTPS != nil {
+		t.Fatal("AutoHTTPS on must leave Caddy's automatic_https alone")
+	}
+}
+
+func TestNewAdmin(t *testing.T) {
+	for addr, want := range map[string]string{
+		"http://127.0.0.1:2019":        "http://127.0.0.1:2019",
+		"127.0.0.1:2019":               "http://127.0.0.1:2019",
+		"localhost:2019/":              "http://localhost:2019",
+		"unix//run/caddy/admin.sock":   "unix",
+		"unix:///run/caddy/admin.sock": "unix",
+	} {
+		a, err := NewAdmin(addr)
+		if err != nil {
+			t.Errorf("NewAdmin(%q): %v", addr, err)
+			continue
+		}
+		if got := a.origin; want == "unix" && !a.unix || want != "unix" && got != want {
+			t.Errorf("NewAdmin(%q) = %q unix=%v, want %q", addr, got, a.unix, want)
+		}
+	}
+	for _, bad := range []string{"unix//", "ftp://x"} {
+		if _, err := NewAdmin(bad); err == nil {
+			t.Errorf("NewAdmin(%q) succeeded", bad)
+		}
+	}
+}
