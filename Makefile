@@ -58,7 +58,7 @@ bench:
 
 ## fuzz: each fuzz target for FUZZTIME (seed corpora live in testdata/fuzz)
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzParseEnv -fuzztime $(FUZZTIME) ./provider/docker
+	$(GO) test -run '^$$' -fuzz FuzzParseSpec -fuzztime $(FUZZTIME) ./provider/docker
 	$(GO) test -run '^$$' -fuzz FuzzRender -fuzztime $(FUZZTIME) ./render/traefik
 
 clean:

@@ -12,7 +12,9 @@ import (
 
 	"github.com/dockroute/dockroute/provider/coalesce"
 	"github.com/dockroute/dockroute/provider/docker"
+	"github.com/dockroute/dockroute/provider/route"
 	"github.com/dockroute/dockroute/render/caddy"
+	"github.com/dockroute/dockroute/render/traefik"
 )
 
 // errUsage marks a command line the user must fix; flag has already said why.
@@ -24,26 +26,41 @@ const envPrefix = "DOCKROUTE_"
 
 // config is everything a command can be told.
 type config struct {
-	Output      string
-	CaddyAdmin  string
-	CaddyServer string
-	CaddyListen string
-	CaddyTLS    bool
-	CaddyCheck  time.Duration
-	TraefikDir  string
-	TraefikFile string
-	Network     string
-	Resync      time.Duration
-	Coalesce    coalesce.Config
-	LogLevel    slog.Level
-	LogFormat   string
-	Args        []string // explain's container names
+	Output              string
+	CaddyAdmin          string
+	CaddyServer         string
+	CaddyListen         string
+	CaddyTLS            bool
+	CaddyNoRedirect     bool
+	CaddyCheck          time.Duration
+	TraefikEntryPoints  string
+	TraefikTLS          bool
+	TraefikCertResolver string
+	TraefikRedirect     string
+	Health              string
+	TraefikDir          string
+	TraefikFile         string
+	Network             string
+	Resync              time.Duration
+	Coalesce            coalesce.Config
+	LogLevel            slog.Level
+	LogFormat           string
+	Args                []string // explain's container names
 }
 
-func (c config) dockerOptions() docker.Options { return docker.Options{Network: c.Network} }
+func (c config) dockerOptions() docker.Options {
+	return docker.Options{Network: c.Network, IgnoreHealth: c.Health == "ignore"}
+}
 
 func (c config) caddyOptions() caddy.Options {
-	return caddy.Options{ID: c.CaddyServer, Listen: splitList(c.CaddyListen), AutoHTTPS: c.CaddyTLS}
+	return caddy.Options{ID: c.CaddyServer, Listen: splitList(c.CaddyListen), AutoHTTPS: c.CaddyTLS, NoRedirect: c.CaddyNoRedirect}
+}
+
+func (c config) traefikOptions() traefik.Options {
+	return traefik.Options{
+		EntryPoints: splitList(c.TraefikEntryPoints), TLS: c.TraefikTLS || c.TraefikCertResolver != "",
+		CertResolver: c.TraefikCertResolver, RedirectFrom: splitList(c.TraefikRedirect),
+	}
 }
 
 // parseConfig reads flags, then fills every flag not given on the command
@@ -55,6 +72,7 @@ func parseConfig(cmd string, args []string, stderr io.Writer) (config, error) {
 		CaddyServer: "dockroute",
 		CaddyListen: ":80",
 		CaddyCheck:  5 * time.Second,
+		Health:      "require",
 		TraefikDir:  "dynamic",
 		TraefikFile: "dockroute.yml",
 		Resync:      30 * time.Second,
@@ -68,6 +86,12 @@ func parseConfig(cmd string, args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.CaddyServer, "caddy-server", c.CaddyServer, "name and @id of the Caddy server dockroute owns")
 	fs.StringVar(&c.CaddyListen, "caddy-listen", c.CaddyListen, "listen addresses of dockroute's Caddy server, comma-separated")
 	fs.BoolVar(&c.CaddyTLS, "caddy-tls", c.CaddyTLS, "keep Caddy's automatic HTTPS on for routed hosts (use with --caddy-listen :443)")
+	fs.BoolVar(&c.CaddyNoRedirect, "caddy-no-redirect", c.CaddyNoRedirect, "with --caddy-tls, do not redirect HTTP to HTTPS")
+	fs.StringVar(&c.TraefikEntryPoints, "traefik-entrypoints", c.TraefikEntryPoints, "Traefik entrypoints of every router, comma-separated (default: all); label dockroute.entrypoints overrides")
+	fs.BoolVar(&c.TraefikTLS, "traefik-tls", c.TraefikTLS, "serve every router over TLS; label dockroute.tls overrides")
+	fs.StringVar(&c.TraefikCertResolver, "traefik-certresolver", c.TraefikCertResolver, "Traefik certificate resolver for TLS routers (implies --traefik-tls); label dockroute.certresolver overrides")
+	fs.StringVar(&c.TraefikRedirect, "traefik-redirect", c.TraefikRedirect, "plain-HTTP entrypoints (e.g. web) on which TLS routes redirect to HTTPS")
+	fs.StringVar(&c.Health, "health", c.Health, "require: route containers with a healthcheck only while healthy; ignore: route them whatever it says")
 	fs.DurationVar(&c.CaddyCheck, "caddy-check", c.CaddyCheck, "how often to check that Caddy still has dockroute's server, restoring it if lost")
 	fs.StringVar(&c.TraefikDir, "traefik-dir", c.TraefikDir, "directory Traefik's file provider watches (providers.file.directory)")
 	fs.StringVar(&c.TraefikFile, "traefik-file", c.TraefikFile, "file name written in --traefik-dir (must end in .yml or .yaml)")
@@ -120,6 +144,16 @@ func (c config) validate(cmd string) error {
 	}
 	if c.Output == "caddy" && (c.CaddyServer == "" || strings.ContainsAny(c.CaddyServer, "/ ") || len(splitList(c.CaddyListen)) == 0 || c.CaddyCheck <= 0) {
 		return fmt.Errorf("--output caddy needs a --caddy-server name without slashes or spaces, at least one --caddy-listen address and a positive --caddy-check")
+	}
+	if c.Health != "require" && c.Health != "ignore" {
+		return fmt.Errorf("--health %q: want require or ignore", c.Health)
+	}
+	for _, list := range []string{c.TraefikEntryPoints, c.TraefikRedirect, c.TraefikCertResolver} {
+		for _, n := range splitList(list) {
+			if _, err := route.ParseName(n); err != nil {
+				return fmt.Errorf("traefik entrypoint or resolver: %w", err)
+			}
+		}
 	}
 	if !strings.HasSuffix(c.TraefikFile, ".yml") && !strings.HasSuffix(c.TraefikFile, ".yaml") {
 		return fmt.Errorf("--traefik-file %q must end in .yml or .yaml, or Traefik will not read it", c.TraefikFile)

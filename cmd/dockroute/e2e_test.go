@@ -162,7 +162,7 @@ func (d *daemon) waitServers(t testing.TB, host string, want ...string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	r := traefiktest.Check(t, d.dir, host)[host]
-	if len(want) == 0 && r.Router != "" || len(want) > 0 && (r.Router != traefik.Name(host) || !slices.Equal(r.Servers, want)) {
+	if len(want) == 0 && r.Router != "" || len(want) > 0 && (r.Router != traefik.Name(host, "") || !slices.Equal(r.Servers, want)) {
 		t.Fatalf("Traefik routes %s to %+v, want servers %v", host, r, want)
 	}
 }
@@ -247,7 +247,7 @@ func TestRefusals(t *testing.T) {
 		dockertest.Run(t, hello(dockertest.Unique("noport")+".test", "-e", "PORT=9999")...):                      "port 9999 is not exposed (exposed: 8080/tcp)",
 		dockertest.Run(t, hello("x.test`) || Host(`evil.test")...):                                               "character '`' is not allowed",
 		dockertest.Run(t, hello(`{{ env "HOME" }}.test`)...):                                                     "character '{' is not allowed",
-		dockertest.Run(t, hello("ok.test\nhttp:")...):                                                            `character '\n' is not allowed`,
+		dockertest.Run(t, hello("ok.test\nevil.test")...):                                                            `character '\n' is not allowed`,
 		dockertest.Run(t, hello(dockertest.Unique("hostnet")+".test", "--network", "host", "-e", "LISTEN=0")...): "uses the host network",
 		twoNets: "several networks (" + strings.Join(sorted(n1, n2), ", ") + ")",
 	}

@@ -29,7 +29,7 @@ type output interface {
 func newOutput(cfg config, log *slog.Logger) (output, error) {
 	switch cfg.Output {
 	case "traefik":
-		return traefikOutput{pub: traefik.FilePublisher{Dir: cfg.TraefikDir, Name: cfg.TraefikFile}, log: log}, nil
+		return traefikOutput{pub: traefik.FilePublisher{Dir: cfg.TraefikDir, Name: cfg.TraefikFile}, opt: cfg.traefikOptions(), log: log}, nil
 	case "caddy":
 		admin, err := caddy.NewAdmin(cfg.CaddyAdmin)
 		if err != nil {
@@ -43,16 +43,17 @@ func newOutput(cfg config, log *slog.Logger) (output, error) {
 
 type traefikOutput struct {
 	pub traefik.FilePublisher
+	opt traefik.Options
 	log *slog.Logger
 }
 
 func (o traefikOutput) String() string { return "traefik file " + o.pub.Path() }
 
-func (o traefikOutput) render(t route.Table) []byte { return traefik.Render(t) }
+func (o traefikOutput) render(t route.Table) []byte { return traefik.Render(t, o.opt) }
 
 func (o traefikOutput) publish(_ context.Context, t route.Table) error {
 	start := time.Now()
-	wrote, err := o.pub.Publish(traefik.Render(t))
+	wrote, err := o.pub.Publish(traefik.Render(t, o.opt))
 	if err != nil {
 		o.log.Error("publish failed; will retry", "path", o.pub.Path(), "err", err)
 		return err

@@ -89,8 +89,12 @@ func formatVerdict(v docker.Verdict) string {
 	switch {
 	case v.Routed():
 		fmt.Fprintf(&b, "%s: routed\n", name)
-		for _, h := range v.Backend.Hosts {
-			fmt.Fprintf(&b, "  %s -> http://%s\n", h, v.Backend.Addr)
+		for _, be := range v.Backends {
+			strip := ""
+			if be.Strip && be.Path != "" {
+				strip = " (prefix " + be.Path + " stripped)"
+			}
+			fmt.Fprintf(&b, "  %s%s -> http://%s%s\n", be.Host, be.Path, be.Addr, strip)
 		}
 	case v.OptedIn:
 		fmt.Fprintf(&b, "%s: NOT routed: %s\n", name, v.Reason)

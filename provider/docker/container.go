@@ -15,13 +15,22 @@ import (
 // cache is small. Env and Exposed never change during a container's life;
 // State, Name and Networks do, and a list call is enough to refresh them.
 type Container struct {
-	ID   string
-	Name string
-	Env  []string
+	ID     string
+	Name   string
+	Env    []string
+	Labels map[string]string
+	// StopSignal is the signal `docker stop` sends this container first.
+	StopSignal string
 	// Exposed holds the container's exposed ports ("8080/tcp"), sorted: the
 	// image's EXPOSE plus --expose and -p, as Docker merges them.
-	Exposed     []string
-	State       string // created, running, paused, restarting, exited, dead
+	Exposed []string
+	State   string // created, running, paused, restarting, exited, dead
+	// Health is "" (no healthcheck), "starting", "healthy" or "unhealthy".
+	Health string
+	// Stopping is set when a stop has begun (Docker sent the stop signal)
+	// while the container still runs its grace period: it is taken out of
+	// routing at once so the proxy sends it no new requests.
+	Stopping    bool
 	NetworkMode string
 	// Networks maps each network the container is attached to to its
 	// address there (the zero Addr when Docker gave it none).
@@ -37,6 +46,9 @@ func fromInspect(in container.InspectResponse) Container {
 		c.Name = strings.TrimPrefix(in.Name, "/")
 		if in.State != nil {
 			c.State = in.State.Status
+			if in.State.Health != nil {
+				c.Health = in.State.Health.Status
+			}
 		}
 		if in.HostConfig != nil {
 			c.NetworkMode = string(in.HostConfig.NetworkMode)
@@ -44,6 +56,8 @@ func fromInspect(in container.InspectResponse) Container {
 	}
 	if in.Config != nil {
 		c.Env = in.Config.Env
+		c.Labels = in.Config.Labels
+		c.StopSignal = in.Config.StopSignal
 		for p := range in.Config.ExposedPorts {
 			c.Exposed = append(c.Exposed, string(p))
 		}
@@ -59,6 +73,7 @@ func fromInspect(in container.InspectResponse) Container {
 // life taken from a list entry.
 func (c Container) refresh(s container.Summary) Container {
 	c.State = string(s.State)
+	c.Health = healthFromStatus(s.Status)
 	if len(s.Names) > 0 {
 		c.Name = strings.TrimPrefix(s.Names[0], "/")
 	}
@@ -68,6 +83,21 @@ func (c Container) refresh(s container.Summary) Container {
 		c.Networks = endpointAddrs(s.NetworkSettings.Networks)
 	}
 	return c
+}
+
+// healthFromStatus reads the health state from a list entry's status text
+// ("Up 2 minutes (healthy)", "Up 3 seconds (health: starting)"): the list
+// API has no structured field for it.
+func healthFromStatus(status string) string {
+	switch {
+	case strings.HasSuffix(status, "(healthy)"):
+		return "healthy"
+	case strings.HasSuffix(status, "(unhealthy)"):
+		return "unhealthy"
+	case strings.HasSuffix(status, "(health: starting)"):
+		return "starting"
+	}
+	return ""
 }
 
 func endpointAddrs(eps map[string]*network.EndpointSettings) map[string]netip.Addr {

@@ -14,31 +14,33 @@ import (
 type Options struct {
 	// Network names the Docker network whose address is routed. Empty means
 	// "the container's only network"; a container on several is refused.
+	// A container's dockroute.network label overrides it.
 	Network string
+	// IgnoreHealth routes containers whatever their healthcheck says
+	// (--health=ignore). By default a container with a healthcheck is
+	// routed only while healthy.
+	IgnoreHealth bool
 }
 
-// Verdict is the decision for one container: a backend to route, or the
+// Verdict is the decision for one container: backends to route, or the
 // reason it is not routed.
 type Verdict struct {
 	ID, Name string
 	OptedIn  bool
-	Backend  *route.Backend // nil when not routed
-	Reason   string         // why not routed, in words a user can act on
+	Backends []route.Backend // nil when not routed
+	Reason   string          // why not routed, in words a user can act on
 	// Lifecycle is true when the reason is the container's state (stopped,
-	// paused): routine, not a mistake to fix.
+	// paused, starting up): routine, not a mistake to fix.
 	Lifecycle bool
 	Notes     []string
 }
 
 // Routed tells whether the verdict produces routes.
-func (v Verdict) Routed() bool { return v.Backend != nil }
+func (v Verdict) Routed() bool { return len(v.Backends) > 0 }
 
 func (v Verdict) equal(o Verdict) bool {
-	if v.ID != o.ID || v.Name != o.Name || v.OptedIn != o.OptedIn || v.Reason != o.Reason || v.Lifecycle != o.Lifecycle ||
-		!slices.Equal(v.Notes, o.Notes) || (v.Backend == nil) != (o.Backend == nil) {
-		return false
-	}
-	return v.Backend == nil || v.Backend.Addr == o.Backend.Addr && slices.Equal(v.Backend.Hosts, o.Backend.Hosts)
+	return v.ID == o.ID && v.Name == o.Name && v.OptedIn == o.OptedIn && v.Reason == o.Reason &&
+		v.Lifecycle == o.Lifecycle && slices.Equal(v.Notes, o.Notes) && slices.Equal(v.Backends, o.Backends)
 }
 
 // Decide is the whole routing contract for one container, as a pure
@@ -46,67 +48,101 @@ func (v Verdict) equal(o Verdict) bool {
 // request itself, the container's state, then how to reach it.
 func Decide(c Container, opt Options) Verdict {
 	v := Verdict{ID: c.ID, Name: c.Name}
-	spec, optedIn, err := ParseEnv(c.Env)
+	spec, optedIn, err := ParseSpec(c.Env, c.Labels)
 	v.OptedIn, v.Notes = optedIn, spec.Notes
 	if !optedIn {
-		v.Reason = fmt.Sprintf("not opted in: set %s (or %s) to the host names to route", EnvHost, EnvHostAlias)
+		v.Reason = "not opted in: set the label dockroute.host or the env VIRTUALHOST (or VIRTUAL_HOST) to the host names to route"
+		if _, ok := c.Labels[setEnable.label]; ok {
+			v.Reason = "disabled by the label dockroute.enable=false"
+		}
 		return v
 	}
 	if err != nil {
 		v.Reason = "invalid request: " + err.Error()
 		return v
 	}
-	if reason := stateReason(c.State); reason != "" {
+	if reason := stateReason(c, opt); reason != "" {
 		v.Reason, v.Lifecycle = reason, true
 		return v
 	}
-	addr, reason := reach(c, spec.Port, opt)
+	if spec.Network != "" {
+		opt.Network = spec.Network
+	}
+	addr, reason := address(c, opt.Network)
+	if reason == "" {
+		reason = portsReason(spec.Targets, c.Exposed)
+	}
 	if reason != "" {
 		v.Reason = reason
 		return v
 	}
-	v.Backend = &route.Backend{Name: c.Name, Hosts: spec.Hosts, Addr: addr}
+	for _, t := range spec.Targets {
+		v.Backends = append(v.Backends, route.Backend{
+			Name: c.Name, Host: t.Host, Path: t.Path, Strip: t.Strip, Edge: spec.Edge,
+			Addr: netip.AddrPortFrom(addr, t.Port),
+		})
+	}
 	return v
 }
 
-func stateReason(state string) string {
-	switch state {
+func stateReason(c Container, opt Options) string {
+	switch c.State {
 	case "running":
-		return ""
 	case "paused":
 		return "container is paused; it is routed again on unpause"
 	case "":
 		return "Docker reported no state for the container"
+	default:
+		return fmt.Sprintf("container is not running (state %q); it is routed once it runs", c.State)
 	}
-	return fmt.Sprintf("container is not running (state %q); it is routed once it runs", state)
+	if c.Stopping {
+		return "container is stopping (Docker sent its stop signal); it was taken out of routing so it can finish its requests"
+	}
+	if opt.IgnoreHealth {
+		return ""
+	}
+	switch c.Health {
+	case "starting":
+		return "healthcheck is still starting; the container is routed once it is healthy (or run dockroute with --health=ignore)"
+	case "unhealthy":
+		return "healthcheck says unhealthy; the container is routed again once it is healthy (or run dockroute with --health=ignore)"
+	}
+	return ""
 }
 
-// reach finds the address:port the proxy should dial, or why there is none.
-func reach(c Container, port uint16, opt Options) (netip.AddrPort, string) {
+// address finds the IP the proxy should dial, or why there is none.
+func address(c Container, network string) (netip.Addr, string) {
 	switch mode := c.NetworkMode; {
 	case mode == "host":
-		return netip.AddrPort{}, "container uses the host network, so it has no address of its own to route to; run it on a bridge or user-defined network"
+		return netip.Addr{}, "container uses the host network, so it has no address of its own to route to; run it on a bridge or user-defined network"
 	case mode == "none":
-		return netip.AddrPort{}, "container has networking disabled (--network none)"
+		return netip.Addr{}, "container has networking disabled (--network none)"
 	case strings.HasPrefix(mode, "container:"):
-		return netip.AddrPort{}, fmt.Sprintf("container shares another container's network (%s); route that container instead", mode)
+		return netip.Addr{}, fmt.Sprintf("container shares another container's network (%s); route that container instead", mode)
 	}
-	if !slices.Contains(c.Exposed, strconv.Itoa(int(port))+"/tcp") {
-		return netip.AddrPort{}, portReason(port, c.Exposed)
-	}
-	name, reason := chooseNetwork(c, opt.Network)
+	name, reason := chooseNetwork(c, network)
 	if reason != "" {
-		return netip.AddrPort{}, reason
+		return netip.Addr{}, reason
 	}
 	addr := c.Networks[name]
 	if !addr.IsValid() {
-		return netip.AddrPort{}, fmt.Sprintf("container has no IP address on network %q", name)
+		return netip.Addr{}, fmt.Sprintf("container has no IP address on network %q", name)
 	}
-	return netip.AddrPortFrom(addr, port), ""
+	return addr, ""
+}
+
+// portsReason checks that every target's port is exposed.
+func portsReason(targets []Target, exposed []string) string {
+	for _, t := range targets {
+		if !slices.Contains(exposed, strconv.Itoa(int(t.Port))+"/tcp") {
+			return portReason(t.Port, exposed)
+		}
+	}
+	return ""
 }
 
 func portReason(port uint16, exposed []string) string {
-	fix := fmt.Sprintf("add EXPOSE %d to the image or run with --expose %d, or set %s to an exposed port", port, port, EnvPort)
+	fix := fmt.Sprintf("add EXPOSE %d to the image or run with --expose %d, or route an exposed port (PORT, dockroute.port, or host:PORT)", port, port)
 	if len(exposed) == 0 {
 		return fmt.Sprintf("port %d is not exposed (the container exposes no ports); %s", port, fix)
 	}
@@ -118,7 +154,7 @@ func chooseNetwork(c Container, want string) (string, string) {
 		if _, ok := c.Networks[want]; ok {
 			return want, ""
 		}
-		return "", fmt.Sprintf("container is not on network %q (dockroute --network); it is on: %s", want, orNone(c.networkNames()))
+		return "", fmt.Sprintf("container is not on network %q (dockroute --network or the label dockroute.network); it is on: %s", want, orNone(c.networkNames()))
 	}
 	switch len(c.Networks) {
 	case 0:
@@ -128,7 +164,7 @@ func chooseNetwork(c Container, want string) (string, string) {
 			return name, ""
 		}
 	}
-	return "", fmt.Sprintf("container is on several networks (%s); start dockroute with --network NAME to choose the one the proxy reaches", c.networkNames())
+	return "", fmt.Sprintf("container is on several networks (%s); start dockroute with --network NAME, or set the label dockroute.network, to choose the one the proxy reaches", c.networkNames())
 }
 
 func orNone(s string) string {

@@ -5,39 +5,59 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/dockroute/dockroute/provider/route"
 )
 
-func TestParseEnv(t *testing.T) {
+func TestParseSpec(t *testing.T) {
+	type tg = Target
 	tests := []struct {
 		name    string
 		env     []string
+		labels  map[string]string
 		optedIn bool
-		hosts   []string
-		port    uint16
+		targets []Target
 		errHas  string
-		notes   int
+		notes   []string
 	}{
 		{name: "not opted in", env: []string{"PATH=/bin", "PORT=8080"}},
-		{name: "defaults to port 80", env: []string{"VIRTUALHOST=a.local"}, optedIn: true, hosts: []string{"a.local"}, port: 80},
-		{name: "port", env: []string{"VIRTUALHOST=a.local", "PORT=8080"}, optedIn: true, hosts: []string{"a.local"}, port: 8080},
-		{name: "nginx-proxy names", env: []string{"VIRTUAL_HOST=a.local", "VIRTUAL_PORT=3000"}, optedIn: true, hosts: []string{"a.local"}, port: 3000},
-		{name: "list with spaces, case, duplicates, empties", env: []string{"VIRTUALHOST= B.local ,a.local,, a.local "}, optedIn: true, hosts: []string{"a.local", "b.local"}, port: 80},
-		{name: "wildcard", env: []string{"VIRTUALHOST=*.example.com"}, optedIn: true, hosts: []string{"*.example.com"}, port: 80},
-		{name: "both names differ: primary wins, noted", env: []string{"VIRTUALHOST=a.local", "VIRTUAL_HOST=b.local"}, optedIn: true, hosts: []string{"a.local"}, port: 80, notes: 1},
-		{name: "last value wins", env: []string{"VIRTUALHOST=a.local", "VIRTUALHOST=c.local"}, optedIn: true, hosts: []string{"c.local"}, port: 80},
+		{name: "defaults to port 80", env: []string{"VIRTUALHOST=a.local"}, optedIn: true, targets: []tg{{Host: "a.local", Port: 80}}},
+		{name: "port", env: []string{"VIRTUALHOST=a.local", "PORT=8080"}, optedIn: true, targets: []tg{{Host: "a.local", Port: 8080}}},
+		{name: "nginx-proxy names", env: []string{"VIRTUAL_HOST=a.local", "VIRTUAL_PORT=3000"}, optedIn: true, targets: []tg{{Host: "a.local", Port: 3000}}},
+		{name: "list with spaces, case, duplicates, empties", env: []string{"VIRTUALHOST= B.local ,a.local,, a.local "}, optedIn: true, targets: []tg{{Host: "a.local", Port: 80}, {Host: "b.local", Port: 80}}},
+		{name: "wildcard", env: []string{"VIRTUALHOST=*.example.com"}, optedIn: true, targets: []tg{{Host: "*.example.com", Port: 80}}},
+		{name: "both env names differ: primary wins, noted", env: []string{"VIRTUALHOST=a.local", "VIRTUAL_HOST=b.local"}, optedIn: true, targets: []tg{{Host: "a.local", Port: 80}},
+			notes: []string{`VIRTUALHOST="a.local" overrides VIRTUAL_HOST="b.local"`}},
+		{name: "last value wins", env: []string{"VIRTUALHOST=a.local", "VIRTUALHOST=c.local"}, optedIn: true, targets: []tg{{Host: "c.local", Port: 80}}},
+		{name: "labels alone", labels: map[string]string{"dockroute.host": "a.local", "dockroute.port": "9000"}, optedIn: true, targets: []tg{{Host: "a.local", Port: 9000}}},
+		{name: "labels beat env, noted", env: []string{"VIRTUALHOST=env.local", "PORT=80"}, labels: map[string]string{"dockroute.host": "label.local", "dockroute.port": "9000"}, optedIn: true,
+			targets: []tg{{Host: "label.local", Port: 9000}},
+			notes:   []string{`label dockroute.host="label.local" overrides VIRTUALHOST="env.local"`, `label dockroute.port="9000" overrides PORT="80"`}},
+		{name: "several ports", env: []string{"VIRTUALHOST=web.local, api.local:8080, web.local/admin:9000", "PORT=3000"}, optedIn: true,
+			targets: []tg{{Host: "api.local", Port: 8080}, {Host: "web.local", Port: 3000}, {Host: "web.local", Path: "/admin", Port: 9000}}},
+		{name: "default path and strip", env: []string{"VIRTUALHOST=a.local, b.local/other", "VIRTUAL_PATH=/api/", "VIRTUAL_PATH_STRIP=true"}, optedIn: true,
+			targets: []tg{{Host: "a.local", Path: "/api", Port: 80, Strip: true}, {Host: "b.local", Path: "/other", Port: 80, Strip: true}}},
+		{name: "path labels", labels: map[string]string{"dockroute.host": "a.local", "dockroute.path": "/api", "dockroute.strip": "1"}, optedIn: true,
+			targets: []tg{{Host: "a.local", Path: "/api", Port: 80, Strip: true}}},
+		{name: "disabled by label", env: []string{"VIRTUALHOST=a.local"}, labels: map[string]string{"dockroute.enable": "false"}},
+		{name: "same host and path twice, other port", env: []string{"VIRTUALHOST=a.local:1,a.local:2"}, optedIn: true, errHas: "listed twice"},
 		{name: "empty host", env: []string{"VIRTUALHOST="}, optedIn: true, errHas: "no host given"},
 		{name: "only commas", env: []string{"VIRTUALHOST= , ,"}, optedIn: true, errHas: "no host given"},
 		{name: "one bad host refuses all", env: []string{"VIRTUALHOST=a.local,b_c.local"}, optedIn: true, errHas: `"b_c.local"`},
 		{name: "rule injection", env: []string{"VIRTUALHOST=a.com`) || Host(`b.com"}, optedIn: true, errHas: "not allowed"},
+		{name: "path injection", env: []string{"VIRTUALHOST=a.com/x`) || Host(`b.com"}, optedIn: true, errHas: "not allowed"},
 		{name: "template", env: []string{"VIRTUALHOST={{ env \"SECRET\" }}"}, optedIn: true, errHas: "not allowed"},
-		{name: "newline", env: []string{"VIRTUALHOST=a.com\nrule: x"}, optedIn: true, errHas: "not allowed"},
+		{name: "newline", env: []string{"VIRTUALHOST=a.com\nb.com"}, optedIn: true, errHas: "not allowed"},
+		{name: "item port bad", env: []string{"VIRTUALHOST=a.local:http"}, optedIn: true, errHas: "not a port"},
 		{name: "port zero", env: []string{"VIRTUALHOST=a.local", "PORT=0"}, optedIn: true, errHas: "PORT"},
 		{name: "port too big", env: []string{"VIRTUALHOST=a.local", "VIRTUAL_PORT=70000"}, optedIn: true, errHas: "VIRTUAL_PORT"},
-		{name: "port not a number", env: []string{"VIRTUALHOST=a.local", "PORT=http"}, optedIn: true, errHas: "not a port"},
+		{name: "bad strip", labels: map[string]string{"dockroute.host": "a.local", "dockroute.strip": "maybe"}, optedIn: true, errHas: "dockroute.strip"},
+		{name: "bad entrypoint", labels: map[string]string{"dockroute.host": "a.local", "dockroute.entrypoints": "web,we b"}, optedIn: true, errHas: "dockroute.entrypoints"},
+		{name: "resolver without tls", labels: map[string]string{"dockroute.host": "a.local", "dockroute.tls": "false", "dockroute.certresolver": "le"}, optedIn: true, errHas: "needs TLS"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			spec, optedIn, err := ParseEnv(tc.env)
+			spec, optedIn, err := ParseSpec(tc.env, tc.labels)
 			if optedIn != tc.optedIn {
 				t.Fatalf("optedIn = %v, want %v", optedIn, tc.optedIn)
 			}
@@ -50,10 +70,20 @@ func TestParseEnv(t *testing.T) {
 			if err != nil {
 				t.Fatalf("unexpected error: %v", err)
 			}
-			if !slices.Equal(spec.Hosts, tc.hosts) || spec.Port != tc.port || len(spec.Notes) != tc.notes {
-				t.Fatalf("spec = %+v, want hosts %v port %d and %d notes", spec, tc.hosts, tc.port, tc.notes)
+			if !slices.Equal(spec.Targets, tc.targets) || !slices.Equal(spec.Notes, tc.notes) {
+				t.Fatalf("spec = %+v\nwant targets %+v notes %q", spec, tc.targets, tc.notes)
 			}
 		})
+	}
+}
+
+func TestParseSpecEdge(t *testing.T) {
+	spec, _, err := ParseSpec(nil, map[string]string{"dockroute.host": "a.local", "dockroute.entrypoints": "websecure, web,web", "dockroute.certresolver": "le"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (route.Edge{EntryPoints: "web,websecure", TLS: route.TLSOn, CertResolver: "le"}); spec.Edge != want {
+		t.Fatalf("edge %+v, want %+v", spec.Edge, want)
 	}
 }
 
@@ -88,15 +118,23 @@ func TestDecide(t *testing.T) {
 		{name: "shared network namespace", c: with(running("VIRTUALHOST=a.local", "PORT=8080"), func(c *Container) { c.NetworkMode = "container:abc" }), reason: "another container's network"},
 		{name: "two networks, none chosen", c: twoNets, reason: "several networks (back, front)"},
 		{name: "two networks, one chosen", c: twoNets, opt: Options{Network: "back"}, addr: "10.2.0.2:8080"},
-		{name: "chosen network missing", c: twoNets, opt: Options{Network: "other"}, reason: `not on network "other" (dockroute --network); it is on: back, front`},
+		{name: "chosen network missing", c: twoNets, opt: Options{Network: "other"}, reason: `not on network "other" (dockroute --network or the label dockroute.network); it is on: back, front`},
 		{name: "no address", c: with(running("VIRTUALHOST=a.local", "PORT=8080"), func(c *Container) { c.Networks = map[string]netip.Addr{"bridge": {}} }), reason: "no IP address"},
 		{name: "invalid request", c: running("VIRTUALHOST=a..local"), reason: "invalid request: VIRTUALHOST"},
+		{name: "second target's port not exposed", c: running("VIRTUALHOST=a.local:8080,b.local:9090"), reason: "port 9090 is not exposed"},
+		{name: "network label", c: with(twoNets, func(c *Container) { c.Labels = map[string]string{"dockroute.network": "front"} }), addr: "10.1.0.2:8080"},
+		{name: "stopping", c: with(running("VIRTUALHOST=a.local", "PORT=8080"), func(c *Container) { c.Stopping = true }), reason: "stopping"},
+		{name: "health starting", c: with(running("VIRTUALHOST=a.local", "PORT=8080"), func(c *Container) { c.Health = "starting" }), reason: "still starting"},
+		{name: "unhealthy", c: with(running("VIRTUALHOST=a.local", "PORT=8080"), func(c *Container) { c.Health = "unhealthy" }), reason: "unhealthy"},
+		{name: "healthy", c: with(running("VIRTUALHOST=a.local", "PORT=8080"), func(c *Container) { c.Health = "healthy" }), addr: "172.17.0.5:8080"},
+		{name: "unhealthy, health ignored", c: with(running("VIRTUALHOST=a.local", "PORT=8080"), func(c *Container) { c.Health = "unhealthy" }), opt: Options{IgnoreHealth: true}, addr: "172.17.0.5:8080"},
+		{name: "disabled", c: with(running("VIRTUALHOST=a.local", "PORT=8080"), func(c *Container) { c.Labels = map[string]string{"dockroute.enable": "false"} }), reason: "disabled by the label"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			v := Decide(tc.c, tc.opt)
 			if tc.addr != "" {
-				if !v.Routed() || v.Backend.Addr.String() != tc.addr {
+				if !v.Routed() || v.Backends[0].Addr.String() != tc.addr {
 					t.Fatalf("verdict %+v, want routed at %s", v, tc.addr)
 				}
 				return
@@ -108,28 +146,50 @@ func TestDecide(t *testing.T) {
 	}
 }
 
-// FuzzParseEnv checks that whatever a container puts in its environment,
-// an accepted request holds only canonical hosts that are safe to render.
-// Seeds live in testdata/fuzz/FuzzParseEnv.
-func FuzzParseEnv(f *testing.F) {
-	f.Fuzz(func(t *testing.T, host, alias, port string) {
-		env := []string{"VIRTUALHOST=" + host, "VIRTUAL_HOST=" + alias, "PORT=" + port}
-		spec, optedIn, err := ParseEnv(env)
+func TestIsStopSignal(t *testing.T) {
+	for _, tc := range []struct {
+		sig, stop string
+		want      bool
+	}{
+		{"15", "", true}, {"9", "", true}, {"2", "", true}, {"3", "", true},
+		{"1", "", false}, {"10", "", false}, {"", "", false},
+		{"28", "SIGWINCH", true}, {"28", "WINCH", true}, {"28", "28", true}, {"1", "SIGWINCH", false},
+	} {
+		if got := isStopSignal(tc.sig, tc.stop); got != tc.want {
+			t.Errorf("isStopSignal(%q, %q) = %v", tc.sig, tc.stop, got)
+		}
+	}
+}
+
+// FuzzParseSpec checks that whatever a container puts in its labels and
+// environment, an accepted request holds only canonical hosts and paths
+// that are safe to render. Seeds live in testdata/fuzz/FuzzParseSpec.
+func FuzzParseSpec(f *testing.F) {
+	f.Fuzz(func(t *testing.T, hostEnv, hostLabel, port, path, strip string) {
+		env := []string{"VIRTUALHOST=" + hostEnv, "PORT=" + port, "VIRTUAL_PATH=" + path}
+		labels := map[string]string{"dockroute.strip": strip}
+		if hostLabel != "" {
+			labels["dockroute.host"] = hostLabel
+		}
+		spec, optedIn, err := ParseSpec(env, labels)
 		if !optedIn {
-			t.Fatal("VIRTUALHOST is set, so the container is opted in")
+			t.Fatal("a host is set, so the container is opted in")
 		}
 		if err != nil {
 			return
 		}
-		if spec.Port == 0 || len(spec.Hosts) == 0 {
-			t.Fatalf("accepted spec without port or hosts: %+v", spec)
+		if len(spec.Targets) == 0 {
+			t.Fatalf("accepted spec without targets: %+v", spec)
 		}
-		for _, h := range spec.Hosts {
-			if strings.Trim(h, "abcdefghijklmnopqrstuvwxyz0123456789.-*") != "" || strings.Contains(h[1:], "*") {
-				t.Fatalf("accepted unsafe host %q", h)
+		for _, tg := range spec.Targets {
+			if h, err := route.ParseHost(tg.Host); err != nil || h != tg.Host {
+				t.Fatalf("accepted non-canonical host %q", tg.Host)
 			}
-			if len(h) > 253 {
-				t.Fatalf("accepted overlong host %q", h)
+			if p, err := route.ParsePath(tg.Path); err != nil || p != tg.Path {
+				t.Fatalf("accepted non-canonical path %q", tg.Path)
+			}
+			if tg.Port == 0 {
+				t.Fatalf("accepted port 0: %+v", tg)
 			}
 		}
 	})

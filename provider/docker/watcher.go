@@ -12,6 +12,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
+	"golang.org/x/sys/unix"
 
 	"github.com/dockroute/dockroute/provider/route"
 )
@@ -42,6 +44,7 @@ type Watcher struct {
 
 	mu        sync.Mutex
 	cache     map[string]Container // running or paused containers, by ID
+	stopping  map[string]bool      // IDs whose stop began (see Container.Stopping)
 	verdicts  map[string]Verdict
 	synced    bool // a full sync has succeeded at least once
 	connected bool
@@ -56,6 +59,7 @@ func New(cli *client.Client, opt Options, resync time.Duration, log *slog.Logger
 		resync:   resync,
 		changed:  make(chan struct{}, 1),
 		cache:    map[string]Container{},
+		stopping: map[string]bool{},
 		verdicts: map[string]Verdict{},
 	}
 }
@@ -79,9 +83,7 @@ func (w *Watcher) Table() (route.Table, bool) {
 	defer w.mu.Unlock()
 	backends := make([]route.Backend, 0, len(w.verdicts))
 	for _, v := range w.verdicts {
-		if v.Backend != nil {
-			backends = append(backends, *v.Backend)
-		}
+		backends = append(backends, v.Backends...)
 	}
 	return route.Build(backends), w.synced
 }
@@ -133,6 +135,12 @@ func (w *Watcher) follow(ctx context.Context) (connected bool, err error) {
 		Since:   strconv.FormatInt(time.Now().Add(-eventSlack).Unix(), 10),
 		Filters: eventFilter(),
 	})
+	// Events may have been missed while disconnected, a container's start
+	// among them: forget which stops had begun rather than keep a
+	// restarted container out of routing.
+	w.mu.Lock()
+	clear(w.stopping)
+	w.mu.Unlock()
 	if err := w.Resync(ctx); err != nil {
 		return false, err
 	}
@@ -182,6 +190,7 @@ func (w *Watcher) applyEvents(ctx context.Context, first events.Message, msgs <-
 	for m, more := first, true; more; {
 		if id := containerID(m); id != "" {
 			ids[id] = true
+			w.noteStop(id, m)
 		}
 		select {
 		case m = <-msgs:
@@ -199,11 +208,60 @@ func (w *Watcher) applyEvents(ctx context.Context, first events.Message, msgs <-
 	return nil
 }
 
+// noteStop records that a container's stop began or ended. Docker emits
+// "kill" with the stop signal when `docker stop` starts, a grace period
+// before "die"; a kill with another signal (a reload via SIGHUP, say) is not
+// a stop.
+func (w *Watcher) noteStop(id string, m events.Message) {
+	if m.Type != events.ContainerEventType {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch m.Action {
+	case events.ActionKill:
+		stopSignal := ""
+		if c, ok := w.cache[id]; ok {
+			stopSignal = c.StopSignal
+		}
+		if isStopSignal(m.Actor.Attributes["signal"], stopSignal) {
+			w.stopping[id] = true
+		}
+	case events.ActionStart, events.ActionDie, events.ActionDestroy:
+		delete(w.stopping, id)
+	}
+}
+
 func containerID(m events.Message) string {
 	if m.Type == events.NetworkEventType {
 		return m.Actor.Attributes["container"]
 	}
 	return m.Actor.ID
+}
+
+// isStopSignal tells whether a kill event's signal ends the container: the
+// usual terminating signals, or the container's own stop signal. Docker
+// reports signals as numbers; stop signals may be names.
+func isStopSignal(sig, stopSignal string) bool {
+	n := signalNumber(sig)
+	switch n {
+	case 0:
+		return false
+	case int(unix.SIGINT), int(unix.SIGQUIT), int(unix.SIGKILL), int(unix.SIGTERM):
+		return true
+	}
+	return n == signalNumber(stopSignal)
+}
+
+func signalNumber(s string) int {
+	if n, err := strconv.Atoi(s); err == nil {
+		return n
+	}
+	s = strings.ToUpper(s)
+	if !strings.HasPrefix(s, "SIG") {
+		s = "SIG" + s
+	}
+	return int(unix.SignalNum(s))
 }
 
 // inspect fetches one container; found is false when it no longer exists.
@@ -260,7 +318,14 @@ func (w *Watcher) replace(next map[string]Container) {
 		}
 	}
 	for id, c := range next {
+		c.Stopping = w.stopping[id]
+		next[id] = c
 		changed = w.setVerdictLocked(id, Decide(c, w.opt), true) || changed
+	}
+	for id := range w.stopping {
+		if _, ok := next[id]; !ok {
+			delete(w.stopping, id)
+		}
 	}
 	w.cache = next
 	w.synced = true
@@ -275,10 +340,12 @@ func (w *Watcher) update(id string, c Container, found bool) {
 	defer w.mu.Unlock()
 	var v Verdict
 	if found {
+		c.Stopping = w.stopping[id]
 		w.cache[id] = c
 		v = Decide(c, w.opt)
 	} else {
 		delete(w.cache, id)
+		delete(w.stopping, id)
 	}
 	if w.setVerdictLocked(id, v, found) {
 		w.notify()
@@ -305,7 +372,7 @@ func (w *Watcher) setVerdictLocked(id string, v Verdict, present bool) bool {
 	w.verdicts[id] = v
 	switch {
 	case v.Routed():
-		w.log.Info("routed", "container", v.Name, "id", short(id), "hosts", v.Backend.Hosts, "addr", v.Backend.Addr)
+		w.log.Info("routed", "container", v.Name, "id", short(id), "routes", describe(v.Backends))
 	case v.OptedIn && v.Lifecycle:
 		w.log.Info("not routed", "container", v.Name, "id", short(id), "reason", v.Reason)
 	case v.OptedIn:
@@ -358,6 +425,15 @@ func Explain(ctx context.Context, cli *client.Client, opt Options, names []strin
 		out = append(out, Decide(c, opt))
 	}
 	return sortVerdicts(out), nil
+}
+
+// describe lists backends as "host/path -> addr" for logs.
+func describe(bs []route.Backend) []string {
+	out := make([]string, len(bs))
+	for i, b := range bs {
+		out[i] = b.Host + b.Path + " -> " + b.Addr.String()
+	}
+	return out
 }
 
 func sortVerdicts(vs []Verdict) []Verdict {

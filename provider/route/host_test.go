@@ -42,12 +42,16 @@ func TestBuildGroupsSortsAndDedups(t *testing.T) {
 	a := netip.MustParseAddrPort("172.17.0.3:8080")
 	b := netip.MustParseAddrPort("172.17.0.2:8080")
 	got := Build([]Backend{
-		{Name: "x", Hosts: []string{"b.local", "a.local"}, Addr: a},
-		{Name: "y", Hosts: []string{"a.local"}, Addr: b},
-		{Name: "z", Hosts: []string{"a.local"}, Addr: b}, // same address twice
+		{Name: "x", Host: "b.local", Addr: a},
+		{Name: "x", Host: "a.local", Path: "/api", Strip: true, Addr: a},
+		{Name: "x", Host: "a.local", Addr: a},
+		{Name: "y", Host: "a.local", Addr: b},
+		{Name: "z", Host: "a.local", Addr: b},               // same address twice
+		{Name: "w", Host: "a.local", Path: "/api", Addr: b}, // disagrees on Strip; "w" sorts first
 	})
 	want := Table{Routes: []Route{
 		{Host: "a.local", Servers: []netip.AddrPort{b, a}},
+		{Host: "a.local", Path: "/api", Strip: false, Servers: []netip.AddrPort{b, a}},
 		{Host: "b.local", Servers: []netip.AddrPort{a}},
 	}}
 	if !reflect.DeepEqual(got, want) {
@@ -55,5 +59,27 @@ func TestBuildGroupsSortsAndDedups(t *testing.T) {
 	}
 	if n := len(Build(nil).Routes); n != 0 {
 		t.Fatalf("Build(nil) has %d routes", n)
+	}
+}
+
+func TestParsePath(t *testing.T) {
+	good := map[string]string{"": "", "/": "", "/api": "/api", "/api/": "/api", "/a/b.c_d~e-f": "/a/b.c_d~e-f", "/API": "/API"}
+	for in, want := range good {
+		if got, err := ParsePath(in); err != nil || got != want {
+			t.Errorf("ParsePath(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"api", "/a b", "/a`)", "/{{x}}", "/a//b", "/a/../b", "/./a", "/a*", "/a%20", "/a:b", "/a?x", "/" + strings.Repeat("a", MaxPathLen)} {
+		if got, err := ParsePath(in); err == nil {
+			t.Errorf("ParsePath(%q) = %q, want an error", in, got)
+		}
+	}
+	if _, err := ParseName("web-secure_2"); err != nil {
+		t.Error(err)
+	}
+	for _, in := range []string{"", "a b", "a@file", "a.b", "a`"} {
+		if _, err := ParseName(in); err == nil {
+			t.Errorf("ParseName(%q) accepted", in)
+		}
 	}
 }

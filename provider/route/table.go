@@ -6,45 +6,88 @@ import (
 	"slices"
 )
 
-// Backend is one routable endpoint found by a provider: a container (or, later,
-// a static entry) serving the given hosts at one address. Hosts must already
-// be canonical (see ParseHost); Build trusts them.
+// Edge holds a route's options at the proxy's edge, set per container. The
+// zero value means "use dockroute's global settings". Only the Traefik
+// output reads it: Caddy's automatic HTTPS is per server, not per route.
+type Edge struct {
+	// EntryPoints is a comma-separated, sorted list of Traefik entrypoints.
+	EntryPoints string
+	// TLS is TLSDefault, TLSOn or TLSOff.
+	TLS          TLSMode
+	CertResolver string
+}
+
+// TLSMode is a per-route TLS choice.
+type TLSMode int8
+
+// The TLS choices a container can make.
+const (
+	TLSDefault TLSMode = iota
+	TLSOn
+	TLSOff
+)
+
+// Backend is one routable endpoint found by a provider: requests for Host
+// whose path lies under Path go to Addr. Host and Path must be canonical
+// (ParseHost, ParsePath); Build trusts them.
 type Backend struct {
 	// Name identifies the backend to people (container name); it is used in
 	// logs and explain, never rendered into proxy config.
 	Name  string
-	Hosts []string
+	Host  string
+	Path  string // "" for the whole host
+	Strip bool   // remove Path from the request before it reaches Addr
+	Edge  Edge
 	Addr  netip.AddrPort
 }
 
-// Route is one host and every server that serves it.
+// Route is one host and path prefix with every server that serves it.
 type Route struct {
 	Host    string
+	Path    string
+	Strip   bool
+	Edge    Edge
 	Servers []netip.AddrPort
 }
 
-// Table is the desired routing: routes sorted by host, servers sorted and
-// unique within a route. Equal inputs give equal tables, so renderers that
-// are deterministic over a Table are deterministic over their input.
+// Table is the desired routing: routes sorted by host then path, servers
+// sorted and unique within a route. Equal inputs give equal tables, so
+// renderers that are deterministic over a Table are deterministic over
+// their input.
 type Table struct {
 	Routes []Route
 }
 
-// Build turns backends into a table. The order of backends and of their
-// hosts does not matter; duplicates collapse.
+type key struct{ host, path string }
+
+// Build turns backends into a table. The order of backends does not matter
+// and duplicates collapse. When the replicas of one host and path disagree
+// on Strip or Edge, the backend whose name sorts first decides, so the
+// choice is stable.
 func Build(backends []Backend) Table {
-	byHost := make(map[string][]netip.AddrPort)
-	for _, b := range backends {
-		for _, h := range b.Hosts {
-			byHost[h] = append(byHost[h], b.Addr)
+	sorted := slices.Clone(backends)
+	slices.SortFunc(sorted, func(a, b Backend) int {
+		return cmp.Or(cmp.Compare(a.Name, b.Name), compareAddrPort(a.Addr, b.Addr))
+	})
+	byKey := make(map[key]*Route)
+	for _, b := range sorted {
+		k := key{b.Host, b.Path}
+		r, ok := byKey[k]
+		if !ok {
+			r = &Route{Host: b.Host, Path: b.Path, Strip: b.Strip, Edge: b.Edge}
+			byKey[k] = r
 		}
+		r.Servers = append(r.Servers, b.Addr)
 	}
-	t := Table{Routes: make([]Route, 0, len(byHost))}
-	for h, servers := range byHost {
-		slices.SortFunc(servers, compareAddrPort)
-		t.Routes = append(t.Routes, Route{Host: h, Servers: slices.Compact(servers)})
+	t := Table{Routes: make([]Route, 0, len(byKey))}
+	for _, r := range byKey {
+		slices.SortFunc(r.Servers, compareAddrPort)
+		r.Servers = slices.Compact(r.Servers)
+		t.Routes = append(t.Routes, *r)
 	}
-	slices.SortFunc(t.Routes, func(a, b Route) int { return cmp.Compare(a.Host, b.Host) })
+	slices.SortFunc(t.Routes, func(a, b Route) int {
+		return cmp.Or(cmp.Compare(a.Host, b.Host), cmp.Compare(a.Path, b.Path))
+	})
 	return t
 }
 

@@ -60,7 +60,7 @@ func table(routes map[string][]netip.AddrPort) route.Table {
 	var bs []route.Backend
 	for h, addrs := range routes {
 		for _, a := range addrs {
-			bs = append(bs, route.Backend{Hosts: []string{h}, Addr: a})
+			bs = append(bs, route.Backend{Host: h, Addr: a})
 		}
 	}
 	return route.Build(bs)

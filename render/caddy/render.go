@@ -4,6 +4,7 @@
 package caddy
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -22,6 +23,8 @@ type Options struct {
 	// routed host and an HTTP→HTTPS redirect). Off by default, for a plain
 	// ":80" listener.
 	AutoHTTPS bool
+	// NoRedirect keeps automatic HTTPS from redirecting HTTP to HTTPS.
+	NoRedirect bool
 }
 
 // The types below are the subset of Caddy's JSON that dockroute writes. Each
@@ -39,7 +42,8 @@ type Server struct {
 
 // AutoHTTPS is the server's automatic_https block.
 type AutoHTTPS struct {
-	Disable bool `json:"disable,omitempty"`
+	Disable          bool `json:"disable,omitempty"`
+	DisableRedirects bool `json:"disable_redirects,omitempty"`
 }
 
 // Route is one entry of a server's route list.
@@ -53,6 +57,7 @@ type Route struct {
 // level of each route, where automatic HTTPS looks for host names.
 type Match struct {
 	Host []string `json:"host,omitempty"`
+	Path []string `json:"path,omitempty"`
 }
 
 // Handler is a reverse_proxy or static_response handler.
@@ -61,8 +66,10 @@ type Handler struct {
 	Upstreams     []Upstream     `json:"upstreams,omitempty"`
 	LoadBalancing *LoadBalancing `json:"load_balancing,omitempty"`
 	Transport     *Transport     `json:"transport,omitempty"`
-	StatusCode    int            `json:"status_code,omitempty"`
-	Body          string         `json:"body,omitempty"`
+	// StripPathPrefix is the rewrite handler's prefix removal.
+	StripPathPrefix string `json:"strip_path_prefix,omitempty"`
+	StatusCode      int    `json:"status_code,omitempty"`
+	Body            string `json:"body,omitempty"`
 }
 
 // Upstream is one backend address.
@@ -96,24 +103,38 @@ type SelectionPolicy struct {
 // as in Traefik, instead of Caddy's empty 200.
 var notFound = Route{Handle: []Handler{{Handler: "static_response", StatusCode: 404, Body: "no route for this host\n"}}, Terminal: true}
 
-// Render returns dockroute's server for t. Exact hosts come before wildcard
-// hosts, so a.example.com wins over *.example.com as in Traefik; each list
-// is sorted, so equal tables give equal servers.
+// Render returns dockroute's server for t. Caddy tries routes in order, so
+// the order is the precedence, the same as the Traefik priorities: exact
+// hosts before wildcard hosts (a.example.com wins over *.example.com), and
+// on a host, longer path prefixes before shorter ones. Ties are sorted, so
+// equal tables give equal servers.
 func Render(t route.Table, opt Options) Server {
 	s := Server{ID: opt.ID, Listen: slices.Clone(opt.Listen), Routes: make([]Route, 0, len(t.Routes)+1)}
-	if !opt.AutoHTTPS {
+	switch {
+	case !opt.AutoHTTPS:
 		s.AutomaticHTTPS = &AutoHTTPS{Disable: true}
+	case opt.NoRedirect:
+		s.AutomaticHTTPS = &AutoHTTPS{DisableRedirects: true}
 	}
-	exact, wild := make([]Route, 0, len(t.Routes)), []Route(nil)
-	for _, r := range t.Routes {
-		if route.IsWildcard(r.Host) {
-			wild = append(wild, proxyRoute(r))
-		} else {
-			exact = append(exact, proxyRoute(r))
-		}
+	routes := slices.Clone(t.Routes)
+	slices.SortStableFunc(routes, func(a, b route.Route) int {
+		return cmp.Or(
+			cmp.Compare(boolInt(route.IsWildcard(a.Host)), boolInt(route.IsWildcard(b.Host))),
+			cmp.Compare(len(b.Path), len(a.Path)),
+		)
+	})
+	for _, r := range routes {
+		s.Routes = append(s.Routes, proxyRoute(r))
 	}
-	s.Routes = append(append(append(s.Routes, exact...), wild...), notFound)
+	s.Routes = append(s.Routes, notFound)
 	return s
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func proxyRoute(r route.Route) Route {
@@ -121,9 +142,18 @@ func proxyRoute(r route.Route) Route {
 	for i, a := range r.Servers {
 		ups[i] = Upstream{Dial: a.String()}
 	}
+	m := Match{Host: []string{r.Host}}
+	var handle []Handler
+	if r.Path != "" {
+		// Whole segments, as in the Traefik rule: /api and /api/…, not /apix.
+		m.Path = []string{r.Path, r.Path + "/*"}
+		if r.Strip {
+			handle = append(handle, Handler{Handler: "rewrite", StripPathPrefix: r.Path})
+		}
+	}
 	return Route{
-		Match: []Match{{Host: []string{r.Host}}},
-		Handle: []Handler{{
+		Match: []Match{m},
+		Handle: append(handle, Handler{
 			Handler:   "reverse_proxy",
 			Upstreams: ups,
 			LoadBalancing: &LoadBalancing{
@@ -131,7 +161,7 @@ func proxyRoute(r route.Route) Route {
 				TryDuration:     "5s",
 			},
 			Transport: &Transport{Protocol: "http", DialTimeout: "1s"},
-		}},
+		}),
 		Terminal: true,
 	}
 }

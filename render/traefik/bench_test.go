@@ -12,8 +12,8 @@ func table(n int) route.Table {
 	backends := make([]route.Backend, n)
 	for i := range backends {
 		backends[i] = route.Backend{
-			Hosts: []string{fmt.Sprintf("app%d.example.com", i/2)}, // two replicas per host
-			Addr:  netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 8080),
+			Host: fmt.Sprintf("app%d.example.com", i/2), // two replicas per host
+			Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 8080),
 		}
 	}
 	return route.Build(backends)
@@ -24,7 +24,7 @@ func BenchmarkRender10k(b *testing.B) {
 	t := table(10000)
 	var size int
 	for b.Loop() {
-		size = len(Render(t))
+		size = len(Render(t, Options{}))
 	}
 	b.ReportMetric(float64(size), "bytes")
 }
@@ -34,11 +34,11 @@ func BenchmarkRender10k(b *testing.B) {
 func BenchmarkPublishUnchanged10k(b *testing.B) {
 	t := table(10000)
 	p := FilePublisher{Dir: b.TempDir(), Name: "dockroute.yml"}
-	if _, err := p.Publish(Render(t)); err != nil {
+	if _, err := p.Publish(Render(t, Options{})); err != nil {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		if wrote, err := p.Publish(Render(t)); err != nil || wrote {
+		if wrote, err := p.Publish(Render(t, Options{})); err != nil || wrote {
 			b.Fatalf("wrote=%v err=%v", wrote, err)
 		}
 	}

@@ -18,16 +18,28 @@ import (
 // each file through Go templates before decoding it.
 const header = "# Written by dockroute from the running containers. Do not edit: dockroute\n# rewrites this file whenever its routes change.\n"
 
-// NamePrefix starts every router and service name dockroute writes, so they
-// never collide with the user's own routers in other files of the directory
-// (Traefik refuses duplicate names across files).
+// NamePrefix starts every router, service and middleware name dockroute
+// writes, so they never collide with the user's own in other files of the
+// directory (Traefik refuses duplicate names across files).
 const NamePrefix = "dockroute-"
 
-// wildcardPriority is the priority of a wildcard host's router. Traefik's
-// default priority is the rule's length, which would let the longer
-// HostRegexp of *.example.com beat Host(`a.example.com`); an exact host
-// must always win, as it does in Caddy and in TLS certificate matching.
-const wildcardPriority = 1
+// redirectPrefix names the HTTP→HTTPS redirect routers. Its "." never
+// occurs in NamePrefix+encoding names, so the two kinds cannot collide.
+const redirectPrefix = "dockroute.redirect-"
+
+// redirectMiddleware is the one middleware every redirect router uses.
+const redirectMiddleware = NamePrefix + "redirect-https"
+
+// Options are dockroute's global Traefik settings; a container's labels
+// (route.Edge) override them per route.
+type Options struct {
+	EntryPoints  []string // empty: every entrypoint
+	TLS          bool
+	CertResolver string
+	// RedirectFrom lists plain-HTTP entrypoints on which requests for a TLS
+	// route are redirected to HTTPS. Empty: no redirects.
+	RedirectFrom []string
+}
 
 // The shapes below are the subset of Traefik's dynamic configuration that
 // dockroute writes, with Traefik's own key names.
@@ -39,14 +51,36 @@ type config struct {
 }
 
 type httpConfig struct {
-	Routers  map[string]router  `yaml:"routers,omitempty"`
-	Services map[string]service `yaml:"services,omitempty"`
+	Routers     map[string]router     `yaml:"routers,omitempty"`
+	Middlewares map[string]middleware `yaml:"middlewares,omitempty"`
+	Services    map[string]service    `yaml:"services,omitempty"`
 }
 
 type router struct {
-	Rule     string `yaml:"rule"`
-	Service  string `yaml:"service"`
-	Priority int    `yaml:"priority,omitempty"`
+	Rule        string   `yaml:"rule"`
+	Service     string   `yaml:"service"`
+	Priority    int      `yaml:"priority"`
+	EntryPoints []string `yaml:"entryPoints,omitempty,flow"`
+	Middlewares []string `yaml:"middlewares,omitempty,flow"`
+	TLS         *tls     `yaml:"tls,omitempty"`
+}
+
+type tls struct {
+	CertResolver string `yaml:"certResolver,omitempty"`
+}
+
+type middleware struct {
+	StripPrefix    *stripPrefix    `yaml:"stripPrefix,omitempty"`
+	RedirectScheme *redirectScheme `yaml:"redirectScheme,omitempty"`
+}
+
+type stripPrefix struct {
+	Prefixes []string `yaml:"prefixes,flow"`
+}
+
+type redirectScheme struct {
+	Scheme    string `yaml:"scheme"`
+	Permanent bool   `yaml:"permanent"`
 }
 
 type service struct {
@@ -63,27 +97,22 @@ type server struct {
 
 // Render returns the file contents for t. It is deterministic: equal tables
 // give equal bytes (yaml.v3 writes map keys sorted), so an unchanged table
-// never causes a rewrite. Hosts in t must be canonical (route.ParseHost).
-func Render(t route.Table) []byte {
+// never causes a rewrite. Hosts and paths in t must be canonical.
+func Render(t route.Table, opt Options) []byte {
 	var cfg config
 	if len(t.Routes) > 0 {
-		cfg.HTTP = &httpConfig{
-			Routers:  make(map[string]router, len(t.Routes)),
-			Services: make(map[string]service, len(t.Routes)),
+		h := &httpConfig{
+			Routers:     make(map[string]router, len(t.Routes)),
+			Middlewares: map[string]middleware{},
+			Services:    make(map[string]service, len(t.Routes)),
 		}
-	}
-	for _, r := range t.Routes {
-		name := Name(r.Host)
-		rt := router{Rule: Rule(r.Host), Service: name}
-		if route.IsWildcard(r.Host) {
-			rt.Priority = wildcardPriority
+		for _, r := range t.Routes {
+			addRoute(h, r, opt)
 		}
-		cfg.HTTP.Routers[name] = rt
-		lb := loadBalancer{Servers: make([]server, 0, len(r.Servers))}
-		for _, s := range r.Servers {
-			lb.Servers = append(lb.Servers, server{URL: "http://" + s.String()})
+		if len(h.Middlewares) == 0 {
+			h.Middlewares = nil
 		}
-		cfg.HTTP.Services[name] = service{LoadBalancer: lb}
+		cfg.HTTP = h
 	}
 	var buf bytes.Buffer
 	buf.WriteString(header)
@@ -97,20 +126,94 @@ func Render(t route.Table) []byte {
 	return buf.Bytes()
 }
 
-// Name is the router and service name for a host: the host with dots turned
-// into underscores and a wildcard's "*" into "wildcard_". Canonical hosts
-// never contain "_", so the mapping is one-to-one and stays readable
-// (hello.local → dockroute-hello_local, *.example.com →
-// dockroute-wildcard__example_com).
-func Name(host string) string {
-	return NamePrefix + strings.NewReplacer("*", "wildcard_", ".", "_").Replace(host)
+func addRoute(h *httpConfig, r route.Route, opt Options) {
+	name := Name(r.Host, r.Path)
+	rt := router{Rule: Rule(r.Host, r.Path), Service: name, Priority: Priority(r.Host, r.Path), EntryPoints: opt.EntryPoints}
+	if r.Edge.EntryPoints != "" {
+		rt.EntryPoints = strings.Split(r.Edge.EntryPoints, ",")
+	}
+	if r.Strip && r.Path != "" {
+		mw := NamePrefix + "strip-" + encode(r.Host, r.Path)
+		h.Middlewares[mw] = middleware{StripPrefix: &stripPrefix{Prefixes: []string{r.Path}}}
+		rt.Middlewares = []string{mw}
+	}
+	if r.Edge.TLS == route.TLSOn || r.Edge.TLS == route.TLSDefault && opt.TLS {
+		rt.TLS = &tls{CertResolver: opt.CertResolver}
+		if r.Edge.CertResolver != "" {
+			rt.TLS.CertResolver = r.Edge.CertResolver
+		}
+		if len(opt.RedirectFrom) > 0 {
+			h.Routers[redirectPrefix+encode(r.Host, r.Path)] = router{
+				Rule: rt.Rule, Service: name, Priority: rt.Priority,
+				EntryPoints: opt.RedirectFrom, Middlewares: []string{redirectMiddleware},
+			}
+			h.Middlewares[redirectMiddleware] = middleware{RedirectScheme: &redirectScheme{Scheme: "https", Permanent: true}}
+		}
+	}
+	h.Routers[name] = rt
+	lb := loadBalancer{Servers: make([]server, 0, len(r.Servers))}
+	for _, s := range r.Servers {
+		lb.Servers = append(lb.Servers, server{URL: "http://" + s.String()})
+	}
+	h.Services[name] = service{LoadBalancer: lb}
 }
 
-// Rule is the Traefik v3 rule matching host. A wildcard matches exactly one
-// label in front of the rest, like Caddy's host matcher and TLS wildcards.
-func Rule(host string) string {
-	if rest, ok := strings.CutPrefix(host, "*."); ok {
-		return "HostRegexp(`^[a-z0-9-]+\\." + regexp.QuoteMeta(rest) + "$`)"
+// Name is the router and service name for a host and path prefix. Hosts
+// keep their letters with dots as "_" and a wildcard's "*" as "wildcard_";
+// a path follows after "-", with "/" as "_" and anything but letters,
+// digits and "-" escaped as "~XX". Canonical hosts hold no "_" and no label
+// ends in "-", so the mapping is one-to-one and stays readable:
+// hello.local → dockroute-hello_local, example.com/api →
+// dockroute-example_com-_api.
+func Name(host, path string) string { return NamePrefix + encode(host, path) }
+
+func encode(host, path string) string {
+	s := strings.NewReplacer("*", "wildcard_", ".", "_").Replace(host)
+	if path == "" {
+		return s
 	}
-	return "Host(`" + host + "`)"
+	var b strings.Builder
+	b.WriteString(s + "-")
+	for i := 0; i < len(path); i++ {
+		c := path[i]
+		switch {
+		case c == '/':
+			b.WriteByte('_')
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-':
+			b.WriteByte(c)
+		default:
+			fmt.Fprintf(&b, "~%02x", c)
+		}
+	}
+	return b.String()
+}
+
+// Rule is the Traefik v3 rule for a host and path prefix. A wildcard matches
+// exactly one label in front of the rest, like Caddy's host matcher and TLS
+// wildcards. A prefix matches whole segments (/api and /api/…, not /apix),
+// as Caddy's path matcher does with "/api" and "/api/*".
+func Rule(host, path string) string {
+	var r string
+	if rest, ok := strings.CutPrefix(host, "*."); ok {
+		r = "HostRegexp(`^[a-z0-9-]+\\." + regexp.QuoteMeta(rest) + "$`)"
+	} else {
+		r = "Host(`" + host + "`)"
+	}
+	if path != "" {
+		r += " && (Path(`" + path + "`) || PathPrefix(`" + path + "/`))"
+	}
+	return r
+}
+
+// Priority orders dockroute's routers as Caddy's route list is ordered:
+// every exact host above every wildcard, and within each, longer path
+// prefixes above shorter ones. Traefik's default (the rule's length) would
+// let a wildcard's longer HostRegexp beat an exact host. The user's own
+// routers for the same hosts need an explicit priority to compete.
+func Priority(host, path string) int {
+	p := 1 + len(path)
+	if !route.IsWildcard(host) {
+		p += route.MaxPathLen + 1
+	}
+	return p
 }

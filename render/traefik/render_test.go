@@ -20,22 +20,38 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 
 func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 
-var goldenTables = map[string]route.Table{
+type golden struct {
+	table route.Table
+	opt   Options
+}
+
+var goldens = map[string]golden{
 	"empty": {},
-	"one":   {Routes: []route.Route{{Host: "hello.local", Servers: []netip.AddrPort{ap("172.17.0.2:8080")}}}},
-	"replicas_and_wildcard": {Routes: []route.Route{
+	"one":   {table: route.Table{Routes: []route.Route{{Host: "hello.local", Servers: []netip.AddrPort{ap("172.17.0.2:8080")}}}}},
+	"replicas_and_wildcard": {table: route.Table{Routes: []route.Route{
 		{Host: "*.example.com", Servers: []netip.AddrPort{ap("172.17.0.4:80")}},
 		{Host: "a.example.com", Servers: []netip.AddrPort{ap("172.17.0.2:8080"), ap("172.17.0.3:8080")}},
 		{Host: "v6.local", Servers: []netip.AddrPort{ap("[fd00::2]:8080")}},
-	}},
+	}}},
+	"paths_tls_redirect": {
+		opt: Options{EntryPoints: []string{"websecure"}, TLS: true, CertResolver: "le", RedirectFrom: []string{"web"}},
+		table: route.Table{Routes: []route.Route{
+			{Host: "*.example.com", Path: "/api/v2", Servers: []netip.AddrPort{ap("172.17.0.5:80")}},
+			{Host: "a.example.com", Servers: []netip.AddrPort{ap("172.17.0.2:8080")}},
+			{Host: "a.example.com", Path: "/api", Strip: true, Servers: []netip.AddrPort{ap("172.17.0.3:9000")}},
+			{Host: "a.example.com", Path: "/api/v2", Servers: []netip.AddrPort{ap("172.17.0.4:9000")}},
+			{Host: "plain.example.com", Edge: route.Edge{EntryPoints: "web", TLS: route.TLSOff}, Servers: []netip.AddrPort{ap("172.17.0.6:80")}},
+			{Host: "own.example.com", Edge: route.Edge{CertResolver: "other", TLS: route.TLSOn}, Servers: []netip.AddrPort{ap("172.17.0.7:80")}},
+		}},
+	},
 }
 
 // TestGolden pins the exact bytes, then has Traefik's own decoder and router
-// load each golden file and route its hosts.
+// load each golden file and route every route's host and path.
 func TestGolden(t *testing.T) {
-	for name, table := range goldenTables {
+	for name, g := range goldens {
 		t.Run(name, func(t *testing.T) {
-			got := Render(table)
+			got := Render(g.table, g.opt)
 			path := filepath.Join("testdata", name+".golden.yml")
 			if *update {
 				if err := os.WriteFile(path, got, 0o644); err != nil {
@@ -49,49 +65,111 @@ func TestGolden(t *testing.T) {
 			if !bytes.Equal(got, want) {
 				t.Fatalf("Render differs from %s (go test -update to accept):\n%s", path, got)
 			}
-			if !bytes.Equal(got, Render(table)) {
+			if !bytes.Equal(got, Render(g.table, g.opt)) {
 				t.Fatal("Render is not deterministic")
 			}
 			var reqs []string
-			for _, r := range table.Routes {
-				reqs = append(reqs, strings.Replace(r.Host, "*", "any", 1))
+			for _, r := range g.table.Routes {
+				reqs = append(reqs, strings.Replace(r.Host, "*", "any", 1)+r.Path+"/x")
 			}
 			routes := traefiktest.Check(t, path, reqs...)
-			for i, r := range table.Routes {
+			for i, r := range g.table.Routes {
 				var want []string
 				for _, s := range r.Servers {
 					want = append(want, "http://"+s.String())
 				}
-				if got := routes[reqs[i]]; got.Router != Name(r.Host) || !slices.Equal(got.Servers, want) {
-					t.Errorf("%s routes to %+v, want router %s servers %v", reqs[i], got, Name(r.Host), want)
+				if got := routes[reqs[i]]; got.Router != Name(r.Host, r.Path) || !slices.Equal(got.Servers, want) {
+					t.Errorf("%s routes to %+v, want router %s servers %v", reqs[i], got, Name(r.Host, r.Path), want)
 				}
 			}
 		})
 	}
 }
 
-// TestExactHostBeatsWildcard checks the priority rule through Traefik's
-// own router: a.example.com has its own route, b.example.com falls to *.
-func TestExactHostBeatsWildcard(t *testing.T) {
-	routes := traefiktest.Check(t, "testdata/replicas_and_wildcard.golden.yml", "a.example.com", "b.example.com", "x.a.example.com", "example.com")
-	want := map[string]string{"a.example.com": Name("a.example.com"), "b.example.com": Name("*.example.com"), "x.a.example.com": "", "example.com": ""}
+// TestPrecedence checks through Traefik's own router that exact hosts beat
+// wildcards and longer prefixes beat shorter ones, segment by segment.
+func TestPrecedence(t *testing.T) {
+	routes := traefiktest.Check(t, "testdata/paths_tls_redirect.golden.yml",
+		"a.example.com/api/v2/x", "a.example.com/api/v2", "a.example.com/api/x", "a.example.com/api", "a.example.com/apix",
+		"a.example.com/", "b.example.com/api/v2/y", "b.example.com/", "x.a.example.com/api/v2")
+	want := map[string]string{
+		"a.example.com/api/v2/x": Name("a.example.com", "/api/v2"),
+		"a.example.com/api/v2":   Name("a.example.com", "/api/v2"),
+		"a.example.com/api/x":    Name("a.example.com", "/api"),
+		"a.example.com/api":      Name("a.example.com", "/api"),
+		"a.example.com/apix":     Name("a.example.com", ""),
+		"a.example.com/":         Name("a.example.com", ""),
+		"b.example.com/api/v2/y": Name("*.example.com", "/api/v2"),
+		"b.example.com/":         "",
+		"x.a.example.com/api/v2": "",
+	}
 	for req, router := range want {
+		if routes[req].Router != router {
+			t.Errorf("%s reaches router %q, want %q", req, routes[req].Router, router)
+		}
+	}
+	routes = traefiktest.Check(t, "testdata/replicas_and_wildcard.golden.yml", "a.example.com", "b.example.com", "x.a.example.com", "example.com")
+	for req, router := range map[string]string{"a.example.com": Name("a.example.com", ""), "b.example.com": Name("*.example.com", ""), "x.a.example.com": "", "example.com": ""} {
 		if routes[req].Router != router {
 			t.Errorf("%s reaches router %q, want %q", req, routes[req].Router, router)
 		}
 	}
 }
 
-func TestNameIsOneToOne(t *testing.T) {
-	hosts := []string{"a-b.c", "a.b-c", "a.b.c", "ab.c", "*.a.com", "wildcard.a.com", "wildcard-.a.com"}
-	seen := map[string]string{}
-	for _, h := range hosts {
-		n := Name(h)
-		if prev, dup := seen[n]; dup {
-			t.Fatalf("%q and %q both map to %q", prev, h, n)
-		}
-		seen[n] = h
+// TestEdgeOptions checks entrypoints, TLS, resolvers, strip and redirect
+// as Traefik decodes them.
+func TestEdgeOptions(t *testing.T) {
+	cfg := decode(t, Render(goldens["paths_tls_redirect"].table, goldens["paths_tls_redirect"].opt))
+	r := cfg.HTTP.Routers
+	api := r[Name("a.example.com", "/api")]
+	if api.TLS == nil || api.TLS.CertResolver != "le" || !slices.Equal(api.EntryPoints, []string{"websecure"}) || len(api.Middlewares) != 1 {
+		t.Errorf("api router %+v", api)
 	}
+	if p := cfg.HTTP.Middlewares[api.Middlewares[0]].StripPrefix; p == nil || !slices.Equal(p.Prefixes, []string{"/api"}) {
+		t.Errorf("strip middleware %+v", p)
+	}
+	if plain := r[Name("plain.example.com", "")]; plain.TLS != nil || !slices.Equal(plain.EntryPoints, []string{"web"}) {
+		t.Errorf("label tls=false / entrypoints=web not honoured: %+v", plain)
+	}
+	if _, ok := r[redirectPrefix+encode("plain.example.com", "")]; ok {
+		t.Error("a non-TLS route got a redirect router")
+	}
+	if own := r[Name("own.example.com", "")]; own.TLS == nil || own.TLS.CertResolver != "other" {
+		t.Errorf("label certresolver not honoured: %+v", own)
+	}
+	red := r[redirectPrefix+encode("a.example.com", "/api")]
+	if red.Rule != api.Rule || !slices.Equal(red.EntryPoints, []string{"web"}) || !slices.Equal(red.Middlewares, []string{redirectMiddleware}) {
+		t.Errorf("redirect router %+v", red)
+	}
+	if m := cfg.HTTP.Middlewares[redirectMiddleware].RedirectScheme; m == nil || m.Scheme != "https" || !m.Permanent {
+		t.Errorf("redirect middleware %+v", m)
+	}
+}
+
+func TestNameIsOneToOne(t *testing.T) {
+	type hp struct{ host, path string }
+	in := []hp{{"a-b.c", ""}, {"a.b-c", ""}, {"a.b.c", ""}, {"ab.c", ""}, {"*.a.com", ""}, {"wildcard.a.com", ""},
+		{"a.com", "/x"}, {"a.com", "/x/y"}, {"a.com", "/x_y"}, {"a.com", "/x.y"}, {"a.com", "/x~2fy"}, {"a.com-x", ""}, {"*.redirect", ""}}
+	seen := map[string]hp{}
+	for _, h := range in {
+		for _, n := range []string{Name(h.host, h.path), redirectPrefix + encode(h.host, h.path)} {
+			if prev, dup := seen[n]; dup {
+				t.Fatalf("%v and %v both map to %q", prev, h, n)
+			}
+			seen[n] = h
+		}
+	}
+}
+
+func decode(t *testing.T, out []byte) config {
+	t.Helper()
+	var cfg config
+	dec := yaml.NewDecoder(bytes.NewReader(out))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		t.Fatalf("output does not decode: %v\n%s", err, out)
+	}
+	return cfg
 }
 
 // FuzzRender builds a table from arbitrary host lists and checks that the
@@ -100,37 +178,36 @@ func TestNameIsOneToOne(t *testing.T) {
 // testdata/fuzz/FuzzRender.
 func FuzzRender(f *testing.F) {
 	f.Fuzz(func(t *testing.T, hostList string, a, b byte, port uint16) {
-		var hosts []string
-		for h := range strings.SplitSeq(hostList, ",") {
-			if c, err := route.ParseHost(h); err == nil {
-				hosts = append(hosts, c)
-			}
-		}
+		var backends []route.Backend
 		addr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{172, 17, a, b}), port)
-		table := route.Build([]route.Backend{{Name: "fuzz", Hosts: hosts, Addr: addr}})
-		out := Render(table)
+		for item := range strings.SplitSeq(hostList, ",") {
+			host, path, _ := strings.Cut(item, "/")
+			h, err := route.ParseHost(host)
+			if err != nil {
+				continue
+			}
+			p, err := route.ParsePath("/" + path)
+			if err != nil {
+				continue
+			}
+			backends = append(backends, route.Backend{Name: "fuzz", Host: h, Path: p, Strip: a%2 == 0, Addr: addr})
+		}
+		table := route.Build(backends)
+		out := Render(table, Options{TLS: b%2 == 0, RedirectFrom: []string{"web"}})
 		if bytes.Contains(out, []byte("{{")) || bytes.Contains(out, []byte("}}")) {
 			t.Fatalf("template text in output:\n%s", out)
 		}
-		var cfg config
-		dec := yaml.NewDecoder(bytes.NewReader(out))
-		dec.KnownFields(true)
-		if err := dec.Decode(&cfg); err != nil {
-			t.Fatalf("output does not decode: %v\n%s", err, out)
-		}
+		cfg := decode(t, out)
 		if cfg.HTTP == nil {
 			if len(table.Routes) > 0 {
 				t.Fatalf("no http section for %d routes", len(table.Routes))
 			}
 			return
 		}
-		if len(cfg.HTTP.Routers) != len(table.Routes) {
-			t.Fatalf("%d routers for %d routes", len(cfg.HTTP.Routers), len(table.Routes))
-		}
 		for _, r := range table.Routes {
-			got := cfg.HTTP.Routers[Name(r.Host)]
-			if got.Rule != Rule(r.Host) || got.Service != Name(r.Host) {
-				t.Fatalf("router for %q is %+v", r.Host, got)
+			got := cfg.HTTP.Routers[Name(r.Host, r.Path)]
+			if got.Rule != Rule(r.Host, r.Path) || got.Service != Name(r.Host, r.Path) {
+				t.Fatalf("router for %q%q is %+v", r.Host, r.Path, got)
 			}
 			if s := cfg.HTTP.Services[got.Service].LoadBalancer.Servers; len(s) != 1 || s[0].URL != "http://"+addr.String() {
 				t.Fatalf("service for %q has servers %+v", r.Host, s)

@@ -1,0 +1,265 @@
+package docker
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/dockroute/dockroute/provider/route"
+)
+
+// setting is one thing a container can ask for, as a label and as
+// environment variables (first name first; later names are aliases).
+type setting struct {
+	label string
+	envs  []string
+}
+
+// The settings. Env names are autodock's (VIRTUALHOST, PORT) with
+// nginx-proxy's as aliases, so its users can switch without touching their
+// containers. Labels keep routing out of the app's environment and win when
+// both are set.
+var (
+	setHost         = setting{"dockroute.host", []string{"VIRTUALHOST", "VIRTUAL_HOST"}}
+	setPort         = setting{"dockroute.port", []string{"PORT", "VIRTUAL_PORT"}}
+	setPath         = setting{"dockroute.path", []string{"VIRTUAL_PATH"}}
+	setStrip        = setting{"dockroute.strip", []string{"VIRTUAL_PATH_STRIP"}}
+	setNetwork      = setting{"dockroute.network", nil}
+	setEnable       = setting{"dockroute.enable", nil}
+	setEntryPoints  = setting{"dockroute.entrypoints", nil}
+	setTLS          = setting{"dockroute.tls", nil}
+	setCertResolver = setting{"dockroute.certresolver", nil}
+)
+
+// DefaultPort is the container port routed when none is given.
+const DefaultPort = 80
+
+// Target is one route a container asks for: Host (and Path under it) served
+// by the container's Port.
+type Target struct {
+	Host  string
+	Path  string
+	Port  uint16
+	Strip bool
+}
+
+// Spec is what a container asks for, from its labels and environment.
+type Spec struct {
+	Targets []Target // sorted by host, then path
+	Edge    route.Edge
+	Network string // a per-container --network
+	// Notes are harmless oddities worth showing in explain (a label
+	// overriding an env var, say); they never stop routing.
+	Notes []string
+}
+
+// source reads settings from labels first, then the environment.
+type source struct {
+	env    map[string]string
+	labels map[string]string
+	notes  []string
+}
+
+// get returns a setting's value and where it came from ("" when unset):
+// the label if set, else the first environment name set. Every other value
+// set for the same setting that differs is noted as overridden.
+func (s *source) get(st setting) (val, from string) {
+	if v, ok := s.labels[st.label]; ok {
+		val, from = v, "label "+st.label
+	}
+	for _, name := range st.envs {
+		ev, ok := s.env[name]
+		switch {
+		case !ok:
+		case from == "":
+			val, from = ev, name
+		case ev != val:
+			s.notes = append(s.notes, fmt.Sprintf("%s=%q overrides %s=%q", from, val, name, ev))
+		}
+	}
+	return val, from
+}
+
+// ParseSpec reads a container's routing request. optedIn is false when no
+// host is set (or dockroute.enable=false); err explains why an opted-in
+// request cannot be honoured. One bad item refuses the whole request:
+// routing a container on some of what it asked for would hide the mistake.
+//
+// The host setting is a comma-separated list of items (spaces ignored):
+//
+//	host[/path][:port]
+//
+// e.g. "example.com, api.example.com:8080, example.com/admin:9000". An item
+// without a port uses the port setting (default 80); one without a path
+// uses the path setting (default: the whole host).
+func ParseSpec(env []string, labels map[string]string) (spec Spec, optedIn bool, err error) {
+	src := &source{env: envMap(env), labels: labels}
+	defer func() { spec.Notes = src.notes }()
+
+	if v, from := src.get(setEnable); from != "" {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			return spec, true, fmt.Errorf("%s: %q is not true or false", from, v)
+		}
+		if !on {
+			return spec, false, nil
+		}
+	}
+	hostVal, hostFrom := src.get(setHost)
+	if hostFrom == "" {
+		return spec, false, nil
+	}
+	def, err := defaults(src)
+	if err != nil {
+		return spec, true, err
+	}
+	if spec.Targets, err = parseItems(hostVal, def); err != nil {
+		return spec, true, fmt.Errorf("%s: %w", hostFrom, err)
+	}
+	if spec.Edge, err = parseEdge(src); err != nil {
+		return spec, true, err
+	}
+	spec.Network, _ = src.get(setNetwork)
+	return spec, true, nil
+}
+
+// defaults reads the port, path and strip settings every item starts from.
+func defaults(src *source) (Target, error) {
+	def := Target{Port: DefaultPort}
+	if v, from := src.get(setPort); from != "" {
+		p, err := parsePort(v)
+		if err != nil {
+			return def, fmt.Errorf("%s: %w", from, err)
+		}
+		def.Port = p
+	}
+	if v, from := src.get(setPath); from != "" {
+		p, err := route.ParsePath(strings.TrimSpace(v))
+		if err != nil {
+			return def, fmt.Errorf("%s: %w", from, err)
+		}
+		def.Path = p
+	}
+	if v, from := src.get(setStrip); from != "" {
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			return def, fmt.Errorf("%s: %q is not true or false", from, v)
+		}
+		def.Strip = b
+	}
+	return def, nil
+}
+
+func parseItems(s string, def Target) ([]Target, error) {
+	var out []Target
+	for item := range strings.SplitSeq(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		t, err := parseItem(item, def)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no host given (value %q)", s)
+	}
+	slices.SortFunc(out, func(a, b Target) int {
+		return cmp.Or(cmp.Compare(a.Host, b.Host), cmp.Compare(a.Path, b.Path), cmp.Compare(a.Port, b.Port))
+	})
+	out = slices.Compact(out)
+	for i := 1; i < len(out); i++ {
+		if out[i].Host == out[i-1].Host && out[i].Path == out[i-1].Path {
+			return nil, fmt.Errorf("%s%s is listed twice with different ports (%d and %d)", out[i].Host, out[i].Path, out[i-1].Port, out[i].Port)
+		}
+	}
+	return out, nil
+}
+
+// parseItem reads "host[/path][:port]". Paths cannot hold ":", so the last
+// colon, if any, starts the port.
+func parseItem(item string, def Target) (Target, error) {
+	t := def
+	if i := strings.LastIndexByte(item, ':'); i >= 0 {
+		p, err := parsePort(item[i+1:])
+		if err != nil {
+			return t, fmt.Errorf("item %q: %w", item, err)
+		}
+		t.Port, item = p, item[:i]
+	}
+	host, path, hasPath := strings.Cut(item, "/")
+	h, err := route.ParseHost(host)
+	if err != nil {
+		return t, err
+	}
+	t.Host = h
+	if hasPath {
+		if t.Path, err = route.ParsePath("/" + path); err != nil {
+			return t, err
+		}
+	}
+	return t, nil
+}
+
+func parseEdge(src *source) (route.Edge, error) {
+	var e route.Edge
+	if v, from := src.get(setEntryPoints); from != "" {
+		var names []string
+		for n := range strings.SplitSeq(v, ",") {
+			if n = strings.TrimSpace(n); n == "" {
+				continue
+			}
+			name, err := route.ParseName(n)
+			if err != nil {
+				return e, fmt.Errorf("%s: %w", from, err)
+			}
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		e.EntryPoints = strings.Join(slices.Compact(names), ",")
+	}
+	if v, from := src.get(setTLS); from != "" {
+		on, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			return e, fmt.Errorf("%s: %q is not true or false", from, v)
+		}
+		e.TLS = route.TLSOff
+		if on {
+			e.TLS = route.TLSOn
+		}
+	}
+	if v, from := src.get(setCertResolver); from != "" {
+		name, err := route.ParseName(strings.TrimSpace(v))
+		if err != nil {
+			return e, fmt.Errorf("%s: %w", from, err)
+		}
+		if e.TLS == route.TLSOff {
+			return e, fmt.Errorf("%s is set but dockroute.tls=false; a certificate resolver needs TLS", from)
+		}
+		e.CertResolver, e.TLS = name, route.TLSOn
+	}
+	return e, nil
+}
+
+// envMap keeps the last value of each key, as a process's getenv would.
+func envMap(env []string) map[string]string {
+	m := make(map[string]string, len(env))
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+func parsePort(s string) (uint16, error) {
+	p, err := strconv.ParseUint(strings.TrimSpace(s), 10, 16)
+	if err != nil || p == 0 {
+		return 0, fmt.Errorf("%q is not a port number (1-65535)", s)
+	}
+	return uint16(p), nil
+}
