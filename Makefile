@@ -2,6 +2,7 @@
 
 GO          ?= go
 HELLO_IMAGE := dockroute/hello:dev
+HELLO_HEALTH_IMAGE := dockroute/hello-health:dev
 ORACLE_SRC  := ../shared/tools/traefik-oracle
 ORACLE      := $(CURDIR)/bin/traefik-oracle
 CADDY_VERSION := v2.11.9
@@ -34,6 +35,7 @@ lint:
 hello:
 	cd examples/hello && CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o hello .
 	docker build -q -t $(HELLO_IMAGE) examples/hello
+	docker build -q -t $(HELLO_HEALTH_IMAGE) -f examples/hello/Dockerfile.health examples/hello
 	rm -f examples/hello/hello
 
 ## oracle: Traefik v3's own file provider and router, to check what we write

@@ -26,8 +26,8 @@ func userCaddy(port int) map[string]any {
 	}}}}
 }
 
-func startCaddyDaemon(t *testing.T, c *caddytest.Caddy, listen string) *daemon {
-	return startDaemon(t, nil, "--output", "caddy", "--caddy-admin", c.Admin, "--caddy-listen", listen, "--caddy-check", "500ms")
+func startCaddyDaemon(t *testing.T, c *caddytest.Caddy, listen string, extra ...string) *daemon {
+	return startDaemon(t, nil, append([]string{"--output", "caddy", "--caddy-admin", c.Admin, "--caddy-listen", listen, "--caddy-check", "500ms"}, extra...)...)
 }
 
 // waitAnswer polls through Caddy until host answers with status and a body

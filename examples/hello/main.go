@@ -1,11 +1,21 @@
 // Command hello is the demo backend for dockroute: a tiny HTTP server that
 // answers every request with its own hostname (the container ID in Docker),
-// the Host the request was sent to and the path it arrived with, so a test or
-// a person can see which replica served a request and whether a prefix was
-// stripped on the way.
+// the port it was reached on, the Host the request was sent to and the path
+// it arrived with, so a test or a person can see which replica and port
+// served a request and whether a prefix was stripped on the way.
 //
-// It listens on every port named in $LISTEN (comma-separated, default
-// "8080"), so one container can stand in for an app serving several ports.
+// Environment:
+//
+//	LISTEN         ports to serve, comma-separated (default 8080)
+//	HEALTHY_AFTER  /healthz answers 503 until this long after start (e.g. 3s)
+//	DRAIN          after SIGTERM keep serving this long before shutting down,
+//	               as an app behind a load balancer does (e.g. 2s)
+//
+// Subcommands, for `docker exec` and HEALTHCHECK (the image has no shell):
+//
+//	hello healthcheck   exit 0 if /healthz answers 200
+//	hello unhealthy     make /healthz answer 503 from now on
+//	hello healthy       undo that
 package main
 
 import (
@@ -21,19 +31,28 @@ import (
 	"time"
 )
 
+// unhealthyMarker is the file whose presence makes /healthz fail.
+const unhealthyMarker = "/tmp/hello-unhealthy"
+
 func main() {
 	ports := strings.Split(envOr("LISTEN", "8080"), ",")
+	if len(os.Args) > 1 {
+		os.Exit(subcommand(os.Args[1], strings.TrimSpace(ports[0])))
+	}
+	healthyAfter := envDuration("HEALTHY_AFTER")
+	drain := envDuration("DRAIN")
 	host, _ := os.Hostname()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
+	ready := time.Now().Add(healthyAfter)
 	errc := make(chan error, len(ports))
 	var servers []*http.Server
 	for _, p := range ports {
 		p = strings.TrimSpace(p)
 		srv := &http.Server{
 			Addr:              ":" + p,
-			Handler:           handler(host, p),
+			Handler:           handler(host, p, ready),
 			ReadHeaderTimeout: 5 * time.Second,
 		}
 		servers = append(servers, srv)
@@ -47,8 +66,8 @@ func main() {
 		os.Exit(1)
 	case <-ctx.Done():
 	}
-	// Finish in-flight requests, as a well-behaved app does during the stop
-	// grace period.
+	slog.Info("stop signal; draining", "for", drain)
+	time.Sleep(drain)
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, srv := range servers {
@@ -58,10 +77,14 @@ func main() {
 	}
 }
 
-func handler(hostname, port string) http.Handler {
+func handler(hostname, port string, ready time.Time) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if r.URL.Path == "/healthz" {
+			if _, err := os.Stat(unhealthyMarker); err == nil || time.Now().Before(ready) {
+				http.Error(w, "unhealthy", http.StatusServiceUnavailable)
+				return
+			}
 			fmt.Fprintln(w, "ok")
 			return
 		}
@@ -69,9 +92,46 @@ func handler(hostname, port string) http.Handler {
 	})
 }
 
+func subcommand(cmd, port string) int {
+	switch cmd {
+	case "healthcheck":
+		c := &http.Client{Timeout: 2 * time.Second}
+		resp, err := c.Get("http://127.0.0.1:" + port + "/healthz")
+		if err != nil {
+			return 1
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return 1
+		}
+		return 0
+	case "unhealthy":
+		os.MkdirAll("/tmp", 0o777)
+		if err := os.WriteFile(unhealthyMarker, nil, 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return 0
+	case "healthy":
+		os.Remove(unhealthyMarker)
+		return 0
+	}
+	fmt.Fprintf(os.Stderr, "hello: unknown subcommand %q\n", cmd)
+	return 2
+}
+
 func envOr(key, def string) string {
 	if v := os.Getenv(key); v != "" {
 		return v
 	}
 	return def
+}
+
+func envDuration(key string) time.Duration {
+	d, err := time.ParseDuration(envOr(key, "0s"))
+	if err != nil {
+		slog.Error("bad duration", "var", key, "err", err)
+		os.Exit(2)
+	}
+	return d
 }

@@ -16,6 +16,10 @@ import (
 // builds it.
 const HelloImage = "dockroute/hello:dev"
 
+// HelloHealthImage is HelloImage with a HEALTHCHECK (interval 1 s) that
+// follows /healthz; `make hello` builds it too.
+const HelloHealthImage = "dockroute/hello-health:dev"
+
 // TestLabel marks every container and network a test creates.
 const TestLabel = "dockroute.test=1"
 
@@ -29,8 +33,10 @@ func Require(t testing.TB) {
 	if out, err := exec.Command("docker", "version", "--format", "{{.Server.APIVersion}}").CombinedOutput(); err != nil {
 		t.Fatalf("these tests need a running Docker Engine (set DOCKROUTE_SKIP_DOCKER=1 to skip them): docker version: %v\n%s", err, out)
 	}
-	if err := exec.Command("docker", "image", "inspect", HelloImage).Run(); err != nil {
-		t.Fatalf("image %s is missing: run `make hello` (make test builds it)", HelloImage)
+	for _, img := range []string{HelloImage, HelloHealthImage} {
+		if err := exec.Command("docker", "image", "inspect", img).Run(); err != nil {
+			t.Fatalf("image %s is missing: run `make hello` (make test builds it)", img)
+		}
 	}
 }
 

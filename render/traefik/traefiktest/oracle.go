@@ -7,6 +7,7 @@ package traefiktest
 import (
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -18,25 +19,38 @@ type Route struct {
 	Servers         []string
 }
 
+// Router is one router as Traefik loaded it.
+type Router struct {
+	Rule, Service string
+	EntryPoints   []string
+	Middlewares   []string
+}
+
+var routerLine = regexp.MustCompile(`^router (\S+) rule=(.*) service=(\S+) servers=\S* entrypoints=\[(.*?)\] middlewares=\[(.*?)\]$`)
+
+// Routers loads path with Traefik's own code, fails the test unless it loads
+// cleanly, and returns the routers by name.
+func Routers(t testing.TB, path string) map[string]Router {
+	t.Helper()
+	out := run(t, path)
+	routers := map[string]Router{}
+	for line := range strings.SplitSeq(out, "\n") {
+		if m := routerLine.FindStringSubmatch(line); m != nil {
+			routers[m[1]] = Router{Rule: m[2], Service: m[3], EntryPoints: strings.Fields(m[4]), Middlewares: strings.Fields(m[5])}
+		}
+	}
+	return routers
+}
+
 // Check loads path (a file or directory) with Traefik's own code and asks it
 // where each of requests ("host" or "host/path") goes. The test fails unless
 // Traefik loads the config without complaint. When DOCKROUTE_ORACLE is unset
 // the test fails, unless DOCKROUTE_SKIP_ORACLE=1 says a human chose to skip.
 func Check(t testing.TB, path string, requests ...string) map[string]Route {
 	t.Helper()
-	bin := os.Getenv("DOCKROUTE_ORACLE")
-	if bin == "" {
-		if os.Getenv("DOCKROUTE_SKIP_ORACLE") == "1" {
-			t.Skip("DOCKROUTE_SKIP_ORACLE=1: Traefik oracle checks skipped")
-		}
-		t.Fatal("DOCKROUTE_ORACLE is not set: run the tests with `make test`, which builds ../shared/tools/traefik-oracle, or set DOCKROUTE_SKIP_ORACLE=1 to skip these checks")
-	}
-	out, err := exec.Command(bin, append([]string{path}, requests...)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("traefik-oracle rejects %s: %v\n%s", path, err, out)
-	}
+	out := run(t, path, requests...)
 	routes := map[string]Route{}
-	for line := range strings.SplitSeq(string(out), "\n") {
+	for line := range strings.SplitSeq(out, "\n") {
 		rest, ok := strings.CutPrefix(line, "route ")
 		if !ok {
 			continue
@@ -53,4 +67,20 @@ func Check(t testing.TB, path string, requests ...string) map[string]Route {
 		}
 	}
 	return routes
+}
+
+func run(t testing.TB, path string, requests ...string) string {
+	t.Helper()
+	bin := os.Getenv("DOCKROUTE_ORACLE")
+	if bin == "" {
+		if os.Getenv("DOCKROUTE_SKIP_ORACLE") == "1" {
+			t.Skip("DOCKROUTE_SKIP_ORACLE=1: Traefik oracle checks skipped")
+		}
+		t.Fatal("DOCKROUTE_ORACLE is not set: run the tests with `make test`, which builds ../shared/tools/traefik-oracle, or set DOCKROUTE_SKIP_ORACLE=1 to skip these checks")
+	}
+	out, err := exec.Command(bin, append([]string{path}, requests...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("traefik-oracle rejects %s: %v\n%s", path, err, out)
+	}
+	return string(out)
 }

@@ -1,0 +1,330 @@
+package main
+
+// End-to-end tests of the routing features: labels, paths and stripping,
+// several ports per container, health-aware routing, draining on stop, TLS
+// and redirects — through Traefik's own router (the oracle) and a real Caddy.
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dockroute/dockroute/provider/docker/dockertest"
+	"github.com/dockroute/dockroute/render/caddy/caddytest"
+	"github.com/dockroute/dockroute/render/traefik"
+	"github.com/dockroute/dockroute/render/traefik/traefiktest"
+)
+
+// waitOracle polls until Traefik routes req (host/path) to router with
+// exactly servers (router "" for a 404).
+func (d *daemon) waitOracle(t testing.TB, req, router string, servers ...string) {
+	t.Helper()
+	d.waitPublished(t)
+	var got traefiktest.Route
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		got = traefiktest.Check(t, d.dir, req)[req]
+		if got.Router == router && (router == "" || slices.Equal(got.Servers, servers)) {
+			return
+		}
+	}
+	t.Fatalf("Traefik routes %s to %+v, want router %q servers %v", req, got, router, servers)
+}
+
+func explainOut(t *testing.T, ids ...string) string {
+	t.Helper()
+	out, err := exec.Command(binary, append([]string{"explain"}, ids...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("explain: %v\n%s", err, out)
+	}
+	return string(out)
+}
+
+func TestLabelsBeatEnv(t *testing.T) {
+	dockertest.Require(t)
+	d := startDaemon(t, nil)
+	envHost, labelHost := dockertest.Unique("env")+".test", dockertest.Unique("label")+".test"
+	id := dockertest.Run(t, "-e", "VIRTUALHOST="+envHost, "-e", "PORT=9999",
+		"--label", "dockroute.host="+labelHost, "--label", "dockroute.port=8080", dockertest.HelloImage)
+	d.waitServers(t, labelHost, url(t, id, 8080))
+	d.waitServers(t, envHost)
+	out := explainOut(t, id)
+	for _, want := range []string{
+		fmt.Sprintf(`label dockroute.host=%q overrides VIRTUALHOST=%q`, labelHost, envHost),
+		`label dockroute.port="8080" overrides PORT="9999"`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("explain lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestSeveralPorts(t *testing.T) {
+	dockertest.Require(t)
+	d := startDaemon(t, nil)
+	a, b := dockertest.Unique("porta")+".test", dockertest.Unique("portb")+".test"
+	id := dockertest.Run(t, "-e", "LISTEN=8080,9090", "--expose", "9090", "-e", "VIRTUALHOST="+a+":8080, "+b+":9090", dockertest.HelloImage)
+	d.waitServers(t, a, url(t, id, 8080))
+	d.waitServers(t, b, url(t, id, 9090))
+	if body := get(t, url(t, id, 9090), b); !strings.Contains(body, "port 9090") {
+		t.Fatalf("port 9090 answered %q", body)
+	}
+
+	caddytest.Each(t, func(t *testing.T, bin string) {
+		c := caddytest.Start(t, bin, nil)
+		proxy := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(t))
+		startCaddyDaemon(t, c, proxy)
+		waitAnswer(t, proxy, a, 200, "port 8080")
+		waitAnswer(t, proxy, b, 200, "port 9090")
+	})
+}
+
+// TestPathsAndStrip routes one host to three containers by path prefix:
+// the longest prefix wins, prefixes match whole segments, and /api is
+// stripped on its way to the api container — in Traefik and in Caddy.
+func TestPathsAndStrip(t *testing.T) {
+	dockertest.Require(t)
+	host := dockertest.Unique("paths") + ".test"
+	root := dockertest.Run(t, hello(host)...)
+	api := dockertest.Run(t, hello(host+"/api", "-e", "VIRTUAL_PATH_STRIP=true")...)
+	v2 := dockertest.Run(t, "--label", "dockroute.host="+host, "--label", "dockroute.path=/api/v2", "--label", "dockroute.port=8080", dockertest.HelloImage)
+
+	d := startDaemon(t, nil)
+	d.waitOracle(t, host+"/api/v2/x", traefik.Name(host, "/api/v2"), url(t, v2, 8080))
+	d.waitOracle(t, host+"/api/x", traefik.Name(host, "/api"), url(t, api, 8080))
+	d.waitOracle(t, host+"/api", traefik.Name(host, "/api"), url(t, api, 8080))
+	d.waitOracle(t, host+"/apix", traefik.Name(host, ""), url(t, root, 8080))
+	d.waitOracle(t, host+"/", traefik.Name(host, ""), url(t, root, 8080))
+	routers := traefiktest.Routers(t, d.dir)
+	if mw := routers[traefik.Name(host, "/api")].Middlewares; len(mw) != 1 {
+		t.Fatalf("the /api router has middlewares %v, want the strip middleware", mw)
+	}
+	if mw := routers[traefik.Name(host, "/api/v2")].Middlewares; len(mw) != 0 {
+		t.Fatalf("the /api/v2 router strips: %v", mw)
+	}
+
+	caddytest.Each(t, func(t *testing.T, bin string) {
+		c := caddytest.Start(t, bin, nil)
+		proxy := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(t))
+		startCaddyDaemon(t, c, proxy)
+		waitAnswer(t, proxy, host, 200, "hello from "+root[:12])
+		for path, want := range map[string]string{
+			"/api/x":    api[:12] + " port 8080 host " + host + " path /x",
+			"/api":      api[:12] + " port 8080 host " + host + " path /",
+			"/api/v2/y": v2[:12] + " port 8080 host " + host + " path /api/v2/y",
+			"/apix":     root[:12] + " port 8080 host " + host + " path /apix",
+			"/":         root[:12] + " port 8080 host " + host + " path /",
+		} {
+			status, body, err := caddytest.Get(proxy, host, path)
+			if err != nil || status != 200 || !strings.Contains(body, want) {
+				t.Errorf("GET %s%s via Caddy: %d %q %v, want %q", host, path, status, body, err, want)
+			}
+		}
+	})
+}
+
+func TestHealthAwareRouting(t *testing.T) {
+	dockertest.Require(t)
+	d := startDaemon(t, nil)
+	host := dockertest.Unique("health") + ".test"
+	id := dockertest.Run(t, "-e", "VIRTUALHOST="+host, "-e", "PORT=8080", "-e", "HEALTHY_AFTER=3s", dockertest.HelloHealthImage)
+
+	// While the healthcheck is starting the container is not routed, and
+	// explain says why.
+	if h := dockertest.Docker(t, "inspect", "-f", "{{.State.Health.Status}}", id); h != "starting" {
+		t.Fatalf("health %q right after start, want starting", h)
+	}
+	if out := explainOut(t, id); !strings.Contains(out, "healthcheck is still starting") {
+		t.Fatalf("explain while starting:\n%s", out)
+	}
+	if _, ok := servers(t, d.file())[host]; ok {
+		t.Fatal("routed while its healthcheck is starting")
+	}
+	d.waitServers(t, host, url(t, id, 8080))
+	if h := dockertest.Docker(t, "inspect", "-f", "{{.State.Health.Status}}", id); h != "healthy" {
+		t.Fatalf("routed while health is %q", h)
+	}
+
+	dockertest.Docker(t, "exec", id, "/hello", "unhealthy")
+	d.waitServers(t, host)
+	if out := explainOut(t, id); !strings.Contains(out, "healthcheck says unhealthy") {
+		t.Fatalf("explain when unhealthy:\n%s", out)
+	}
+	dockertest.Docker(t, "exec", id, "/hello", "healthy")
+	d.waitServers(t, host, url(t, id, 8080))
+}
+
+// TestHealthIgnored routes a starting container at once with --health=ignore.
+func TestHealthIgnored(t *testing.T) {
+	dockertest.Require(t)
+	d := startDaemon(t, nil, "--health", "ignore")
+	host := dockertest.Unique("nohealth") + ".test"
+	id := dockertest.Run(t, "-e", "VIRTUALHOST="+host, "-e", "PORT=8080", "-e", "HEALTHY_AFTER=1h", dockertest.HelloHealthImage)
+	d.waitServers(t, host, url(t, id, 8080))
+}
+
+// TestDrainUnderLoad stops one of two replicas behind Caddy while a steady
+// request loop runs on loopback: the replica is unrouted when its stop
+// begins and keeps serving through its drain period, so no request fails.
+func TestDrainUnderLoad(t *testing.T) {
+	dockertest.Require(t)
+	caddytest.Each(t, func(t *testing.T, bin string) {
+		c := caddytest.Start(t, bin, nil)
+		proxy := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(t))
+		d := startCaddyDaemon(t, c, proxy)
+		host := dockertest.Unique("drain") + ".test"
+		a := dockertest.Run(t, hello(host, "-e", "DRAIN=2s")...)
+		b := dockertest.Run(t, hello(host, "-e", "DRAIN=2s")...)
+		waitUpstreams(t, c, 2)
+
+		// The load: sequential requests on two connections, bounded in
+		// count and time, until told to stop.
+		var total, failed, afterStop atomic.Int64
+		var stopped atomic.Bool
+		var failures sync.Map
+		done := make(chan struct{})
+		var wg sync.WaitGroup
+		deadline := time.Now().Add(20 * time.Second)
+		for range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for total.Load() < 100000 && time.Now().Before(deadline) {
+					select {
+					case <-done:
+						return
+					default:
+					}
+					status, body, err := caddytest.Get(proxy, host, "/")
+					total.Add(1)
+					if err != nil || status != 200 {
+						failed.Add(1)
+						failures.Store(fmt.Sprintf("%d %q %v", status, body, err), true)
+					}
+					if stopped.Load() && strings.Contains(body, b[:12]) {
+						afterStop.Add(1)
+					}
+				}
+			}()
+		}
+		time.Sleep(500 * time.Millisecond)
+		start := time.Now()
+		dockertest.Docker(t, "stop", "-t", "5", a)
+		stopped.Store(true)
+		t.Logf("docker stop took %v", time.Since(start).Round(time.Millisecond))
+		time.Sleep(time.Second)
+		close(done)
+		wg.Wait()
+		t.Logf("DRAIN %s: %d requests, %d failed, %d served by the other replica after the stop", bin, total.Load(), failed.Load(), afterStop.Load())
+		if failed.Load() > 0 {
+			failures.Range(func(k, _ any) bool { t.Errorf("failure: %s", k); return true })
+			t.Fatalf("%d of %d requests failed while a replica stopped\n%s", failed.Load(), total.Load(), d.log)
+		}
+		if total.Load() < 100 || afterStop.Load() == 0 {
+			t.Fatalf("the load was too small to show anything: %d requests, %d after the stop", total.Load(), afterStop.Load())
+		}
+	})
+}
+
+// TestTraefikTLSAndRedirect checks the global TLS flags and a container
+// opting out with labels, as Traefik loads them.
+func TestTraefikTLSAndRedirect(t *testing.T) {
+	dockertest.Require(t)
+	d := startDaemon(t, nil, "--traefik-entrypoints", "websecure", "--traefik-certresolver", "le", "--traefik-redirect", "web")
+	secure, plain := dockertest.Unique("secure")+".test", dockertest.Unique("plain")+".test"
+	dockertest.Run(t, hello(secure)...)
+	dockertest.Run(t, hello(plain, "--label", "dockroute.tls=false", "--label", "dockroute.entrypoints=web")...)
+	for deadline := time.Now().Add(10 * time.Second); len(servers(t, d.file())[secure]) == 0 || len(servers(t, d.file())[plain]) == 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("containers not routed")
+		}
+	}
+	routers := traefiktest.Routers(t, d.dir)
+	r := routers[traefik.Name(secure, "")]
+	if !slices.Equal(r.EntryPoints, []string{"websecure"}) {
+		t.Errorf("secure router entrypoints %v", r.EntryPoints)
+	}
+	red, ok := routers["dockroute.redirect-"+strings.ReplaceAll(secure, ".", "_")]
+	if !ok || !slices.Equal(red.EntryPoints, []string{"web"}) || !slices.Equal(red.Middlewares, []string{"dockroute-redirect-https"}) {
+		t.Errorf("redirect router %+v (present %v)", red, ok)
+	}
+	if p := routers[traefik.Name(plain, "")]; !slices.Equal(p.EntryPoints, []string{"web"}) {
+		t.Errorf("plain router entrypoints %v", p.EntryPoints)
+	}
+	if _, ok := routers["dockroute.redirect-"+strings.ReplaceAll(plain, ".", "_")]; ok {
+		t.Error("the dockroute.tls=false container got a redirect")
+	}
+	body := string(mustRead(t, d.file()))
+	if !strings.Contains(body, "certResolver: le") {
+		t.Errorf("no certResolver in:\n%s", body)
+	}
+}
+
+// TestCaddyTLSAndRedirect turns automatic HTTPS on: Caddy serves the host
+// over HTTPS with a certificate from its internal CA (a .localhost name
+// needs no ACME) and redirects plain HTTP to HTTPS.
+func TestCaddyTLSAndRedirect(t *testing.T) {
+	dockertest.Require(t)
+	caddytest.Each(t, func(t *testing.T, bin string) {
+		httpPort, httpsPort := caddytest.FreePort(t), caddytest.FreePort(t)
+		c := caddytest.Start(t, bin, map[string]any{"apps": map[string]any{
+			"http": map[string]any{"http_port": httpPort, "https_port": httpsPort},
+			// The user's choice, not dockroute's: keep the test from
+			// installing a root certificate on this machine.
+			"pki": map[string]any{"certificate_authorities": map[string]any{"local": map[string]any{"install_trust": false}}},
+		}})
+		startCaddyDaemon(t, c, fmt.Sprintf(":%d", httpsPort), "--caddy-tls")
+		host := dockertest.Unique("tls") + ".localhost"
+		id := dockertest.Run(t, hello(host)...)
+
+		client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{ServerName: host, InsecureSkipVerify: true},
+		}, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		var last string
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("https://127.0.0.1:%d/", httpsPort), nil)
+			req.Host = host
+			resp, err := client.Do(req)
+			if err == nil {
+				b := make([]byte, 200)
+				n, _ := resp.Body.Read(b)
+				resp.Body.Close()
+				last = fmt.Sprintf("%d %q", resp.StatusCode, b[:n])
+				if resp.StatusCode == 200 && strings.Contains(last, id[:12]) {
+					break
+				}
+			} else {
+				last = err.Error()
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("HTTPS via Caddy: %s", last)
+			}
+		}
+		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/x", httpPort), nil)
+		req.Host = host
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if loc := resp.Header.Get("Location"); resp.StatusCode/100 != 3 || !strings.HasPrefix(loc, "https://"+host) {
+			t.Fatalf("plain HTTP answered %d Location %q, want a redirect to https://%s", resp.StatusCode, loc, host)
+		}
+	})
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
