@@ -162,16 +162,13 @@ func TestIsStopSignal(t *testing.T) {
 }
 
 // FuzzParseSpec checks that whatever a container puts in its labels and
-// environment, an accepted request holds only canonical hosts and paths
-// that are safe to render. Seeds live in testdata/fuzz/FuzzParseSpec.
+// environment, an accepted request holds only canonical hosts and paths,
+// and both renderers' outputs decode. Seeds live in
+// testdata/fuzz/FuzzParseSpec; TestSeedsLoadInTraefik also runs each
+// accepted seed through Traefik's own loader.
 func FuzzParseSpec(f *testing.F) {
 	f.Fuzz(func(t *testing.T, hostEnv, hostLabel, port, path, strip string) {
-		env := []string{"VIRTUALHOST=" + hostEnv, "PORT=" + port, "VIRTUAL_PATH=" + path}
-		labels := map[string]string{"dockroute.strip": strip}
-		if hostLabel != "" {
-			labels["dockroute.host"] = hostLabel
-		}
-		spec, optedIn, err := ParseSpec(env, labels)
+		spec, optedIn, err := specInput{hostEnv, hostLabel, port, path, strip}.parse()
 		if !optedIn {
 			t.Fatal("a host is set, so the container is opted in")
 		}
@@ -192,5 +189,6 @@ func FuzzParseSpec(f *testing.F) {
 				t.Fatalf("accepted port 0: %+v", tg)
 			}
 		}
+		renderBoth(t, spec)
 	})
 }

@@ -6,6 +6,8 @@ import (
 	"flag"
 	"net/netip"
 	"os"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/dockroute/dockroute/provider/route"
@@ -18,6 +20,7 @@ func TestRenderGolden(t *testing.T) {
 	tbl := route.Table{Routes: []route.Route{
 		{Host: "*.example.com", Servers: []netip.AddrPort{ap("172.17.0.4:80")}},
 		{Host: "a.example.com", Servers: []netip.AddrPort{ap("172.17.0.2:8080"), ap("172.17.0.3:8080")}},
+		{Host: "a.example.com", Path: "/api", Strip: true, Servers: []netip.AddrPort{ap("172.17.0.5:9000")}},
 		{Host: "v6.local", Servers: []netip.AddrPort{ap("[fd00::2]:8080")}},
 	}}
 	got, _ := json.MarshalIndent(Render(tbl, Options{ID: "dockroute", Listen: []string{":80"}}), "", "  ")
@@ -32,10 +35,20 @@ func TestRenderGolden(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Fatalf("Render differs from %s (go test -update to accept):\n%s", path, got)
 	}
-	// Exact hosts before wildcards, then the 404 fallback.
+	// Exact hosts before wildcards, longer paths first, then the 404
+	// fallback.
 	s := Render(tbl, Options{ID: "x"})
-	if hs := []string{s.Routes[0].Hosts()[0], s.Routes[1].Hosts()[0], s.Routes[2].Hosts()[0]}; hs[0] != "a.example.com" || hs[2] != "*.example.com" || len(s.Routes[3].Hosts()) != 0 {
-		t.Fatalf("route order %v", hs)
+	var order []string
+	for _, r := range s.Routes {
+		for _, m := range r.Match {
+			order = append(order, m.Host[0]+strings.Join(m.Path, "|"))
+		}
+	}
+	if want := []string{"a.example.com/api|/api/*", "a.example.com", "v6.local", "*.example.com"}; !slices.Equal(order, want) || len(s.Routes[4].Match) != 0 {
+		t.Fatalf("route order %v, want %v then the fallback", order, want)
+	}
+	if h := s.Routes[0].Handle; len(h) != 2 || h[0].Handler != "rewrite" || h[0].StripPathPrefix != "/api" {
+		t.Fatalf("strip route handlers %+v", h)
 	}
 	if !bytes.Equal(Render(tbl, Options{ID: "x"}).JSON(), s.JSON()) {
 		t.Fatal("Render is not deterministic")
