@@ -47,14 +47,33 @@ func explainOut(t *testing.T, ids ...string) string {
 	return string(out)
 }
 
+// caddies starts every Caddy under test, each with a dockroute pushing to
+// it, and returns their proxy addresses.
+func caddies(t *testing.T) []string {
+	var proxies []string
+	for _, bin := range caddytest.Binaries(t) {
+		c := caddytest.Start(t, bin, nil)
+		proxy := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(t))
+		startCaddyDaemon(t, c, proxy)
+		waitAnswer(t, proxy, "nothing.test", 404, "no route") // first push done
+		proxies = append(proxies, proxy)
+	}
+	return proxies
+}
+
 func TestLabelsBeatEnv(t *testing.T) {
 	dockertest.Require(t)
 	d := startDaemon(t, nil)
+	proxies := caddies(t)
 	envHost, labelHost := dockertest.Unique("env")+".test", dockertest.Unique("label")+".test"
 	id := dockertest.Run(t, "-e", "VIRTUALHOST="+envHost, "-e", "PORT=9999",
 		"--label", "dockroute.host="+labelHost, "--label", "dockroute.port=8080", dockertest.HelloImage)
 	d.waitServers(t, labelHost, url(t, id, 8080))
 	d.waitServers(t, envHost)
+	for _, p := range proxies {
+		waitAnswer(t, p, labelHost, 200, "hello from "+id[:12])
+		waitAnswer(t, p, envHost, 404, "no route")
+	}
 	out := explainOut(t, id)
 	for _, want := range []string{
 		fmt.Sprintf(`label dockroute.host=%q overrides VIRTUALHOST=%q`, labelHost, envHost),
@@ -133,6 +152,7 @@ func TestPathsAndStrip(t *testing.T) {
 func TestHealthAwareRouting(t *testing.T) {
 	dockertest.Require(t)
 	d := startDaemon(t, nil)
+	proxies := caddies(t)
 	host := dockertest.Unique("health") + ".test"
 	id := dockertest.Run(t, "-e", "VIRTUALHOST="+host, "-e", "PORT=8080", "-e", "HEALTHY_AFTER=3s", dockertest.HelloHealthImage)
 
@@ -147,13 +167,24 @@ func TestHealthAwareRouting(t *testing.T) {
 	if _, ok := servers(t, d.file())[host]; ok {
 		t.Fatal("routed while its healthcheck is starting")
 	}
+	for _, p := range proxies {
+		if status, _, _ := caddytest.Get(p, host, "/"); status != 404 {
+			t.Fatalf("Caddy at %s answers %d while the healthcheck is starting", p, status)
+		}
+	}
 	d.waitServers(t, host, url(t, id, 8080))
+	for _, p := range proxies {
+		waitAnswer(t, p, host, 200, "hello from "+id[:12])
+	}
 	if h := dockertest.Docker(t, "inspect", "-f", "{{.State.Health.Status}}", id); h != "healthy" {
 		t.Fatalf("routed while health is %q", h)
 	}
 
 	dockertest.Docker(t, "exec", id, "/hello", "unhealthy")
 	d.waitServers(t, host)
+	for _, p := range proxies {
+		waitAnswer(t, p, host, 404, "no route")
+	}
 	if out := explainOut(t, id); !strings.Contains(out, "healthcheck says unhealthy") {
 		t.Fatalf("explain when unhealthy:\n%s", out)
 	}
