@@ -94,7 +94,7 @@ func formatVerdict(v docker.Verdict) string {
 			if be.Strip && be.Path != "" {
 				strip = " (prefix " + be.Path + " stripped)"
 			}
-			fmt.Fprintf(&b, "  %s%s -> http://%s%s\n", be.Host, be.Path, be.Addr, strip)
+			fmt.Fprintf(&b, "  %s%s -> http://%s%s\n", be.Host, be.Path, be.Server, strip)
 		}
 	case v.OptedIn:
 		fmt.Fprintf(&b, "%s: NOT routed: %s\n", name, v.Reason)

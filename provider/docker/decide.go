@@ -79,7 +79,7 @@ func Decide(c Container, opt Options) Verdict {
 	for _, t := range spec.Targets {
 		v.Backends = append(v.Backends, route.Backend{
 			Name: c.Name, Host: t.Host, Path: t.Path, Strip: t.Strip, Edge: spec.Edge,
-			Addr: netip.AddrPortFrom(addr, t.Port),
+			Server: netip.AddrPortFrom(addr, t.Port).String(),
 		})
 	}
 	return v

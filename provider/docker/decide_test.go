@@ -134,7 +134,7 @@ func TestDecide(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			v := Decide(tc.c, tc.opt)
 			if tc.addr != "" {
-				if !v.Routed() || v.Backends[0].Addr.String() != tc.addr {
+				if !v.Routed() || v.Backends[0].Server != tc.addr {
 					t.Fatalf("verdict %+v, want routed at %s", v, tc.addr)
 				}
 				return

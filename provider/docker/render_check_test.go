@@ -39,7 +39,7 @@ func renderBoth(t testing.TB, spec Spec) (table route.Table, traefikYAML []byte)
 	var bs []route.Backend
 	for _, tg := range spec.Targets {
 		bs = append(bs, route.Backend{Name: "c", Host: tg.Host, Path: tg.Path, Strip: tg.Strip, Edge: spec.Edge,
-			Addr: netip.AddrPortFrom(netip.MustParseAddr("172.17.0.2"), tg.Port)})
+			Server: netip.AddrPortFrom(netip.MustParseAddr("172.17.0.2"), tg.Port).String()})
 	}
 	table = route.Build(bs)
 	traefikYAML = traefik.Render(table, traefik.Options{RedirectFrom: []string{"web"}})

@@ -431,7 +431,7 @@ func Explain(ctx context.Context, cli *client.Client, opt Options, names []strin
 func describe(bs []route.Backend) []string {
 	out := make([]string, len(bs))
 	for i, b := range bs {
-		out[i] = b.Host + b.Path + " -> " + b.Addr.String()
+		out[i] = b.Host + b.Path + " -> " + b.Server
 	}
 	return out
 }

@@ -1,7 +1,6 @@
 package route
 
 import (
-	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
@@ -39,20 +38,20 @@ func TestParseHost(t *testing.T) {
 }
 
 func TestBuildGroupsSortsAndDedups(t *testing.T) {
-	a := netip.MustParseAddrPort("172.17.0.3:8080")
-	b := netip.MustParseAddrPort("172.17.0.2:8080")
+	a := "172.17.0.3:8080"
+	b := "172.17.0.2:8080"
 	got := Build([]Backend{
-		{Name: "x", Host: "b.local", Addr: a},
-		{Name: "x", Host: "a.local", Path: "/api", Strip: true, Addr: a},
-		{Name: "x", Host: "a.local", Addr: a},
-		{Name: "y", Host: "a.local", Addr: b},
-		{Name: "z", Host: "a.local", Addr: b},               // same address twice
-		{Name: "w", Host: "a.local", Path: "/api", Addr: b}, // disagrees on Strip; "w" sorts first
+		{Name: "x", Host: "b.local", Server: a},
+		{Name: "x", Host: "a.local", Path: "/api", Strip: true, Server: a},
+		{Name: "x", Host: "a.local", Server: a},
+		{Name: "y", Host: "a.local", Server: b},
+		{Name: "z", Host: "a.local", Server: b},               // same address twice
+		{Name: "w", Host: "a.local", Path: "/api", Server: b}, // disagrees on Strip; "w" sorts first
 	})
 	want := Table{Routes: []Route{
-		{Host: "a.local", Servers: []netip.AddrPort{b, a}},
-		{Host: "a.local", Path: "/api", Strip: false, Servers: []netip.AddrPort{b, a}},
-		{Host: "b.local", Servers: []netip.AddrPort{a}},
+		{Host: "a.local", Servers: []string{b, a}},
+		{Host: "a.local", Path: "/api", Strip: false, Servers: []string{b, a}},
+		{Host: "b.local", Servers: []string{a}},
 	}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Build = %+v\nwant %+v", got, want)

@@ -2,7 +2,6 @@ package route
 
 import (
 	"cmp"
-	"net/netip"
 	"slices"
 )
 
@@ -28,17 +27,18 @@ const (
 )
 
 // Backend is one routable endpoint found by a provider: requests for Host
-// whose path lies under Path go to Addr. Host and Path must be canonical
-// (ParseHost, ParsePath); Build trusts them.
+// whose path lies under Path go to Server. Host and Path must be canonical
+// (ParseHost, ParsePath) and Server a valid "host:port"; Build trusts them.
 type Backend struct {
 	// Name identifies the backend to people (container name); it is used in
 	// logs and explain, never rendered into proxy config.
 	Name  string
 	Host  string
 	Path  string // "" for the whole host
-	Strip bool   // remove Path from the request before it reaches Addr
+	Strip bool   // remove Path from the request before it reaches Server
 	Edge  Edge
-	Addr  netip.AddrPort
+	// Server is "ip:port" (IPv6 in brackets) or "name:port".
+	Server string
 }
 
 // Route is one host and path prefix with every server that serves it.
@@ -47,7 +47,7 @@ type Route struct {
 	Path    string
 	Strip   bool
 	Edge    Edge
-	Servers []netip.AddrPort
+	Servers []string
 }
 
 // Table is the desired routing: routes sorted by host then path, servers
@@ -67,7 +67,7 @@ type key struct{ host, path string }
 func Build(backends []Backend) Table {
 	sorted := slices.Clone(backends)
 	slices.SortFunc(sorted, func(a, b Backend) int {
-		return cmp.Or(cmp.Compare(a.Name, b.Name), compareAddrPort(a.Addr, b.Addr))
+		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.Server, b.Server))
 	})
 	byKey := make(map[key]*Route)
 	for _, b := range sorted {
@@ -77,11 +77,11 @@ func Build(backends []Backend) Table {
 			r = &Route{Host: b.Host, Path: b.Path, Strip: b.Strip, Edge: b.Edge}
 			byKey[k] = r
 		}
-		r.Servers = append(r.Servers, b.Addr)
+		r.Servers = append(r.Servers, b.Server)
 	}
 	t := Table{Routes: make([]Route, 0, len(byKey))}
 	for _, r := range byKey {
-		slices.SortFunc(r.Servers, compareAddrPort)
+		slices.Sort(r.Servers)
 		r.Servers = slices.Compact(r.Servers)
 		t.Routes = append(t.Routes, *r)
 	}
@@ -89,11 +89,4 @@ func Build(backends []Backend) Table {
 		return cmp.Or(cmp.Compare(a.Host, b.Host), cmp.Compare(a.Path, b.Path))
 	})
 	return t
-}
-
-func compareAddrPort(a, b netip.AddrPort) int {
-	if c := a.Addr().Compare(b.Addr()); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.Port(), b.Port())
 }

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -50,17 +49,17 @@ func newPublisher(t *testing.T, c *caddytest.Caddy, listenPort int) (*Publisher,
 }
 
 // backend is a local HTTP server standing in for a container.
-func backend(t *testing.T, name string) netip.AddrPort {
+func backend(t *testing.T, name string) string {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintf(w, "%s %s", name, r.Host) }))
 	t.Cleanup(srv.Close)
-	return netip.MustParseAddrPort(strings.TrimPrefix(srv.URL, "http://"))
+	return strings.TrimPrefix(srv.URL, "http://")
 }
 
-func table(routes map[string][]netip.AddrPort) route.Table {
+func table(routes map[string][]string) route.Table {
 	var bs []route.Backend
 	for h, addrs := range routes {
 		for _, a := range addrs {
-			bs = append(bs, route.Backend{Host: h, Addr: a})
+			bs = append(bs, route.Backend{Host: h, Server: a})
 		}
 	}
 	return route.Build(bs)
@@ -104,7 +103,7 @@ func TestPublishBesideUserConfig(t *testing.T) {
 		ours := fmt.Sprintf("127.0.0.1:%d", ourPort)
 
 		a, b := backend(t, "a"), backend(t, "b")
-		if err := p.Publish(ctx, table(map[string][]netip.AddrPort{"app.test": {a, b}})); err != nil {
+		if err := p.Publish(ctx, table(map[string][]string{"app.test": {a, b}})); err != nil {
 			t.Fatal(err)
 		}
 		if got := answers(t, ours, "app.test", 10); got["200 a"] != 5 || got["200 b"] != 5 {
@@ -117,13 +116,13 @@ func TestPublishBesideUserConfig(t *testing.T) {
 		// Many pushes, one per table change; then the same table again,
 		// which must cost Caddy nothing.
 		for i := range 20 {
-			tbl := table(map[string][]netip.AddrPort{"app.test": {a}, fmt.Sprintf("n%d.test", i): {b}})
+			tbl := table(map[string][]string{"app.test": {a}, fmt.Sprintf("n%d.test", i): {b}})
 			if err := p.Publish(ctx, tbl); err != nil {
 				t.Fatal(err)
 			}
 		}
 		writes := c.Writes()
-		if err := p.Publish(ctx, table(map[string][]netip.AddrPort{"app.test": {a}, "n19.test": {b}})); err != nil {
+		if err := p.Publish(ctx, table(map[string][]string{"app.test": {a}, "n19.test": {b}})); err != nil {
 			t.Fatal(err)
 		}
 		if c.Writes() != writes || p.Writes() != 21 {
@@ -146,7 +145,7 @@ func TestPublishIntoEmptyCaddy(t *testing.T) {
 		c := caddytest.Start(t, bin, map[string]any{"admin": map[string]any{"listen": "unix/" + sock}})
 		port := caddytest.FreePort(t)
 		p, _ := newPublisher(t, c, port)
-		if err := p.Publish(context.Background(), table(map[string][]netip.AddrPort{"app.test": {backend(t, "a")}})); err != nil {
+		if err := p.Publish(context.Background(), table(map[string][]string{"app.test": {backend(t, "a")}})); err != nil {
 			t.Fatal(err)
 		}
 		if got := answers(t, fmt.Sprintf("127.0.0.1:%d", port), "app.test", 1); got["200 a"] != 1 {
@@ -166,7 +165,7 @@ func TestCheckRestoresLostServer(t *testing.T) {
 		c := caddytest.Start(t, bin, userConfig(userPort))
 		p, log := newPublisher(t, c, ourPort)
 		ctx := context.Background()
-		if err := p.Publish(ctx, table(map[string][]netip.AddrPort{"app.test": {backend(t, "a")}})); err != nil {
+		if err := p.Publish(ctx, table(map[string][]string{"app.test": {backend(t, "a")}})); err != nil {
 			t.Fatal(err)
 		}
 		c.Restart(t, userConfig(userPort))
@@ -221,7 +220,7 @@ func TestConcurrentEditIsNotClobbered(t *testing.T) {
 			}
 		}}
 		p.admin.hc.Transport = hook
-		if err := p.Publish(ctx, table(map[string][]netip.AddrPort{"app.test": {backend(t, "a")}})); err != nil {
+		if err := p.Publish(ctx, table(map[string][]string{"app.test": {backend(t, "a")}})); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := c.Config("/config/apps/http/servers/other"); err != nil {
@@ -233,7 +232,7 @@ func TestConcurrentEditIsNotClobbered(t *testing.T) {
 				t.Errorf("concurrent writer: %v", err)
 			}
 		}}
-		if err := p.Publish(ctx, table(map[string][]netip.AddrPort{"app2.test": {backend(t, "b")}})); err != nil {
+		if err := p.Publish(ctx, table(map[string][]string{"app2.test": {backend(t, "b")}})); err != nil {
 			t.Fatal(err)
 		}
 		for _, want := range []string{"changed concurrently", "changed by someone else"} {
@@ -256,7 +255,7 @@ func TestRefusedRouteDoesNotBlockOthers(t *testing.T) {
 		c := caddytest.Start(t, bin, userConfig(caddytest.FreePort(t)))
 		port := caddytest.FreePort(t)
 		p, log := newPublisher(t, c, port)
-		tbl := table(map[string][]netip.AddrPort{"a.test": {backend(t, "a")}, "b.test": {backend(t, "b")}, "c.test": {backend(t, "c")}})
+		tbl := table(map[string][]string{"a.test": {backend(t, "a")}, "b.test": {backend(t, "b")}, "c.test": {backend(t, "c")}})
 		want := Render(tbl, p.opt)
 		bad := want.Routes[1]
 		bad.Match = []Match{{Host: []string{"bad.test", "bad.test"}}}
@@ -286,7 +285,7 @@ func TestServerRefusedKeepsCaddyAsItWas(t *testing.T) {
 		before := withoutOurs(t, c)
 		p, _ := newPublisher(t, c, userPort)
 		p.log = slog.New(slog.NewTextHandler(io.Discard, nil))
-		err := p.Publish(context.Background(), table(map[string][]netip.AddrPort{"a.test": {backend(t, "a")}}))
+		err := p.Publish(context.Background(), table(map[string][]string{"a.test": {backend(t, "a")}}))
 		if err == nil {
 			t.Fatal("publishing on the user's listener succeeded")
 		}
@@ -307,7 +306,7 @@ func TestWildcardMatchesLikeTraefik(t *testing.T) {
 		c := caddytest.Start(t, bin, nil)
 		port := caddytest.FreePort(t)
 		p, _ := newPublisher(t, c, port)
-		tbl := table(map[string][]netip.AddrPort{"*.w.test": {backend(t, "wild")}, "x.w.test": {backend(t, "exact")}})
+		tbl := table(map[string][]string{"*.w.test": {backend(t, "wild")}, "x.w.test": {backend(t, "exact")}})
 		if err := p.Publish(context.Background(), tbl); err != nil {
 			t.Fatal(err)
 		}

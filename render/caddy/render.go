@@ -140,7 +140,7 @@ func boolInt(b bool) int {
 func proxyRoute(r route.Route) Route {
 	ups := make([]Upstream, len(r.Servers))
 	for i, a := range r.Servers {
-		ups[i] = Upstream{Dial: a.String()}
+		ups[i] = Upstream{Dial: a}
 	}
 	m := Match{Host: []string{r.Host}}
 	var handle []Handler

@@ -12,8 +12,8 @@ func table(n int) route.Table {
 	backends := make([]route.Backend, n)
 	for i := range backends {
 		backends[i] = route.Backend{
-			Host: fmt.Sprintf("app%d.example.com", i/2), // two replicas per host
-			Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 8080),
+			Host:   fmt.Sprintf("app%d.example.com", i/2), // two replicas per host
+			Server: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 8080).String(),
 		}
 	}
 	return route.Build(backends)

@@ -153,7 +153,7 @@ func addRoute(h *httpConfig, r route.Route, opt Options) {
 	h.Routers[name] = rt
 	lb := loadBalancer{Servers: make([]server, 0, len(r.Servers))}
 	for _, s := range r.Servers {
-		lb.Servers = append(lb.Servers, server{URL: "http://" + s.String()})
+		lb.Servers = append(lb.Servers, server{URL: "http://" + s})
 	}
 	h.Services[name] = service{LoadBalancer: lb}
 }
