@@ -32,7 +32,7 @@ func BenchmarkConvergence(b *testing.B) {
 	b.ReportMetric(float64(down.Milliseconds())/float64(b.N), "ms-to-unroute")
 }
 
-func waitFile(b testing.TB, d *daemon, host string, present bool) {
+func waitFile(b testing.TB, d *proc, host string, present bool) {
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(2 * time.Millisecond) {
 		data, _ := os.ReadFile(d.file())
 		if strings.Contains(string(data), "`"+host+"`") == present {

@@ -26,7 +26,7 @@ func userCaddy(port int) map[string]any {
 	}}}}
 }
 
-func startCaddyDaemon(t *testing.T, c *caddytest.Caddy, listen string, extra ...string) *daemon {
+func startCaddyDaemon(t *testing.T, c *caddytest.Caddy, listen string, extra ...string) *proc {
 	return startDaemon(t, nil, append([]string{"--output", "caddy", "--caddy-admin", c.Admin, "--caddy-listen", listen, "--caddy-check", "500ms"}, extra...)...)
 }
 

@@ -1,14 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/dockroute/dockroute/provider/coalesce"
 	"github.com/dockroute/dockroute/provider/docker"
@@ -17,7 +21,7 @@ import (
 	"github.com/dockroute/dockroute/render/traefik"
 )
 
-// errUsage marks a command line the user must fix; flag has already said why.
+// errUsage marks a command line the user must fix; it has already been said.
 var errUsage = errors.New("usage")
 
 // envPrefix turns a flag name into its environment variable:
@@ -26,6 +30,9 @@ const envPrefix = "DOCKROUTE_"
 
 // config is everything a command can be told.
 type config struct {
+	ConfigFile          string
+	RoutesFile          string
+	MetricsAddr         string
 	Output              string
 	CaddyAdmin          string
 	CaddyServer         string
@@ -46,6 +53,18 @@ type config struct {
 	LogLevel            slog.Level
 	LogFormat           string
 	Args                []string // explain's container names
+	// values holds every setting's final text by flag name, to tell what a
+	// reload changed.
+	values map[string]string
+}
+
+// liveKeys are the settings a config-file reload applies without a restart:
+// what decides and renders routes. The rest (where dockroute listens, talks
+// and writes) needs a restart, and a reload that changes it says so.
+var liveKeys = map[string]bool{
+	"log-level": true, "network": true, "health": true,
+	"traefik-entrypoints": true, "traefik-tls": true, "traefik-certresolver": true, "traefik-redirect": true,
+	"caddy-listen": true, "caddy-tls": true, "caddy-no-redirect": true,
 }
 
 func (c config) dockerOptions() docker.Options {
@@ -63,64 +82,67 @@ func (c config) traefikOptions() traefik.Options {
 	}
 }
 
-// parseConfig reads flags, then fills every flag not given on the command
-// line from its DOCKROUTE_* variable: flags > environment > defaults.
+// flags declares every setting on fs, bound to c.
+func (c *config) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.ConfigFile, "config", "", "YAML file with any of these settings (keys are the flag names); reloaded when it changes")
+	fs.StringVar(&c.RoutesFile, "routes-file", "", "YAML file of static routes to non-Docker backends; reloaded when it changes")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve /metrics (Prometheus) and /healthz on this address, e.g. 127.0.0.1:9273")
+	fs.StringVar(&c.Output, "output", "traefik", "where routes go: traefik (a file-provider directory) or caddy (the admin API)")
+	fs.StringVar(&c.TraefikDir, "traefik-dir", "dynamic", "directory Traefik's file provider watches (providers.file.directory)")
+	fs.StringVar(&c.TraefikFile, "traefik-file", "dockroute.yml", "file name written in --traefik-dir (must end in .yml or .yaml)")
+	fs.StringVar(&c.TraefikEntryPoints, "traefik-entrypoints", "", "Traefik entrypoints of every router, comma-separated (default: all); label dockroute.entrypoints overrides")
+	fs.BoolVar(&c.TraefikTLS, "traefik-tls", false, "serve every router over TLS; label dockroute.tls overrides")
+	fs.StringVar(&c.TraefikCertResolver, "traefik-certresolver", "", "Traefik certificate resolver for TLS routers (implies --traefik-tls); label dockroute.certresolver overrides")
+	fs.StringVar(&c.TraefikRedirect, "traefik-redirect", "", "plain-HTTP entrypoints (e.g. web) on which TLS routes redirect to HTTPS")
+	fs.StringVar(&c.CaddyAdmin, "caddy-admin", "http://127.0.0.1:2019", "Caddy admin API address: http://HOST:PORT or unix//PATH")
+	fs.StringVar(&c.CaddyServer, "caddy-server", "dockroute", "name and @id of the Caddy server dockroute owns")
+	fs.StringVar(&c.CaddyListen, "caddy-listen", ":80", "listen addresses of dockroute's Caddy server, comma-separated")
+	fs.BoolVar(&c.CaddyTLS, "caddy-tls", false, "keep Caddy's automatic HTTPS on for routed hosts (use with --caddy-listen :443)")
+	fs.BoolVar(&c.CaddyNoRedirect, "caddy-no-redirect", false, "with --caddy-tls, do not redirect HTTP to HTTPS")
+	fs.DurationVar(&c.CaddyCheck, "caddy-check", 5*time.Second, "how often to check that Caddy still has dockroute's server, restoring it if lost")
+	fs.StringVar(&c.Network, "network", "", "Docker network whose container addresses are routed; needed when containers are on several networks")
+	fs.StringVar(&c.Health, "health", "require", "require: route containers with a healthcheck only while healthy; ignore: route them whatever it says")
+	fs.DurationVar(&c.Resync, "resync", 30*time.Second, "interval of the full resync that repairs anything a lost event missed")
+	fs.DurationVar(&c.Coalesce.Quiet, "coalesce-quiet", 100*time.Millisecond, "publish once events have paused this long")
+	fs.DurationVar(&c.Coalesce.MaxDelay, "coalesce-max", 500*time.Millisecond, "publish at most this long after the first event of a burst")
+	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
+	c.Coalesce.Retry, c.Coalesce.MaxRetry = 500*time.Millisecond, 5*time.Second
+}
+
+// parseConfig reads the command line, then fills every setting not given
+// there from its DOCKROUTE_* variable, then from the --config file:
+// flags > environment > file > defaults.
 func parseConfig(cmd string, args []string, stderr io.Writer) (config, error) {
-	c := config{
-		Output:      "traefik",
-		CaddyAdmin:  "http://127.0.0.1:2019",
-		CaddyServer: "dockroute",
-		CaddyListen: ":80",
-		CaddyCheck:  5 * time.Second,
-		Health:      "require",
-		TraefikDir:  "dynamic",
-		TraefikFile: "dockroute.yml",
-		Resync:      30 * time.Second,
-		Coalesce:    coalesce.Config{Quiet: 100 * time.Millisecond, MaxDelay: 500 * time.Millisecond, Retry: 500 * time.Millisecond, MaxRetry: 5 * time.Second},
-		LogFormat:   "text",
-	}
+	var c config
 	fs := flag.NewFlagSet("dockroute "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.Output, "output", c.Output, "where routes go: traefik (a file-provider directory) or caddy (the admin API)")
-	fs.StringVar(&c.CaddyAdmin, "caddy-admin", c.CaddyAdmin, "Caddy admin API address: http://HOST:PORT or unix//PATH")
-	fs.StringVar(&c.CaddyServer, "caddy-server", c.CaddyServer, "name and @id of the Caddy server dockroute owns")
-	fs.StringVar(&c.CaddyListen, "caddy-listen", c.CaddyListen, "listen addresses of dockroute's Caddy server, comma-separated")
-	fs.BoolVar(&c.CaddyTLS, "caddy-tls", c.CaddyTLS, "keep Caddy's automatic HTTPS on for routed hosts (use with --caddy-listen :443)")
-	fs.BoolVar(&c.CaddyNoRedirect, "caddy-no-redirect", c.CaddyNoRedirect, "with --caddy-tls, do not redirect HTTP to HTTPS")
-	fs.StringVar(&c.TraefikEntryPoints, "traefik-entrypoints", c.TraefikEntryPoints, "Traefik entrypoints of every router, comma-separated (default: all); label dockroute.entrypoints overrides")
-	fs.BoolVar(&c.TraefikTLS, "traefik-tls", c.TraefikTLS, "serve every router over TLS; label dockroute.tls overrides")
-	fs.StringVar(&c.TraefikCertResolver, "traefik-certresolver", c.TraefikCertResolver, "Traefik certificate resolver for TLS routers (implies --traefik-tls); label dockroute.certresolver overrides")
-	fs.StringVar(&c.TraefikRedirect, "traefik-redirect", c.TraefikRedirect, "plain-HTTP entrypoints (e.g. web) on which TLS routes redirect to HTTPS")
-	fs.StringVar(&c.Health, "health", c.Health, "require: route containers with a healthcheck only while healthy; ignore: route them whatever it says")
-	fs.DurationVar(&c.CaddyCheck, "caddy-check", c.CaddyCheck, "how often to check that Caddy still has dockroute's server, restoring it if lost")
-	fs.StringVar(&c.TraefikDir, "traefik-dir", c.TraefikDir, "directory Traefik's file provider watches (providers.file.directory)")
-	fs.StringVar(&c.TraefikFile, "traefik-file", c.TraefikFile, "file name written in --traefik-dir (must end in .yml or .yaml)")
-	fs.StringVar(&c.Network, "network", c.Network, "Docker network whose container addresses are routed; needed when containers are on several networks")
-	fs.DurationVar(&c.Resync, "resync", c.Resync, "interval of the full resync that repairs anything a lost event missed")
-	fs.DurationVar(&c.Coalesce.Quiet, "coalesce-quiet", c.Coalesce.Quiet, "publish once events have paused this long")
-	fs.DurationVar(&c.Coalesce.MaxDelay, "coalesce-max", c.Coalesce.MaxDelay, "publish at most this long after the first event of a burst")
-	fs.TextVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
-	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
+	c.flags(fs)
 	if err := fs.Parse(args); err != nil {
 		return c, errUsage
 	}
-	if err := applyEnv(fs, os.LookupEnv); err != nil {
-		fmt.Fprintln(stderr, "dockroute:", err)
-		return c, errUsage
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	err := applyEnv(fs, os.LookupEnv, given)
+	if err == nil && c.ConfigFile != "" {
+		err = applyFile(fs, c.ConfigFile, given)
 	}
 	c.Args = fs.Args()
-	if err := c.validate(cmd); err != nil {
+	c.values = map[string]string{}
+	fs.VisitAll(func(f *flag.Flag) { c.values[f.Name] = f.Value.String() })
+	if err == nil {
+		err = c.validate(cmd)
+	}
+	if err != nil {
 		fmt.Fprintln(stderr, "dockroute:", err)
 		return c, errUsage
 	}
 	return c, nil
 }
 
-// applyEnv sets each flag that was not on the command line from its
-// environment variable, if present.
-func applyEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+// applyEnv sets each flag not yet given from its environment variable, if
+// present, and marks it given.
+func applyEnv(fs *flag.FlagSet, lookup func(string) (string, bool), given map[string]bool) error {
 	var errs []error
 	fs.VisitAll(func(f *flag.Flag) {
 		name := envPrefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
@@ -131,8 +153,70 @@ func applyEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
 		if err := fs.Set(f.Name, v); err != nil {
 			errs = append(errs, fmt.Errorf("%s=%q: %w", name, v, err))
 		}
+		given[f.Name] = true
 	})
 	return errors.Join(errs...)
+}
+
+// applyFile sets each flag not yet given from the YAML file. Keys are flag
+// names; a list value is joined with commas. An unknown key, or a value the
+// flag refuses, is an error naming the key and its line.
+func applyFile(fs *flag.FlagSet, path string, given map[string]bool) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	if len(doc.Content) == 0 || len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	top := doc.Content[0]
+	if top.Kind != yaml.MappingNode {
+		return fmt.Errorf("config file %s, line %d: want a mapping of settings", path, top.Line)
+	}
+	var errs []error
+	for i := 0; i < len(top.Content); i += 2 {
+		k, v := top.Content[i], top.Content[i+1]
+		f := fs.Lookup(k.Value)
+		if f == nil || k.Value == "config" {
+			errs = append(errs, fmt.Errorf("config file %s, line %d: unknown key %q", path, k.Line, k.Value))
+			continue
+		}
+		val, err := scalar(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("config file %s, line %d: %s: %w", path, v.Line, k.Value, err))
+			continue
+		}
+		if given[k.Value] {
+			continue
+		}
+		if err := fs.Set(k.Value, val); err != nil {
+			errs = append(errs, fmt.Errorf("config file %s, line %d: %s: %w", path, v.Line, k.Value, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// scalar turns a YAML value into flag text: scalars as written, lists of
+// scalars joined with commas.
+func scalar(n *yaml.Node) (string, error) {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		return n.Value, nil
+	case yaml.SequenceNode:
+		var items []string
+		for _, c := range n.Content {
+			if c.Kind != yaml.ScalarNode {
+				return "", fmt.Errorf("want a list of plain values")
+			}
+			items = append(items, c.Value)
+		}
+		return strings.Join(items, ","), nil
+	}
+	return "", fmt.Errorf("want a value or a list of values")
 }
 
 func (c config) validate(cmd string) error {
@@ -170,8 +254,20 @@ func (c config) validate(cmd string) error {
 	return nil
 }
 
-func (c config) logger(w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: c.LogLevel}
+// changedKeys lists, sorted, the settings whose values differ.
+func changedKeys(a, b config) []string {
+	var out []string
+	for k, v := range a.values {
+		if b.values[k] != v {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (c config) logger(w io.Writer, level slog.Leveler) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
 	if c.LogFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}

@@ -43,8 +43,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// daemon is a running `dockroute run`.
-type daemon struct {
+// proc is a running `dockroute run` process.
+type proc struct {
 	cmd  *exec.Cmd
 	dir  string // its Traefik directory
 	log  *syncBuffer
@@ -70,9 +70,9 @@ func (s *syncBuffer) String() string {
 
 // startDaemon runs dockroute with a fresh output directory. At the end of the
 // test it is stopped with SIGTERM and must exit 0.
-func startDaemon(t testing.TB, env []string, args ...string) *daemon {
+func startDaemon(t testing.TB, env []string, args ...string) *proc {
 	t.Helper()
-	d := &daemon{dir: filepath.Join(t.TempDir(), "dynamic"), log: &syncBuffer{}, done: make(chan error, 1)}
+	d := &proc{dir: filepath.Join(t.TempDir(), "dynamic"), log: &syncBuffer{}, done: make(chan error, 1)}
 	d.cmd = exec.Command(binary, append([]string{"run", "--traefik-dir", d.dir}, args...)...)
 	d.cmd.Env = append(os.Environ(), env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
@@ -94,7 +94,7 @@ func startDaemon(t testing.TB, env []string, args ...string) *daemon {
 }
 
 // stop signals the daemon and waits for it to exit.
-func (d *daemon) stop(sig os.Signal) error {
+func (d *proc) stop(sig os.Signal) error {
 	d.cmd.Process.Signal(sig)
 	select {
 	case err := <-d.done:
@@ -108,10 +108,10 @@ func (d *daemon) stop(sig os.Signal) error {
 	}
 }
 
-func (d *daemon) file() string { return filepath.Join(d.dir, "dockroute.yml") }
+func (d *proc) file() string { return filepath.Join(d.dir, "dockroute.yml") }
 
 // waitPublished waits for the daemon's first publish.
-func (d *daemon) waitPublished(t testing.TB) {
+func (d *proc) waitPublished(t testing.TB) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if _, err := os.Stat(d.file()); err == nil {
@@ -163,7 +163,7 @@ func servers(t testing.TB, path string) map[string][]string {
 
 // waitServers waits until host is published with exactly want (none: the
 // host is absent), then checks the same through Traefik's own router.
-func (d *daemon) waitServers(t testing.TB, host string, want ...string) {
+func (d *proc) waitServers(t testing.TB, host string, want ...string) {
 	t.Helper()
 	slices.Sort(want)
 	deadline := time.Now().Add(10 * time.Second)

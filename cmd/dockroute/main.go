@@ -22,7 +22,9 @@ Usage:
   dockroute version                       print the version
 
 Every flag can also be set as DOCKROUTE_<FLAG> in the environment (e.g.
---traefik-dir as DOCKROUTE_TRAEFIK_DIR); a flag on the command line wins.
+--traefik-dir as DOCKROUTE_TRAEFIK_DIR) and as a key of the --config file
+(traefik-dir: ...): the command line wins over the environment, which wins
+over the file. SIGHUP forces a full resync.
 The Docker engine is found through DOCKER_HOST and friends, as the docker CLI
 finds it. Run "dockroute run -h" for the flags.
 `
@@ -43,7 +45,7 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	var err error
 	switch cmd {
 	case "run":
-		err = withConfig(cmd, args, stderr, func(cfg config) error { return run(ctx, cfg) })
+		err = withConfig(cmd, args, stderr, func(cfg config) error { return run(ctx, cfg, args) })
 	case "render":
 		err = withConfig(cmd, args, stderr, func(cfg config) error { return render(ctx, cfg, stdout) })
 	case "explain":

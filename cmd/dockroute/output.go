@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dockroute/dockroute/provider/route"
+	"github.com/dockroute/dockroute/provider/watchfile"
 	"github.com/dockroute/dockroute/render/caddy"
 	"github.com/dockroute/dockroute/render/traefik"
 )
@@ -16,86 +19,109 @@ import (
 // output is where routes go: a Traefik file-provider directory or a Caddy
 // admin API.
 type output interface {
-	// publish makes the proxy serve t; an error means "retry later".
-	publish(ctx context.Context, t route.Table) error
+	// publish makes the proxy serve t; wrote tells whether anything
+	// changed there; an error means "retry later".
+	publish(ctx context.Context, t route.Table) (wrote bool, err error)
 	// watch repairs the output until ctx ends, when something other than
-	// dockroute changed it.
-	watch(ctx context.Context)
+	// dockroute changed it: it calls poke to have the table published again.
+	watch(ctx context.Context, poke func())
 	// render is the config for t, for `dockroute render`.
 	render(t route.Table) []byte
+	// setOptions applies a reloaded config's rendering settings.
+	setOptions(cfg config)
 	String() string
 }
 
 func newOutput(cfg config, log *slog.Logger) (output, error) {
 	switch cfg.Output {
 	case "traefik":
-		return traefikOutput{pub: traefik.FilePublisher{Dir: cfg.TraefikDir, Name: cfg.TraefikFile}, opt: cfg.traefikOptions(), log: log}, nil
+		return &traefikOutput{pub: traefik.FilePublisher{Dir: cfg.TraefikDir, Name: cfg.TraefikFile}, opt: cfg.traefikOptions(), log: log}, nil
 	case "caddy":
 		admin, err := caddy.NewAdmin(cfg.CaddyAdmin)
 		if err != nil {
 			return nil, err
 		}
 		opt := cfg.caddyOptions()
-		return &caddyOutput{pub: caddy.NewPublisher(admin, opt, log), opt: opt, check: cfg.CaddyCheck, admin: cfg.CaddyAdmin, log: log}, nil
+		return &caddyOutput{pub: caddy.NewPublisher(admin, opt, log), check: cfg.CaddyCheck, admin: cfg.CaddyAdmin, log: log}, nil
 	}
 	return nil, fmt.Errorf("unknown output %q", cfg.Output)
 }
 
 type traefikOutput struct {
 	pub traefik.FilePublisher
-	opt traefik.Options
 	log *slog.Logger
+
+	mu  sync.Mutex
+	opt traefik.Options
 }
 
-func (o traefikOutput) String() string { return "traefik file " + o.pub.Path() }
+func (o *traefikOutput) String() string { return "traefik file " + o.pub.Path() }
 
-func (o traefikOutput) render(t route.Table) []byte { return traefik.Render(t, o.opt) }
+func (o *traefikOutput) options() traefik.Options {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.opt
+}
 
-func (o traefikOutput) publish(_ context.Context, t route.Table) error {
-	start := time.Now()
-	wrote, err := o.pub.Publish(traefik.Render(t, o.opt))
+func (o *traefikOutput) setOptions(cfg config) {
+	o.mu.Lock()
+	o.opt = cfg.traefikOptions()
+	o.mu.Unlock()
+}
+
+func (o *traefikOutput) render(t route.Table) []byte { return traefik.Render(t, o.options()) }
+
+func (o *traefikOutput) publish(_ context.Context, t route.Table) (bool, error) {
+	wrote, err := o.pub.Publish(o.render(t))
 	if err != nil {
-		o.log.Error("publish failed; will retry", "path", o.pub.Path(), "err", err)
-		return err
+		return false, fmt.Errorf("write %s: %w", o.pub.Path(), err)
 	}
-	if wrote {
-		o.log.Info("published", "path", o.pub.Path(), "routes", len(t.Routes), "took", time.Since(start))
-	}
-	return nil
+	return wrote, nil
 }
 
-func (o traefikOutput) watch(ctx context.Context) { <-ctx.Done() }
+// watch follows the output directory: when someone deletes or edits the
+// file, the next publish finds different bytes and rewrites it. dockroute's
+// own writes cause one more publish that finds the bytes equal and stops.
+func (o *traefikOutput) watch(ctx context.Context, poke func()) {
+	if err := os.MkdirAll(o.pub.Dir, 0o755); err != nil {
+		o.log.Error("cannot create the output directory; not watching it", "dir", o.pub.Dir, "err", err)
+		return
+	}
+	if err := watchfile.Watch(ctx, o.pub.Path(), 50*time.Millisecond, poke); err != nil {
+		o.log.Error("not watching the output for outside changes", "err", err)
+	}
+	<-ctx.Done()
+}
 
 type caddyOutput struct {
 	pub   *caddy.Publisher
-	opt   caddy.Options
 	check time.Duration
 	admin string
 	log   *slog.Logger
+	// checkErrors counts failed periodic checks, for metrics.
+	checkErrors func()
 }
 
-func (o *caddyOutput) String() string { return "caddy admin " + o.admin + " server " + o.opt.ID }
+func (o *caddyOutput) String() string { return "caddy admin " + o.admin }
 
 func (o *caddyOutput) render(t route.Table) []byte {
-	b, _ := json.MarshalIndent(caddy.Render(t, o.opt), "", "  ")
+	b, _ := json.MarshalIndent(caddy.Render(t, o.pub.Options()), "", "  ")
 	return append(b, '\n')
 }
 
-func (o *caddyOutput) publish(ctx context.Context, t route.Table) error {
-	start, before := time.Now(), o.pub.Writes()
+func (o *caddyOutput) setOptions(cfg config) { o.pub.SetOptions(cfg.caddyOptions()) }
+
+func (o *caddyOutput) publish(ctx context.Context, t route.Table) (bool, error) {
+	before := o.pub.Writes()
 	if err := o.pub.Publish(ctx, t); err != nil {
-		o.log.Error("caddy push failed; will retry", "admin", o.admin, "err", err)
-		return err
+		return false, err
 	}
-	if o.pub.Writes() != before {
-		o.log.Info("published to caddy", "routes", len(t.Routes), "took", time.Since(start))
-	}
-	return nil
+	return o.pub.Writes() != before, nil
 }
 
 // watch asks Caddy every check interval whether dockroute's server is still
 // there as pushed, and restores it if not.
-func (o *caddyOutput) watch(ctx context.Context) {
+func (o *caddyOutput) watch(ctx context.Context, _ func()) {
 	tick := time.NewTicker(o.check)
 	defer tick.Stop()
 	for {
@@ -105,6 +131,9 @@ func (o *caddyOutput) watch(ctx context.Context) {
 		case <-tick.C:
 			if err := o.pub.Check(ctx); err != nil && ctx.Err() == nil {
 				o.log.Warn("caddy check failed; will retry", "admin", o.admin, "err", err)
+				if o.checkErrors != nil {
+					o.checkErrors()
+				}
 			}
 		}
 	}

@@ -25,7 +25,7 @@ import (
 
 // waitOracle polls until Traefik routes req (host/path) to router with
 // exactly servers (router "" for a 404).
-func (d *daemon) waitOracle(t testing.TB, req, router string, servers ...string) {
+func (d *proc) waitOracle(t testing.TB, req, router string, servers ...string) {
 	t.Helper()
 	d.waitPublished(t)
 	var got traefiktest.Route

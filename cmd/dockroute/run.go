@@ -2,18 +2,50 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
+	"os/signal"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
 
 	"github.com/dockroute/dockroute/provider/coalesce"
 	"github.com/dockroute/dockroute/provider/docker"
+	"github.com/dockroute/dockroute/provider/route"
+	"github.com/dockroute/dockroute/provider/static"
+	"github.com/dockroute/dockroute/provider/watchfile"
 )
 
-// run is the daemon: Docker watcher → coalescer → renderer → publisher.
-func run(ctx context.Context, cfg config) error {
-	log := cfg.logger(os.Stderr)
+// daemon is `dockroute run`: providers (Docker, the routes file) → route
+// table → coalescer → output, plus the config reload, metrics and signals
+// around it.
+type daemon struct {
+	args    []string // the command line, re-read on every config reload
+	log     *slog.Logger
+	level   *slog.LevelVar
+	watcher *docker.Watcher
+	static  *static.Source // nil without --routes-file
+	out     output
+	metrics *metrics
+
+	kick      chan struct{} // anything changed: publish again
+	published atomic.Bool   // a complete publish has happened
+
+	mu  sync.Mutex
+	cfg config
+}
+
+func run(ctx context.Context, cfg config, args []string) error {
+	level := new(slog.LevelVar)
+	level.Set(cfg.LogLevel)
+	log := cfg.logger(os.Stderr, level)
 	out, err := newOutput(cfg, log)
 	if err != nil {
 		return err
@@ -23,48 +55,232 @@ func run(ctx context.Context, cfg config) error {
 		return fmt.Errorf("docker client: %w", err)
 	}
 	defer cli.Close()
-	w := docker.New(cli, cfg.dockerOptions(), cfg.Resync, log)
-	log.Info("dockroute starting", "version", version(), "output", out.String(), "docker", cli.DaemonHost())
-
-	done := make(chan struct{}, 2)
-	go func() { w.Run(ctx); done <- struct{}{} }()
-	go func() { out.watch(ctx); done <- struct{}{} }()
-	coalesce.Run(ctx, cfg.Coalesce, w.Changed(), func() error {
-		t, ok := w.Table()
-		if !ok {
-			return nil // nothing known yet: never publish an unknown table as empty
+	d := &daemon{
+		args: args, log: log, level: level, cfg: cfg, out: out,
+		watcher: docker.New(cli, cfg.dockerOptions(), cfg.Resync, log),
+		kick:    make(chan struct{}, 1),
+	}
+	d.metrics = newMetrics(d.watcher)
+	if co, ok := out.(*caddyOutput); ok {
+		co.checkErrors = d.metrics.caddyErrors.Inc
+	}
+	if cfg.RoutesFile != "" {
+		d.static = static.NewSource(cfg.RoutesFile, log)
+		if err := d.static.Load(); err != nil {
+			log.Error("starting without static routes", "err", err)
 		}
-		return out.publish(ctx, t)
-	})
-	<-done
-	<-done
-	log.Info("dockroute stopped")
+	}
+	log.Info("dockroute starting", "version", version(), "output", out.String(), "docker", cli.DaemonHost())
+	return d.run(ctx)
+}
+
+func (d *daemon) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	goroutine := func(f func()) {
+		wg.Add(1)
+		go func() { defer wg.Done(); f() }()
+	}
+	if addr := d.config().MetricsAddr; addr != "" {
+		srv, err := d.serveMetrics(addr)
+		if err != nil {
+			return err
+		}
+		goroutine(func() { <-ctx.Done(); srv.Close() })
+	}
+	goroutine(func() { d.watcher.Run(ctx) })
+	goroutine(func() { d.out.watch(ctx, d.poke) })
+	goroutine(func() { forward(ctx, d.watcher.Changed(), d.poke) })
+	if d.static != nil {
+		goroutine(func() {
+			if err := d.static.Run(ctx); err != nil {
+				d.log.Error("not watching the routes file", "err", err)
+			}
+		})
+		goroutine(func() { forward(ctx, d.static.Changed(), d.poke) })
+	}
+	if path := d.config().ConfigFile; path != "" {
+		if err := watchfile.Watch(ctx, path, 50*time.Millisecond, d.reload); err != nil {
+			d.log.Error("not watching the config file", "err", err)
+		}
+	}
+	goroutine(func() { d.onSIGHUP(ctx) })
+
+	coalesce.Run(ctx, d.config().Coalesce, d.kick, func() error { return d.publish(ctx) })
+	cancel()
+	wg.Wait()
+	d.log.Info("dockroute stopped")
 	return nil
 }
 
-// render prints the config for the running containers once.
+func (d *daemon) config() config {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg
+}
+
+// poke asks for a publish; pokes in between collapse into one.
+func (d *daemon) poke() {
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
+func forward(ctx context.Context, from <-chan struct{}, poke func()) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-from:
+			poke()
+		}
+	}
+}
+
+// table merges the providers' backends; false until Docker has been synced
+// once, as an unknown table must never be published as an empty one.
+func (d *daemon) table() (route.Table, []route.Backend, bool) {
+	containers, ok := d.watcher.Backends()
+	if !ok {
+		return route.Table{}, nil, false
+	}
+	var fromFile []route.Backend
+	if d.static != nil {
+		fromFile = d.static.Backends()
+	}
+	merged, overridden := static.Merge(fromFile, containers)
+	return route.Build(merged), overridden, true
+}
+
+func (d *daemon) publish(ctx context.Context) error {
+	t, _, ok := d.table()
+	if !ok {
+		return nil
+	}
+	start := time.Now()
+	wrote, err := d.out.publish(ctx, t)
+	took := time.Since(start)
+	d.metrics.observe(len(t.Routes), took, wrote, err)
+	if err != nil {
+		if _, isCaddy := d.out.(*caddyOutput); isCaddy {
+			d.metrics.caddyErrors.Inc()
+		}
+		d.log.Error("publish failed; will retry", "output", d.out.String(), "err", err)
+		return err
+	}
+	d.published.Store(true)
+	if wrote {
+		d.log.Info("published", "output", d.out.String(), "routes", len(t.Routes), "took", took)
+	}
+	return nil
+}
+
+// reload re-reads the config file (with the same command line and
+// environment, so their precedence holds), applies what can be applied
+// live, and keeps the running config when the new one is invalid.
+func (d *daemon) reload() {
+	var msg strings.Builder
+	next, err := parseConfig("run", d.args, &msg)
+	if err != nil {
+		d.log.Error("config file not reloaded; keeping the running config", "err", strings.TrimSpace(msg.String()))
+		return
+	}
+	d.mu.Lock()
+	prev := d.cfg
+	changed := changedKeys(prev, next)
+	var live, restart []string
+	for _, k := range changed {
+		if liveKeys[k] {
+			live = append(live, k)
+		} else {
+			restart = append(restart, k)
+		}
+	}
+	// Only live settings take effect; the others keep their running value.
+	applied := prev
+	applied.LogLevel, applied.Network, applied.Health = next.LogLevel, next.Network, next.Health
+	applied.TraefikEntryPoints, applied.TraefikTLS, applied.TraefikCertResolver, applied.TraefikRedirect =
+		next.TraefikEntryPoints, next.TraefikTLS, next.TraefikCertResolver, next.TraefikRedirect
+	applied.CaddyListen, applied.CaddyTLS, applied.CaddyNoRedirect = next.CaddyListen, next.CaddyTLS, next.CaddyNoRedirect
+	for _, k := range live {
+		applied.values[k] = next.values[k]
+	}
+	d.cfg = applied
+	d.mu.Unlock()
+	if len(changed) == 0 {
+		return
+	}
+	if len(restart) > 0 {
+		d.log.Warn("config changes that need a restart were not applied", "keys", restart)
+	}
+	if len(live) == 0 {
+		return
+	}
+	d.level.Set(applied.LogLevel)
+	d.watcher.SetOptions(applied.dockerOptions())
+	d.out.setOptions(applied)
+	d.poke()
+	d.log.Info("config reloaded", "applied", live)
+}
+
+// onSIGHUP forces a full resync of Docker and a re-read of the files.
+func (d *daemon) onSIGHUP(ctx context.Context) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			d.log.Info("SIGHUP: full resync")
+			d.watcher.ResyncNow()
+			if d.static != nil {
+				if err := d.static.Load(); err != nil {
+					d.log.Error("routes file not reloaded", "err", err)
+				}
+			}
+			d.poke()
+		}
+	}
+}
+
+func (d *daemon) serveMetrics(addr string) (*http.Server, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	srv := &http.Server{Handler: d.metrics.handler(d.watcher, &d.published), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("metrics server", "err", err)
+		}
+	}()
+	d.log.Info("serving /metrics and /healthz", "addr", l.Addr().String())
+	return srv, nil
+}
+
+// render prints the config for the running containers (and the routes
+// file) once.
 func render(ctx context.Context, cfg config, stdout io.Writer) error {
-	log := cfg.logger(os.Stderr)
-	out, err := newOutput(cfg, log)
+	d, err := oneShot(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	cli, err := docker.NewClient()
-	if err != nil {
-		return fmt.Errorf("docker client: %w", err)
-	}
-	defer cli.Close()
-	w := docker.New(cli, cfg.dockerOptions(), cfg.Resync, log)
-	if err := w.Resync(ctx); err != nil {
-		return err
-	}
-	t, _ := w.Table()
-	_, err = stdout.Write(out.render(t))
+	t, _, _ := d.table()
+	_, err = stdout.Write(d.out.render(t))
 	return err
 }
 
 // explain prints, for each container, whether it is routed and if not why.
 func explain(ctx context.Context, cfg config, stdout io.Writer) error {
+	d, err := oneShot(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	_, overridden, _ := d.table()
 	cli, err := docker.NewClient()
 	if err != nil {
 		return fmt.Errorf("docker client: %w", err)
@@ -75,12 +291,37 @@ func explain(ctx context.Context, cfg config, stdout io.Writer) error {
 		return err
 	}
 	for _, v := range verdicts {
-		fmt.Fprint(stdout, formatVerdict(v))
+		fmt.Fprint(stdout, formatVerdict(v, overridden))
 	}
 	return nil
 }
 
-func formatVerdict(v docker.Verdict) string {
+// oneShot builds a daemon that has synced once, for render and explain.
+// Their output is the answer, so only errors are logged beside it.
+func oneShot(ctx context.Context, cfg config) (*daemon, error) {
+	log := cfg.logger(os.Stderr, max(cfg.LogLevel, slog.LevelError))
+	out, err := newOutput(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	cli, err := docker.NewClient()
+	if err != nil {
+		return nil, fmt.Errorf("docker client: %w", err)
+	}
+	d := &daemon{log: log, cfg: cfg, out: out, watcher: docker.New(cli, cfg.dockerOptions(), cfg.Resync, log)}
+	if cfg.RoutesFile != "" {
+		d.static = static.NewSource(cfg.RoutesFile, log)
+		if err := d.static.Load(); err != nil {
+			return nil, err
+		}
+	}
+	if err := d.watcher.Resync(ctx); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func formatVerdict(v docker.Verdict, overridden []route.Backend) string {
 	var b strings.Builder
 	name := v.Name
 	if v.ID != "" {
@@ -90,11 +331,16 @@ func formatVerdict(v docker.Verdict) string {
 	case v.Routed():
 		fmt.Fprintf(&b, "%s: routed\n", name)
 		for _, be := range v.Backends {
-			strip := ""
+			note := ""
 			if be.Strip && be.Path != "" {
-				strip = " (prefix " + be.Path + " stripped)"
+				note = " (prefix " + be.Path + " stripped)"
 			}
-			fmt.Fprintf(&b, "  %s%s -> http://%s%s\n", be.Host, be.Path, be.Server, strip)
+			for _, o := range overridden {
+				if o.Host == be.Host && o.Path == be.Path && o.Server == be.Server {
+					note += " (NOT used: the routes file has a static route for " + be.Host + be.Path + ", and static routes win)"
+				}
+			}
+			fmt.Fprintf(&b, "  %s%s -> http://%s%s\n", be.Host, be.Path, be.Server, note)
 		}
 	case v.OptedIn:
 		fmt.Fprintf(&b, "%s: NOT routed: %s\n", name, v.Reason)

@@ -29,6 +29,11 @@ type Verdict struct {
 	OptedIn  bool
 	Backends []route.Backend // nil when not routed
 	Reason   string          // why not routed, in words a user can act on
+	// Code names the reason in a word, for metrics: not_opted_in,
+	// disabled, invalid_request, paused, not_running, stopping,
+	// health_starting, unhealthy, host_network, no_network, shared_network,
+	// network_ambiguous, network_missing, no_address, port_not_exposed.
+	Code string
 	// Lifecycle is true when the reason is the container's state (stopped,
 	// paused, starting up): routine, not a mistake to fix.
 	Lifecycle bool
@@ -39,7 +44,7 @@ type Verdict struct {
 func (v Verdict) Routed() bool { return len(v.Backends) > 0 }
 
 func (v Verdict) equal(o Verdict) bool {
-	return v.ID == o.ID && v.Name == o.Name && v.OptedIn == o.OptedIn && v.Reason == o.Reason &&
+	return v.ID == o.ID && v.Name == o.Name && v.OptedIn == o.OptedIn && v.Reason == o.Reason && v.Code == o.Code &&
 		v.Lifecycle == o.Lifecycle && slices.Equal(v.Notes, o.Notes) && slices.Equal(v.Backends, o.Backends)
 }
 
@@ -51,29 +56,29 @@ func Decide(c Container, opt Options) Verdict {
 	spec, optedIn, err := ParseSpec(c.Env, c.Labels)
 	v.OptedIn, v.Notes = optedIn, spec.Notes
 	if !optedIn {
-		v.Reason = "not opted in: set the label dockroute.host or the env VIRTUALHOST (or VIRTUAL_HOST) to the host names to route"
+		v.Code, v.Reason = "not_opted_in", "not opted in: set the label dockroute.host or the env VIRTUALHOST (or VIRTUAL_HOST) to the host names to route"
 		if _, ok := c.Labels[setEnable.label]; ok {
-			v.Reason = "disabled by the label dockroute.enable=false"
+			v.Code, v.Reason = "disabled", "disabled by the label dockroute.enable=false"
 		}
 		return v
 	}
 	if err != nil {
-		v.Reason = "invalid request: " + err.Error()
+		v.Code, v.Reason = "invalid_request", "invalid request: "+err.Error()
 		return v
 	}
-	if reason := stateReason(c, opt); reason != "" {
-		v.Reason, v.Lifecycle = reason, true
+	if code, reason := stateReason(c, opt); reason != "" {
+		v.Code, v.Reason, v.Lifecycle = code, reason, true
 		return v
 	}
 	if spec.Network != "" {
 		opt.Network = spec.Network
 	}
-	addr, reason := address(c, opt.Network)
+	addr, code, reason := address(c, opt.Network)
 	if reason == "" {
-		reason = portsReason(spec.Targets, c.Exposed)
+		code, reason = portsReason(spec.Targets, c.Exposed)
 	}
 	if reason != "" {
-		v.Reason = reason
+		v.Code, v.Reason = code, reason
 		return v
 	}
 	for _, t := range spec.Targets {
@@ -85,60 +90,59 @@ func Decide(c Container, opt Options) Verdict {
 	return v
 }
 
-func stateReason(c Container, opt Options) string {
+func stateReason(c Container, opt Options) (code, reason string) {
 	switch c.State {
 	case "running":
 	case "paused":
-		return "container is paused; it is routed again on unpause"
+		return "paused", "container is paused; it is routed again on unpause"
 	case "":
-		return "Docker reported no state for the container"
+		return "not_running", "Docker reported no state for the container"
 	default:
-		return fmt.Sprintf("container is not running (state %q); it is routed once it runs", c.State)
+		return "not_running", fmt.Sprintf("container is not running (state %q); it is routed once it runs", c.State)
 	}
 	if c.Stopping {
-		return "container is stopping (Docker sent its stop signal); it was taken out of routing so it can finish its requests"
+		return "stopping", "container is stopping (Docker sent its stop signal); it was taken out of routing so it can finish its requests"
 	}
 	if opt.IgnoreHealth {
-		return ""
+		return "", ""
 	}
 	switch c.Health {
 	case "starting":
-		return "healthcheck is still starting; the container is routed once it is healthy (or run dockroute with --health=ignore)"
+		return "health_starting", "healthcheck is still starting; the container is routed once it is healthy (or run dockroute with --health=ignore)"
 	case "unhealthy":
-		return "healthcheck says unhealthy; the container is routed again once it is healthy (or run dockroute with --health=ignore)"
+		return "unhealthy", "healthcheck says unhealthy; the container is routed again once it is healthy (or run dockroute with --health=ignore)"
 	}
-	return ""
+	return "", ""
 }
 
 // address finds the IP the proxy should dial, or why there is none.
-func address(c Container, network string) (netip.Addr, string) {
+func address(c Container, network string) (addr netip.Addr, code, reason string) {
 	switch mode := c.NetworkMode; {
 	case mode == "host":
-		return netip.Addr{}, "container uses the host network, so it has no address of its own to route to; run it on a bridge or user-defined network"
+		return addr, "host_network", "container uses the host network, so it has no address of its own to route to; run it on a bridge or user-defined network"
 	case mode == "none":
-		return netip.Addr{}, "container has networking disabled (--network none)"
+		return addr, "no_network", "container has networking disabled (--network none)"
 	case strings.HasPrefix(mode, "container:"):
-		return netip.Addr{}, fmt.Sprintf("container shares another container's network (%s); route that container instead", mode)
+		return addr, "shared_network", fmt.Sprintf("container shares another container's network (%s); route that container instead", mode)
 	}
-	name, reason := chooseNetwork(c, network)
+	name, code, reason := chooseNetwork(c, network)
 	if reason != "" {
-		return netip.Addr{}, reason
+		return addr, code, reason
 	}
-	addr := c.Networks[name]
-	if !addr.IsValid() {
-		return netip.Addr{}, fmt.Sprintf("container has no IP address on network %q", name)
+	if addr = c.Networks[name]; !addr.IsValid() {
+		return addr, "no_address", fmt.Sprintf("container has no IP address on network %q", name)
 	}
-	return addr, ""
+	return addr, "", ""
 }
 
 // portsReason checks that every target's port is exposed.
-func portsReason(targets []Target, exposed []string) string {
+func portsReason(targets []Target, exposed []string) (code, reason string) {
 	for _, t := range targets {
 		if !slices.Contains(exposed, strconv.Itoa(int(t.Port))+"/tcp") {
-			return portReason(t.Port, exposed)
+			return "port_not_exposed", portReason(t.Port, exposed)
 		}
 	}
-	return ""
+	return "", ""
 }
 
 func portReason(port uint16, exposed []string) string {
@@ -149,22 +153,22 @@ func portReason(port uint16, exposed []string) string {
 	return fmt.Sprintf("port %d is not exposed (exposed: %s); %s", port, strings.Join(exposed, ", "), fix)
 }
 
-func chooseNetwork(c Container, want string) (string, string) {
+func chooseNetwork(c Container, want string) (name, code, reason string) {
 	if want != "" {
 		if _, ok := c.Networks[want]; ok {
-			return want, ""
+			return want, "", ""
 		}
-		return "", fmt.Sprintf("container is not on network %q (dockroute --network or the label dockroute.network); it is on: %s", want, orNone(c.networkNames()))
+		return "", "network_missing", fmt.Sprintf("container is not on network %q (dockroute --network or the label dockroute.network); it is on: %s", want, orNone(c.networkNames()))
 	}
 	switch len(c.Networks) {
 	case 0:
-		return "", "container is on no network"
+		return "", "no_network", "container is on no network"
 	case 1:
 		for name := range c.Networks {
-			return name, ""
+			return name, "", ""
 		}
 	}
-	return "", fmt.Sprintf("container is on several networks (%s); start dockroute with --network NAME, or set the label dockroute.network, to choose the one the proxy reaches", c.networkNames())
+	return "", "network_ambiguous", fmt.Sprintf("container is on several networks (%s); start dockroute with --network NAME, or set the label dockroute.network, to choose the one the proxy reaches", c.networkNames())
 }
 
 func orNone(s string) string {

@@ -139,6 +139,9 @@ func TestDecide(t *testing.T) {
 				}
 				return
 			}
+			if v.Code == "" || strings.ContainsAny(v.Code, " -") {
+				t.Errorf("refusal without a metric code: %+v", v)
+			}
 			if v.Routed() || !strings.Contains(v.Reason, tc.reason) {
 				t.Fatalf("verdict routed=%v reason %q, want refusal containing %q", v.Routed(), v.Reason, tc.reason)
 			}

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -40,7 +41,9 @@ type Watcher struct {
 	log    *slog.Logger
 	resync time.Duration
 
-	changed chan struct{}
+	changed    chan struct{}
+	resyncNow  chan struct{}
+	reconnects atomic.Int64
 
 	mu        sync.Mutex
 	cache     map[string]Container // running or paused containers, by ID
@@ -57,7 +60,8 @@ func New(cli *client.Client, opt Options, resync time.Duration, log *slog.Logger
 		opt:      opt,
 		log:      log,
 		resync:   resync,
-		changed:  make(chan struct{}, 1),
+		changed:   make(chan struct{}, 1),
+		resyncNow: make(chan struct{}, 1),
 		cache:    map[string]Container{},
 		stopping: map[string]bool{},
 		verdicts: map[string]Verdict{},
@@ -75,18 +79,51 @@ func NewClient() (*client.Client, error) {
 // read. It never blocks the watcher: changes in between collapse into one.
 func (w *Watcher) Changed() <-chan struct{} { return w.changed }
 
-// Table returns the desired route table, and false until the first full sync
-// succeeded: an empty table before that means "unknown", not "no routes", and
-// must never be published.
-func (w *Watcher) Table() (route.Table, bool) {
+// Backends returns the backends of every routed container, and false until
+// the first full sync succeeded: none before that means "unknown", not "no
+// routes", and must never be published.
+func (w *Watcher) Backends() ([]route.Backend, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	backends := make([]route.Backend, 0, len(w.verdicts))
 	for _, v := range w.verdicts {
 		backends = append(backends, v.Backends...)
 	}
-	return route.Build(backends), w.synced
+	return backends, w.synced
 }
+
+// Table is route.Build over Backends.
+func (w *Watcher) Table() (route.Table, bool) {
+	b, ok := w.Backends()
+	return route.Build(b), ok
+}
+
+// SetOptions changes the operator's choices and re-decides every known
+// container from the cache, without asking Docker.
+func (w *Watcher) SetOptions(opt Options) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.opt = opt
+	changed := false
+	for id, c := range w.cache {
+		changed = w.setVerdictLocked(id, Decide(c, opt), true) || changed
+	}
+	if changed {
+		w.notify()
+	}
+}
+
+// ResyncNow asks for a full resync as soon as possible (SIGHUP).
+func (w *Watcher) ResyncNow() {
+	select {
+	case w.resyncNow <- struct{}{}:
+	default:
+	}
+}
+
+// Reconnects counts how often the watcher connected to Docker again after
+// losing it.
+func (w *Watcher) Reconnects() int64 { return w.reconnects.Load() }
 
 // Verdicts returns the current verdicts sorted by container name.
 func (w *Watcher) Verdicts() []Verdict {
@@ -107,7 +144,10 @@ func (w *Watcher) Connected() bool {
 // published config) stay as they were.
 func (w *Watcher) Run(ctx context.Context) error {
 	b := backoff{min: 100 * time.Millisecond, max: 10 * time.Second}
-	for {
+	for first := true; ; first = false {
+		if !first {
+			w.reconnects.Add(1)
+		}
 		connected, err := w.follow(ctx)
 		w.setConnected(false)
 		if ctx.Err() != nil {
@@ -158,6 +198,11 @@ func (w *Watcher) follow(ctx context.Context) (connected bool, err error) {
 				return true, err
 			}
 		case <-tick.C:
+			if err := w.Resync(ctx); err != nil {
+				return true, err
+			}
+		case <-w.resyncNow:
+			w.log.Info("full resync requested")
 			if err := w.Resync(ctx); err != nil {
 				return true, err
 			}

@@ -38,6 +38,23 @@ func NewPublisher(admin *Admin, opt Options, log *slog.Logger) *Publisher {
 	return &Publisher{admin: admin, opt: opt, log: log}
 }
 
+// Options returns the server options in use.
+func (p *Publisher) Options() Options {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.opt
+}
+
+// SetOptions changes the server options (a reloaded config); the next
+// Publish applies them. The server's ID cannot change: it is how dockroute
+// finds what it owns.
+func (p *Publisher) SetOptions(opt Options) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	opt.ID = p.opt.ID
+	p.opt = opt
+}
+
 // Writes is the number of config changes Caddy accepted from this publisher.
 func (p *Publisher) Writes() int {
 	p.mu.Lock()
@@ -51,7 +68,7 @@ func (p *Publisher) Writes() int {
 // (Caddy unreachable, or refusing even a server without routes); Caddy then
 // keeps its previous config and the caller retries.
 func (p *Publisher) Publish(ctx context.Context, t route.Table) error {
-	return p.publish(ctx, Render(t, p.opt))
+	return p.publish(ctx, Render(t, p.Options()))
 }
 
 func (p *Publisher) publish(ctx context.Context, want Server) error {

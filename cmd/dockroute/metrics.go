@@ -1,0 +1,138 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/dockroute/dockroute/provider/docker"
+)
+
+// metrics are dockroute's Prometheus metrics, on a registry of its own.
+// Container counts and Docker state are read from the watcher at scrape
+// time, so they can never drift from what dockroute actually believes.
+type metrics struct {
+	reg            *prometheus.Registry
+	routes         prometheus.Gauge
+	publishes      *prometheus.CounterVec
+	publishSeconds prometheus.Histogram
+	caddyErrors    prometheus.Counter
+}
+
+func newMetrics(w *docker.Watcher) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		routes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "dockroute_routes", Help: "Routes (host and path) in the last table published.",
+		}),
+		publishes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dockroute_publishes_total", Help: "Publish attempts by result: written, unchanged or error.",
+		}, []string{"result"}),
+		publishSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "dockroute_publish_duration_seconds", Help: "Time to render and publish a table.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
+		caddyErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dockroute_caddy_push_errors_total", Help: "Caddy pushes and checks that failed.",
+		}),
+	}
+	m.reg.MustRegister(m.routes, m.publishes, m.publishSeconds, m.caddyErrors,
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "dockroute_docker_reconnects_total", Help: "Times dockroute connected to Docker again after losing it.",
+		}, func() float64 { return float64(w.Reconnects()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "dockroute_docker_connected", Help: "1 while dockroute follows Docker's event stream.",
+		}, func() float64 { return b2f(w.Connected()) }),
+		newContainerCollector(w),
+	)
+	for _, r := range []string{"written", "unchanged", "error"} {
+		m.publishes.WithLabelValues(r) // show zeros before the first publish
+	}
+	return m
+}
+
+// observe records one publish.
+func (m *metrics) observe(routes int, took time.Duration, wrote bool, err error) {
+	m.publishSeconds.Observe(took.Seconds())
+	switch {
+	case err != nil:
+		m.publishes.WithLabelValues("error").Inc()
+		return
+	case wrote:
+		m.publishes.WithLabelValues("written").Inc()
+	default:
+		m.publishes.WithLabelValues("unchanged").Inc()
+	}
+	m.routes.Set(float64(routes))
+}
+
+// containerCollector counts the watcher's verdicts at scrape time.
+type containerCollector struct {
+	w                 *docker.Watcher
+	containers, refus *prometheus.Desc
+}
+
+func newContainerCollector(w *docker.Watcher) containerCollector {
+	return containerCollector{w: w,
+		containers: prometheus.NewDesc("dockroute_containers",
+			"Running containers seen, by state: routed, refused (opted in but not routed) or ignored (not opted in).", []string{"state"}, nil),
+		refus: prometheus.NewDesc("dockroute_containers_refused",
+			"Opted-in containers not routed, by reason.", []string{"reason"}, nil),
+	}
+}
+
+func (c containerCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.containers
+	ch <- c.refus
+}
+
+func (c containerCollector) Collect(ch chan<- prometheus.Metric) {
+	states := map[string]int{"routed": 0, "refused": 0, "ignored": 0}
+	reasons := map[string]int{}
+	for _, v := range c.w.Verdicts() {
+		switch {
+		case v.Routed():
+			states["routed"]++
+		case v.OptedIn:
+			states["refused"]++
+			reasons[v.Code]++
+		default:
+			states["ignored"]++
+		}
+	}
+	for s, n := range states {
+		ch <- prometheus.MustNewConstMetric(c.containers, prometheus.GaugeValue, float64(n), s)
+	}
+	for r, n := range reasons {
+		ch <- prometheus.MustNewConstMetric(c.refus, prometheus.GaugeValue, float64(n), r)
+	}
+}
+
+// handler serves /metrics and /healthz. Healthy means a complete publish
+// has happened and Docker is connected; otherwise 503 says which is not.
+func (m *metrics) handler(w *docker.Watcher, published *atomic.Bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) {
+		switch {
+		case !published.Load():
+			http.Error(rw, "not ready: no complete publish yet", http.StatusServiceUnavailable)
+		case !w.Connected():
+			http.Error(rw, "unhealthy: docker is unreachable (the last published routes stay in place)", http.StatusServiceUnavailable)
+		default:
+			fmt.Fprintln(rw, "ok")
+		}
+	})
+	return mux
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
