@@ -11,7 +11,9 @@ CADDY_DEBIAN  := /usr/bin/caddy
 FUZZTIME    ?= 30s
 ARGS        ?=
 
-.PHONY: run build test lint hello oracle caddy bench fuzz clean
+IMAGE       := dockroute/dockroute:dev
+
+.PHONY: run build image test lint hello oracle caddy bench fuzz clean
 
 ## run: follow the local Docker engine and write Traefik config to ./dynamic
 run:
@@ -21,8 +23,13 @@ run:
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/dockroute ./cmd/dockroute
 
+## image: the dockroute image (FROM scratch; the Dockerfile only copies the static binary)
+image:
+	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags='-s -w' -o bin/dockroute-linux ./cmd/dockroute
+	docker build -q -t $(IMAGE) .
+
 ## test: formatting, vet, and every test (real Docker, Traefik oracle, both Caddys) with -race
-test: lint hello oracle caddy
+test: lint hello image oracle caddy
 	DOCKROUTE_ORACLE=$(ORACLE) DOCKROUTE_CADDY=$(CADDY_DEBIAN),$(CADDY_CURRENT) \
 	  $(GO) test -race -count=1 -timeout 15m ./...
 
@@ -62,6 +69,7 @@ bench:
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseSpec -fuzztime $(FUZZTIME) ./provider/docker
 	$(GO) test -run '^$$' -fuzz FuzzRender -fuzztime $(FUZZTIME) ./render/traefik
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./provider/static
 
 clean:
 	rm -rf bin dynamic
