@@ -2,21 +2,49 @@ package main
 
 import (
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 )
 
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "dockroute.yaml")
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestConfigPrecedence: flags > DOCKROUTE_* env > config file > defaults,
+// setting by setting.
 func TestConfigPrecedence(t *testing.T) {
+	path := writeConfig(t, `
+network: from-file
+traefik-dir: /from/file
+resync: 2m
+caddy-listen: [":80", ":8080"]
+traefik-tls: true
+`)
+	t.Setenv("DOCKROUTE_NETWORK", "from-env")
 	t.Setenv("DOCKROUTE_TRAEFIK_DIR", "/from/env")
-	t.Setenv("DOCKROUTE_NETWORK", "envnet")
-	t.Setenv("DOCKROUTE_RESYNC", "1m")
-	c, err := parseConfig("run", []string{"--network", "flagnet"}, io.Discard)
+	c, err := parseConfig("run", []string{"--config", path, "--network", "from-flag"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Network != "flagnet" || c.TraefikDir != "/from/env" || c.Resync != time.Minute || c.TraefikFile != "dockroute.yml" {
-		t.Fatalf("flag > env > default not honoured: %+v", c)
+	if c.Network != "from-flag" || c.TraefikDir != "/from/env" || c.Resync != 2*time.Minute ||
+		c.CaddyListen != ":80,:8080" || !c.TraefikTLS || c.TraefikFile != "dockroute.yml" {
+		t.Fatalf("precedence not honoured: %+v", c)
+	}
+}
+
+func TestConfigFileFromEnv(t *testing.T) {
+	t.Setenv("DOCKROUTE_CONFIG", writeConfig(t, "health: ignore\n"))
+	c, err := parseConfig("run", nil, io.Discard)
+	if err != nil || c.Health != "ignore" {
+		t.Fatalf("config from DOCKROUTE_CONFIG: %+v %v", c, err)
 	}
 }
 
@@ -24,24 +52,46 @@ func TestConfigRejects(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
 		env  string
+		file string
 		want string
 	}{
 		{args: []string{"--traefik-file", "routes.json"}, want: "must end in .yml"},
 		{args: []string{"--traefik-file", "a/b.yml"}, want: "plain file name"},
 		{args: []string{"--coalesce-quiet", "1s", "--coalesce-max", "10ms"}, want: "at least"},
 		{args: []string{"--log-format", "xml"}, want: "text or json"},
+		{args: []string{"--health", "maybe"}, want: "require or ignore"},
+		{args: []string{"--traefik-entrypoints", "web,a b"}, want: "not allowed"},
 		{args: []string{"stray"}, want: "unexpected arguments"},
 		{env: "soon", want: "DOCKROUTE_RESYNC"},
 		{args: []string{"--no-such-flag"}, want: "not defined"},
+		{file: "network: x\n\nbogus: 1\n", want: `line 3: unknown key "bogus"`},
+		{file: "resync: 1m\nresync-ish: 2\n", want: `line 2: unknown key "resync-ish"`},
+		{file: "resync: soon\n", want: "line 1: resync"},
+		{file: "network: {a: 1}\n", want: "line 1: network: want a value"},
+		{file: "network: [\n", want: "config file"},
+		{file: "- a\n", want: "want a mapping"},
+		{file: "config: other.yaml\n", want: `unknown key "config"`},
 	} {
-		t.Run(strings.Join(tc.args, " ")+tc.env, func(t *testing.T) {
+		t.Run(strings.Join(tc.args, " ")+tc.env+tc.file, func(t *testing.T) {
 			if tc.env != "" {
 				t.Setenv("DOCKROUTE_RESYNC", tc.env)
 			}
+			args := tc.args
+			if tc.file != "" {
+				args = append(args, "--config", writeConfig(t, tc.file))
+			}
 			var out strings.Builder
-			if _, err := parseConfig("run", tc.args, &out); err == nil || !strings.Contains(out.String(), tc.want) {
+			if _, err := parseConfig("run", args, &out); err == nil || !strings.Contains(out.String(), tc.want) {
 				t.Fatalf("err=%v output %q, want a usage error saying %q", err, out.String(), tc.want)
 			}
 		})
+	}
+}
+
+func TestChangedKeys(t *testing.T) {
+	a, _ := parseConfig("run", []string{"--network", "a"}, io.Discard)
+	b, _ := parseConfig("run", []string{"--network", "b", "--traefik-dir", "x"}, io.Discard)
+	if got := changedKeys(a, b); strings.Join(got, ",") != "network,traefik-dir" {
+		t.Fatalf("changedKeys = %v", got)
 	}
 }

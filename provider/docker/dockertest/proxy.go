@@ -21,6 +21,9 @@ type Proxy struct {
 	Socket string
 	// Allow, when set, decides which requests pass; others get 403.
 	Allow func(*http.Request) bool
+	// Hook, when set, may answer a request itself (returning true) instead
+	// of passing it on.
+	Hook func(http.ResponseWriter, *http.Request) bool
 
 	srv *http.Server
 }
@@ -51,6 +54,9 @@ func (p *Proxy) Start(t testing.TB) {
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p.Allow != nil && !p.Allow(r) {
 			http.Error(w, `{"message":"forbidden by test proxy"}`, http.StatusForbidden)
+			return
+		}
+		if p.Hook != nil && p.Hook(w, r) {
 			return
 		}
 		rp.ServeHTTP(w, r)

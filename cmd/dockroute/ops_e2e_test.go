@@ -1,0 +1,416 @@
+package main
+
+// End-to-end tests of running dockroute in production: config file and its
+// live reload, the static routes file, self-healing output, metrics and
+// /healthz, least privilege through an allow-list socket proxy, SIGHUP,
+// the image, and the compose stacks.
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/dockroute/dockroute/provider/docker/dockertest"
+	"github.com/dockroute/dockroute/render/caddy/caddytest"
+	"github.com/dockroute/dockroute/render/traefik"
+	"github.com/dockroute/dockroute/render/traefik/traefiktest"
+)
+
+// replaceFile writes data the way editors and Kubernetes do: a new file
+// renamed over the old one.
+func replaceFile(t *testing.T, path, data string) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (d *proc) waitLog(t *testing.T, substr string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(d.log.String(), substr); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("dockroute never logged %q:\n%s", substr, d.log)
+		}
+	}
+}
+
+func (d *proc) waitFileContains(t *testing.T, substr string, present bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		data, _ := os.ReadFile(d.file())
+		if strings.Contains(string(data), substr) == present {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("published file: %q present=%v never reached:\n%s", substr, present, data)
+		}
+	}
+}
+
+// TestConfigReload edits the config file under a running dockroute: a
+// rename-over write and an in-place write are applied live; an invalid
+// edit is refused and the running config stays; a setting that needs a
+// restart is named, not applied.
+func TestConfigReload(t *testing.T) {
+	dockertest.Require(t)
+	cfgPath := filepath.Join(t.TempDir(), "dockroute.yaml")
+	os.WriteFile(cfgPath, []byte("log-level: info\n"), 0o644)
+	d := startDaemon(t, nil, "--config", cfgPath)
+	host := dockertest.Unique("reload") + ".test"
+	id := dockertest.Run(t, hello(host)...)
+	d.waitServers(t, host, url(t, id, 8080))
+
+	replaceFile(t, cfgPath, "traefik-entrypoints: websecure\n")
+	d.waitFileContains(t, "entryPoints: [websecure]", true)
+
+	replaceFile(t, cfgPath, "traefik-entrypoints: web\nbogus: 1\n")
+	d.waitLog(t, `config file not reloaded; keeping the running config`)
+	if !strings.Contains(d.log.String(), `line 2: unknown key \"bogus\"`) {
+		t.Errorf("the refusal does not name the key and line:\n%s", d.log)
+	}
+	time.Sleep(300 * time.Millisecond)
+	d.waitFileContains(t, "entryPoints: [websecure]", true)
+
+	// An in-place write, as `echo >>` or a plain editor save does.
+	if err := os.WriteFile(cfgPath, []byte("traefik-entrypoints: web\ntraefik-file: other.yml\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.waitFileContains(t, "entryPoints: [web]", true)
+	d.waitLog(t, "config changes that need a restart were not applied")
+	if _, err := os.Stat(filepath.Join(d.dir, "other.yml")); err == nil {
+		t.Fatal("a restart-only setting was applied live")
+	}
+	traefiktest.Check(t, d.dir, host)
+}
+
+// TestRoutesFile serves static routes beside containers, reloads the file
+// on a rename-over write, keeps the old routes on a broken edit, and lets a
+// static route win over a container claiming the same host.
+func TestRoutesFile(t *testing.T) {
+	dockertest.Require(t)
+	routes := filepath.Join(t.TempDir(), "routes.yaml")
+	shared, legacy := dockertest.Unique("shared")+".test", dockertest.Unique("legacy")+".test"
+	os.WriteFile(routes, []byte(fmt.Sprintf("routes:\n  %s: [http://127.0.0.1:9001]\n", legacy)), 0o644)
+	d := startDaemon(t, nil, "--routes-file", routes)
+	d.waitOracle(t, legacy+"/", traefik.Name(legacy, ""), "http://127.0.0.1:9001")
+
+	id := dockertest.Run(t, hello(shared)...)
+	d.waitServers(t, shared, url(t, id, 8080))
+
+	replaceFile(t, routes, fmt.Sprintf("routes:\n  %s: [http://127.0.0.1:9001, http://backend.internal:9002]\n  %s: http://127.0.0.1:9003\n  bad_entry.test: http://127.0.0.1:1\n", legacy, shared))
+	d.waitOracle(t, legacy+"/", traefik.Name(legacy, ""), "http://127.0.0.1:9001", "http://backend.internal:9002")
+	d.waitOracle(t, shared+"/", traefik.Name(shared, ""), "http://127.0.0.1:9003")
+	d.waitLog(t, "routes file entry skipped")
+	out, err := exec.Command(binary, "explain", "--routes-file", routes, id).Output()
+	if err != nil || !strings.Contains(string(out), "NOT used: the routes file has a static route for "+shared) {
+		t.Fatalf("explain does not show the conflict: %v\n%s", err, out)
+	}
+
+	replaceFile(t, routes, "routes: [\n")
+	d.waitLog(t, "routes file not reloaded")
+	time.Sleep(300 * time.Millisecond)
+	d.waitOracle(t, shared+"/", traefik.Name(shared, ""), "http://127.0.0.1:9003")
+
+	replaceFile(t, routes, "routes: {}\n")
+	d.waitServers(t, shared, url(t, id, 8080))
+	d.waitServers(t, legacy)
+}
+
+// TestOutputSelfHeals deletes and then edits the published file: dockroute
+// rewrites it within a second.
+func TestOutputSelfHeals(t *testing.T) {
+	dockertest.Require(t)
+	d := startDaemon(t, nil)
+	host := dockertest.Unique("heal") + ".test"
+	id := dockertest.Run(t, hello(host)...)
+	d.waitServers(t, host, url(t, id, 8080))
+	want, _ := os.ReadFile(d.file())
+
+	for _, damage := range []func(){
+		func() { os.Remove(d.file()) },
+		func() { os.WriteFile(d.file(), []byte("http: {broken\n"), 0o644) },
+		func() { replaceFile(t, d.file(), "# someone else's file\n") },
+	} {
+		damage()
+		start := time.Now()
+		for {
+			got, _ := os.ReadFile(d.file())
+			if string(got) == string(want) {
+				break
+			}
+			if time.Since(start) > time.Second {
+				t.Fatalf("not rewritten within a second; the file holds:\n%s", got)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Logf("rewritten after %v", time.Since(start).Round(time.Millisecond))
+	}
+	traefiktest.Check(t, d.dir, host)
+}
+
+func scrape(t *testing.T, addr string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("/metrics does not parse as Prometheus text: %v", err)
+	}
+	return fams
+}
+
+// value returns a metric's value for the given label (name=value), or -1.
+func value(fams map[string]*dto.MetricFamily, name, label string) float64 {
+	f := fams[name]
+	if f == nil {
+		return -1
+	}
+	for _, m := range f.Metric {
+		match := label == ""
+		for _, l := range m.Label {
+			if l.GetName()+"="+l.GetValue() == label {
+				match = true
+			}
+		}
+		if !match {
+			continue
+		}
+		switch {
+		case m.Gauge != nil:
+			return m.Gauge.GetValue()
+		case m.Counter != nil:
+			return m.Counter.GetValue()
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount())
+		}
+	}
+	return -1
+}
+
+func healthz(addr string) (int, string) {
+	resp, err := http.Get("http://" + addr + "/healthz")
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func waitHealthz(t *testing.T, addr string, status int, body string) {
+	t.Helper()
+	var s int
+	var b string
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if s, b = healthz(addr); s == status && strings.Contains(b, body) {
+			return
+		}
+	}
+	t.Fatalf("/healthz answers %d %q, want %d %q", s, b, status, body)
+}
+
+// TestMetricsAndHealthz scrapes /metrics after real container events and
+// parses it with Prometheus' own text parser; /healthz goes 503 when Docker
+// goes away (the socket proxy stops) and back to 200 when it returns.
+func TestMetricsAndHealthz(t *testing.T) {
+	dockertest.Require(t)
+	proxy := dockertest.NewProxy(t)
+	proxy.Start(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(t))
+	d := startDaemon(t, []string{"DOCKER_HOST=" + proxy.Host()}, "--metrics-addr", addr)
+	waitHealthz(t, addr, 200, "ok")
+
+	good := dockertest.Unique("metrics") + ".test"
+	id := dockertest.Run(t, hello(good)...)
+	dockertest.Run(t, hello(dockertest.Unique("noport")+".test", "-e", "PORT=9999")...)
+	dockertest.Run(t, dockertest.HelloImage) // not opted in
+	d.waitServers(t, good, url(t, id, 8080))
+
+	var fams map[string]*dto.MetricFamily
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		fams = scrape(t, addr)
+		if value(fams, "dockroute_containers", "state=refused") == 1 || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, c := range []struct {
+		name, label string
+		want        float64
+	}{
+		{"dockroute_containers", "state=routed", 1},
+		{"dockroute_containers", "state=refused", 1},
+		{"dockroute_containers", "state=ignored", 1},
+		{"dockroute_containers_refused", "reason=port_not_exposed", 1},
+		{"dockroute_routes", "", 1},
+		{"dockroute_docker_connected", "", 1},
+		{"dockroute_docker_reconnects_total", "", 0},
+		{"dockroute_caddy_push_errors_total", "", 0},
+	} {
+		if got := value(fams, c.name, c.label); got != c.want {
+			t.Errorf("%s{%s} = %v, want %v", c.name, c.label, got, c.want)
+		}
+	}
+	if w := value(fams, "dockroute_publishes_total", "result=written"); w < 2 {
+		t.Errorf("publishes written = %v, want at least 2 (start-up and the new route)", w)
+	}
+	if n := value(fams, "dockroute_publish_duration_seconds", ""); n < 2 {
+		t.Errorf("publish latency histogram has %v samples", n)
+	}
+
+	proxy.Stop()
+	waitHealthz(t, addr, 503, "docker is unreachable")
+	if v := value(scrape(t, addr), "dockroute_docker_connected", ""); v != 0 {
+		t.Errorf("docker_connected = %v while Docker is away", v)
+	}
+	proxy.Start(t)
+	waitHealthz(t, addr, 200, "ok")
+	if v := value(scrape(t, addr), "dockroute_docker_reconnects_total", ""); v < 1 {
+		t.Errorf("reconnects = %v after Docker came back", v)
+	}
+}
+
+// leastPrivilege is the whole API surface dockroute needs, as a socket
+// proxy would allow it: GET on /_ping, /version, /events, /containers/json
+// and /containers/{id}/json (with or without a /vX.Y prefix).
+var leastPrivilege = regexp.MustCompile(`^(/v[0-9.]+)?/(_ping|version|events|containers/json|containers/[^/]+/json)$`)
+
+// TestLeastPrivilege runs dockroute through an allow-list proxy that
+// refuses everything else, and checks that it routes as usual and that no
+// refused request was one it needed.
+func TestLeastPrivilege(t *testing.T) {
+	dockertest.Require(t)
+	proxy := dockertest.NewProxy(t)
+	var mu sync.Mutex
+	var refused []string
+	proxy.Allow = func(r *http.Request) bool {
+		ok := r.Method == http.MethodGet && leastPrivilege.MatchString(r.URL.Path)
+		if !ok {
+			mu.Lock()
+			refused = append(refused, r.Method+" "+r.URL.Path)
+			mu.Unlock()
+		}
+		return ok
+	}
+	proxy.Start(t)
+	d := startDaemon(t, []string{"DOCKER_HOST=" + proxy.Host()})
+	host := dockertest.Unique("leastpriv") + ".test"
+	id := dockertest.Run(t, hello(host)...)
+	d.waitServers(t, host, url(t, id, 8080))
+	dockertest.Docker(t, "stop", "-t", "1", id)
+	d.waitServers(t, host)
+
+	mu.Lock()
+	defer mu.Unlock()
+	if len(refused) == 0 {
+		t.Fatal("the proxy refused nothing, not even the client's HEAD /_ping: the allow-list is not in effect")
+	}
+	for _, r := range refused {
+		// The client tries HEAD /_ping first and falls back to GET.
+		if !strings.HasPrefix(r, "HEAD ") || !strings.HasSuffix(r, "/_ping") {
+			t.Errorf("dockroute needed a request outside the allow-list: %s", r)
+		}
+	}
+	if strings.Contains(d.log.String(), "level=ERROR") {
+		t.Errorf("errors through the allow-list proxy:\n%s", d.log)
+	}
+}
+
+// TestSIGHUPResyncs hides Docker's events (the proxy holds /events open
+// and silent) so only a resync can see a new container: SIGHUP brings it.
+func TestSIGHUPResyncs(t *testing.T) {
+	dockertest.Require(t)
+	proxy := dockertest.NewProxy(t)
+	proxy.Hook = func(w http.ResponseWriter, r *http.Request) bool {
+		if !strings.HasSuffix(r.URL.Path, "/events") {
+			return false
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+		return true
+	}
+	proxy.Start(t)
+	d := startDaemon(t, []string{"DOCKER_HOST=" + proxy.Host()}, "--resync", "1h")
+	d.waitPublished(t)
+	host := dockertest.Unique("hup") + ".test"
+	id := dockertest.Run(t, hello(host)...)
+	time.Sleep(time.Second)
+	if _, ok := servers(t, d.file())[host]; ok {
+		t.Fatal("routed without events or resync: the test cannot show SIGHUP's effect")
+	}
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	d.waitServers(t, host, url(t, id, 8080))
+	d.waitLog(t, "SIGHUP: full resync")
+}
+
+// TestImage runs the image `make image` built against the real engine,
+// with the socket mounted read-only, and routes a hello container.
+func TestImage(t *testing.T) {
+	dockertest.Require(t)
+	const image = "dockroute/dockroute:dev"
+	if err := exec.Command("docker", "image", "inspect", image).Run(); err != nil {
+		t.Fatalf("image %s is missing: run `make image` (make test builds it)", image)
+	}
+	dir := t.TempDir()
+	dockertest.Run(t, "-v", "/var/run/docker.sock:/var/run/docker.sock:ro", "-v", dir+":/dynamic", image)
+	host := dockertest.Unique("image") + ".test"
+	id := dockertest.Run(t, hello(host)...)
+	path := filepath.Join(dir, "dockroute.yml")
+	want := url(t, id, 8080)
+	for deadline := time.Now().Add(15 * time.Second); !slices.Equal(servers(t, path)[host], []string{want}); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			logs, _ := exec.Command("docker", "logs", "--tail", "30", id).CombinedOutput()
+			t.Fatalf("the image did not route %s:\n%s", host, logs)
+		}
+	}
+	traefiktest.Check(t, path, host)
+}
+
+// TestComposeFiles validates both stacks with Compose (images cannot be
+// pulled here, so the stacks are checked, not started).
+func TestComposeFiles(t *testing.T) {
+	compose := []string{"docker", "compose"}
+	if exec.Command("docker", "compose", "version").Run() != nil {
+		if _, err := exec.LookPath("docker-compose"); err != nil {
+			t.Fatal("neither `docker compose` nor docker-compose is installed (.ci/run installs docker-compose)")
+		}
+		compose = []string{"docker-compose"}
+	}
+	for _, stack := range []string{"traefik", "caddy"} {
+		dir := filepath.Join("..", "..", "compose", stack)
+		cmd := exec.Command(compose[0], append(compose[1:], "config")...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: compose config: %v\n%s", stack, err, out)
+		}
+		// Only dockroute may see the Docker socket, and only read-only.
+		cfg := string(out)
+		if n := strings.Count(cfg, "/var/run/docker.sock"); n != 2 || !strings.Contains(cfg, "docker.sock:ro") && !strings.Contains(cfg, "read_only: true") {
+			t.Errorf("%s: the socket must be mounted once, read-only:\n%s", stack, cfg)
+		}
+	}
+}
