@@ -56,15 +56,15 @@ type Watcher struct {
 // New returns a watcher that resyncs in full every resync interval.
 func New(cli *client.Client, opt Options, resync time.Duration, log *slog.Logger) *Watcher {
 	return &Watcher{
-		cli:      cli,
-		opt:      opt,
-		log:      log,
-		resync:   resync,
+		cli:       cli,
+		opt:       opt,
+		log:       log,
+		resync:    resync,
 		changed:   make(chan struct{}, 1),
 		resyncNow: make(chan struct{}, 1),
-		cache:    map[string]Container{},
-		stopping: map[string]bool{},
-		verdicts: map[string]Verdict{},
+		cache:     map[string]Container{},
+		stopping:  map[string]bool{},
+		verdicts:  map[string]Verdict{},
 	}
 }
 

@@ -46,9 +46,9 @@ func TestParse(t *testing.T) {
 
 func TestParseRefusesWholeFile(t *testing.T) {
 	for data, want := range map[string]string{
-		"routes: [":                        "did not find",
+		"routes: [":                       "did not find",
 		"route:\n  a.com: http://1.2.3.4": "line 1: unknown key \"route\"",
-		"- a":                              "want a mapping",
+		"- a":                             "want a mapping",
 	} {
 		if _, _, err := Parse([]byte(data)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Parse(%q) err = %v, want %q", data, err, want)
