@@ -34,30 +34,20 @@ func startCaddyDaemon(t *testing.T, c *caddytest.Caddy, listen string, extra ...
 // containing body.
 func waitAnswer(t testing.TB, addr, host string, status int, body string) {
 	t.Helper()
-	var got string
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	eventually(t, 10*time.Second, func() (bool, string) {
 		s, b, err := caddytest.Get(addr, host, "/")
-		if err == nil && s == status && strings.Contains(b, body) {
-			return
-		}
-		got = fmt.Sprintf("%d %q %v", s, b, err)
-	}
-	t.Fatalf("%s via %s: last answer %s, want %d %q", host, addr, got, status, body)
+		return err == nil && s == status && strings.Contains(b, body), fmt.Sprintf("%s via %s: answer %d %q %v, want %d %q", host, addr, s, b, err, status, body)
+	})
 }
 
 // waitUpstreams waits until dockroute's first route in Caddy has n upstreams.
 func waitUpstreams(t *testing.T, c *caddytest.Caddy, n int) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	eventually(t, 10*time.Second, func() (bool, string) {
 		raw, err := c.Config("/id/dockroute/routes/0/handle/0/upstreams")
 		var ups []any
-		if err == nil && json.Unmarshal(raw, &ups) == nil && len(ups) == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("caddy upstreams: %s %v, want %d", raw, err, n)
-		}
-	}
+		return err == nil && json.Unmarshal(raw, &ups) == nil && len(ups) == n, fmt.Sprintf("caddy upstreams: %s %v, want %d", raw, err, n)
+	})
 }
 
 func userPart(t *testing.T, c *caddytest.Caddy) any {

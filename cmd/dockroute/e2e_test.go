@@ -110,17 +110,37 @@ func (d *proc) stop(sig os.Signal) error {
 
 func (d *proc) file() string { return filepath.Join(d.dir, "dockroute.yml") }
 
-// waitPublished waits for the daemon's first publish.
-func (d *proc) waitPublished(t testing.TB) {
+// eventually polls check every 20 ms until it reports done, and fails the
+// test with check's last word on the state after timeout.
+func eventually(t testing.TB, timeout time.Duration, check func() (done bool, state string)) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := os.Stat(d.file()); err == nil {
+	deadline := time.Now().Add(timeout)
+	for {
+		done, state := check()
+		if done {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no first publish within 10s:\n%s", d.log)
+			t.Fatalf("not within %v: %s", timeout, state)
 		}
+		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// waitPublished waits for the daemon's first publish.
+func (d *proc) waitPublished(t testing.TB) {
+	t.Helper()
+	eventually(t, 10*time.Second, func() (bool, string) {
+		_, err := os.Stat(d.file())
+		return err == nil, "no first publish:\n" + d.log.String()
+	})
+}
+
+func (d *proc) waitLog(t testing.TB, substr string) {
+	t.Helper()
+	eventually(t, 10*time.Second, func() (bool, string) {
+		return strings.Contains(d.log.String(), substr), fmt.Sprintf("dockroute never logged %q:\n%s", substr, d.log)
+	})
 }
 
 // servers reads the published file and returns each host's server URLs,
@@ -166,17 +186,10 @@ func servers(t testing.TB, path string) map[string][]string {
 func (d *proc) waitServers(t testing.TB, host string, want ...string) {
 	t.Helper()
 	slices.Sort(want)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	eventually(t, 10*time.Second, func() (bool, string) {
 		got := servers(t, d.file())[host]
-		if slices.Equal(got, want) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: published servers %v, want %v", host, got, want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return slices.Equal(got, want), fmt.Sprintf("%s: published servers %v, want %v", host, got, want)
+	})
 	r := traefiktest.Check(t, d.dir, host)[host]
 	if len(want) == 0 && r.Router != "" || len(want) > 0 && (r.Router != traefik.Name(host, "") || !slices.Equal(r.Servers, want)) {
 		t.Fatalf("Traefik routes %s to %+v, want servers %v", host, r, want)
@@ -204,6 +217,16 @@ func get(t *testing.T, server, host string) string {
 
 func hello(host string, extra ...string) []string {
 	return append(append([]string{"-e", "VIRTUALHOST=" + host, "-e", "PORT=8080"}, extra...), dockertest.HelloImage)
+}
+
+// routedHello runs a hello container for a new host named after prefix and
+// waits until d routes it.
+func (d *proc) routedHello(t testing.TB, prefix string) (host, id string) {
+	t.Helper()
+	host = dockertest.Unique(prefix) + ".test"
+	id = dockertest.Run(t, hello(host)...)
+	d.waitServers(t, host, url(t, id, 8080))
+	return host, id
 }
 
 func TestLifecycle(t *testing.T) {
@@ -339,11 +362,7 @@ func TestDockerLossKeepsConfigThenResyncs(t *testing.T) {
 	before, _ := os.ReadFile(d.file())
 	b := dockertest.Run(t, hello(hostB)...)
 	dockertest.Docker(t, "rm", "-f", a)
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(d.log.String(), "docker unreachable"); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("dockroute did not notice that Docker went away")
-		}
-	}
+	d.waitLog(t, "docker unreachable")
 	time.Sleep(time.Second)
 	if after, _ := os.ReadFile(d.file()); !bytes.Equal(before, after) {
 		t.Fatalf("the published file changed while Docker was unreachable:\n%s", after)
@@ -372,9 +391,7 @@ func TestSIGINTStopsCleanly(t *testing.T) {
 func TestNetworkEvents(t *testing.T) {
 	dockertest.Require(t)
 	d := startDaemon(t, nil)
-	host := dockertest.Unique("netev") + ".test"
-	a := dockertest.Run(t, hello(host)...)
-	d.waitServers(t, host, url(t, a, 8080))
+	host, a := d.routedHello(t, "netev")
 
 	n := dockertest.Unique("extra")
 	dockertest.Network(t, n)

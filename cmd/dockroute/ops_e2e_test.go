@@ -43,26 +43,12 @@ func replaceFile(t *testing.T, path, data string) {
 	}
 }
 
-func (d *proc) waitLog(t *testing.T, substr string) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(d.log.String(), substr); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("dockroute never logged %q:\n%s", substr, d.log)
-		}
-	}
-}
-
 func (d *proc) waitFileContains(t *testing.T, substr string, present bool) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	eventually(t, 10*time.Second, func() (bool, string) {
 		data, _ := os.ReadFile(d.file())
-		if strings.Contains(string(data), substr) == present {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("published file: %q present=%v never reached:\n%s", substr, present, data)
-		}
-	}
+		return strings.Contains(string(data), substr) == present, fmt.Sprintf("published file: %q present=%v never reached:\n%s", substr, present, data)
+	})
 }
 
 // TestConfigReload edits the config file under a running dockroute: a
@@ -74,9 +60,7 @@ func TestConfigReload(t *testing.T) {
 	cfgPath := filepath.Join(t.TempDir(), "dockroute.yaml")
 	os.WriteFile(cfgPath, []byte("log-level: info\n"), 0o644)
 	d := startDaemon(t, nil, "--config", cfgPath)
-	host := dockertest.Unique("reload") + ".test"
-	id := dockertest.Run(t, hello(host)...)
-	d.waitServers(t, host, url(t, id, 8080))
+	host, _ := d.routedHello(t, "reload")
 
 	replaceFile(t, cfgPath, "traefik-entrypoints: websecure\n")
 	d.waitFileContains(t, "entryPoints: [websecure]", true)
@@ -139,9 +123,7 @@ func TestRoutesFile(t *testing.T) {
 func TestOutputSelfHeals(t *testing.T) {
 	dockertest.Require(t)
 	d := startDaemon(t, nil)
-	host := dockertest.Unique("heal") + ".test"
-	id := dockertest.Run(t, hello(host)...)
-	d.waitServers(t, host, url(t, id, 8080))
+	host, _ := d.routedHello(t, "heal")
 	want, _ := os.ReadFile(d.file())
 
 	for _, damage := range []func(){
@@ -221,14 +203,10 @@ func healthz(addr string) (int, string) {
 
 func waitHealthz(t *testing.T, addr string, status int, body string) {
 	t.Helper()
-	var s int
-	var b string
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if s, b = healthz(addr); s == status && strings.Contains(b, body) {
-			return
-		}
-	}
-	t.Fatalf("/healthz answers %d %q, want %d %q", s, b, status, body)
+	eventually(t, 15*time.Second, func() (bool, string) {
+		s, b := healthz(addr)
+		return s == status && strings.Contains(b, body), fmt.Sprintf("/healthz answers %d %q, want %d %q", s, b, status, body)
+	})
 }
 
 // TestMetricsAndHealthz scrapes /metrics after real container events and
@@ -315,9 +293,7 @@ func TestLeastPrivilege(t *testing.T) {
 	}
 	proxy.Start(t)
 	d := startDaemon(t, []string{"DOCKER_HOST=" + proxy.Host()})
-	host := dockertest.Unique("leastpriv") + ".test"
-	id := dockertest.Run(t, hello(host)...)
-	d.waitServers(t, host, url(t, id, 8080))
+	host, id := d.routedHello(t, "leastpriv")
 	dockertest.Docker(t, "stop", "-t", "1", id)
 	d.waitServers(t, host)
 
@@ -380,12 +356,9 @@ func TestImage(t *testing.T) {
 	id := dockertest.Run(t, hello(host)...)
 	path := filepath.Join(dir, "dockroute.yml")
 	want := url(t, id, 8080)
-	for deadline := time.Now().Add(15 * time.Second); !slices.Equal(servers(t, path)[host], []string{want}); time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			logs, _ := exec.Command("docker", "logs", "--tail", "30", id).CombinedOutput()
-			t.Fatalf("the image did not route %s:\n%s", host, logs)
-		}
-	}
+	eventually(t, 15*time.Second, func() (bool, string) {
+		return slices.Equal(servers(t, path)[host], []string{want}), "the image did not route " + host
+	})
 	traefiktest.Check(t, path, host)
 }
 

@@ -28,14 +28,11 @@ import (
 func (d *proc) waitOracle(t testing.TB, req, router string, servers ...string) {
 	t.Helper()
 	d.waitPublished(t)
-	var got traefiktest.Route
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		got = traefiktest.Check(t, d.dir, req)[req]
-		if got.Router == router && (router == "" || slices.Equal(got.Servers, servers)) {
-			return
-		}
-	}
-	t.Fatalf("Traefik routes %s to %+v, want router %q servers %v", req, got, router, servers)
+	eventually(t, 10*time.Second, func() (bool, string) {
+		got := traefiktest.Check(t, d.dir, req)[req]
+		return got.Router == router && (router == "" || slices.Equal(got.Servers, servers)),
+			fmt.Sprintf("Traefik routes %s to %+v, want router %q servers %v", req, got, router, servers)
+	})
 }
 
 func explainOut(t *testing.T, ids ...string) string {
@@ -272,11 +269,10 @@ func TestTraefikTLSAndRedirect(t *testing.T) {
 	secure, plain := dockertest.Unique("secure")+".test", dockertest.Unique("plain")+".test"
 	dockertest.Run(t, hello(secure)...)
 	dockertest.Run(t, hello(plain, "--label", "dockroute.tls=false", "--label", "dockroute.entrypoints=web")...)
-	for deadline := time.Now().Add(10 * time.Second); len(servers(t, d.file())[secure]) == 0 || len(servers(t, d.file())[plain]) == 0; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("containers not routed")
-		}
-	}
+	eventually(t, 10*time.Second, func() (bool, string) {
+		s := servers(t, d.file())
+		return len(s[secure]) > 0 && len(s[plain]) > 0, "containers not routed"
+	})
 	routers := traefiktest.Routers(t, d.dir)
 	r := routers[traefik.Name(secure, "")]
 	if !slices.Equal(r.EntryPoints, []string{"websecure"}) {
