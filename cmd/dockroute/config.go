@@ -254,6 +254,28 @@ func (c config) validate(cmd string) error {
 	return nil
 }
 
+// withLive returns prev with the live settings (liveKeys) taken from next:
+// what a config reload applies.
+func withLive(prev, next config) config {
+	var c config
+	fs := flag.NewFlagSet("reload", flag.ContinueOnError)
+	c.flags(fs)
+	c.values = map[string]string{}
+	fs.VisitAll(func(f *flag.Flag) {
+		v := prev.values[f.Name]
+		if liveKeys[f.Name] {
+			v = next.values[f.Name]
+		}
+		// Both values were accepted by this same flag before.
+		if err := fs.Set(f.Name, v); err != nil {
+			panic(fmt.Sprintf("re-setting %s=%q: %v", f.Name, v, err))
+		}
+		c.values[f.Name] = v
+	})
+	c.Args = prev.Args
+	return c
+}
+
 // changedKeys lists, sorted, the settings whose values differ.
 func changedKeys(a, b config) []string {
 	var out []string

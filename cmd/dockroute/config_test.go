@@ -95,3 +95,15 @@ func TestChangedKeys(t *testing.T) {
 		t.Fatalf("changedKeys = %v", got)
 	}
 }
+
+func TestWithLiveTakesOnlyLiveSettings(t *testing.T) {
+	prev, _ := parseConfig("run", []string{"--network", "a", "--traefik-dir", "x", "--resync", "1m"}, io.Discard)
+	next, _ := parseConfig("run", []string{"--network", "b", "--traefik-dir", "y", "--resync", "2m", "--log-level", "debug"}, io.Discard)
+	got := withLive(prev, next)
+	if got.Network != "b" || got.LogLevel.String() != "DEBUG" || got.TraefikDir != "x" || got.Resync != time.Minute {
+		t.Fatalf("withLive = %+v", got)
+	}
+	if keys := changedKeys(prev, got); strings.Join(keys, ",") != "log-level,network" {
+		t.Fatalf("changed %v", keys)
+	}
+}

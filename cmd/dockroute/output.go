@@ -98,8 +98,14 @@ type caddyOutput struct {
 	check time.Duration
 	admin string
 	log   *slog.Logger
-	// checkErrors counts failed periodic checks, for metrics.
-	checkErrors func()
+	// onError is told of every failed push or check, for metrics.
+	onError func()
+}
+
+func (o *caddyOutput) failed() {
+	if o.onError != nil {
+		o.onError()
+	}
 }
 
 func (o *caddyOutput) String() string { return "caddy admin " + o.admin }
@@ -114,6 +120,7 @@ func (o *caddyOutput) setOptions(cfg config) { o.pub.SetOptions(cfg.caddyOptions
 func (o *caddyOutput) publish(ctx context.Context, t route.Table) (bool, error) {
 	before := o.pub.Writes()
 	if err := o.pub.Publish(ctx, t); err != nil {
+		o.failed()
 		return false, err
 	}
 	return o.pub.Writes() != before, nil
@@ -131,9 +138,7 @@ func (o *caddyOutput) watch(ctx context.Context, _ func()) {
 		case <-tick.C:
 			if err := o.pub.Check(ctx); err != nil && ctx.Err() == nil {
 				o.log.Warn("caddy check failed; will retry", "admin", o.admin, "err", err)
-				if o.checkErrors != nil {
-					o.checkErrors()
-				}
+				o.failed()
 			}
 		}
 	}

@@ -62,7 +62,7 @@ func run(ctx context.Context, cfg config, args []string) error {
 	}
 	d.metrics = newMetrics(d.watcher)
 	if co, ok := out.(*caddyOutput); ok {
-		co.checkErrors = d.metrics.caddyErrors.Inc
+		co.onError = d.metrics.caddyErrors.Inc
 	}
 	if cfg.RoutesFile != "" {
 		d.static = static.NewSource(cfg.RoutesFile, log)
@@ -164,9 +164,6 @@ func (d *daemon) publish(ctx context.Context) error {
 	took := time.Since(start)
 	d.metrics.observe(len(t.Routes), took, wrote, err)
 	if err != nil {
-		if _, isCaddy := d.out.(*caddyOutput); isCaddy {
-			d.metrics.caddyErrors.Inc()
-		}
 		d.log.Error("publish failed; will retry", "output", d.out.String(), "err", err)
 		return err
 	}
@@ -188,8 +185,7 @@ func (d *daemon) reload() {
 		return
 	}
 	d.mu.Lock()
-	prev := d.cfg
-	changed := changedKeys(prev, next)
+	changed := changedKeys(d.cfg, next)
 	var live, restart []string
 	for _, k := range changed {
 		if liveKeys[k] {
@@ -199,19 +195,9 @@ func (d *daemon) reload() {
 		}
 	}
 	// Only live settings take effect; the others keep their running value.
-	applied := prev
-	applied.LogLevel, applied.Network, applied.Health = next.LogLevel, next.Network, next.Health
-	applied.TraefikEntryPoints, applied.TraefikTLS, applied.TraefikCertResolver, applied.TraefikRedirect =
-		next.TraefikEntryPoints, next.TraefikTLS, next.TraefikCertResolver, next.TraefikRedirect
-	applied.CaddyListen, applied.CaddyTLS, applied.CaddyNoRedirect = next.CaddyListen, next.CaddyTLS, next.CaddyNoRedirect
-	for _, k := range live {
-		applied.values[k] = next.values[k]
-	}
+	applied := withLive(d.cfg, next)
 	d.cfg = applied
 	d.mu.Unlock()
-	if len(changed) == 0 {
-		return
-	}
 	if len(restart) > 0 {
 		d.log.Warn("config changes that need a restart were not applied", "keys", restart)
 	}
@@ -265,22 +251,32 @@ func (d *daemon) serveMetrics(addr string) (*http.Server, error) {
 // render prints the config for the running containers (and the routes
 // file) once.
 func render(ctx context.Context, cfg config, stdout io.Writer) error {
-	d, err := oneShot(ctx, cfg)
+	log := cfg.logger(os.Stderr, max(cfg.LogLevel, slog.LevelError)) // the output is the answer
+	out, err := newOutput(cfg, log)
 	if err != nil {
+		return err
+	}
+	cli, err := docker.NewClient()
+	if err != nil {
+		return fmt.Errorf("docker client: %w", err)
+	}
+	defer cli.Close()
+	d := &daemon{log: log, cfg: cfg, out: out, watcher: docker.New(cli, cfg.dockerOptions(), cfg.Resync, log)}
+	if d.static, err = loadRoutesFile(cfg, log); err != nil {
+		return err
+	}
+	if err := d.watcher.Resync(ctx); err != nil {
 		return err
 	}
 	t, _, _ := d.table()
-	_, err = stdout.Write(d.out.render(t))
+	_, err = stdout.Write(out.render(t))
 	return err
 }
 
-// explain prints, for each container, whether it is routed and if not why.
+// explain prints, for each container, whether it is routed and if not why,
+// including routes a static route overrides.
 func explain(ctx context.Context, cfg config, stdout io.Writer) error {
-	d, err := oneShot(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	_, overridden, _ := d.table()
+	log := cfg.logger(os.Stderr, max(cfg.LogLevel, slog.LevelError))
 	cli, err := docker.NewClient()
 	if err != nil {
 		return fmt.Errorf("docker client: %w", err)
@@ -290,35 +286,32 @@ func explain(ctx context.Context, cfg config, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	src, err := loadRoutesFile(cfg, log)
+	if err != nil {
+		return err
+	}
+	var overridden []route.Backend
+	if src != nil {
+		var all []route.Backend
+		for _, v := range verdicts {
+			all = append(all, v.Backends...)
+		}
+		_, overridden = static.Merge(src.Backends(), all)
+	}
 	for _, v := range verdicts {
 		fmt.Fprint(stdout, formatVerdict(v, overridden))
 	}
 	return nil
 }
 
-// oneShot builds a daemon that has synced once, for render and explain.
-// Their output is the answer, so only errors are logged beside it.
-func oneShot(ctx context.Context, cfg config) (*daemon, error) {
-	log := cfg.logger(os.Stderr, max(cfg.LogLevel, slog.LevelError))
-	out, err := newOutput(cfg, log)
-	if err != nil {
-		return nil, err
+// loadRoutesFile reads --routes-file once, for the one-shot commands; nil
+// without one.
+func loadRoutesFile(cfg config, log *slog.Logger) (*static.Source, error) {
+	if cfg.RoutesFile == "" {
+		return nil, nil
 	}
-	cli, err := docker.NewClient()
-	if err != nil {
-		return nil, fmt.Errorf("docker client: %w", err)
-	}
-	d := &daemon{log: log, cfg: cfg, out: out, watcher: docker.New(cli, cfg.dockerOptions(), cfg.Resync, log)}
-	if cfg.RoutesFile != "" {
-		d.static = static.NewSource(cfg.RoutesFile, log)
-		if err := d.static.Load(); err != nil {
-			return nil, err
-		}
-	}
-	if err := d.watcher.Resync(ctx); err != nil {
-		return nil, err
-	}
-	return d, nil
+	src := static.NewSource(cfg.RoutesFile, log)
+	return src, src.Load()
 }
 
 func formatVerdict(v docker.Verdict, overridden []route.Backend) string {
