@@ -166,6 +166,11 @@ func applyFile(fs *flag.FlagSet, path string, given map[string]bool) error {
 	if err != nil {
 		return fmt.Errorf("config file: %w", err)
 	}
+	return applyYAML(fs, path, data, given)
+}
+
+// applyYAML is applyFile on the file's contents.
+func applyYAML(fs *flag.FlagSet, path string, data []byte, given map[string]bool) error {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return fmt.Errorf("config file %s: %w", path, err)

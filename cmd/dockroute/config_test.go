@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"io"
 	"os"
 	"path/filepath"
@@ -106,4 +107,19 @@ func TestWithLiveTakesOnlyLiveSettings(t *testing.T) {
 	if keys := changedKeys(prev, got); strings.Join(keys, ",") != "log-level,network" {
 		t.Fatalf("changed %v", keys)
 	}
+}
+
+// FuzzConfigFile: whatever the config file holds, applying it returns an
+// error or sets flags, and never panics. Seeds live in
+// testdata/fuzz/FuzzConfigFile.
+func FuzzConfigFile(f *testing.F) {
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var c config
+		fs := flag.NewFlagSet("fuzz", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		c.flags(fs)
+		if err := applyYAML(fs, "fuzz.yaml", data, map[string]bool{}); err != nil && !strings.Contains(err.Error(), "fuzz.yaml") {
+			t.Fatalf("error does not name the file: %v", err)
+		}
+	})
 }
