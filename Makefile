@@ -16,8 +16,8 @@ IMAGE       := dockroute/dockroute:dev
 .PHONY: run build image test lint hello oracle caddy bench fuzz clean
 
 ## run: follow the local Docker engine and write Traefik config to ./dynamic
-run:
-	$(GO) run ./cmd/dockroute run $(ARGS)
+run: build
+	exec bin/dockroute run $(ARGS)
 
 ## build: the dockroute binary in bin/
 build:
