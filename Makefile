@@ -21,11 +21,11 @@ run: build
 
 ## build: the dockroute binary in bin/
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -o bin/dockroute ./cmd/dockroute
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=auto -o bin/dockroute ./cmd/dockroute
 
 ## image: the dockroute image (FROM scratch; the Dockerfile only copies the static binary)
 image:
-	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags='-s -w' -o bin/dockroute-linux ./cmd/dockroute
+	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -buildvcs=auto -ldflags='-s -w' -o bin/dockroute-linux ./cmd/dockroute
 	docker build -q -t $(IMAGE) .
 
 ## test: formatting, vet, and every test (real Docker, Traefik oracle, both Caddys) with -race
