@@ -68,22 +68,21 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return 1
 }
 
-// version reports the module version and VCS revision the binary was built
-// from, as the Go toolchain recorded them.
+// version reports the version the Go toolchain recorded: a module version
+// or a pseudo-version from the VCS revision (with "+dirty" for local
+// changes), or "(devel)" plus the revision when only that is known.
 func version() string {
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return "unknown"
 	}
-	v := bi.Main.Version
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	v := "(devel)"
 	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
+		if s.Key == "vcs.revision" {
 			v += " " + s.Value
-		case "vcs.modified":
-			if s.Value == "true" {
-				v += "+dirty"
-			}
 		}
 	}
 	return v
