@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/dockroute/dockroute/provider/docker/dockertest"
+	"github.com/dockroute/dockroute/render/caddy/caddytest"
 	"github.com/dockroute/dockroute/render/traefik"
 	"github.com/dockroute/dockroute/render/traefik/traefiktest"
 )
@@ -47,32 +47,15 @@ func TestMain(m *testing.M) {
 type proc struct {
 	cmd  *exec.Cmd
 	dir  string // its Traefik directory
-	log  *syncBuffer
+	log  *caddytest.Buffer
 	done chan error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startDaemon runs dockroute with a fresh output directory. At the end of the
 // test it is stopped with SIGTERM and must exit 0.
 func startDaemon(t testing.TB, env []string, args ...string) *proc {
 	t.Helper()
-	d := &proc{dir: filepath.Join(t.TempDir(), "dynamic"), log: &syncBuffer{}, done: make(chan error, 1)}
+	d := &proc{dir: filepath.Join(t.TempDir(), "dynamic"), log: &caddytest.Buffer{}, done: make(chan error, 1)}
 	d.cmd = exec.Command(binary, append([]string{"run", "--traefik-dir", d.dir}, args...)...)
 	d.cmd.Env = append(os.Environ(), env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log

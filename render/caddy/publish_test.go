@@ -1,7 +1,6 @@
 package caddy
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -30,21 +29,13 @@ func userConfig(userPort int) map[string]any {
 	}}}}
 }
 
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
-func (l *logBuf) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
-
-func newPublisher(t *testing.T, c *caddytest.Caddy, listenPort int) (*Publisher, *logBuf) {
+func newPublisher(t *testing.T, c *caddytest.Caddy, listenPort int) (*Publisher, *caddytest.Buffer) {
 	t.Helper()
 	admin, err := NewAdmin(c.Admin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := &logBuf{}
+	log := &caddytest.Buffer{}
 	return NewPublisher(admin, Options{ID: "dockroute", Listen: []string{fmt.Sprintf("127.0.0.1:%d", listenPort)}}, slog.New(slog.NewTextHandler(log, nil))), log
 }
 

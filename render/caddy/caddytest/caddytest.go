@@ -55,7 +55,7 @@ type Caddy struct {
 	Admin string // admin address as dockroute takes it
 	home  string
 	cmd   *exec.Cmd
-	log   *logBuffer
+	log   *Buffer
 	done  chan struct{}
 }
 
@@ -103,7 +103,7 @@ func (c *Caddy) start(t testing.TB, config map[string]any) {
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c.log = &logBuffer{}
+	c.log = &Buffer{}
 	c.cmd = exec.Command(c.Bin, "run", "--config", path)
 	// Autosave and certificate storage go to the test's directory.
 	c.cmd.Env = append(os.Environ(), "HOME="+c.home, "XDG_CONFIG_HOME="+c.home, "XDG_DATA_HOME="+c.home)
@@ -199,18 +199,20 @@ func (c *Caddy) Writes() int {
 // Log is what Caddy printed so far.
 func (c *Caddy) Log() string { return c.log.String() }
 
-type logBuffer struct {
+// Buffer is a bytes.Buffer safe for a process (or a logger) writing while a
+// test reads: the tests' log sink for Caddy and dockroute processes.
+type Buffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *logBuffer) Write(p []byte) (int, error) {
+func (l *Buffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *logBuffer) String() string {
+func (l *Buffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
