@@ -16,16 +16,6 @@ import (
 	"github.com/dockroute/dockroute/render/caddy/caddytest"
 )
 
-// userCaddy is a config the user already runs: their own server and route.
-func userCaddy(port int) map[string]any {
-	return map[string]any{"apps": map[string]any{"http": map[string]any{"servers": map[string]any{
-		"user": map[string]any{
-			"listen": []string{fmt.Sprintf("127.0.0.1:%d", port)},
-			"routes": []any{map[string]any{"handle": []any{map[string]any{"handler": "static_response", "body": "user says hi"}}}},
-		},
-	}}}}
-}
-
 func startCaddyDaemon(t *testing.T, c *caddytest.Caddy, listen string, extra ...string) *proc {
 	return startDaemon(t, nil, append([]string{"--output", "caddy", "--caddy-admin", c.Admin, "--caddy-listen", listen, "--caddy-check", "500ms"}, extra...)...)
 }
@@ -64,7 +54,7 @@ func TestCaddyEndToEnd(t *testing.T) {
 	dockertest.Require(t)
 	caddytest.Each(t, func(t *testing.T, bin string) {
 		userPort, ourPort := caddytest.FreePort(t), caddytest.FreePort(t)
-		c := caddytest.Start(t, bin, userCaddy(userPort))
+		c := caddytest.Start(t, bin, caddytest.UserConfig(userPort))
 		before := userPart(t, c)
 		proxy := fmt.Sprintf("127.0.0.1:%d", ourPort)
 		startCaddyDaemon(t, c, proxy)
@@ -102,7 +92,7 @@ func TestCaddyEndToEnd(t *testing.T) {
 		// check brings dockroute's routes back.
 		dockertest.Docker(t, "start", a)
 		waitAnswer(t, proxy, host, 200, "hello from "+a[:12])
-		c.Restart(t, userCaddy(userPort))
+		c.Restart(t, caddytest.UserConfig(userPort))
 		start := time.Now()
 		waitAnswer(t, proxy, host, 200, "hello from "+a[:12])
 		t.Logf("routes back %v after Caddy restarted empty (check interval 500ms)", time.Since(start).Round(time.Millisecond))
@@ -121,7 +111,7 @@ func TestCaddyBurst(t *testing.T) {
 	const n = 50
 	caddytest.Each(t, func(t *testing.T, bin string) {
 		ourPort := caddytest.FreePort(t)
-		c := caddytest.Start(t, bin, userCaddy(caddytest.FreePort(t)))
+		c := caddytest.Start(t, bin, caddytest.UserConfig(caddytest.FreePort(t)))
 		proxy := fmt.Sprintf("127.0.0.1:%d", ourPort)
 		d := startCaddyDaemon(t, c, proxy)
 		waitAnswer(t, proxy, "nothing.test", 404, "no route") // first (empty) push done

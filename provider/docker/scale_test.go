@@ -16,6 +16,8 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 	"github.com/docker/go-connections/nat"
+
+	"github.com/dockroute/dockroute/provider/route"
 )
 
 // fakeEngine serves the few Docker API endpoints the watcher uses, for n
@@ -104,8 +106,9 @@ func BenchmarkPeriodicResync10k(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(f.inspects)/float64(b.N), "inspects/op")
-	if t, _ := w.Table(); len(t.Routes) != 10000 {
-		b.Fatalf("%d routes, want 10000", len(t.Routes))
+	bs, _ := w.Backends()
+	if n := len(route.Build(bs).Routes); n != 10000 {
+		b.Fatalf("%d routes, want 10000", n)
 	}
 }
 
@@ -116,6 +119,7 @@ func BenchmarkTable10k(b *testing.B) {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		w.Table()
+		backends, _ := w.Backends()
+		route.Build(backends)
 	}
 }

@@ -92,12 +92,6 @@ func (w *Watcher) Backends() ([]route.Backend, bool) {
 	return backends, w.synced
 }
 
-// Table is route.Build over Backends.
-func (w *Watcher) Table() (route.Table, bool) {
-	b, ok := w.Backends()
-	return route.Build(b), ok
-}
-
 // SetOptions changes the operator's choices and re-decides every known
 // container from the cache, without asking Docker.
 func (w *Watcher) SetOptions(opt Options) {

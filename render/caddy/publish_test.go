@@ -18,17 +18,6 @@ import (
 	"github.com/dockroute/dockroute/render/caddy/caddytest"
 )
 
-// userConfig is a Caddy config a user already runs: their own server with a
-// route dockroute must never touch.
-func userConfig(userPort int) map[string]any {
-	return map[string]any{"apps": map[string]any{"http": map[string]any{"servers": map[string]any{
-		"user": map[string]any{
-			"listen": []string{fmt.Sprintf("127.0.0.1:%d", userPort)},
-			"routes": []any{map[string]any{"@id": "user-route", "handle": []any{map[string]any{"handler": "static_response", "body": "user says hi"}}}},
-		},
-	}}}}
-}
-
 func newPublisher(t *testing.T, c *caddytest.Caddy, listenPort int) (*Publisher, *caddytest.Buffer) {
 	t.Helper()
 	admin, err := NewAdmin(c.Admin)
@@ -87,7 +76,7 @@ func answers(t *testing.T, addr, host string, n int) map[string]int {
 func TestPublishBesideUserConfig(t *testing.T) {
 	caddytest.Each(t, func(t *testing.T, bin string) {
 		userPort, ourPort := caddytest.FreePort(t), caddytest.FreePort(t)
-		c := caddytest.Start(t, bin, userConfig(userPort))
+		c := caddytest.Start(t, bin, caddytest.UserConfig(userPort))
 		before := withoutOurs(t, c)
 		p, _ := newPublisher(t, c, ourPort)
 		ctx := context.Background()
@@ -153,13 +142,13 @@ func TestPublishIntoEmptyCaddy(t *testing.T) {
 func TestCheckRestoresLostServer(t *testing.T) {
 	caddytest.Each(t, func(t *testing.T, bin string) {
 		userPort, ourPort := caddytest.FreePort(t), caddytest.FreePort(t)
-		c := caddytest.Start(t, bin, userConfig(userPort))
+		c := caddytest.Start(t, bin, caddytest.UserConfig(userPort))
 		p, log := newPublisher(t, c, ourPort)
 		ctx := context.Background()
 		if err := p.Publish(ctx, table(map[string][]string{"app.test": {backend(t, "a")}})); err != nil {
 			t.Fatal(err)
 		}
-		c.Restart(t, userConfig(userPort))
+		c.Restart(t, caddytest.UserConfig(userPort))
 		if err := p.Check(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -200,7 +189,7 @@ func (h *hookTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // dockroute's own server is logged, not silent.
 func TestConcurrentEditIsNotClobbered(t *testing.T) {
 	caddytest.Each(t, func(t *testing.T, bin string) {
-		c := caddytest.Start(t, bin, userConfig(caddytest.FreePort(t)))
+		c := caddytest.Start(t, bin, caddytest.UserConfig(caddytest.FreePort(t)))
 		p, log := newPublisher(t, c, caddytest.FreePort(t))
 		ctx := context.Background()
 		other, _ := NewAdmin(c.Admin)
@@ -243,7 +232,7 @@ func TestConcurrentEditIsNotClobbered(t *testing.T) {
 // reason and the route's hosts.
 func TestRefusedRouteDoesNotBlockOthers(t *testing.T) {
 	caddytest.Each(t, func(t *testing.T, bin string) {
-		c := caddytest.Start(t, bin, userConfig(caddytest.FreePort(t)))
+		c := caddytest.Start(t, bin, caddytest.UserConfig(caddytest.FreePort(t)))
 		port := caddytest.FreePort(t)
 		p, log := newPublisher(t, c, port)
 		tbl := table(map[string][]string{"a.test": {backend(t, "a")}, "b.test": {backend(t, "b")}, "c.test": {backend(t, "c")}})
@@ -272,7 +261,7 @@ func TestRefusedRouteDoesNotBlockOthers(t *testing.T) {
 func TestServerRefusedKeepsCaddyAsItWas(t *testing.T) {
 	caddytest.Each(t, func(t *testing.T, bin string) {
 		userPort := caddytest.FreePort(t)
-		c := caddytest.Start(t, bin, userConfig(userPort))
+		c := caddytest.Start(t, bin, caddytest.UserConfig(userPort))
 		before := withoutOurs(t, c)
 		p, _ := newPublisher(t, c, userPort)
 		p.log = slog.New(slog.NewTextHandler(io.Discard, nil))

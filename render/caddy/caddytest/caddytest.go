@@ -49,6 +49,18 @@ func Each(t *testing.T, f func(t *testing.T, bin string)) {
 	}
 }
 
+// UserConfig is a Caddy config a user already runs: their own server on
+// 127.0.0.1:port with a route (@id "user-route") answering "user says hi",
+// which dockroute must never touch.
+func UserConfig(port int) map[string]any {
+	return map[string]any{"apps": map[string]any{"http": map[string]any{"servers": map[string]any{
+		"user": map[string]any{
+			"listen": []string{fmt.Sprintf("127.0.0.1:%d", port)},
+			"routes": []any{map[string]any{"@id": "user-route", "handle": []any{map[string]any{"handler": "static_response", "body": "user says hi"}}}},
+		},
+	}}}}
+}
+
 // Caddy is one running Caddy process.
 type Caddy struct {
 	Bin   string
