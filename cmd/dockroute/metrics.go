@@ -79,7 +79,7 @@ type containerCollector struct {
 func newContainerCollector(w *docker.Watcher) containerCollector {
 	return containerCollector{w: w,
 		containers: prometheus.NewDesc("dockroute_containers",
-			"Running containers seen, by state: routed, refused (opted in but not routed) or ignored (not opted in).", []string{"state"}, nil),
+			"Running containers seen, by state: routed, refused (opted in but not routed), ignored (not opted in) or unknown (Docker failed to inspect it).", []string{"state"}, nil),
 		refus: prometheus.NewDesc("dockroute_containers_refused",
 			"Opted-in containers not routed, by reason.", []string{"reason"}, nil),
 	}
@@ -91,12 +91,14 @@ func (c containerCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c containerCollector) Collect(ch chan<- prometheus.Metric) {
-	states := map[string]int{"routed": 0, "refused": 0, "ignored": 0}
+	states := map[string]int{"routed": 0, "refused": 0, "ignored": 0, "unknown": 0}
 	reasons := map[string]int{}
 	for _, v := range c.w.Verdicts() {
 		switch {
 		case v.Routed():
 			states["routed"]++
+		case v.Code == "inspect_failed":
+			states["unknown"]++
 		case v.OptedIn:
 			states["refused"]++
 			reasons[v.Code]++

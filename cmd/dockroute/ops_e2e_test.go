@@ -313,13 +313,14 @@ func TestLeastPrivilege(t *testing.T) {
 	}
 }
 
-// TestSIGHUPResyncs hides Docker's events (the proxy holds /events open
-// and silent) so only a resync can see a new container: SIGHUP brings it.
+// TestSIGHUPResyncs hides Docker's events (the proxy holds the event stream
+// open and silent; reads of past events pass) so only a resync can see a
+// new container: SIGHUP brings it.
 func TestSIGHUPResyncs(t *testing.T) {
 	dockertest.Require(t)
 	proxy := dockertest.NewProxy(t)
 	proxy.Hook = func(w http.ResponseWriter, r *http.Request) bool {
-		if !strings.HasSuffix(r.URL.Path, "/events") {
+		if !strings.HasSuffix(r.URL.Path, "/events") || r.URL.Query().Get("until") != "" {
 			return false
 		}
 		w.Header().Set("Content-Type", "application/json")

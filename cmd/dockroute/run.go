@@ -265,7 +265,7 @@ func render(ctx context.Context, cfg config, stdout io.Writer) error {
 	if d.static, err = loadRoutesFile(cfg, log); err != nil {
 		return err
 	}
-	if err := d.watcher.Resync(ctx); err != nil {
+	if err := d.watcher.Sync(ctx); err != nil {
 		return err
 	}
 	t, _, _ := d.table()
@@ -335,6 +335,8 @@ func formatVerdict(v docker.Verdict, overridden []route.Backend) string {
 			}
 			fmt.Fprintf(&b, "  %s%s -> http://%s%s\n", be.Host, be.Path, be.Server, note)
 		}
+	case v.Code == "inspect_failed":
+		fmt.Fprintf(&b, "%s: UNKNOWN: %s\n", name, v.Reason)
 	case v.OptedIn:
 		fmt.Fprintf(&b, "%s: NOT routed: %s\n", name, v.Reason)
 	default:

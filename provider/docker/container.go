@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
@@ -21,6 +22,9 @@ type Container struct {
 	Labels map[string]string
 	// StopSignal is the signal `docker stop` sends this container first.
 	StopSignal string
+	// StopTimeout is how long `docker stop` waits for it to exit before
+	// killing it; zero means the engine's default.
+	StopTimeout time.Duration
 	// Exposed holds the container's exposed ports ("8080/tcp"), sorted: the
 	// image's EXPOSE plus --expose and -p, as Docker merges them.
 	Exposed []string
@@ -58,6 +62,9 @@ func fromInspect(in container.InspectResponse) Container {
 		c.Env = in.Config.Env
 		c.Labels = in.Config.Labels
 		c.StopSignal = in.Config.StopSignal
+		if t := in.Config.StopTimeout; t != nil && *t > 0 {
+			c.StopTimeout = time.Duration(*t) * time.Second
+		}
 		for p := range in.Config.ExposedPorts {
 			c.Exposed = append(c.Exposed, string(p))
 		}
@@ -74,15 +81,21 @@ func fromInspect(in container.InspectResponse) Container {
 func (c Container) refresh(s container.Summary) Container {
 	c.State = string(s.State)
 	c.Health = healthFromStatus(s.Status)
-	if len(s.Names) > 0 {
-		c.Name = strings.TrimPrefix(s.Names[0], "/")
-	}
+	c.Name = summaryName(s)
 	c.NetworkMode = s.HostConfig.NetworkMode
 	c.Networks = map[string]netip.Addr{}
 	if s.NetworkSettings != nil {
 		c.Networks = endpointAddrs(s.NetworkSettings.Networks)
 	}
 	return c
+}
+
+// summaryName is a list entry's container name, for messages.
+func summaryName(s container.Summary) string {
+	if len(s.Names) > 0 {
+		return strings.TrimPrefix(s.Names[0], "/")
+	}
+	return short(s.ID)
 }
 
 // healthFromStatus reads the health state from a list entry's status text

@@ -86,7 +86,7 @@ func BenchmarkFirstSync10k(b *testing.B) {
 		b.StopTimer()
 		w, _ := fakeWatcher(b, 10000)
 		b.StartTimer()
-		if err := w.Resync(context.Background()); err != nil {
+		if err := w.Sync(context.Background()); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -96,12 +96,12 @@ func BenchmarkFirstSync10k(b *testing.B) {
 // are known: a single list call, no inspects.
 func BenchmarkPeriodicResync10k(b *testing.B) {
 	w, f := fakeWatcher(b, 10000)
-	if err := w.Resync(context.Background()); err != nil {
+	if err := w.Sync(context.Background()); err != nil {
 		b.Fatal(err)
 	}
 	f.inspects = 0
 	for b.Loop() {
-		if err := w.Resync(context.Background()); err != nil {
+		if err := w.Sync(context.Background()); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -115,7 +115,7 @@ func BenchmarkPeriodicResync10k(b *testing.B) {
 // BenchmarkTable10k is the cost of computing the table at publish time.
 func BenchmarkTable10k(b *testing.B) {
 	w, _ := fakeWatcher(b, 10000)
-	if err := w.Resync(context.Background()); err != nil {
+	if err := w.Sync(context.Background()); err != nil {
 		b.Fatal(err)
 	}
 	for b.Loop() {

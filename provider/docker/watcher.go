@@ -11,8 +11,6 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,23 +18,14 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/client"
-	"golang.org/x/sys/unix"
 
 	"github.com/dockroute/dockroute/provider/route"
 )
 
-// eventSlack is how far back the event subscription starts. Docker registers
-// a subscription only once the request reaches it, after Events returns; a
-// "since" in the recent past makes the engine replay anything that happened
-// in between, so no event can fall between subscribing and listing. Replays
-// are harmless: an event only triggers a re-inspect.
-const eventSlack = 5 * time.Second
-
-// Watcher follows one Docker Engine. Create it with New and start it with Run.
+// Watcher follows one Docker Engine. Create it with New and start it with
+// Run; the way it follows (and recovers) is in follow.go.
 type Watcher struct {
-	cli    *client.Client
+	engine Engine
 	opt    Options
 	log    *slog.Logger
 	resync time.Duration
@@ -45,43 +34,47 @@ type Watcher struct {
 	resyncNow  chan struct{}
 	reconnects atomic.Int64
 
-	mu        sync.Mutex
-	cache     map[string]Container // running or paused containers, by ID
-	stopping  map[string]bool      // IDs whose stop began (see Container.Stopping)
-	verdicts  map[string]Verdict
-	synced    bool // a full sync has succeeded at least once
+	mu       sync.Mutex
+	cache    map[string]Container // running or paused containers, by ID
+	kills    kills                // signals sent to them since they started
+	verdicts map[string]Verdict
+	// retryAt is when containers Docker failed to inspect are tried again
+	// (zero: none failed), and retryWait how long the next wait is.
+	retryAt   time.Time
+	retryWait time.Duration
+	// synced is true once a full sync succeeded and the engine has not been
+	// lost since: only then do the verdicts describe Docker as it is.
+	synced    bool
 	connected bool
+	followed  bool // the event stream was followed at least once
 }
 
-// New returns a watcher that resyncs in full every resync interval.
-func New(cli *client.Client, opt Options, resync time.Duration, log *slog.Logger) *Watcher {
+// New returns a watcher of engine that resyncs in full every resync
+// interval.
+func New(engine Engine, opt Options, resync time.Duration, log *slog.Logger) *Watcher {
 	return &Watcher{
-		cli:       cli,
+		engine:    engine,
 		opt:       opt,
 		log:       log,
 		resync:    resync,
 		changed:   make(chan struct{}, 1),
 		resyncNow: make(chan struct{}, 1),
 		cache:     map[string]Container{},
-		stopping:  map[string]bool{},
+		kills:     kills{},
 		verdicts:  map[string]Verdict{},
 	}
-}
-
-// NewClient connects to the engine named by the DOCKER_* environment (the
-// local socket by default), negotiating the API version so that engines back
-// to API 1.41 work.
-func NewClient() (*client.Client, error) {
-	return client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 }
 
 // Changed receives a value whenever the verdicts changed since it was last
 // read. It never blocks the watcher: changes in between collapse into one.
 func (w *Watcher) Changed() <-chan struct{} { return w.changed }
 
-// Backends returns the backends of every routed container, and false until
-// the first full sync succeeded: none before that means "unknown", not "no
-// routes", and must never be published.
+// Backends returns the backends of every routed container, and whether
+// they describe Docker as it is now. They do not before the first full
+// sync, nor from the moment the engine is lost until a full sync after it
+// answers again: an engine that restarted gives its containers new
+// addresses and old ones to other containers, so what was true before must
+// never be published again. Callers keep what they last published instead.
 func (w *Watcher) Backends() ([]route.Backend, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -98,13 +91,7 @@ func (w *Watcher) SetOptions(opt Options) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.opt = opt
-	changed := false
-	for id, c := range w.cache {
-		changed = w.setVerdictLocked(id, Decide(c, opt), true) || changed
-	}
-	if changed {
-		w.notify()
-	}
+	w.redecideLocked(time.Now())
 }
 
 // ResyncNow asks for a full resync as soon as possible (SIGHUP).
@@ -126,186 +113,71 @@ func (w *Watcher) Verdicts() []Verdict {
 	return sortVerdicts(slices.Collect(maps.Values(w.verdicts)))
 }
 
-// Connected tells whether the watcher currently follows a live event stream.
+// Connected tells whether the watcher currently follows a live event stream
+// of an engine that answers.
 func (w *Watcher) Connected() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.connected
 }
 
-// Run follows Docker until ctx ends. A lost connection is retried with
-// backoff and followed by a full resync; meanwhile the verdicts (and so the
-// published config) stay as they were.
-func (w *Watcher) Run(ctx context.Context) error {
-	b := backoff{min: 100 * time.Millisecond, max: 10 * time.Second}
-	for first := true; ; first = false {
-		if !first {
-			w.reconnects.Add(1)
-		}
-		connected, err := w.follow(ctx)
-		w.setConnected(false)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if connected {
-			b.reset()
-		}
-		d := b.next()
-		w.log.Warn("docker unreachable; keeping the last published routes", "err", err, "retry_in", d)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(d):
-		}
+// Sync lists the running containers and rebuilds every verdict, with the
+// stops under way read from Docker's event log. Containers already known
+// are refreshed from the list alone (their env and ports cannot change);
+// only new ones are inspected, so a periodic sync of thousands of
+// containers is one list call. A container Docker fails to inspect is left
+// out with a logged reason, and tried again soon; every other one is
+// synced. Sync fails, changing nothing, only when the list does.
+func (w *Watcher) Sync(ctx context.Context) error {
+	list, err := listRunning(ctx, w.engine)
+	if err != nil {
+		return err
 	}
-}
-
-// follow subscribes to events, resyncs, then applies events until the stream
-// breaks. connected reports whether it got as far as a full sync.
-func (w *Watcher) follow(ctx context.Context) (connected bool, err error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	msgs, errs := w.cli.Events(ctx, events.ListOptions{
-		Since:   strconv.FormatInt(time.Now().Add(-eventSlack).Unix(), 10),
-		Filters: eventFilter(),
-	})
-	// Events may have been missed while disconnected, a container's start
-	// among them: forget which stops had begun rather than keep a
-	// restarted container out of routing.
 	w.mu.Lock()
-	clear(w.stopping)
+	known := maps.Clone(w.cache)
 	w.mu.Unlock()
-	if err := w.Resync(ctx); err != nil {
-		return false, err
-	}
-	w.setConnected(true)
-	tick := time.NewTicker(w.resync)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return true, ctx.Err()
-		case err := <-errs:
-			return true, fmt.Errorf("event stream ended: %w", err)
-		case m := <-msgs:
-			if err := w.applyEvents(ctx, m, msgs); err != nil {
-				return true, err
-			}
-		case <-tick.C:
-			if err := w.Resync(ctx); err != nil {
-				return true, err
-			}
-		case <-w.resyncNow:
-			w.log.Info("full resync requested")
-			if err := w.Resync(ctx); err != nil {
-				return true, err
-			}
-		}
-	}
-}
 
-// eventFilter selects the events that can change a container's verdict.
-// Docker matches "health_status" against "health_status: healthy" itself.
-func eventFilter() filters.Args {
-	f := filters.NewArgs(
-		filters.Arg("type", string(events.ContainerEventType)),
-		filters.Arg("type", string(events.NetworkEventType)),
-	)
-	for _, a := range []events.Action{
-		events.ActionStart, events.ActionStop, events.ActionDie, events.ActionKill,
-		events.ActionPause, events.ActionUnPause, events.ActionDestroy, events.ActionRename,
-		events.ActionHealthStatus, events.ActionConnect, events.ActionDisconnect,
-	} {
-		f.Add("event", string(a))
-	}
-	return f
-}
-
-// applyEvents re-inspects the container of first and of every event already
-// queued behind it, once per container: a burst of events for one container
-// (kill, die, stop) costs one inspect.
-func (w *Watcher) applyEvents(ctx context.Context, first events.Message, msgs <-chan events.Message) error {
-	ids := map[string]bool{}
-	for m, more := first, true; more; {
-		if id := containerID(m); id != "" {
-			ids[id] = true
-			w.noteStop(id, m)
+	next := make(map[string]Container, len(list))
+	failed := map[string]Verdict{}
+	for _, s := range list {
+		if c, ok := known[s.ID]; ok {
+			next[s.ID] = c.refresh(s)
+			continue
 		}
-		select {
-		case m = <-msgs:
-		default:
-			more = false
+		c, found, err := inspect(ctx, w.engine, s.ID)
+		switch {
+		case err != nil:
+			failed[s.ID] = inspectFailed(s.ID, summaryName(s), err)
+		case found:
+			next[s.ID] = c
 		}
 	}
-	for id := range ids {
-		c, found, err := inspect(ctx, w.cli, id)
-		if err != nil {
-			return err
-		}
-		w.update(id, c, found)
+	now := time.Now()
+	ks, err := recentKills(ctx, w.engine, next, now)
+	if err != nil {
+		// Keep what the event stream said; the next sync tries again.
+		w.log.Warn("could not read recent kills from docker's event log; stops under way are taken from the event stream only", "err", err)
+		ks = nil
 	}
+	w.replace(next, failed, ks, now)
 	return nil
 }
 
-// noteStop records that a container's stop began or ended. Docker emits
-// "kill" with the stop signal when `docker stop` starts, a grace period
-// before "die"; a kill with another signal (a reload via SIGHUP, say) is not
-// a stop.
-func (w *Watcher) noteStop(id string, m events.Message) {
-	if m.Type != events.ContainerEventType {
-		return
+func listRunning(ctx context.Context, e Engine) ([]container.Summary, error) {
+	ctx, cancel := context.WithTimeout(ctx, listTimeout)
+	defer cancel()
+	list, err := e.ContainerList(ctx, container.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	switch m.Action {
-	case events.ActionKill:
-		stopSignal := ""
-		if c, ok := w.cache[id]; ok {
-			stopSignal = c.StopSignal
-		}
-		if isStopSignal(m.Actor.Attributes["signal"], stopSignal) {
-			w.stopping[id] = true
-		}
-	case events.ActionStart, events.ActionDie, events.ActionDestroy:
-		delete(w.stopping, id)
-	}
-}
-
-func containerID(m events.Message) string {
-	if m.Type == events.NetworkEventType {
-		return m.Actor.Attributes["container"]
-	}
-	return m.Actor.ID
-}
-
-// isStopSignal tells whether a kill event's signal ends the container: the
-// usual terminating signals, or the container's own stop signal. Docker
-// reports signals as numbers; stop signals may be names.
-func isStopSignal(sig, stopSignal string) bool {
-	n := signalNumber(sig)
-	switch n {
-	case 0:
-		return false
-	case int(unix.SIGINT), int(unix.SIGQUIT), int(unix.SIGKILL), int(unix.SIGTERM):
-		return true
-	}
-	return n == signalNumber(stopSignal)
-}
-
-func signalNumber(s string) int {
-	if n, err := strconv.Atoi(s); err == nil {
-		return n
-	}
-	s = strings.ToUpper(s)
-	if !strings.HasPrefix(s, "SIG") {
-		s = "SIG" + s
-	}
-	return int(unix.SignalNum(s))
+	return list, nil
 }
 
 // inspect fetches one container; found is false when it no longer exists.
-func inspect(ctx context.Context, cli *client.Client, id string) (c Container, found bool, err error) {
-	in, err := cli.ContainerInspect(ctx, id)
+func inspect(ctx context.Context, e Engine, id string) (c Container, found bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, inspectTimeout)
+	defer cancel()
+	in, err := e.ContainerInspect(ctx, id)
 	if errdefs.IsNotFound(err) {
 		return Container{}, false, nil
 	}
@@ -315,58 +187,35 @@ func inspect(ctx context.Context, cli *client.Client, id string) (c Container, f
 	return fromInspect(in), true, nil
 }
 
-// Resync lists the running containers and rebuilds every verdict. Containers
-// already known are refreshed from the list alone (their env and ports cannot
-// change); only new ones are inspected, so a periodic resync of thousands of
-// containers is one API call. On error nothing changes.
-func (w *Watcher) Resync(ctx context.Context) error {
-	list, err := w.cli.ContainerList(ctx, container.ListOptions{})
-	if err != nil {
-		return fmt.Errorf("list containers: %w", err)
-	}
-	w.mu.Lock()
-	known := maps.Clone(w.cache)
-	w.mu.Unlock()
-
-	next := make(map[string]Container, len(list))
-	for _, s := range list {
-		if c, ok := known[s.ID]; ok {
-			next[s.ID] = c.refresh(s)
-			continue
-		}
-		c, found, err := inspect(ctx, w.cli, s.ID)
-		if err != nil {
-			return err
-		}
-		if found {
-			next[s.ID] = c
-		}
-	}
-	w.replace(next)
-	return nil
-}
-
-// replace installs a complete new set of containers.
-func (w *Watcher) replace(next map[string]Container) {
+// replace installs a complete new set of containers. ks, when not nil,
+// replaces the kills known so far.
+func (w *Watcher) replace(next map[string]Container, failed map[string]Verdict, ks kills, now time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	changed := !w.synced
-	for id := range w.cache {
-		if _, ok := next[id]; !ok {
+	for id := range w.verdicts {
+		_, running := next[id]
+		_, failing := failed[id]
+		if !running && !failing {
 			changed = w.setVerdictLocked(id, Verdict{}, false) || changed
 		}
 	}
-	for id, c := range next {
-		c.Stopping = w.stopping[id]
-		next[id] = c
-		changed = w.setVerdictLocked(id, Decide(c, w.opt), true) || changed
+	if ks != nil {
+		w.kills = ks
 	}
-	for id := range w.stopping {
+	for id := range w.kills {
 		if _, ok := next[id]; !ok {
-			delete(w.stopping, id)
+			delete(w.kills, id)
 		}
 	}
 	w.cache = next
+	for id, c := range next {
+		changed = w.setVerdictLocked(id, w.decideLocked(c, now), true) || changed
+	}
+	for id, v := range failed {
+		changed = w.setVerdictLocked(id, v, true) || changed
+	}
+	w.scheduleRetryLocked(len(failed) > 0, now)
 	w.synced = true
 	if changed {
 		w.notify()
@@ -374,21 +223,120 @@ func (w *Watcher) replace(next map[string]Container) {
 }
 
 // update installs what one inspect found.
-func (w *Watcher) update(id string, c Container, found bool) {
+func (w *Watcher) update(id string, c Container, found bool, now time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var v Verdict
 	if found {
-		c.Stopping = w.stopping[id]
 		w.cache[id] = c
-		v = Decide(c, w.opt)
+		v = w.decideLocked(c, now)
 	} else {
 		delete(w.cache, id)
-		delete(w.stopping, id)
+		delete(w.kills, id)
 	}
 	if w.setVerdictLocked(id, v, found) {
 		w.notify()
 	}
+}
+
+// inspectFailed records that an event's inspect failed: a known
+// container keeps its verdict until the retry (a full sync, which needs no
+// inspect for it), an unknown one gets a verdict saying what failed.
+func (w *Watcher) inspectFailed(id string, err error, now time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	name := id
+	if c, ok := w.cache[id]; ok {
+		name = c.Name
+		w.log.Warn("docker failed to inspect a container; keeping what is known of it until the retry", "container", name, "id", short(id), "err", err)
+	} else if w.setVerdictLocked(id, inspectFailed(id, name, err), true) {
+		w.notify()
+	}
+	w.scheduleRetryLocked(true, now)
+}
+
+// inspectFailed is the verdict of a container Docker failed to inspect.
+func inspectFailed(id, name string, err error) Verdict {
+	return Verdict{ID: id, Name: name, Code: "inspect_failed",
+		Reason: fmt.Sprintf("docker failed to inspect the container (%v); dockroute tries again shortly", err)}
+}
+
+// scheduleRetryLocked arms (failing) or clears the retry of failed
+// inspects. Retries back off from a second to the resync interval, so a
+// container Docker cannot inspect costs little, while one that failed
+// once is routed soon after.
+func (w *Watcher) scheduleRetryLocked(failing bool, now time.Time) {
+	if !failing {
+		w.retryAt, w.retryWait = time.Time{}, 0
+		return
+	}
+	if !w.retryAt.IsZero() && w.retryAt.After(now) {
+		return // one is already due
+	}
+	w.retryWait = min(max(2*w.retryWait, time.Second), max(w.resync, time.Second))
+	w.retryAt = now.Add(w.retryWait)
+}
+
+// decideLocked decides c, with its stop (if one is under way) as of now.
+func (w *Watcher) decideLocked(c Container, now time.Time) Verdict {
+	c.Stopping = now.Before(stoppingUntil(c, w.kills[c.ID]))
+	return Decide(c, w.opt)
+}
+
+// redecideLocked decides every known container again, as of now.
+func (w *Watcher) redecideLocked(now time.Time) {
+	changed := false
+	for id, c := range w.cache {
+		changed = w.setVerdictLocked(id, w.decideLocked(c, now), true) || changed
+	}
+	if changed {
+		w.notify()
+	}
+}
+
+// expireStops routes again the containers that outlived their stop
+// window, and forgets kills that no longer matter.
+func (w *Watcher) expireStops(now time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for id, ks := range w.kills {
+		c, ok := w.cache[id]
+		if !ok || !now.Before(stoppingUntil(c, ks)) {
+			delete(w.kills, id)
+			if ok && c.State == "running" {
+				w.log.Info("container survived its stop signal past its stop timeout; routing it again", "container", c.Name, "id", short(id))
+			}
+		}
+	}
+	w.redecideLocked(now)
+}
+
+// nextWake is the next moment the watcher must act without an event: a
+// stop window running out, or failed inspects to retry. Zero means none.
+func (w *Watcher) nextWake() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var next []time.Time
+	for id, ks := range w.kills {
+		if c, ok := w.cache[id]; ok {
+			next = append(next, stoppingUntil(c, ks))
+		}
+	}
+	return earliest(append(next, w.retryAt)...)
+}
+
+// retryDue tells whether failed inspects are due to be tried again.
+func (w *Watcher) retryDue(now time.Time) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return !w.retryAt.IsZero() && !now.Before(w.retryAt)
+}
+
+// noteEvent records what an event says about stops.
+func (w *Watcher) noteEvent(m events.Message, now time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.kills.note(m, now)
 }
 
 // setVerdictLocked records a verdict (or its removal when !present), logs
@@ -412,6 +360,8 @@ func (w *Watcher) setVerdictLocked(id string, v Verdict, present bool) bool {
 	switch {
 	case v.Routed():
 		w.log.Info("routed", "container", v.Name, "id", short(id), "routes", describe(v.Backends))
+	case v.Code == "inspect_failed":
+		w.log.Warn("not synced", "container", v.Name, "id", short(id), "reason", v.Reason)
 	case v.OptedIn && v.Lifecycle:
 		w.log.Info("not routed", "container", v.Name, "id", short(id), "reason", v.Reason)
 	case v.OptedIn:
@@ -432,18 +382,26 @@ func (w *Watcher) notify() {
 	}
 }
 
+// setConnected records that the event stream is followed (after a full
+// sync) or lost. Losing it makes the verdicts stale: see Backends.
 func (w *Watcher) setConnected(ok bool) {
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	w.connected = ok
-	w.mu.Unlock()
+	if !ok {
+		w.synced = false
+	}
 }
 
 // Explain decides the named containers (names or IDs), or every container
-// including stopped ones when none is named. An unknown name gets a verdict
-// saying so rather than failing the others.
-func Explain(ctx context.Context, cli *client.Client, opt Options, names []string) ([]Verdict, error) {
+// including stopped ones when none is named, exactly as a running watcher
+// would: stops under way are read from Docker's event log. An unknown name
+// gets a verdict saying so rather than failing the others.
+func Explain(ctx context.Context, e Engine, opt Options, names []string) ([]Verdict, error) {
 	if len(names) == 0 {
-		list, err := cli.ContainerList(ctx, container.ListOptions{All: true})
+		ctx, cancel := context.WithTimeout(ctx, listTimeout)
+		list, err := e.ContainerList(ctx, container.ListOptions{All: true})
+		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("list containers: %w", err)
 		}
@@ -452,15 +410,26 @@ func Explain(ctx context.Context, cli *client.Client, opt Options, names []strin
 		}
 	}
 	var out []Verdict
+	found := map[string]Container{}
 	for _, n := range names {
-		c, found, err := inspect(ctx, cli, n)
+		c, ok, err := inspect(ctx, e, n)
 		if err != nil {
-			return nil, err
+			out = append(out, inspectFailed("", n, err))
+			continue
 		}
-		if !found {
+		if !ok {
 			out = append(out, Verdict{Name: n, Reason: "no such container"})
 			continue
 		}
+		found[c.ID] = c
+	}
+	now := time.Now()
+	ks, err := recentKills(ctx, e, found, now)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range found {
+		c.Stopping = now.Before(stoppingUntil(c, ks[c.ID]))
 		out = append(out, Decide(c, opt))
 	}
 	return sortVerdicts(out), nil
@@ -480,14 +449,4 @@ func sortVerdicts(vs []Verdict) []Verdict {
 		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID))
 	})
 	return vs
-}
-
-// backoff doubles a delay from min to max.
-type backoff struct{ min, max, cur time.Duration }
-
-func (b *backoff) reset() { b.cur = 0 }
-
-func (b *backoff) next() time.Duration {
-	b.cur = min(max(b.cur*2, b.min), b.max)
-	return b.cur
 }

@@ -1,0 +1,468 @@
+// Package enginetest is an in-process fake Docker Engine for fault
+// injection: it implements the watcher's docker.Engine interface and can be
+// made to refuse or drop event streams, fail one container's inspect, hang
+// every call (a frozen engine), go away and come back with containers at
+// new addresses (a restarting engine). A real engine cannot safely be made
+// to do any of that on a shared test machine, which is the only reason this
+// fake exists; everything a real engine can show is tested against one.
+// It is used by tests only.
+package enginetest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/go-connections/nat"
+)
+
+// ErrDown is what every call returns while the engine is down, as a client
+// finds a socket nobody listens on.
+var ErrDown = errors.New("Cannot connect to the Docker daemon: connection refused (fake engine is down)")
+
+// Container is a container of the fake engine.
+type Container struct {
+	ID, Name    string
+	Env         []string
+	Labels      map[string]string
+	IP          string   // its address on the "bridge" network
+	Exposed     []string // e.g. "8080/tcp"
+	State       string   // running (default), paused, exited
+	StopSignal  string
+	StopTimeout int // seconds; 0: unset
+}
+
+// Engine is the fake engine. Its zero value is not usable: call New.
+type Engine struct {
+	mu         sync.Mutex
+	containers map[string]*Container
+	log        []events.Message
+	streams    map[*stream]bool
+	down       bool
+	thawed     chan struct{} // nil unless frozen; closed on Thaw
+	refuse     error
+	dropAfter  int
+	inspectErr map[string]error
+	vanish     map[string]bool
+	calls      map[string]int
+}
+
+// New returns a running engine with no containers.
+func New() *Engine {
+	return &Engine{
+		containers: map[string]*Container{}, streams: map[*stream]bool{},
+		inspectErr: map[string]error{}, vanish: map[string]bool{}, calls: map[string]int{},
+		dropAfter: -1,
+	}
+}
+
+// Calls tells how often a method (Ping, ContainerList, ContainerInspect,
+// Events) was called.
+func (e *Engine) Calls(method string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.calls[method]
+}
+
+// Run adds a running container and emits its start. Missing fields get
+// defaults: an ID from the name, state running, port 8080 exposed.
+func (e *Engine) Run(c Container) string {
+	if c.ID == "" {
+		sum := sha256.Sum256([]byte(c.Name))
+		c.ID = hex.EncodeToString(sum[:])
+	}
+	if c.State == "" {
+		c.State = "running"
+	}
+	if c.Exposed == nil {
+		c.Exposed = []string{"8080/tcp"}
+	}
+	e.mu.Lock()
+	e.containers[c.ID] = &c
+	e.emitLocked(events.ContainerEventType, events.ActionStart, c.ID, nil)
+	e.mu.Unlock()
+	return c.ID
+}
+
+// Kill emits a kill event with signal (a number, as Docker reports it);
+// the container keeps running, as one that ignores the signal does.
+func (e *Engine) Kill(id string, signal int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.emitLocked(events.ContainerEventType, events.ActionKill, id, map[string]string{"signal": strconv.Itoa(signal)})
+}
+
+// Exit makes a container exit and emits die.
+func (e *Engine) Exit(id string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.containers[id].State = "exited"
+	e.emitLocked(events.ContainerEventType, events.ActionDie, id, nil)
+}
+
+// Remove deletes a container and emits destroy.
+func (e *Engine) Remove(id string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.containers, id)
+	e.emitLocked(events.ContainerEventType, events.ActionDestroy, id, nil)
+}
+
+// Update changes a container in place, emitting nothing (a change Docker
+// would announce with an event the test emits itself, if any).
+func (e *Engine) Update(id string, f func(*Container)) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	f(e.containers[id])
+}
+
+// Emit emits a container event.
+func (e *Engine) Emit(id string, action events.Action, attrs map[string]string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.emitLocked(events.ContainerEventType, action, id, attrs)
+}
+
+// Down makes the engine unreachable, as a stopped or restarting dockerd
+// is: every open event stream breaks and every call fails at once.
+func (e *Engine) Down() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.down = true
+	for s := range e.streams {
+		s.end(io.ErrUnexpectedEOF)
+	}
+	clear(e.streams)
+}
+
+// Up makes the engine answer again.
+func (e *Engine) Up() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.down = false
+}
+
+// Freeze makes every call, and every open stream, hang until Thaw, as a
+// SIGSTOPped dockerd does: connections stay open and nothing is said.
+func (e *Engine) Freeze() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.thawed == nil {
+		e.thawed = make(chan struct{})
+	}
+}
+
+// Thaw undoes Freeze.
+func (e *Engine) Thaw() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.thawed != nil {
+		close(e.thawed)
+		e.thawed = nil
+	}
+}
+
+// RefuseEvents makes event subscriptions fail with err (nil: accept them).
+func (e *Engine) RefuseEvents(err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.refuse = err
+}
+
+// DropStreamsAfter makes every new event stream break after n events
+// (0: at once; negative: never).
+func (e *Engine) DropStreamsAfter(n int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.dropAfter = n
+}
+
+// FailInspect makes inspecting id fail with err (nil: succeed again).
+func (e *Engine) FailInspect(id string, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err == nil {
+		delete(e.inspectErr, id)
+	} else {
+		e.inspectErr[id] = err
+	}
+}
+
+// VanishOnInspect makes id disappear the moment it is inspected, as a
+// container removed between a list and an inspect does.
+func (e *Engine) VanishOnInspect(id string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.vanish[id] = true
+}
+
+// enter counts a call and applies the engine's state to it: it waits out a
+// freeze (or ctx) and fails while the engine is down.
+func (e *Engine) enter(ctx context.Context, method string) error {
+	e.mu.Lock()
+	e.calls[method]++
+	thawed := e.thawed
+	e.mu.Unlock()
+	if thawed != nil {
+		select {
+		case <-thawed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.down {
+		return ErrDown
+	}
+	return ctx.Err()
+}
+
+// Ping answers /_ping.
+func (e *Engine) Ping(ctx context.Context) (types.Ping, error) {
+	if err := e.enter(ctx, "Ping"); err != nil {
+		return types.Ping{}, err
+	}
+	return types.Ping{APIVersion: "1.41"}, nil
+}
+
+// ContainerList lists running and paused containers (opts.All: all).
+func (e *Engine) ContainerList(ctx context.Context, opts container.ListOptions) ([]container.Summary, error) {
+	if err := e.enter(ctx, "ContainerList"); err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []container.Summary
+	for _, id := range slices.Sorted(maps.Keys(e.containers)) {
+		c := e.containers[id]
+		if !opts.All && c.State != "running" && c.State != "paused" {
+			continue
+		}
+		s := container.Summary{ID: c.ID, Names: []string{"/" + c.Name}, State: container.ContainerState(c.State), Status: "Up",
+			Labels: c.Labels, NetworkSettings: &container.NetworkSettingsSummary{Networks: c.networks()}}
+		s.HostConfig.NetworkMode = "bridge"
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// ContainerInspect inspects a container by ID or name.
+func (e *Engine) ContainerInspect(ctx context.Context, ref string) (container.InspectResponse, error) {
+	if err := e.enter(ctx, "ContainerInspect"); err != nil {
+		return container.InspectResponse{}, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c := e.find(ref)
+	if c == nil {
+		return container.InspectResponse{}, fmt.Errorf("No such container: %s: %w", ref, errdefs.ErrNotFound)
+	}
+	if err := e.inspectErr[c.ID]; err != nil {
+		return container.InspectResponse{}, err
+	}
+	if e.vanish[c.ID] {
+		delete(e.containers, c.ID)
+		e.emitLocked(events.ContainerEventType, events.ActionDestroy, c.ID, nil)
+		return container.InspectResponse{}, fmt.Errorf("No such container: %s: %w", ref, errdefs.ErrNotFound)
+	}
+	ports := nat.PortSet{}
+	for _, p := range c.Exposed {
+		ports[nat.Port(p)] = struct{}{}
+	}
+	var timeout *int
+	if c.StopTimeout > 0 {
+		timeout = &c.StopTimeout
+	}
+	return container.InspectResponse{
+		ContainerJSONBase: &container.ContainerJSONBase{ID: c.ID, Name: "/" + c.Name,
+			State:      &container.State{Status: container.ContainerState(c.State), Running: c.State == "running", Paused: c.State == "paused"},
+			HostConfig: &container.HostConfig{NetworkMode: "bridge"}},
+		Config: &container.Config{Env: c.Env, Labels: c.Labels, ExposedPorts: ports,
+			StopSignal: c.StopSignal, StopTimeout: timeout},
+		NetworkSettings: &container.NetworkSettings{Networks: c.networks()},
+	}, nil
+}
+
+func (e *Engine) find(ref string) *Container {
+	if c, ok := e.containers[ref]; ok {
+		return c
+	}
+	for _, c := range e.containers {
+		if c.Name == ref || strings.HasPrefix(c.ID, ref) {
+			return c
+		}
+	}
+	return nil
+}
+
+func (c *Container) networks() map[string]*network.EndpointSettings {
+	return map[string]*network.EndpointSettings{"bridge": {IPAddress: c.IP}}
+}
+
+// Events streams the events matching opts: the past ones from opts.Since
+// first, then, unless opts.Until has passed, live ones.
+func (e *Engine) Events(ctx context.Context, opts events.ListOptions) (<-chan events.Message, <-chan error) {
+	msgs, errs := make(chan events.Message), make(chan error, 1)
+	if err := e.enter(ctx, "Events"); err != nil {
+		errs <- err
+		return msgs, errs
+	}
+	since, until := parseTime(opts.Since), parseTime(opts.Until)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.refuse != nil {
+		errs <- e.refuse
+		return msgs, errs
+	}
+	s := &stream{ctx: ctx, msgs: msgs, errs: errs, filter: opts.Filters, left: e.dropAfter, wake: make(chan struct{}, 1), engine: e}
+	for _, m := range e.log {
+		at := time.Unix(0, m.TimeNano)
+		if (since.IsZero() || !at.Before(since)) && (until.IsZero() || !at.After(until)) {
+			s.push(m)
+		}
+	}
+	if !until.IsZero() && !until.After(time.Now()) {
+		s.final = io.EOF
+	} else {
+		e.streams[s] = true
+	}
+	go s.run()
+	return msgs, errs
+}
+
+func (e *Engine) emitLocked(typ events.Type, action events.Action, id string, attrs map[string]string) {
+	now := time.Now()
+	m := events.Message{Type: typ, Action: action, Actor: events.Actor{ID: id, Attributes: attrs}, Time: now.Unix(), TimeNano: now.UnixNano()}
+	e.log = append(e.log, m)
+	for s := range e.streams {
+		s.push(m)
+	}
+}
+
+// stream is one event subscription.
+type stream struct {
+	ctx    context.Context
+	msgs   chan events.Message
+	errs   chan error
+	filter filters.Args
+	engine *Engine
+
+	mu    sync.Mutex
+	queue []events.Message
+	left  int   // events before the stream breaks; negative: never
+	final error // ends the stream once the queue is sent
+	wake  chan struct{}
+}
+
+func (s *stream) push(m events.Message) {
+	if !s.filter.ExactMatch("type", string(m.Type)) || !s.filter.ExactMatch("event", string(m.Action)) {
+		return
+	}
+	s.mu.Lock()
+	s.queue = append(s.queue, m)
+	s.mu.Unlock()
+	s.poke()
+}
+
+// end breaks the stream: what was not delivered yet is lost, as on a
+// connection that drops.
+func (s *stream) end(err error) {
+	s.mu.Lock()
+	s.queue, s.final = nil, err
+	s.mu.Unlock()
+	s.poke()
+}
+
+func (s *stream) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run delivers the queue, honouring freezes, drops and the end.
+func (s *stream) run() {
+	defer close(s.errs)
+	defer func() {
+		s.engine.mu.Lock()
+		delete(s.engine.streams, s)
+		s.engine.mu.Unlock()
+	}()
+	for {
+		s.engine.mu.Lock()
+		thawed := s.engine.thawed
+		s.engine.mu.Unlock()
+		if thawed != nil {
+			select {
+			case <-thawed:
+			case <-s.ctx.Done():
+				s.errs <- s.ctx.Err()
+				return
+			}
+		}
+		s.mu.Lock()
+		var next *events.Message
+		if len(s.queue) > 0 && s.left != 0 {
+			next = &s.queue[0]
+			s.queue = s.queue[1:]
+			if s.left > 0 {
+				s.left--
+			}
+		}
+		final := s.final
+		if s.left == 0 && final == nil {
+			final = io.ErrUnexpectedEOF
+		}
+		s.mu.Unlock()
+		switch {
+		case next != nil:
+			select {
+			case s.msgs <- *next:
+			case <-s.ctx.Done():
+				s.errs <- s.ctx.Err()
+				return
+			}
+		case final != nil:
+			s.errs <- final
+			return
+		default:
+			select {
+			case <-s.wake:
+			case <-s.ctx.Done():
+				s.errs <- s.ctx.Err()
+				return
+			}
+		}
+	}
+}
+
+// parseTime reads the API's "seconds[.nanoseconds]"; zero when empty.
+func parseTime(s string) time.Time {
+	if s == "" {
+		return time.Time{}
+	}
+	sec, frac, _ := strings.Cut(s, ".")
+	n, _ := strconv.ParseInt(sec, 10, 64)
+	var ns int64
+	if frac != "" {
+		frac = (frac + "000000000")[:9]
+		ns, _ = strconv.ParseInt(frac, 10, 64)
+	}
+	return time.Unix(n, ns)
+}

@@ -1,0 +1,230 @@
+package docker
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
+)
+
+// The failure policy. A broken event stream is retried with backoff, reset
+// only once a stream stayed up for healthyAfter, so an engine that accepts
+// the subscription and drops it at once (or a proxy refusing /events)
+// cannot make the watcher spin. An engine that stops answering at all is
+// probed cheaply every probeInterval and reconnected the moment it answers:
+// backing off exists to spare a sick engine, never to delay recovery from
+// an outage.
+const (
+	minBackoff    = 100 * time.Millisecond
+	maxBackoff    = 30 * time.Second
+	healthyAfter  = 30 * time.Second
+	probeInterval = 500 * time.Millisecond
+	// quietProbe is how long the event stream may be silent before the
+	// engine is pinged: a frozen engine keeps the connection open and
+	// simply says nothing.
+	quietProbe = 5 * time.Second
+)
+
+// eventSlack is how far back the event subscription starts. Docker registers
+// a subscription only once the request reaches it; a "since" in the recent
+// past makes the engine replay anything that happened meanwhile, so no
+// event can fall between subscribing and listing. Replays are harmless: an
+// event only triggers a re-inspect.
+const eventSlack = 5 * time.Second
+
+// Run follows Docker until ctx ends. While the engine is lost, the verdicts
+// stay as they were but are reported stale (see Backends); once it answers
+// again, a full sync comes before anything else.
+func (w *Watcher) Run(ctx context.Context) error {
+	b := backoff{min: minBackoff, max: maxBackoff}
+	for {
+		up, err := w.follow(ctx)
+		w.setConnected(false)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if up >= healthyAfter {
+			b.reset()
+		}
+		d := b.next()
+		w.log.Warn("docker event stream lost; keeping the last published routes until a full resync", "err", err, "retry_in", d)
+		if err := w.awaitEngine(ctx, d); err != nil {
+			return err
+		}
+	}
+}
+
+// awaitEngine waits d before the next attempt, probing the engine every
+// probeInterval meanwhile. If the engine stops answering, it waits for
+// however long that takes and returns the moment the engine answers again.
+func (w *Watcher) awaitEngine(ctx context.Context, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	down := false
+	for {
+		err := ping(ctx, w.engine)
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil && !down:
+			down = true
+			w.log.Warn("docker unreachable; keeping the last published routes, probing it until it answers", "err", err, "every", probeInterval)
+		case err == nil && down:
+			w.log.Info("docker answers again; resyncing")
+			return nil
+		case err == nil && !time.Now().Before(deadline):
+			return nil
+		}
+		wait := probeInterval
+		if !down {
+			wait = min(wait, time.Until(deadline))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// follow subscribes to events, syncs in full, then applies events until
+// the stream breaks or the engine stops answering. up is how long the
+// stream was followed after the sync.
+func (w *Watcher) follow(ctx context.Context) (up time.Duration, err error) {
+	msgs, errs, stop, err := subscribe(ctx, w.engine, events.ListOptions{
+		Since:   unixTime(time.Now().Add(-eventSlack)),
+		Filters: eventFilter(),
+	})
+	if err != nil {
+		return 0, fmt.Errorf("subscribe to events: %w", err)
+	}
+	defer stop()
+	if err := w.Sync(ctx); err != nil {
+		return 0, err
+	}
+	w.mu.Lock()
+	if w.followed {
+		w.reconnects.Add(1)
+	}
+	w.connected, w.followed = true, true
+	w.mu.Unlock()
+
+	start, lastHeard := time.Now(), time.Now()
+	resync := time.NewTicker(w.resync)
+	defer resync.Stop()
+	probe := time.NewTicker(quietProbe)
+	defer probe.Stop()
+	wake := time.NewTimer(time.Hour)
+	defer wake.Stop()
+	for {
+		wake.Reset(untilOrHour(w.nextWake()))
+		select {
+		case <-ctx.Done():
+			return time.Since(start), ctx.Err()
+		case err := <-errs:
+			return time.Since(start), fmt.Errorf("event stream ended: %w", err)
+		case m := <-msgs:
+			lastHeard = time.Now()
+			if err := w.applyEvents(ctx, m, msgs); err != nil {
+				return time.Since(start), err
+			}
+		case <-probe.C:
+			if time.Since(lastHeard) < quietProbe {
+				continue
+			}
+			if err := ping(ctx, w.engine); err != nil {
+				return time.Since(start), fmt.Errorf("docker stopped answering: %w", err)
+			}
+			lastHeard = time.Now()
+		case now := <-wake.C:
+			if w.retryDue(now) {
+				err = w.Sync(ctx)
+			} else {
+				w.expireStops(now)
+			}
+		case <-resync.C:
+			err = w.Sync(ctx)
+		case <-w.resyncNow:
+			w.log.Info("full resync requested")
+			err = w.Sync(ctx)
+		}
+		if err != nil {
+			return time.Since(start), err
+		}
+	}
+}
+
+func untilOrHour(t time.Time) time.Duration {
+	if t.IsZero() {
+		return time.Hour
+	}
+	return max(time.Until(t), 0)
+}
+
+// eventFilter selects the events that can change a container's verdict.
+// Docker matches "health_status" against "health_status: healthy" itself.
+func eventFilter() filters.Args {
+	f := filters.NewArgs(
+		filters.Arg("type", string(events.ContainerEventType)),
+		filters.Arg("type", string(events.NetworkEventType)),
+	)
+	for _, a := range []events.Action{
+		events.ActionStart, events.ActionStop, events.ActionDie, events.ActionKill,
+		events.ActionPause, events.ActionUnPause, events.ActionDestroy, events.ActionRename,
+		events.ActionHealthStatus, events.ActionConnect, events.ActionDisconnect,
+	} {
+		f.Add("event", string(a))
+	}
+	return f
+}
+
+// applyEvents re-inspects the container of first and of every event already
+// queued behind it, once per container: a burst of events for one container
+// (kill, die, stop) costs one inspect. An inspect that fails affects only
+// its container; it ends the stream only when the engine itself stopped
+// answering.
+func (w *Watcher) applyEvents(ctx context.Context, first events.Message, msgs <-chan events.Message) error {
+	ids := map[string]bool{}
+	now := time.Now()
+	for m, more := first, true; more; {
+		if id := containerID(m); id != "" {
+			ids[id] = true
+			w.noteEvent(m, now)
+		}
+		select {
+		case m = <-msgs:
+		default:
+			more = false
+		}
+	}
+	for id := range ids {
+		c, found, err := inspect(ctx, w.engine, id)
+		if err != nil {
+			if perr := ping(ctx, w.engine); perr != nil {
+				return fmt.Errorf("docker stopped answering: %w", perr)
+			}
+			w.inspectFailed(id, err, time.Now())
+			continue
+		}
+		w.update(id, c, found, time.Now())
+	}
+	return nil
+}
+
+func containerID(m events.Message) string {
+	if m.Type == events.NetworkEventType {
+		return m.Actor.Attributes["container"]
+	}
+	return m.Actor.ID
+}
+
+// backoff doubles a delay from min to max.
+type backoff struct{ min, max, cur time.Duration }
+
+func (b *backoff) reset() { b.cur = 0 }
+
+func (b *backoff) next() time.Duration {
+	b.cur = min(max(b.cur*2, b.min), b.max)
+	return b.cur
+}
