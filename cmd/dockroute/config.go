@@ -107,7 +107,9 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Coalesce.MaxDelay, "coalesce-max", 500*time.Millisecond, "publish at most this long after the first event of a burst")
 	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
-	c.Coalesce.Retry, c.Coalesce.MaxRetry = 500*time.Millisecond, 5*time.Second
+	// A failed publish (a full disk, Caddy restarting) is retried with backoff,
+	// but never more than a second apart, so recovery is quick.
+	c.Coalesce.Retry, c.Coalesce.MaxRetry = 250*time.Millisecond, time.Second
 }
 
 // parseConfig reads the command line, then fills every setting not given

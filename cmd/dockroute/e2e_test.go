@@ -55,7 +55,13 @@ type proc struct {
 // test it is stopped with SIGTERM and must exit 0.
 func startDaemon(t testing.TB, env []string, args ...string) *proc {
 	t.Helper()
-	d := &proc{dir: filepath.Join(t.TempDir(), "dynamic"), log: &caddytest.Buffer{}, done: make(chan error, 1)}
+	return startDaemonDir(t, filepath.Join(t.TempDir(), "dynamic"), env, args...)
+}
+
+// startDaemonDir is startDaemon writing to dir.
+func startDaemonDir(t testing.TB, dir string, env []string, args ...string) *proc {
+	t.Helper()
+	d := &proc{dir: dir, log: &caddytest.Buffer{}, done: make(chan error, 1)}
 	d.cmd = exec.Command(binary, append([]string{"run", "--traefik-dir", d.dir}, args...)...)
 	d.cmd.Env = append(os.Environ(), env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"net/http"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -115,19 +114,17 @@ func (c containerCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // handler serves /metrics and /healthz. Healthy means a complete publish
-// has happened and Docker is connected; otherwise 503 says which is not.
-func (m *metrics) handler(w *docker.Watcher, published *atomic.Bool) http.Handler {
+// has happened, Docker is connected and the last publish succeeded;
+// otherwise 503 says which is not (health returns the reason).
+func (m *metrics) handler(w *docker.Watcher, health func() string) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) {
-		switch {
-		case !published.Load():
-			http.Error(rw, "not ready: no complete publish yet", http.StatusServiceUnavailable)
-		case !w.Connected():
-			http.Error(rw, "unhealthy: docker is unreachable (the last published routes stay in place)", http.StatusServiceUnavailable)
-		default:
-			fmt.Fprintln(rw, "ok")
+		if why := health(); why != "" {
+			http.Error(rw, why, http.StatusServiceUnavailable)
+			return
 		}
+		fmt.Fprintln(rw, "ok")
 	})
 	return mux
 }

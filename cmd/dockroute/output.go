@@ -25,6 +25,8 @@ type output interface {
 	// watch repairs the output until ctx ends, when something other than
 	// dockroute changed it: it calls poke to have the table published again.
 	watch(ctx context.Context, poke func())
+	// rearm sets up again whatever watch watch uses (SIGHUP).
+	rearm()
 	// render is the config for t, for `dockroute render`.
 	render(t route.Table) []byte
 	// setOptions applies a reloaded config's rendering settings.
@@ -35,7 +37,7 @@ type output interface {
 func newOutput(cfg config, log *slog.Logger) (output, error) {
 	switch cfg.Output {
 	case "traefik":
-		return &traefikOutput{pub: traefik.FilePublisher{Dir: cfg.TraefikDir, Name: cfg.TraefikFile}, opt: cfg.traefikOptions(), log: log}, nil
+		return newTraefikOutput(cfg, log), nil
 	case "caddy":
 		admin, err := caddy.NewAdmin(cfg.CaddyAdmin)
 		if err != nil {
@@ -50,9 +52,19 @@ func newOutput(cfg config, log *slog.Logger) (output, error) {
 type traefikOutput struct {
 	pub traefik.FilePublisher
 	log *slog.Logger
+	dir *watchfile.Watcher // the output directory
 
 	mu  sync.Mutex
 	opt traefik.Options
+}
+
+func newTraefikOutput(cfg config, log *slog.Logger) *traefikOutput {
+	o := &traefikOutput{pub: traefik.FilePublisher{Dir: cfg.TraefikDir, Name: cfg.TraefikFile}, opt: cfg.traefikOptions(), log: log}
+	o.dir = watchfile.New(o.pub.Path(), 50*time.Millisecond, nil, log)
+	// Our own temporary files come and go with every write (and with
+	// every failed one on a full disk); they are no outside change.
+	o.dir.Ignore = o.pub.IsTemp
+	return o
 }
 
 func (o *traefikOutput) String() string { return "traefik file " + o.pub.Path() }
@@ -79,19 +91,30 @@ func (o *traefikOutput) publish(_ context.Context, t route.Table) (bool, error) 
 	return wrote, nil
 }
 
-// watch follows the output directory: when someone deletes or edits the
-// file, the next publish finds different bytes and rewrites it. dockroute's
-// own writes cause one more publish that finds the bytes equal and stops.
+// watch follows the output directory, even when it is re-created: when
+// someone deletes or edits the file, the next publish finds different bytes
+// and rewrites it. dockroute's own writes cause one more publish that finds
+// the bytes equal and stops. It first removes temporary files a crash of
+// dockroute may have left.
 func (o *traefikOutput) watch(ctx context.Context, poke func()) {
 	if err := os.MkdirAll(o.pub.Dir, 0o755); err != nil {
-		o.log.Error("cannot create the output directory; not watching it", "dir", o.pub.Dir, "err", err)
-		return
+		o.log.Error("cannot create the output directory", "dir", o.pub.Dir, "err", err)
 	}
-	if err := watchfile.Watch(ctx, o.pub.Path(), 50*time.Millisecond, poke); err != nil {
+	removed, err := o.pub.RemoveTemps()
+	if len(removed) > 0 {
+		o.log.Info("removed temporary files an earlier run left", "files", removed)
+	}
+	if err != nil {
+		o.log.Warn("could not remove every temporary file an earlier run left", "err", err)
+	}
+	o.dir.OnChange = poke
+	if err := o.dir.Run(ctx); err != nil {
 		o.log.Error("not watching the output for outside changes", "err", err)
 	}
 	<-ctx.Done()
 }
+
+func (o *traefikOutput) rearm() { o.dir.Rearm() }
 
 type caddyOutput struct {
 	pub   *caddy.Publisher
@@ -114,6 +137,8 @@ func (o *caddyOutput) render(t route.Table) []byte {
 	b, _ := json.MarshalIndent(caddy.Render(t, o.pub.Options()), "", "  ")
 	return append(b, '\n')
 }
+
+func (o *caddyOutput) rearm() {}
 
 func (o *caddyOutput) setOptions(cfg config) { o.pub.SetOptions(cfg.caddyOptions()) }
 

@@ -37,6 +37,11 @@ type daemon struct {
 
 	kick      chan struct{} // anything changed: publish again
 	published atomic.Bool   // a complete publish has happened
+	// publishErr is the error of the last publish attempt, nil when it
+	// succeeded: /healthz reports it while publishing keeps failing.
+	publishErr atomic.Pointer[error]
+	// configWatch follows the --config file (nil without one).
+	configWatch *watchfile.Watcher
 
 	mu  sync.Mutex
 	cfg config
@@ -101,9 +106,12 @@ func (d *daemon) run(ctx context.Context) error {
 		goroutine(func() { forward(ctx, d.static.Changed(), d.poke) })
 	}
 	if path := d.config().ConfigFile; path != "" {
-		if err := watchfile.Watch(ctx, path, 50*time.Millisecond, d.reload); err != nil {
-			d.log.Error("not watching the config file", "err", err)
-		}
+		d.configWatch = watchfile.New(path, 50*time.Millisecond, d.reload, d.log)
+		goroutine(func() {
+			if err := d.configWatch.Run(ctx); err != nil {
+				d.log.Error("not watching the config file", "err", err)
+			}
+		})
 	}
 	goroutine(func() { d.onSIGHUP(ctx) })
 
@@ -164,9 +172,11 @@ func (d *daemon) publish(ctx context.Context) error {
 	took := time.Since(start)
 	d.metrics.observe(len(t.Routes), took, wrote, err)
 	if err != nil {
+		d.publishErr.Store(&err)
 		d.log.Error("publish failed; will retry", "output", d.out.String(), "err", err)
 		return err
 	}
+	d.publishErr.Store(nil)
 	d.published.Store(true)
 	if wrote {
 		d.log.Info("published", "output", d.out.String(), "routes", len(t.Routes), "took", took)
@@ -211,7 +221,8 @@ func (d *daemon) reload() {
 	d.log.Info("config reloaded", "applied", live)
 }
 
-// onSIGHUP forces a full resync of Docker and a re-read of the files.
+// onSIGHUP forces a full resync of Docker, sets every file watch up again
+// and re-reads the files.
 func (d *daemon) onSIGHUP(ctx context.Context) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -221,16 +232,32 @@ func (d *daemon) onSIGHUP(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-hup:
-			d.log.Info("SIGHUP: full resync")
+			d.log.Info("SIGHUP: full resync, re-reading the files and watching them again")
 			d.watcher.ResyncNow()
 			if d.static != nil {
-				if err := d.static.Load(); err != nil {
-					d.log.Error("routes file not reloaded", "err", err)
-				}
+				d.static.Rearm()
 			}
+			if d.configWatch != nil {
+				d.configWatch.Rearm()
+			}
+			d.out.rearm()
 			d.poke()
 		}
 	}
+}
+
+// health is what /healthz says: "" when healthy, else why not.
+func (d *daemon) health() string {
+	switch {
+	case !d.published.Load():
+		return "not ready: no complete publish yet"
+	case !d.watcher.Connected():
+		return "unhealthy: docker is unreachable (the last published routes stay in place)"
+	}
+	if err := d.publishErr.Load(); err != nil {
+		return fmt.Sprintf("unhealthy: publishing fails, retrying with backoff (the last published routes stay in place): %v", *err)
+	}
+	return ""
 }
 
 func (d *daemon) serveMetrics(addr string) (*http.Server, error) {
@@ -238,7 +265,7 @@ func (d *daemon) serveMetrics(addr string) (*http.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	srv := &http.Server{Handler: d.metrics.handler(d.watcher, &d.published), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: d.metrics.handler(d.watcher, d.health), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.log.Error("metrics server", "err", err)

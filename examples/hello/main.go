@@ -10,6 +10,10 @@
 //	HEALTHY_AFTER  /healthz answers 503 until this long after start (e.g. 3s)
 //	DRAIN          after SIGTERM keep serving this long before shutting down,
 //	               as an app behind a load balancer does (e.g. 2s)
+//	ABRUPT         1: exit at once on SIGTERM, dropping requests in flight,
+//	               as an app without graceful shutdown does
+//	IGNORE         signals to ignore, comma-separated (e.g. TERM,QUIT), as
+//	               an app that survives its stop signal does
 //
 // Subcommands, for `docker exec` and HEALTHCHECK (the image has no shell):
 //
@@ -42,7 +46,14 @@ func main() {
 	healthyAfter := envDuration("HEALTHY_AFTER")
 	drain := envDuration("DRAIN")
 	host, _ := os.Hostname()
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ignored := ignoreSignals(os.Getenv("IGNORE"))
+	var stopSignals []os.Signal
+	for _, sig := range []os.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		if !ignored[sig] {
+			stopSignals = append(stopSignals, sig)
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
 	defer stop()
 
 	ready := time.Now().Add(healthyAfter)
@@ -66,6 +77,10 @@ func main() {
 		os.Exit(1)
 	case <-ctx.Done():
 	}
+	if os.Getenv("ABRUPT") == "1" {
+		slog.Info("stop signal; exiting at once")
+		os.Exit(0)
+	}
 	slog.Info("stop signal; draining", "for", drain)
 	time.Sleep(drain)
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -75,6 +90,27 @@ func main() {
 			slog.Error("shutdown", "err", err)
 		}
 	}
+}
+
+// ignoreSignals ignores the named signals (TERM, QUIT, ...) and returns
+// them.
+func ignoreSignals(names string) map[os.Signal]bool {
+	ignored := map[os.Signal]bool{}
+	byName := map[string]os.Signal{"TERM": syscall.SIGTERM, "INT": syscall.SIGINT, "QUIT": syscall.SIGQUIT, "HUP": syscall.SIGHUP, "USR1": syscall.SIGUSR1}
+	for _, n := range strings.Split(names, ",") {
+		n = strings.TrimPrefix(strings.ToUpper(strings.TrimSpace(n)), "SIG")
+		if n == "" {
+			continue
+		}
+		sig, ok := byName[n]
+		if !ok {
+			slog.Error("IGNORE: unknown signal", "signal", n)
+			os.Exit(2)
+		}
+		signal.Ignore(sig)
+		ignored[sig] = true
+	}
+	return ignored
 }
 
 func handler(hostname, port string, ready time.Time) http.Handler {

@@ -110,11 +110,11 @@ func (w *Watcher) follow(ctx context.Context) (up time.Duration, err error) {
 	w.connected, w.followed = true, true
 	w.mu.Unlock()
 
-	start, lastHeard := time.Now(), time.Now()
+	start := time.Now()
 	resync := time.NewTicker(w.resync)
 	defer resync.Stop()
-	probe := time.NewTicker(quietProbe)
-	defer probe.Stop()
+	quiet := time.NewTimer(quietProbe) // reset by every event
+	defer quiet.Stop()
 	wake := time.NewTimer(time.Hour)
 	defer wake.Stop()
 	for {
@@ -125,18 +125,15 @@ func (w *Watcher) follow(ctx context.Context) (up time.Duration, err error) {
 		case err := <-errs:
 			return time.Since(start), fmt.Errorf("event stream ended: %w", err)
 		case m := <-msgs:
-			lastHeard = time.Now()
+			quiet.Reset(quietProbe)
 			if err := w.applyEvents(ctx, m, msgs); err != nil {
 				return time.Since(start), err
 			}
-		case <-probe.C:
-			if time.Since(lastHeard) < quietProbe {
-				continue
-			}
+		case <-quiet.C:
 			if err := ping(ctx, w.engine); err != nil {
 				return time.Since(start), fmt.Errorf("docker stopped answering: %w", err)
 			}
-			lastHeard = time.Now()
+			quiet.Reset(quietProbe)
 		case now := <-wake.C:
 			if w.retryDue(now) {
 				err = w.Sync(ctx)

@@ -20,6 +20,13 @@ type Source struct {
 	path    string
 	log     *slog.Logger
 	changed chan struct{}
+	watch   *watchfile.Watcher
+	read    func(string) ([]byte, error) // os.ReadFile; a seam for tests
+
+	// loadMu serializes loads from end to end: the watcher and SIGHUP both
+	// load, and a load that read the file earlier must never store its
+	// routes after one that read it later.
+	loadMu sync.Mutex
 
 	mu       sync.Mutex
 	backends []route.Backend
@@ -28,7 +35,13 @@ type Source struct {
 
 // NewSource returns a source for path; call Load, then Run.
 func NewSource(path string, log *slog.Logger) *Source {
-	return &Source{path: path, log: log, changed: make(chan struct{}, 1)}
+	s := &Source{path: path, log: log, changed: make(chan struct{}, 1), read: os.ReadFile}
+	s.watch = watchfile.New(path, 50*time.Millisecond, func() {
+		if err := s.Load(); err != nil {
+			s.log.Error("routes file not reloaded", "err", err)
+		}
+	}, log)
+	return s
 }
 
 // Changed receives a value when the routes changed.
@@ -44,7 +57,9 @@ func (s *Source) Backends() []route.Backend {
 // Load reads the file. On a read or syntax error the previous routes stay
 // and the error is returned; bad entries are logged and skipped.
 func (s *Source) Load() error {
-	data, err := os.ReadFile(s.path)
+	s.loadMu.Lock()
+	defer s.loadMu.Unlock()
+	data, err := s.read(s.path)
 	if err != nil {
 		return fmt.Errorf("routes file: %w", err)
 	}
@@ -72,16 +87,9 @@ func (s *Source) Load() error {
 	return nil
 }
 
-// Run reloads the file on every change until ctx ends.
-func (s *Source) Run(ctx context.Context) error {
-	err := watchfile.Watch(ctx, s.path, 50*time.Millisecond, func() {
-		if err := s.Load(); err != nil {
-			s.log.Error("routes file not reloaded", "err", err)
-		}
-	})
-	if err != nil {
-		return err
-	}
-	<-ctx.Done()
-	return nil
-}
+// Run reloads the file on every change until ctx ends, following its
+// directory even when it is re-created.
+func (s *Source) Run(ctx context.Context) error { return s.watch.Run(ctx) }
+
+// Rearm sets the file's watch up again and reloads it (SIGHUP).
+func (s *Source) Rearm() { s.watch.Rearm() }

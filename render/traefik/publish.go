@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // FilePublisher writes rendered configs to one file in Traefik's watched
@@ -42,6 +43,34 @@ func (p FilePublisher) Publish(data []byte) (bool, error) {
 		return false, err
 	}
 	return true, nil
+}
+
+// tempPrefix begins the names of the publisher's temporary files.
+func (p FilePublisher) tempPrefix() string { return "." + p.Name + ".tmp-" }
+
+// IsTemp tells whether name (a base name) is one of the publisher's
+// temporary files.
+func (p FilePublisher) IsTemp(name string) bool { return strings.HasPrefix(name, p.tempPrefix()) }
+
+// RemoveTemps deletes temporary files a crash left in the directory, and
+// only those: nothing but the publisher's own name pattern is touched.
+func (p FilePublisher) RemoveTemps() (removed []string, err error) {
+	entries, err := os.ReadDir(p.Dir)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !p.IsTemp(e.Name()) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(p.Dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, e.Name())
+	}
+	return removed, errors.Join(errs...)
 }
 
 func writeAtomic(dir, name string, data []byte) (err error) {

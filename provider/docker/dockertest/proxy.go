@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -26,6 +27,9 @@ type Proxy struct {
 	Hook func(http.ResponseWriter, *http.Request) bool
 
 	srv *http.Server
+
+	mu     sync.Mutex
+	thawed chan struct{} // nil unless frozen
 }
 
 // NewProxy returns a stopped proxy whose socket lives in a test directory.
@@ -52,6 +56,10 @@ func (p *Proxy) Start(t testing.TB) {
 		FlushInterval: -1, // stream /events as it comes
 	}
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p.wait(r.Context()) != nil {
+			return
+		}
+		w = &freezable{ResponseWriter: w, p: p, ctx: r.Context()}
 		if p.Allow != nil && !p.Allow(r) {
 			http.Error(w, `{"message":"forbidden by test proxy"}`, http.StatusForbidden)
 			return
@@ -73,6 +81,65 @@ func (p *Proxy) Start(t testing.TB) {
 		}
 	}()
 }
+
+// Freeze makes the engine look SIGSTOPped: connections stay open, new
+// requests hang, and open streams (events) deliver nothing, until Thaw.
+func (p *Proxy) Freeze() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.thawed == nil {
+		p.thawed = make(chan struct{})
+	}
+}
+
+// Thaw undoes Freeze: everything held goes through.
+func (p *Proxy) Thaw() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.thawed != nil {
+		close(p.thawed)
+		p.thawed = nil
+	}
+}
+
+// wait holds the caller while the proxy is frozen.
+func (p *Proxy) wait(ctx context.Context) error {
+	p.mu.Lock()
+	thawed := p.thawed
+	p.mu.Unlock()
+	if thawed == nil {
+		return nil
+	}
+	select {
+	case <-thawed:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// freezable holds every write of an answer while the proxy is frozen.
+type freezable struct {
+	http.ResponseWriter
+	p   *Proxy
+	ctx context.Context
+}
+
+func (f *freezable) Write(b []byte) (int, error) {
+	if err := f.p.wait(f.ctx); err != nil {
+		return 0, err
+	}
+	return f.ResponseWriter.Write(b)
+}
+
+func (f *freezable) Flush() {
+	if f.p.wait(f.ctx) == nil {
+		http.NewResponseController(f.ResponseWriter).Flush()
+	}
+}
+
+// Unwrap lets the reverse proxy flush the stream through the wrapper.
+func (f *freezable) Unwrap() http.ResponseWriter { return f.ResponseWriter }
 
 // Stop closes the socket and every connection through it.
 func (p *Proxy) Stop() {
