@@ -56,6 +56,9 @@ type config struct {
 	// values holds every setting's final text by flag name, to tell what a
 	// reload changed.
 	values map[string]string
+	// fileLines holds the line of each setting the config file sets, so an
+	// invalid value can be shown where it was written.
+	fileLines map[string]int
 }
 
 // liveKeys are the settings a config-file reload applies without a restart:
@@ -126,14 +129,15 @@ func parseConfig(cmd string, args []string, stderr io.Writer) (config, error) {
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	err := applyEnv(fs, os.LookupEnv, given)
+	c.fileLines = map[string]int{}
 	if err == nil && c.ConfigFile != "" {
-		err = applyFile(fs, c.ConfigFile, given)
+		err = applyFile(fs, c.ConfigFile, given, c.fileLines)
 	}
 	c.Args = fs.Args()
 	c.values = map[string]string{}
 	fs.VisitAll(func(f *flag.Flag) { c.values[f.Name] = f.Value.String() })
 	if err == nil {
-		err = c.validate(cmd)
+		err = c.where(c.validate(cmd))
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "dockroute:", err)
@@ -163,16 +167,17 @@ func applyEnv(fs *flag.FlagSet, lookup func(string) (string, bool), given map[st
 // applyFile sets each flag not yet given from the YAML file. Keys are flag
 // names; a list value is joined with commas. An unknown key, or a value the
 // flag refuses, is an error naming the key and its line.
-func applyFile(fs *flag.FlagSet, path string, given map[string]bool) error {
+// The line of every key the file sets is recorded in lines.
+func applyFile(fs *flag.FlagSet, path string, given map[string]bool, lines map[string]int) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("config file: %w", err)
 	}
-	return applyYAML(fs, path, data, given)
+	return applyYAML(fs, path, data, given, lines)
 }
 
 // applyYAML is applyFile on the file's contents.
-func applyYAML(fs *flag.FlagSet, path string, data []byte, given map[string]bool) error {
+func applyYAML(fs *flag.FlagSet, path string, data []byte, given map[string]bool, lines map[string]int) error {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return fmt.Errorf("config file %s: %w", path, err)
@@ -200,6 +205,7 @@ func applyYAML(fs *flag.FlagSet, path string, data []byte, given map[string]bool
 		if given[k.Value] {
 			continue
 		}
+		lines[k.Value] = v.Line
 		if err := fs.Set(k.Value, val); err != nil {
 			errs = append(errs, fmt.Errorf("config file %s, line %d: %s: %w", path, v.Line, k.Value, err))
 		}
@@ -226,37 +232,75 @@ func scalar(n *yaml.Node) (string, error) {
 	return "", fmt.Errorf("want a value or a list of values")
 }
 
+// settingError is an invalid setting, named by its flag.
+type settingError struct {
+	key string
+	msg string
+}
+
+func (e *settingError) Error() string { return e.msg }
+
+func invalid(key, format string, args ...any) error {
+	return &settingError{key: key, msg: fmt.Sprintf(format, args...)}
+}
+
+// where places a settingError at the config file line that set it, if the
+// file set it: "config file F, line N: ...".
+func (c config) where(err error) error {
+	var se *settingError
+	if errors.As(err, &se) && c.fileLines[se.key] > 0 {
+		return fmt.Errorf("config file %s, line %d: %s: %w", c.ConfigFile, c.fileLines[se.key], se.key, err)
+	}
+	return err
+}
+
+// validate checks the settings as a whole, as they will run. A reload
+// validates the merged result (what the file changes live on top of what
+// keeps running), not only the new file.
 func (c config) validate(cmd string) error {
 	if cmd != "explain" && len(c.Args) > 0 {
 		return fmt.Errorf("unexpected arguments: %s", strings.Join(c.Args, " "))
 	}
 	if c.Output != "traefik" && c.Output != "caddy" {
-		return fmt.Errorf("--output %q: want traefik or caddy", c.Output)
+		return invalid("output", "--output %q: want traefik or caddy", c.Output)
 	}
-	if c.Output == "caddy" && (c.CaddyServer == "" || strings.ContainsAny(c.CaddyServer, "/ ") || len(splitList(c.CaddyListen)) == 0 || c.CaddyCheck <= 0) {
-		return fmt.Errorf("--output caddy needs a --caddy-server name without slashes or spaces, at least one --caddy-listen address and a positive --caddy-check")
+	if c.Output == "caddy" {
+		switch {
+		case c.CaddyServer == "" || strings.ContainsAny(c.CaddyServer, "/ "):
+			return invalid("caddy-server", "--caddy-server %q: --output caddy needs a server name without slashes or spaces", c.CaddyServer)
+		case len(splitList(c.CaddyListen)) == 0:
+			return invalid("caddy-listen", "--caddy-listen %q: --output caddy needs at least one listen address", c.CaddyListen)
+		case c.CaddyCheck <= 0:
+			return invalid("caddy-check", "--caddy-check %v: must be positive", c.CaddyCheck)
+		}
 	}
 	if c.Health != "require" && c.Health != "ignore" {
-		return fmt.Errorf("--health %q: want require or ignore", c.Health)
+		return invalid("health", "--health %q: want require or ignore", c.Health)
 	}
-	for _, list := range []string{c.TraefikEntryPoints, c.TraefikRedirect, c.TraefikCertResolver} {
+	for key, list := range map[string]string{"traefik-entrypoints": c.TraefikEntryPoints, "traefik-redirect": c.TraefikRedirect, "traefik-certresolver": c.TraefikCertResolver} {
 		for _, n := range splitList(list) {
 			if _, err := route.ParseName(n); err != nil {
-				return fmt.Errorf("traefik entrypoint or resolver: %w", err)
+				return invalid(key, "--%s: traefik entrypoint or resolver: %v", key, err)
 			}
 		}
 	}
 	if !strings.HasSuffix(c.TraefikFile, ".yml") && !strings.HasSuffix(c.TraefikFile, ".yaml") {
-		return fmt.Errorf("--traefik-file %q must end in .yml or .yaml, or Traefik will not read it", c.TraefikFile)
+		return invalid("traefik-file", "--traefik-file %q must end in .yml or .yaml, or Traefik will not read it", c.TraefikFile)
 	}
 	if strings.ContainsRune(c.TraefikFile, os.PathSeparator) {
-		return fmt.Errorf("--traefik-file %q must be a plain file name; set the directory with --traefik-dir", c.TraefikFile)
+		return invalid("traefik-file", "--traefik-file %q must be a plain file name; set the directory with --traefik-dir", c.TraefikFile)
 	}
-	if c.Resync <= 0 || c.Coalesce.Quiet <= 0 || c.Coalesce.MaxDelay < c.Coalesce.Quiet {
-		return fmt.Errorf("--resync and --coalesce-quiet must be positive, and --coalesce-max at least --coalesce-quiet")
+	if c.Resync <= 0 {
+		return invalid("resync", "--resync %v: must be positive", c.Resync)
+	}
+	if c.Coalesce.Quiet <= 0 {
+		return invalid("coalesce-quiet", "--coalesce-quiet %v: must be positive", c.Coalesce.Quiet)
+	}
+	if c.Coalesce.MaxDelay < c.Coalesce.Quiet {
+		return invalid("coalesce-max", "--coalesce-max %v must be at least --coalesce-quiet %v", c.Coalesce.MaxDelay, c.Coalesce.Quiet)
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
-		return fmt.Errorf("--log-format %q: want text or json", c.LogFormat)
+		return invalid("log-format", "--log-format %q: want text or json", c.LogFormat)
 	}
 	return nil
 }
@@ -280,6 +324,7 @@ func withLive(prev, next config) config {
 		c.values[f.Name] = v
 	})
 	c.Args = prev.Args
+	c.fileLines = next.fileLines
 	return c
 }
 

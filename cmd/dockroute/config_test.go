@@ -118,7 +118,7 @@ func FuzzConfigFile(f *testing.F) {
 		fs := flag.NewFlagSet("fuzz", flag.ContinueOnError)
 		fs.SetOutput(io.Discard)
 		c.flags(fs)
-		if err := applyYAML(fs, "fuzz.yaml", data, map[string]bool{}); err != nil && !strings.Contains(err.Error(), "fuzz.yaml") {
+		if err := applyYAML(fs, "fuzz.yaml", data, map[string]bool{}, map[string]int{}); err != nil && !strings.Contains(err.Error(), "fuzz.yaml") {
 			t.Fatalf("error does not name the file: %v", err)
 		}
 	})

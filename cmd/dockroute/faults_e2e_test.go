@@ -289,3 +289,30 @@ func writeFile(t *testing.T, path, data string) {
 		t.Fatal(err)
 	}
 }
+
+// TestReloadValidatesMergedConfig: an edit valid on its own but invalid
+// beside the settings a reload cannot change (here: the output stays
+// caddy, which needs a listen address) is refused with the file and line,
+// and dockroute's server in Caddy keeps its listener. Before, it was
+// applied and Caddy got `"listen": null`.
+func TestReloadValidatesMergedConfig(t *testing.T) {
+	dockertest.Require(t)
+	bin := caddytest.Binaries(t)[0]
+	c := caddytest.Start(t, bin, nil)
+	listen := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(t))
+	cfgPath := filepath.Join(t.TempDir(), "dockroute.yaml")
+	writeFile(t, cfgPath, fmt.Sprintf("output: caddy\ncaddy-admin: %s\ncaddy-listen: %s\n", c.Admin, listen))
+	d := startDaemon(t, nil, "--config", cfgPath)
+	waitAnswer(t, listen, "nothing.test", 404, "no route")
+
+	replaceFile(t, cfgPath, fmt.Sprintf("output: traefik\ncaddy-admin: %s\ncaddy-listen: \"\"\n", c.Admin))
+	d.waitLog(t, "config file not reloaded; keeping the running config")
+	if !strings.Contains(d.log.String(), "line 3: caddy-listen") {
+		t.Fatalf("the refusal does not name the file's line:\n%s", d.log)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if raw, err := c.Config("/id/dockroute/listen"); err != nil || !strings.Contains(string(raw), listen) {
+		t.Fatalf("dockroute's server listens on %s (%v), want %s", raw, err, listen)
+	}
+	waitAnswer(t, listen, "nothing.test", 404, "no route")
+}

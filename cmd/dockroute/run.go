@@ -205,7 +205,14 @@ func (d *daemon) reload() {
 		}
 	}
 	// Only live settings take effect; the others keep their running value.
+	// What would run is validated as a whole: a file valid on its own can
+	// be invalid beside the settings it cannot change live.
 	applied := withLive(d.cfg, next)
+	if err := applied.where(applied.validate("run")); err != nil {
+		d.mu.Unlock()
+		d.log.Error("config file not reloaded; keeping the running config", "err", err.Error())
+		return
+	}
 	d.cfg = applied
 	d.mu.Unlock()
 	if len(restart) > 0 {
