@@ -141,3 +141,23 @@ func TestCaddyBurst(t *testing.T) {
 		}
 	})
 }
+
+// TestBareCaddy starts Caddy exactly as the README's first command does —
+// `caddy run`, no flags, no config (its config is null) — and dockroute with
+// its default --caddy-admin: dockroute's server must arrive and route a
+// container, on both Caddy versions. Before, creating it failed with 500
+// forever (a POST of the server without the "apps" level).
+func TestBareCaddy(t *testing.T) {
+	dockertest.Require(t)
+	caddytest.Each(t, func(t *testing.T, bin string) {
+		caddytest.StartBare(t, bin)
+		listen := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(t))
+		d := startDaemon(t, nil, "--output", "caddy", "--caddy-listen", listen)
+		host := dockertest.Unique("bare") + ".test"
+		id := dockertest.Run(t, hello(host)...)
+		waitAnswer(t, listen, host, 200, "hello from "+id[:12])
+		if strings.Contains(d.log.String(), "level=ERROR") {
+			t.Fatalf("errors on the way:\n%s", d.log)
+		}
+	})
+}

@@ -7,9 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"reflect"
-	"slices"
 	"sync"
 
 	"github.com/dockroute/dockroute/provider/route"
@@ -139,82 +139,109 @@ func (p *Publisher) sync(ctx context.Context, want []byte) (wrote bool, err erro
 	return true, p.admin.Send(ctx, http.MethodPatch, idPath, want, etag)
 }
 
-// create adds the server under apps.http.servers, creating whichever of
-// apps, apps.http and apps.http.servers is missing, with PUT at the
-// deepest existing level and the ETag of the whole config it inspected.
+// create adds the server at apps.http.servers.<ID> with one PUT, under
+// the ETag of the whole config it inspected. Caddy's PUT creates whichever
+// of apps, apps.http and apps.http.servers is missing on the way, also in a
+// Caddy with no config at all (a bare `caddy run`), and never replaces: an
+// existing key answers 409. The user's admin block and everything else
+// stay as they are.
 func (p *Publisher) create(ctx context.Context, server []byte) error {
 	raw, etag, err := p.admin.Get(ctx, "/config/")
 	if err != nil {
 		return err
 	}
-	var root map[string]any
-	if err := json.Unmarshal(raw, &root); err != nil {
+	var level any
+	if err := json.Unmarshal(raw, &level); err != nil {
 		return fmt.Errorf("caddy GET /config/: unreadable answer: %w", err)
 	}
-	method, path := http.MethodPut, "/config/"
-	var value any = json.RawMessage(server)
-	keys := []string{"apps", "http", "servers", p.opt.ID}
-	level := root
-	for i, k := range keys {
-		next, ok := level[k]
-		if !ok || next == nil {
-			// Wrap the server in the objects missing from here down.
-			for j := len(keys) - 1; j > i; j-- {
-				value = map[string]any{keys[j]: value}
-			}
-			path += k
+	path := "/config/"
+	for _, k := range []string{"apps", "http", "servers"} {
+		if level == nil {
 			break
 		}
-		if i == len(keys)-1 {
-			return fmt.Errorf("caddy already has a server named %q that dockroute did not create (it has no \"@id\": %q); choose another --caddy-server", k, p.opt.ID)
+		m, ok := level.(map[string]any)
+		if !ok {
+			return fmt.Errorf("caddy config at %s is not an object", path)
 		}
-		m, isMap := next.(map[string]any)
-		if !isMap {
-			return fmt.Errorf("caddy config at %s%s is not an object", path, k)
-		}
-		level, path = m, path+k+"/"
+		level, path = m[k], path+k+"/"
 	}
-	if root == nil {
-		// An empty Caddy (config null) has no key to PUT under; POST sets
-		// the root. There is no admin block to lose: it had no config.
-		method, path = http.MethodPost, "/config/"
+	if servers, ok := level.(map[string]any); ok && servers[p.opt.ID] != nil {
+		return fmt.Errorf("caddy already has a server named %q that dockroute did not create (it has no \"@id\": %q); choose another --caddy-server", p.opt.ID, p.opt.ID)
+	} else if level != nil && !ok {
+		return fmt.Errorf("caddy config at %s is not an object", path)
 	}
-	body, err := json.Marshal(value)
-	if err != nil {
-		return err
-	}
-	return p.admin.Send(ctx, method, path, body, etag)
+	return p.admin.Send(ctx, http.MethodPut, "/config/apps/http/servers/"+p.opt.ID, server, etag)
 }
 
-// publishAccepted publishes every route Caddy accepts, finding refused ones
-// by bisection: each refused route costs about log2(n) trial loads, and the
-// good routes keep being served meanwhile.
+// publishAccepted publishes every route Caddy accepts, finding the ones it
+// refuses by bisection over the routes that are new or changed since Caddy
+// last accepted dockroute's server. While it searches, and after, every
+// route in the form Caddy accepted before stays in place: no host that was
+// served stops being served because another route was refused. A refused
+// route keeps its previously accepted form if it had one, and is left out
+// otherwise; routes no longer wanted are dropped at once. Each refused
+// route costs about log2(changed routes) trial loads.
 func (p *Publisher) publishAccepted(ctx context.Context, want Server) error {
 	proxied, fallback := want.Routes[:len(want.Routes)-1], want.Routes[len(want.Routes)-1]
-	with := func(routes []Route) Server {
+	before := map[string]Route{} // what Caddy accepted last, by what it matches
+	for _, r := range p.accepted(ctx).Routes {
+		if len(r.Match) > 0 { // not the fallback
+			before[r.key()] = r
+		}
+	}
+	var changed []Route
+	for _, r := range proxied {
+		if old, ok := before[r.key()]; !ok || !reflect.DeepEqual(old, r) {
+			changed = append(changed, r)
+		}
+	}
+	accepted := map[string]bool{} // changed routes Caddy accepts, by key
+	// trial is want with every changed route not (yet) accepted in its
+	// old form, or left out if it has none, plus the routes of extra.
+	trial := func(extra []Route) Server {
+		with := maps.Clone(accepted)
+		for _, r := range extra {
+			with[r.key()] = true
+		}
+		routes := make([]Route, 0, len(want.Routes))
+		for _, r := range proxied {
+			k := r.key()
+			old, had := before[k]
+			switch {
+			case with[k] || had && reflect.DeepEqual(old, r):
+				routes = append(routes, r)
+			case had:
+				routes = append(routes, old)
+			}
+		}
 		s := want
-		s.Routes = append(slices.Clone(routes), fallback)
+		s.Routes = append(routes, fallback)
 		return s
 	}
-	if err := p.ensure(ctx, with(nil)); err != nil {
-		p.log.Error("caddy refuses dockroute's server even without routes; check --caddy-listen and the rest of caddy's config", "caddy_error", err)
+	if err := p.ensure(ctx, trial(nil)); err != nil {
+		p.log.Error("caddy refuses dockroute's server even without its new routes; nothing changed in caddy (its reason may name a listen address, --caddy-listen, or something in the rest of caddy's config)", "caddy_error", err)
 		return err
 	}
-	var accepted []Route
 	var try func(chunk []Route) error
 	try = func(chunk []Route) error {
 		if len(chunk) == 0 {
 			return nil
 		}
-		err := p.ensure(ctx, with(append(slices.Clone(accepted), chunk...)))
+		err := p.ensure(ctx, trial(chunk))
 		switch {
 		case err == nil:
-			accepted = append(accepted, chunk...)
+			for _, r := range chunk {
+				accepted[r.key()] = true
+			}
 			return nil
 		case !isRefusal(err):
 			return err
 		case len(chunk) == 1:
-			p.log.Error("caddy refused the route; publishing the others without it", "hosts", chunk[0].Hosts(), "caddy_error", err)
+			if _, had := before[chunk[0].key()]; had {
+				p.log.Error("caddy refused the route's new form; it keeps serving the form it accepted before, and the other routes are published", "hosts", chunk[0].Hosts(), "caddy_error", err)
+			} else {
+				p.log.Error("caddy refused the route; publishing the others without it", "hosts", chunk[0].Hosts(), "caddy_error", err)
+			}
 			return nil
 		}
 		mid := len(chunk) / 2
@@ -223,10 +250,24 @@ func (p *Publisher) publishAccepted(ctx context.Context, want Server) error {
 		}
 		return try(chunk[mid:])
 	}
-	if err := try(proxied); err != nil {
+	if err := try(changed); err != nil {
 		return err
 	}
-	return p.ensure(ctx, with(accepted))
+	return p.ensure(ctx, trial(nil))
+}
+
+// accepted is the server Caddy last accepted from dockroute: the one pushed
+// by this process, or, before its first push, whatever an earlier run left
+// in Caddy (empty when there is none or it cannot be read).
+func (p *Publisher) accepted(ctx context.Context) Server {
+	if p.pushed != nil {
+		return *p.pushed
+	}
+	var s Server
+	if raw, _, err := p.admin.Get(ctx, "/id/"+p.opt.ID); err == nil {
+		json.Unmarshal(raw, &s)
+	}
+	return s
 }
 
 // isRefusal tells whether Caddy rejected a config change as invalid (400 or

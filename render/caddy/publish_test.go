@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -68,7 +69,8 @@ func answers(t *testing.T, addr, host string, n int) map[string]int {
 		if err != nil {
 			t.Fatalf("GET %s via %s: %v", host, addr, err)
 		}
-		seen[fmt.Sprintf("%d %s", status, strings.Fields(body + " ")[0])]++
+		first, _, _ := strings.Cut(body, " ")
+		seen[fmt.Sprintf("%d %s", status, strings.TrimSpace(first))]++
 	}
 	return seen
 }
@@ -294,6 +296,85 @@ func TestWildcardMatchesLikeTraefik(t *testing.T) {
 		for host, want := range map[string]string{"y.w.test": "200 wild", "Y.W.TEST": "200 wild", "x.w.test": "200 exact", "a.b.w.test": "404 no", "w.test": "404 no"} {
 			if got := answers(t, addr, host, 1); got[want] != 1 {
 				t.Errorf("%s answered %v, want %s", host, got, want)
+			}
+		}
+	})
+}
+
+// recorder records the body of every config write sent to Caddy.
+type recorder struct {
+	mu     sync.Mutex
+	writes []string
+}
+
+func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method != http.MethodGet && req.Body != nil {
+		body, _ := io.ReadAll(req.Body)
+		req.Body = io.NopCloser(strings.NewReader(string(body)))
+		r.mu.Lock()
+		r.writes = append(r.writes, string(body))
+		r.mu.Unlock()
+	}
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// TestRefusalNeverPublishesLessThanAccepted: with a server Caddy accepted
+// in place, a new table brings a new route, a changed route, a route Caddy
+// refuses and a changed route whose new form Caddy refuses. While dockroute
+// looks for the refused ones, no write may drop a route Caddy accepted
+// before (before, the search began by pushing a server with no routes, and
+// every host answered 404 meanwhile). At the end the good changes are
+// served, the refused new route is left out, the refused change keeps its
+// accepted form, and both refusals are logged with hosts and reason.
+func TestRefusalNeverPublishesLessThanAccepted(t *testing.T) {
+	caddytest.Each(t, func(t *testing.T, bin string) {
+		c := caddytest.Start(t, bin, caddytest.UserConfig(caddytest.FreePort(t)))
+		port := caddytest.FreePort(t)
+		p, log := newPublisher(t, c, port)
+		ctx := context.Background()
+		a, b, cc := backend(t, "a"), backend(t, "b"), backend(t, "c")
+		if err := p.Publish(ctx, table(map[string][]string{"a.test": {a}, "b.test": {b}, "c.test": {cc}})); err != nil {
+			t.Fatal(err)
+		}
+
+		rec := &recorder{}
+		p.admin.hc.Transport = rec
+		want := Render(table(map[string][]string{"a.test": {a, backend(t, "a2")}, "b.test": {b}, "c.test": {cc}, "d.test": {backend(t, "d")}}), p.opt)
+		for i, r := range want.Routes {
+			if slices.Equal(r.Hosts(), []string{"b.test"}) { // b's new form: an upstream Caddy refuses
+				changed := r
+				changed.Handle = []Handler{{Handler: "reverse_proxy", Upstreams: []Upstream{{Dial: b}}, Transport: &Transport{Protocol: "no-such-transport"}}}
+				want.Routes[i] = changed
+			}
+		}
+		bad := Route{Match: []Match{{Host: []string{"bad.test", "bad.test"}}}, Handle: want.Routes[0].Handle, Terminal: true}
+		want.Routes = append([]Route{bad}, want.Routes...)
+		if err := p.publish(ctx, want); err != nil {
+			t.Fatal(err)
+		}
+
+		if len(rec.writes) < 3 {
+			t.Fatalf("%d writes: no search happened", len(rec.writes))
+		}
+		for i, w := range rec.writes {
+			for _, h := range []string{"a.test", "b.test", "c.test"} {
+				if !strings.Contains(w, `"`+h+`"`) {
+					t.Errorf("write %d of %d drops %s, which Caddy had accepted:\n%s", i+1, len(rec.writes), h, w)
+				}
+			}
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		if got := answers(t, addr, "a.test", 4); got["200 a"] != 2 || got["200 a2"] != 2 {
+			t.Errorf("a.test's change not served: %v", got)
+		}
+		for h, want := range map[string]string{"b.test": "200 b", "c.test": "200 c", "d.test": "200 d", "bad.test": "404 no"} {
+			if got := answers(t, addr, h, 1); got[want] != 1 {
+				t.Errorf("%s answered %v, want %s", h, got, want)
+			}
+		}
+		for _, s := range []string{"caddy refused the route; publishing the others without it", "bad.test", "caddy refused the route's new form; it keeps serving the form it accepted before", "b.test"} {
+			if !strings.Contains(log.String(), s) {
+				t.Errorf("log lacks %q:\n%s", s, log)
 			}
 		}
 	})

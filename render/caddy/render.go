@@ -176,6 +176,13 @@ func (s Server) JSON() []byte {
 	return b
 }
 
+// key identifies a route by what it matches: no two routes of a server
+// match the same.
+func (r Route) key() string {
+	b, _ := json.Marshal(r.Match)
+	return string(b)
+}
+
 // Hosts lists the hosts a route matches, for log messages.
 func (r Route) Hosts() []string {
 	var hs []string

@@ -108,6 +108,32 @@ func Start(t testing.TB, bin string, config map[string]any) *Caddy {
 	return c
 }
 
+// BareAdmin is where a Caddy started with no config answers: its default
+// admin address, as dockroute's default --caddy-admin names it.
+const BareAdmin = "http://127.0.0.1:2019"
+
+// StartBare runs `caddy run` with no flags and no config, exactly as a user
+// does, and waits until its admin API answers on the default address. Only
+// one can run at a time (the address is fixed); the test fails if another
+// process holds it. The process is killed when the test ends.
+func StartBare(t testing.TB, bin string) *Caddy {
+	t.Helper()
+	if l, err := net.Listen("tcp", "127.0.0.1:2019"); err != nil {
+		t.Fatalf("a bare caddy needs 127.0.0.1:2019, its default admin address, which is taken (a caddy left running?): %v", err)
+	} else {
+		l.Close()
+	}
+	c := &Caddy{Bin: bin, Admin: BareAdmin, home: t.TempDir()}
+	c.exec(t, "run")
+	t.Cleanup(func() {
+		c.Kill()
+		if t.Failed() {
+			t.Logf("caddy log:\n%s", c.log)
+		}
+	})
+	return c
+}
+
 func (c *Caddy) start(t testing.TB, config map[string]any) {
 	t.Helper()
 	path := filepath.Join(c.home, "caddy.json")
@@ -115,8 +141,14 @@ func (c *Caddy) start(t testing.TB, config map[string]any) {
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	c.exec(t, "run", "--config", path)
+}
+
+// exec runs Caddy with args and waits until its admin API answers.
+func (c *Caddy) exec(t testing.TB, args ...string) {
+	t.Helper()
 	c.log = &Buffer{}
-	c.cmd = exec.Command(c.Bin, "run", "--config", path)
+	c.cmd = exec.Command(c.Bin, args...)
 	// Autosave and certificate storage go to the test's directory.
 	c.cmd.Env = append(os.Environ(), "HOME="+c.home, "XDG_CONFIG_HOME="+c.home, "XDG_DATA_HOME="+c.home)
 	c.cmd.Stdout, c.cmd.Stderr = c.log, c.log
