@@ -204,61 +204,77 @@ func TestHealthIgnored(t *testing.T) {
 func TestDrainUnderLoad(t *testing.T) {
 	dockertest.Require(t)
 	caddytest.Each(t, func(t *testing.T, bin string) {
-		c := caddytest.Start(t, bin, nil)
-		proxy := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(t))
-		d := startCaddyDaemon(t, c, proxy)
-		host := dockertest.Unique("drain") + ".test"
-		a := dockertest.Run(t, hello(host, "-e", "DRAIN=2s")...)
-		b := dockertest.Run(t, hello(host, "-e", "DRAIN=2s")...)
-		waitUpstreams(t, c, 2)
-
-		// The load: sequential requests on two connections, bounded in
-		// count and time, until told to stop.
-		var total, failed, afterStop atomic.Int64
-		var stopped atomic.Bool
-		var failures sync.Map
-		done := make(chan struct{})
-		var wg sync.WaitGroup
-		deadline := time.Now().Add(20 * time.Second)
-		for range 2 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for total.Load() < 100000 && time.Now().Before(deadline) {
-					select {
-					case <-done:
-						return
-					default:
-					}
-					status, body, err := caddytest.Get(proxy, host, "/")
-					total.Add(1)
-					if err != nil || status != 200 {
-						failed.Add(1)
-						failures.Store(fmt.Sprintf("%d %q %v", status, body, err), true)
-					}
-					if stopped.Load() && strings.Contains(body, b[:12]) {
-						afterStop.Add(1)
-					}
-				}
-			}()
-		}
-		time.Sleep(500 * time.Millisecond)
-		start := time.Now()
-		dockertest.Docker(t, "stop", "-t", "5", a)
-		stopped.Store(true)
-		t.Logf("docker stop took %v", time.Since(start).Round(time.Millisecond))
-		time.Sleep(time.Second)
-		close(done)
-		wg.Wait()
-		t.Logf("DRAIN %s: %d requests, %d failed, %d served by the other replica after the stop", bin, total.Load(), failed.Load(), afterStop.Load())
-		if failed.Load() > 0 {
-			failures.Range(func(k, _ any) bool { t.Errorf("failure: %s", k); return true })
-			t.Fatalf("%d of %d requests failed while a replica stopped\n%s", failed.Load(), total.Load(), d.log)
-		}
-		if total.Load() < 100 || afterStop.Load() == 0 {
-			t.Fatalf("the load was too small to show anything: %d requests, %d after the stop", total.Load(), afterStop.Load())
-		}
+		stopUnderLoad(t, bin, "-e", "DRAIN=2s")
 	})
+}
+
+// TestAbruptStopUnderLoad is TestDrainUnderLoad with an app that exits the
+// moment it gets SIGTERM, dropping what it has in flight: Caddy must retry
+// whatever the stopping replica failed on the other one.
+func TestAbruptStopUnderLoad(t *testing.T) {
+	dockertest.Require(t)
+	caddytest.Each(t, func(t *testing.T, bin string) {
+		stopUnderLoad(t, bin, "-e", "ABRUPT=1")
+	})
+}
+
+// stopUnderLoad runs two replicas (hello with extra arguments) behind
+// Caddy, puts a bounded request loop on them through Caddy on loopback,
+// stops one, and fails the test if any request failed.
+func stopUnderLoad(t *testing.T, bin string, extra ...string) {
+	c := caddytest.Start(t, bin, nil)
+	proxy := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(t))
+	d := startCaddyDaemon(t, c, proxy)
+	host := dockertest.Unique("stop") + ".test"
+	a := dockertest.Run(t, hello(host, extra...)...)
+	b := dockertest.Run(t, hello(host, extra...)...)
+	waitUpstreams(t, c, 2)
+
+	// The load: sequential requests on two connections, bounded in count
+	// and time, until told to stop.
+	var total, failed, afterStop atomic.Int64
+	var stopped atomic.Bool
+	var failures sync.Map
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(20 * time.Second)
+	for range 2 {
+		wg.Go(func() {
+			for total.Load() < 100000 && time.Now().Before(deadline) {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				status, body, err := caddytest.Get(proxy, host, "/")
+				total.Add(1)
+				if err != nil || status != 200 {
+					failed.Add(1)
+					failures.Store(fmt.Sprintf("%s %d %q %v", time.Now().Format("15:04:05.000"), status, body, err), true)
+				}
+				if stopped.Load() && strings.Contains(body, b[:12]) {
+					afterStop.Add(1)
+				}
+			}
+		})
+	}
+	time.Sleep(500 * time.Millisecond)
+	start := time.Now()
+	t.Logf("docker stop at %s", start.Format("15:04:05.000"))
+	dockertest.Docker(t, "stop", "-t", "5", a)
+	stopped.Store(true)
+	t.Logf("docker stop took %v", time.Since(start).Round(time.Millisecond))
+	time.Sleep(time.Second)
+	close(done)
+	wg.Wait()
+	t.Logf("STOP %s %v: %d requests, %d failed, %d served by the other replica after the stop", bin, extra, total.Load(), failed.Load(), afterStop.Load())
+	if failed.Load() > 0 {
+		failures.Range(func(k, _ any) bool { t.Errorf("failure: %s", k); return true })
+		t.Fatalf("%d of %d requests failed while a replica stopped\n%s\ncaddy:\n%s", failed.Load(), total.Load(), d.log, c.Log())
+	}
+	if total.Load() < 100 || afterStop.Load() == 0 {
+		t.Fatalf("the load was too small to show anything: %d requests, %d after the stop", total.Load(), afterStop.Load())
+	}
 }
 
 // TestTraefikTLSAndRedirect checks the global TLS flags and a container

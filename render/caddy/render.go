@@ -65,6 +65,7 @@ type Handler struct {
 	Handler       string         `json:"handler"`
 	Upstreams     []Upstream     `json:"upstreams,omitempty"`
 	LoadBalancing *LoadBalancing `json:"load_balancing,omitempty"`
+	HealthChecks  *HealthChecks  `json:"health_checks,omitempty"`
 	Transport     *Transport     `json:"transport,omitempty"`
 	// StripPathPrefix is the rewrite handler's prefix removal.
 	StripPathPrefix string `json:"strip_path_prefix,omitempty"`
@@ -78,12 +79,33 @@ type Upstream struct {
 }
 
 // LoadBalancing spreads requests over the upstreams and retries another
-// one when a dial fails. No passive health check: Caddy keeps that state per
-// address across reloads, and Docker soon gives a stopped container's IP to
-// a new one, which would then be shunned.
+// one when a request fails. Caddy cancels a retry that is waiting out its
+// try_interval when its config is reloaded, and every dockroute publish is
+// a reload: with Caddy's default interval (250 ms) the requests that hit a
+// replica just as it died were still waiting when dockroute's publish
+// unrouting it arrived ~100-200 ms later, and failed with 502. A 10 ms
+// interval retries them long before that.
 type LoadBalancing struct {
 	SelectionPolicy *SelectionPolicy `json:"selection_policy,omitempty"`
 	TryDuration     string           `json:"try_duration,omitempty"`
+	TryInterval     string           `json:"try_interval,omitempty"`
+}
+
+// HealthChecks holds the passive health check: an upstream a dial or
+// request failed on is skipped for FailDuration, so after the first
+// request that finds a replica dead, the others go straight to the live
+// ones until dockroute's publish removes it. Caddy keeps this state per
+// address across reloads, and Docker may soon give a stopped container's
+// address to a new one, which is then skipped for at most FailDuration
+// (kept short and below try_duration, so a request to a host whose only
+// upstream is such a container waits instead of failing).
+type HealthChecks struct {
+	Passive *PassiveHealth `json:"passive,omitempty"`
+}
+
+// PassiveHealth is health_checks.passive.
+type PassiveHealth struct {
+	FailDuration string `json:"fail_duration,omitempty"`
 }
 
 // Transport is the http transport; DialTimeout bounds a dial to an address
@@ -159,8 +181,10 @@ func proxyRoute(r route.Route) Route {
 			LoadBalancing: &LoadBalancing{
 				SelectionPolicy: &SelectionPolicy{Policy: "round_robin"},
 				TryDuration:     "5s",
+				TryInterval:     "10ms",
 			},
-			Transport: &Transport{Protocol: "http", DialTimeout: "1s"},
+			HealthChecks: &HealthChecks{Passive: &PassiveHealth{FailDuration: "1s"}},
+			Transport:    &Transport{Protocol: "http", DialTimeout: "1s"},
 		}),
 		Terminal: true,
 	}
