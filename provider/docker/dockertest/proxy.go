@@ -10,8 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/dockroute/dockroute/provider/docker/enginetest"
 )
 
 // Proxy is a Docker API proxy on a unix socket in front of the real engine.
@@ -26,10 +27,8 @@ type Proxy struct {
 	// of passing it on.
 	Hook func(http.ResponseWriter, *http.Request) bool
 
-	srv *http.Server
-
-	mu     sync.Mutex
-	thawed chan struct{} // nil unless frozen
+	srv    *http.Server
+	frozen enginetest.Gate
 }
 
 // NewProxy returns a stopped proxy whose socket lives in a test directory.
@@ -56,7 +55,7 @@ func (p *Proxy) Start(t testing.TB) {
 		FlushInterval: -1, // stream /events as it comes
 	}
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p.wait(r.Context()) != nil {
+		if p.frozen.Wait(r.Context()) != nil {
 			return
 		}
 		w = &freezable{ResponseWriter: w, p: p, ctx: r.Context()}
@@ -84,39 +83,10 @@ func (p *Proxy) Start(t testing.TB) {
 
 // Freeze makes the engine look SIGSTOPped: connections stay open, new
 // requests hang, and open streams (events) deliver nothing, until Thaw.
-func (p *Proxy) Freeze() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.thawed == nil {
-		p.thawed = make(chan struct{})
-	}
-}
+func (p *Proxy) Freeze() { p.frozen.Freeze() }
 
 // Thaw undoes Freeze: everything held goes through.
-func (p *Proxy) Thaw() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.thawed != nil {
-		close(p.thawed)
-		p.thawed = nil
-	}
-}
-
-// wait holds the caller while the proxy is frozen.
-func (p *Proxy) wait(ctx context.Context) error {
-	p.mu.Lock()
-	thawed := p.thawed
-	p.mu.Unlock()
-	if thawed == nil {
-		return nil
-	}
-	select {
-	case <-thawed:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (p *Proxy) Thaw() { p.frozen.Thaw() }
 
 // freezable holds every write of an answer while the proxy is frozen.
 type freezable struct {
@@ -126,14 +96,14 @@ type freezable struct {
 }
 
 func (f *freezable) Write(b []byte) (int, error) {
-	if err := f.p.wait(f.ctx); err != nil {
+	if err := f.p.frozen.Wait(f.ctx); err != nil {
 		return 0, err
 	}
 	return f.ResponseWriter.Write(b)
 }
 
 func (f *freezable) Flush() {
-	if f.p.wait(f.ctx) == nil {
+	if f.p.frozen.Wait(f.ctx) == nil {
 		http.NewResponseController(f.ResponseWriter).Flush()
 	}
 }

@@ -54,7 +54,7 @@ type Engine struct {
 	log        []events.Message
 	streams    map[*stream]bool
 	down       bool
-	thawed     chan struct{} // nil unless frozen; closed on Thaw
+	frozen     Gate
 	refuse     error
 	dropAfter  int
 	inspectErr map[string]error
@@ -159,21 +159,51 @@ func (e *Engine) Up() {
 
 // Freeze makes every call, and every open stream, hang until Thaw, as a
 // SIGSTOPped dockerd does: connections stay open and nothing is said.
-func (e *Engine) Freeze() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.thawed == nil {
-		e.thawed = make(chan struct{})
+func (e *Engine) Freeze() { e.frozen.Freeze() }
+
+// Thaw undoes Freeze.
+func (e *Engine) Thaw() { e.frozen.Thaw() }
+
+// Gate holds its callers while frozen, as a SIGSTOPped process holds the
+// requests sent to it. The zero value is open.
+type Gate struct {
+	mu     sync.Mutex
+	thawed chan struct{} // nil unless frozen; closed on Thaw
+}
+
+// Freeze closes the gate.
+func (g *Gate) Freeze() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.thawed == nil {
+		g.thawed = make(chan struct{})
 	}
 }
 
-// Thaw undoes Freeze.
-func (e *Engine) Thaw() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.thawed != nil {
-		close(e.thawed)
-		e.thawed = nil
+// Thaw opens the gate, letting everyone held through.
+func (g *Gate) Thaw() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.thawed != nil {
+		close(g.thawed)
+		g.thawed = nil
+	}
+}
+
+// Wait returns at once when the gate is open, else when it opens or ctx
+// ends (with ctx's error).
+func (g *Gate) Wait(ctx context.Context) error {
+	g.mu.Lock()
+	thawed := g.thawed
+	g.mu.Unlock()
+	if thawed == nil {
+		return nil
+	}
+	select {
+	case <-thawed:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -216,14 +246,9 @@ func (e *Engine) VanishOnInspect(id string) {
 func (e *Engine) enter(ctx context.Context, method string) error {
 	e.mu.Lock()
 	e.calls[method]++
-	thawed := e.thawed
 	e.mu.Unlock()
-	if thawed != nil {
-		select {
-		case <-thawed:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	if err := e.frozen.Wait(ctx); err != nil {
+		return err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -405,16 +430,9 @@ func (s *stream) run() {
 		s.engine.mu.Unlock()
 	}()
 	for {
-		s.engine.mu.Lock()
-		thawed := s.engine.thawed
-		s.engine.mu.Unlock()
-		if thawed != nil {
-			select {
-			case <-thawed:
-			case <-s.ctx.Done():
-				s.errs <- s.ctx.Err()
-				return
-			}
+		if err := s.engine.frozen.Wait(s.ctx); err != nil {
+			s.errs <- err
+			return
 		}
 		s.mu.Lock()
 		var next *events.Message
