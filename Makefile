@@ -8,12 +8,15 @@ ORACLE      := $(CURDIR)/bin/traefik-oracle
 CADDY_VERSION := v2.11.9
 CADDY_CURRENT := $(CURDIR)/bin/caddy-$(CADDY_VERSION)
 CADDY_DEBIAN  := /usr/bin/caddy
+TRAEFIK_SRC   := ../shared/tools/traefik
+TRAEFIK_VERSION := v3.7.13
+TRAEFIK       := $(CURDIR)/bin/traefik-$(TRAEFIK_VERSION)
 FUZZTIME    ?= 30s
 ARGS        ?=
 
 IMAGE       := dockroute/dockroute:dev
 
-.PHONY: run build image test lint hello oracle caddy bench fuzz clean
+.PHONY: run build image test lint hello oracle caddy traefik bench fuzz clean
 
 ## run: follow the local Docker engine and write Traefik config to ./dynamic
 run: build
@@ -52,6 +55,15 @@ $(ORACLE): $(wildcard $(ORACLE_SRC)/*.go $(ORACLE_SRC)/build.sh)
 	  echo "Traefik oracle not found at $(ORACLE_SRC); run tests with DOCKROUTE_SKIP_ORACLE=1 to skip its checks"; \
 	  [ "$$DOCKROUTE_SKIP_ORACLE" = 1 ] || exit 1; \
 	else bash $(ORACLE_SRC)/build.sh $(ORACLE) >/dev/null; fi
+
+## traefik: the real Traefik the end-to-end tests run, built once from the
+## module proxy by ../shared/tools/traefik (about 8 minutes the first time)
+traefik: $(TRAEFIK)
+$(TRAEFIK):
+	@if [ ! -f $(TRAEFIK_SRC)/build.sh ]; then \
+	  echo "Traefik build script not found at $(TRAEFIK_SRC); run tests with DOCKROUTE_SKIP_TRAEFIK=1 to skip the real-Traefik tests"; \
+	  [ "$$DOCKROUTE_SKIP_TRAEFIK" = 1 ] || exit 1; \
+	else TRAEFIK_VERSION=$(TRAEFIK_VERSION) bash $(TRAEFIK_SRC)/build.sh $@.tmp >/dev/null && mv $@.tmp $@; fi
 
 ## caddy: the two Caddys the tests run against: Debian's 2.6.2 (installed by
 ## .ci/run with apt-get) and a pinned current release built from the module proxy

@@ -276,6 +276,8 @@ func TestRefusals(t *testing.T) {
 		dockertest.Run(t, hello("x.test`) || Host(`evil.test")...):                                               "character '`' is not allowed",
 		dockertest.Run(t, hello(`{{ env "HOME" }}.test`)...):                                                     "character '{' is not allowed",
 		dockertest.Run(t, hello("ok.test\nevil.test")...):                                                        `character '\n' is not allowed`,
+		dockertest.Run(t, hello("127.0.0.1")...):                                                                 "is an IP address, not a host name",
+		dockertest.Run(t, hello("[::1]")...):                                                                     "is an IPv6 address, not a host name",
 		dockertest.Run(t, hello(dockertest.Unique("hostnet")+".test", "--network", "host", "-e", "LISTEN=0")...): "uses the host network",
 		twoNets: "several networks (" + strings.Join(sorted(n1, n2), ", ") + ")",
 	}

@@ -3,6 +3,7 @@ package docker
 import (
 	"cmp"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -184,6 +185,9 @@ func parseItems(s string, def Target) ([]Target, error) {
 // colon, if any, starts the port.
 func parseItem(item string, def Target) (Target, error) {
 	t := def
+	if isIPv6Literal(item) {
+		return t, fmt.Errorf("%q is an IPv6 address, not a host name: a route for it would receive every request sent to the proxy by that address; route a name", item)
+	}
 	if i := strings.LastIndexByte(item, ':'); i >= 0 {
 		p, err := parsePort(item[i+1:])
 		if err != nil {
@@ -203,6 +207,25 @@ func parseItem(item string, def Target) (Target, error) {
 		}
 	}
 	return t, nil
+}
+
+// isIPv6Literal tells whether an item is, or starts with, an IPv6 address
+// ("[::1]:8080", "fd00::1"): host names hold no colons, and an item holds
+// at most one (before its port).
+func isIPv6Literal(item string) bool {
+	host, _, _ := strings.Cut(item, "/")
+	if strings.HasPrefix(host, "[") {
+		return true
+	}
+	if strings.Count(host, ":") < 2 {
+		return false
+	}
+	_, err := netip.ParseAddr(host)
+	if err != nil {
+		i := strings.LastIndexByte(host, ':')
+		_, err = netip.ParseAddr(host[:i])
+	}
+	return err == nil
 }
 
 func parseEdge(src *source) (route.Edge, error) {

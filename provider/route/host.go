@@ -39,12 +39,33 @@ func ParseHost(s string) (string, error) {
 	if strings.HasSuffix(name, ".") {
 		return "", fmt.Errorf("host %q ends with a dot; write it without the trailing dot", s)
 	}
-	for i, label := range strings.Split(name, ".") {
+	labels := strings.Split(name, ".")
+	for i, label := range labels {
 		if err := checkLabel(label); err != nil {
 			return "", fmt.Errorf("host %q, label %d: %w", s, i+1, err)
 		}
 	}
+	if numeric(labels[len(labels)-1]) {
+		return "", fmt.Errorf("%q is an IP address, not a host name: a route for it would receive every request sent to the proxy by that address; route a name", s)
+	}
 	return h, nil
+}
+
+// numeric tells whether a last label makes a name an IPv4 address to a
+// browser (the WHATWG URL standard: a last label of decimal digits, or
+// 0x and hex digits, as in 127.0.0.1, 127.1 or 0x7f.1). No top-level domain
+// is numeric, so no real name is refused.
+func numeric(label string) bool {
+	digits := label
+	if rest, ok := strings.CutPrefix(label, "0x"); ok {
+		digits = strings.Map(func(r rune) rune {
+			if r >= 'a' && r <= 'f' {
+				return '0'
+			}
+			return r
+		}, rest)
+	}
+	return strings.Trim(digits, "0123456789") == ""
 }
 
 func checkLabel(l string) error {

@@ -14,7 +14,9 @@ func TestParseHost(t *testing.T) {
 		"a-b.c1.example":                 "a-b.c1.example",
 		"*.example.com":                  "*.example.com",
 		"*.Example.Com":                  "*.example.com",
-		"1.2.3.4":                        "1.2.3.4",
+		"1.2.3.example":                  "1.2.3.example",
+		"a.123abc":                       "a.123abc",
+		"0xfoo.com":                      "0xfoo.com",
 		"xn--bcher-kva.ch":               "xn--bcher-kva.ch",
 		strings.Repeat("a", 63) + ".com": strings.Repeat("a", 63) + ".com",
 	}
@@ -29,11 +31,16 @@ func TestParseHost(t *testing.T) {
 		"*", "*.", "a.*.com", "**.a.com", "*a.com", "a.com`) || Host(`b.com",
 		"{{ env \"HOME\" }}", "a\nb", "a.com:80", "ümlaut.de", "a'b", "a\"b",
 		strings.Repeat("a", 64) + ".com", strings.Repeat("a.", 127) + "ab",
+		// IP literals, as browsers read them: a numeric last label.
+		"1.2.3.4", "127.0.0.1", "127.1", "0x7f.1", "0x7f000001", "*.10.0.0", "2130706433",
 	}
 	for _, in := range bad {
 		if got, err := ParseHost(in); err == nil {
 			t.Errorf("ParseHost(%q) = %q, want an error", in, got)
 		}
+	}
+	if _, err := ParseHost("127.0.0.1"); err == nil || !strings.Contains(err.Error(), "is an IP address, not a host name") {
+		t.Errorf("an IP literal is refused without saying why: %v", err)
 	}
 }
 
