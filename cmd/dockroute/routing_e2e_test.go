@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/dockroute/dockroute/provider/docker/dockertest"
 	"github.com/dockroute/dockroute/render/caddy/caddytest"
 	"github.com/dockroute/dockroute/render/traefik"
@@ -370,4 +372,37 @@ func mustRead(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestFirstClaimantDecidesEdge: a container created later cannot turn a
+// TLS host into plain HTTP by claiming it with dockroute.tls=false, even
+// when its name sorts first: its route is refused with a reason naming the
+// first claimant, in the log and in explain, and the host stays TLS with
+// only the first claimant's server.
+func TestFirstClaimantDecidesEdge(t *testing.T) {
+	dockertest.Require(t)
+	d := startDaemon(t, nil)
+	host := dockertest.Unique("claim") + ".test"
+	firstName := dockertest.Unique("zz-first")
+	first := dockertest.Run(t, append([]string{"--name", firstName, "--label", "dockroute.tls=true"}, hello(host)...)...)
+	d.waitServers(t, host, url(t, first, 8080))
+	late := dockertest.Run(t, append([]string{"--name", dockertest.Unique("aa-late"), "--label", "dockroute.tls=false"}, hello(host)...)...)
+	d.waitLog(t, "route refused")
+	d.waitServers(t, host, url(t, first, 8080))
+	var cfg struct {
+		HTTP struct {
+			Routers map[string]struct{ TLS *struct{} }
+		}
+	}
+	if err := yaml.Unmarshal(mustRead(t, d.file()), &cfg); err != nil || cfg.HTTP.Routers[traefik.Name(host, "")].TLS == nil {
+		t.Fatalf("the host lost its TLS (%v):\n%s", err, mustRead(t, d.file()))
+	}
+	out := explainOut(t, late)
+	want := "NOT routed: " + host + ": " + host + " is already routed with TLS on by container " + firstName + ", created earlier"
+	if !strings.Contains(out, want) {
+		t.Fatalf("explain says:\n%s\nwant a line containing %q", out, want)
+	}
+	if !strings.Contains(d.log.String(), firstName+", created earlier") {
+		t.Fatalf("the daemon's log does not name the claimant:\n%s", d.log)
+	}
 }

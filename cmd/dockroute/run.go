@@ -371,10 +371,15 @@ func formatVerdict(v docker.Verdict, overridden []route.Backend) string {
 		}
 	case v.Code == "inspect_failed":
 		fmt.Fprintf(&b, "%s: UNKNOWN: %s\n", name, v.Reason)
+	case v.Code == "claim_conflict":
+		fmt.Fprintf(&b, "%s: NOT routed: every route it asks for conflicts with an earlier container's\n", name)
 	case v.OptedIn:
 		fmt.Fprintf(&b, "%s: NOT routed: %s\n", name, v.Reason)
 	default:
 		fmt.Fprintf(&b, "%s: ignored: %s\n", name, v.Reason)
+	}
+	for _, c := range v.Conflicts {
+		fmt.Fprintf(&b, "  NOT routed: %s%s: %s\n", c.Backend.Host, c.Backend.Path, c.Reason)
 	}
 	for _, n := range v.Notes {
 		fmt.Fprintf(&b, "  note: %s\n", n)

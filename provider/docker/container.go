@@ -18,6 +18,9 @@ import (
 type Container struct {
 	ID     string
 	Name   string
+	// Created orders claims: of containers asking different things of one
+	// host, the one created first decides (see resolveClaims).
+	Created time.Time
 	Env    []string
 	Labels map[string]string
 	// StopSignal is the signal `docker stop` sends this container first.
@@ -48,6 +51,7 @@ func fromInspect(in container.InspectResponse) Container {
 	if in.ContainerJSONBase != nil {
 		c.ID = in.ID
 		c.Name = strings.TrimPrefix(in.Name, "/")
+		c.Created, _ = time.Parse(time.RFC3339Nano, in.Created)
 		if in.State != nil {
 			c.State = in.State.Status
 			if in.State.Health != nil {

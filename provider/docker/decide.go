@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/dockroute/dockroute/provider/route"
 )
@@ -26,13 +27,19 @@ type Options struct {
 // reason it is not routed.
 type Verdict struct {
 	ID, Name string
+	Created  time.Time // when the container was created: the order of claims
 	OptedIn  bool
 	Backends []route.Backend // nil when not routed
+	// Conflicts are routes the container asked for and may not have,
+	// because an earlier container claimed the same host with other
+	// settings (see resolveClaims).
+	Conflicts []Conflict
 	Reason   string          // why not routed, in words a user can act on
 	// Code names the reason in a word, for metrics: not_opted_in,
 	// disabled, invalid_request, paused, not_running, stopping,
 	// health_starting, unhealthy, host_network, no_network, shared_network,
-	// network_ambiguous, network_missing, no_address, port_not_exposed.
+	// network_ambiguous, network_missing, no_address, port_not_exposed,
+	// claim_conflict (every route it asked for conflicts), inspect_failed.
 	Code string
 	// Lifecycle is true when the reason is the container's state (stopped,
 	// paused, starting up): routine, not a mistake to fix.
@@ -44,7 +51,7 @@ type Verdict struct {
 func (v Verdict) Routed() bool { return len(v.Backends) > 0 }
 
 func (v Verdict) equal(o Verdict) bool {
-	return v.ID == o.ID && v.Name == o.Name && v.OptedIn == o.OptedIn && v.Reason == o.Reason && v.Code == o.Code &&
+	return v.ID == o.ID && v.Name == o.Name && v.Created.Equal(o.Created) && v.OptedIn == o.OptedIn && v.Reason == o.Reason && v.Code == o.Code &&
 		v.Lifecycle == o.Lifecycle && slices.Equal(v.Notes, o.Notes) && slices.Equal(v.Backends, o.Backends)
 }
 
@@ -52,7 +59,7 @@ func (v Verdict) equal(o Verdict) bool {
 // function. Checks run in the order a user would fix them: opt-in, the
 // request itself, the container's state, then how to reach it.
 func Decide(c Container, opt Options) Verdict {
-	v := Verdict{ID: c.ID, Name: c.Name}
+	v := Verdict{ID: c.ID, Name: c.Name, Created: c.Created}
 	spec, optedIn, err := ParseSpec(c.Env, c.Labels)
 	v.OptedIn, v.Notes = optedIn, spec.Notes
 	if !optedIn {

@@ -47,6 +47,9 @@ type Watcher struct {
 	synced    bool
 	connected bool
 	followed  bool // the event stream was followed at least once
+	// conflicts are the refused claims already logged (container ID, host
+	// and path), so each is logged once.
+	conflicts map[string]bool
 }
 
 // New returns a watcher of engine that resyncs in full every resync
@@ -79,10 +82,28 @@ func (w *Watcher) Backends() ([]route.Backend, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	backends := make([]route.Backend, 0, len(w.verdicts))
-	for _, v := range w.verdicts {
+	for _, v := range w.resolvedLocked() {
 		backends = append(backends, v.Backends...)
 	}
 	return backends, w.synced
+}
+
+// resolvedLocked is every verdict with claims on shared hosts settled
+// (resolveClaims); each refused claim is logged the first time it shows.
+func (w *Watcher) resolvedLocked() []Verdict {
+	vs := resolveClaims(slices.Collect(maps.Values(w.verdicts)))
+	seen := map[string]bool{}
+	for _, v := range vs {
+		for _, c := range v.Conflicts {
+			k := v.ID + " " + c.Backend.Host + c.Backend.Path
+			seen[k] = true
+			if !w.conflicts[k] {
+				w.log.Warn("route refused", "container", v.Name, "id", short(v.ID), "reason", c.Reason)
+			}
+		}
+	}
+	w.conflicts = seen
+	return vs
 }
 
 // SetOptions changes the operator's choices and re-decides every known
@@ -110,7 +131,7 @@ func (w *Watcher) Reconnects() int64 { return w.reconnects.Load() }
 func (w *Watcher) Verdicts() []Verdict {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return sortVerdicts(slices.Collect(maps.Values(w.verdicts)))
+	return sortVerdicts(w.resolvedLocked())
 }
 
 // Connected tells whether the watcher currently follows a live event stream
@@ -395,42 +416,61 @@ func (w *Watcher) setConnected(ok bool) {
 
 // Explain decides the named containers (names or IDs), or every container
 // including stopped ones when none is named, exactly as a running watcher
-// would: stops under way are read from Docker's event log. An unknown name
-// gets a verdict saying so rather than failing the others.
+// would: stops under way are read from Docker's event log, and claims on
+// shared hosts are settled against every running container. An unknown
+// name gets a verdict saying so rather than failing the others.
 func Explain(ctx context.Context, e Engine, opt Options, names []string) ([]Verdict, error) {
+	running, err := listRunning(ctx, e)
+	if err != nil {
+		return nil, err
+	}
 	if len(names) == 0 {
 		ctx, cancel := context.WithTimeout(ctx, listTimeout)
-		list, err := e.ContainerList(ctx, container.ListOptions{All: true})
+		all, err := e.ContainerList(ctx, container.ListOptions{All: true})
 		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("list containers: %w", err)
 		}
-		for _, s := range list {
+		for _, s := range all {
 			names = append(names, s.ID)
 		}
 	}
 	var out []Verdict
-	found := map[string]Container{}
+	cs := map[string]Container{}
+	wanted := map[string]bool{}
 	for _, n := range names {
 		c, ok, err := inspect(ctx, e, n)
-		if err != nil {
+		switch {
+		case err != nil:
 			out = append(out, inspectFailed("", n, err))
+		case !ok:
+			out = append(out, Verdict{Name: n, Code: "no_such_container", Reason: "no such container"})
+		default:
+			cs[c.ID], wanted[c.ID] = c, true
+		}
+	}
+	for _, s := range running { // the others whose claims may conflict
+		if _, ok := cs[s.ID]; ok {
 			continue
 		}
-		if !ok {
-			out = append(out, Verdict{Name: n, Reason: "no such container"})
-			continue
+		if c, ok, err := inspect(ctx, e, s.ID); err == nil && ok {
+			cs[c.ID] = c
 		}
-		found[c.ID] = c
 	}
 	now := time.Now()
-	ks, err := recentKills(ctx, e, found, now)
+	ks, err := recentKills(ctx, e, cs, now)
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range found {
+	var vs []Verdict
+	for _, c := range cs {
 		c.Stopping = now.Before(stoppingUntil(c, ks[c.ID]))
-		out = append(out, Decide(c, opt))
+		vs = append(vs, Decide(c, opt))
+	}
+	for _, v := range resolveClaims(vs) {
+		if wanted[v.ID] {
+			out = append(out, v)
+		}
 	}
 	return sortVerdicts(out), nil
 }

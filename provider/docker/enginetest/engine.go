@@ -44,7 +44,8 @@ type Container struct {
 	Exposed     []string // e.g. "8080/tcp"
 	State       string   // running (default), paused, exited
 	StopSignal  string
-	StopTimeout int // seconds; 0: unset
+	StopTimeout int       // seconds; 0: unset
+	Created     time.Time // default: when Run was called
 }
 
 // Engine is the fake engine. Its zero value is not usable: call New.
@@ -91,6 +92,9 @@ func (e *Engine) Run(c Container) string {
 	}
 	if c.Exposed == nil {
 		c.Exposed = []string{"8080/tcp"}
+	}
+	if c.Created.IsZero() {
+		c.Created = time.Now()
 	}
 	e.mu.Lock()
 	e.containers[c.ID] = &c
@@ -279,7 +283,7 @@ func (e *Engine) ContainerList(ctx context.Context, opts container.ListOptions) 
 		if !opts.All && c.State != "running" && c.State != "paused" {
 			continue
 		}
-		s := container.Summary{ID: c.ID, Names: []string{"/" + c.Name}, State: container.ContainerState(c.State), Status: "Up",
+		s := container.Summary{ID: c.ID, Names: []string{"/" + c.Name}, Created: c.Created.Unix(), State: container.ContainerState(c.State), Status: "Up",
 			Labels: c.Labels, NetworkSettings: &container.NetworkSettingsSummary{Networks: c.networks()}}
 		s.HostConfig.NetworkMode = "bridge"
 		out = append(out, s)
@@ -315,7 +319,7 @@ func (e *Engine) ContainerInspect(ctx context.Context, ref string) (container.In
 		timeout = &c.StopTimeout
 	}
 	return container.InspectResponse{
-		ContainerJSONBase: &container.ContainerJSONBase{ID: c.ID, Name: "/" + c.Name,
+		ContainerJSONBase: &container.ContainerJSONBase{ID: c.ID, Name: "/" + c.Name, Created: c.Created.Format(time.RFC3339Nano),
 			State:      &container.State{Status: container.ContainerState(c.State), Running: c.State == "running", Paused: c.State == "paused"},
 			HostConfig: &container.HostConfig{NetworkMode: "bridge"}},
 		Config: &container.Config{Env: c.Env, Labels: c.Labels, ExposedPorts: ports,
