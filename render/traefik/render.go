@@ -66,7 +66,12 @@ type router struct {
 }
 
 type tls struct {
-	CertResolver string `yaml:"certResolver,omitempty"`
+	CertResolver string   `yaml:"certResolver,omitempty"`
+	Domains      []domain `yaml:"domains,omitempty"`
+}
+
+type domain struct {
+	Main string `yaml:"main"`
 }
 
 type middleware struct {
@@ -141,6 +146,12 @@ func addRoute(h *httpConfig, r route.Route, opt Options) {
 		rt.TLS = &tls{CertResolver: opt.CertResolver}
 		if r.Edge.CertResolver != "" {
 			rt.TLS.CertResolver = r.Edge.CertResolver
+		}
+		// Traefik asks a resolver for the names of a router's Host()
+		// matchers, or of tls.domains: a wildcard's HostRegexp gives none,
+		// so without domains it would never get a certificate.
+		if rt.TLS.CertResolver != "" && route.IsWildcard(r.Host) {
+			rt.TLS.Domains = []domain{{Main: r.Host}}
 		}
 		if len(opt.RedirectFrom) > 0 {
 			h.Routers[redirectPrefix+encode(r.Host, r.Path)] = router{

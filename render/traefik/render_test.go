@@ -135,6 +135,13 @@ func TestEdgeOptions(t *testing.T) {
 	if own := r[Name("own.example.com", "")]; own.TLS == nil || own.TLS.CertResolver != "other" {
 		t.Errorf("label certresolver not honoured: %+v", own)
 	}
+	// A wildcard's HostRegexp names no domain for ACME: tls.domains must.
+	if w := r[Name("*.example.com", "/api/v2")]; w.TLS == nil || !slices.Equal(w.TLS.Domains, []domain{{Main: "*.example.com"}}) {
+		t.Errorf("wildcard router with a resolver has no tls.domains: %+v", w.TLS)
+	}
+	if api.TLS.Domains != nil {
+		t.Errorf("an exact host got tls.domains: %+v", api.TLS)
+	}
 	red := r[redirectPrefix+encode("a.example.com", "/api")]
 	if red.Rule != api.Rule || !slices.Equal(red.EntryPoints, []string{"web"}) || !slices.Equal(red.Middlewares, []string{redirectMiddleware}) {
 		t.Errorf("redirect router %+v", red)
