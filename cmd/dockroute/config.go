@@ -48,6 +48,7 @@ type config struct {
 	TraefikDir          string
 	TraefikFile         string
 	Network             string
+	Filter              string
 	Resync              time.Duration
 	Coalesce            coalesce.Config
 	LogLevel            slog.Level
@@ -71,7 +72,8 @@ var liveKeys = map[string]bool{
 }
 
 func (c config) dockerOptions() docker.Options {
-	return docker.Options{Network: c.Network, IgnoreHealth: c.Health == "ignore"}
+	scope, _ := docker.ParseScope(splitList(c.Filter)) // validated
+	return docker.Options{Network: c.Network, IgnoreHealth: c.Health == "ignore", Scope: scope}
 }
 
 func (c config) caddyOptions() caddy.Options {
@@ -103,6 +105,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.CaddyTLS, "caddy-tls", false, "keep Caddy's automatic HTTPS on for routed hosts (use with --caddy-listen :443)")
 	fs.BoolVar(&c.CaddyNoRedirect, "caddy-no-redirect", false, "with --caddy-tls, do not redirect HTTP to HTTPS")
 	fs.DurationVar(&c.CaddyCheck, "caddy-check", 5*time.Second, "how often to check that Caddy still has dockroute's server, restoring it if lost")
+	fs.StringVar(&c.Filter, "filter", "", "consider only containers matching these Docker filters, comma-separated: label=KEY, label=KEY=VALUE, network=NAME (as docker ps --filter)")
 	fs.StringVar(&c.Network, "network", "", "Docker network whose container addresses are routed; needed when containers are on several networks")
 	fs.StringVar(&c.Health, "health", "require", "require: route containers with a healthcheck only while healthy; ignore: route them whatever it says")
 	fs.DurationVar(&c.Resync, "resync", 30*time.Second, "interval of the full resync that repairs anything a lost event missed")
@@ -273,6 +276,9 @@ func (c config) validate(cmd string) error {
 		case c.CaddyCheck <= 0:
 			return invalid("caddy-check", "--caddy-check %v: must be positive", c.CaddyCheck)
 		}
+	}
+	if _, err := docker.ParseScope(splitList(c.Filter)); err != nil {
+		return invalid("filter", "--filter: %v", err)
 	}
 	if c.Health != "require" && c.Health != "ignore" {
 		return invalid("health", "--health %q: want require or ignore", c.Health)

@@ -62,7 +62,9 @@ func startDaemon(t testing.TB, env []string, args ...string) *proc {
 func startDaemonDir(t testing.TB, dir string, env []string, args ...string) *proc {
 	t.Helper()
 	d := &proc{dir: dir, log: &caddytest.Buffer{}, done: make(chan error, 1)}
-	d.cmd = exec.Command(binary, append([]string{"run", "--traefik-dir", d.dir}, args...)...)
+	// Scoped to the tests' own containers, so the suite passes on an engine
+	// that also runs containers that are none of its business.
+	d.cmd = exec.Command(binary, append([]string{"run", "--traefik-dir", d.dir, "--filter", "label=" + dockertest.TestLabel}, args...)...)
 	d.cmd.Env = append(os.Environ(), env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {

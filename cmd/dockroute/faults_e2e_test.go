@@ -318,3 +318,28 @@ func TestReloadValidatesMergedConfig(t *testing.T) {
 	}
 	waitAnswer(t, listen, "nothing.test", 404, "no route")
 }
+
+// TestScopeLeavesForeignContainersAlone runs an opted-in container without
+// the tests' label beside dockroute scoped to that label (as every test
+// daemon is): it is not routed, not counted in /metrics, and explain says
+// it is out of scope.
+func TestScopeLeavesForeignContainersAlone(t *testing.T) {
+	dockertest.Require(t)
+	foreignHost := dockertest.Unique("foreign") + ".test"
+	foreign := dockertest.Docker(t, "run", "-d", "-e", "VIRTUALHOST="+foreignHost, "-e", "PORT=8080", dockertest.HelloImage)
+	t.Cleanup(func() { exec.Command("docker", "rm", "-f", foreign).Run() })
+	addr := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(t))
+	d := startDaemon(t, nil, "--metrics-addr", addr)
+	host, _ := d.routedHello(t, "scoped")
+	if got := servers(t, d.file())[foreignHost]; got != nil {
+		t.Fatalf("a container outside the scope is routed: %v", got)
+	}
+	fams := scrape(t, addr)
+	if n := value(fams, "dockroute_containers", "state=routed"); n != 1 {
+		t.Fatalf("routed containers = %v, want 1 (%s only)", n, host)
+	}
+	out, err := exec.Command(binary, "explain", "--filter", "label="+dockertest.TestLabel, foreign).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "outside dockroute's scope") {
+		t.Fatalf("explain of the foreign container: %v\n%s", err, out)
+	}
+}

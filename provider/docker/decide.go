@@ -21,6 +21,9 @@ type Options struct {
 	// (--health=ignore). By default a container with a healthcheck is
 	// routed only while healthy.
 	IgnoreHealth bool
+	// Scope limits which containers are considered at all; the others are
+	// not listed, counted or shown.
+	Scope Scope
 }
 
 // Verdict is the decision for one container: backends to route, or the

@@ -355,3 +355,43 @@ func TestFrozenEngineIsNoticed(t *testing.T) {
 	t.Logf("reconnected %v after the thaw", took)
 	waitRouted(t, w, time.Second, "a.test", "10.0.0.2:8080")
 }
+
+// A scoped watcher (--filter) never lists, routes, counts or shows a
+// container outside its scope, whether it was there at start or started
+// later, and explain says why.
+func TestScope(t *testing.T) {
+	t.Parallel()
+	e := enginetest.New()
+	mine := app("mine", "10.0.0.2")
+	mine.Labels = map[string]string{"team": "web"}
+	e.Run(mine)
+	foreign := e.Run(app("foreign", "10.0.0.3"))
+	scope, err := ParseScope([]string{"label=team=web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &logRecorder{}
+	w := New(e, Options{Scope: scope}, time.Hour, slog.New(rec))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx)
+	waitRouted(t, w, 5*time.Second, "mine.test", "10.0.0.2:8080")
+	late := e.Run(app("late-foreign", "10.0.0.4"))
+	e.Run(enginetest.Container{Name: "late-mine", IP: "10.0.0.5", Labels: map[string]string{"team": "web"}, Env: []string{"VIRTUALHOST=late-mine.test", "PORT=8080"}})
+	waitRouted(t, w, 2*time.Second, "late-mine.test", "10.0.0.5:8080")
+	for _, v := range w.Verdicts() {
+		if v.ID == foreign || v.ID == late {
+			t.Fatalf("a container outside the scope is known: %+v", v)
+		}
+	}
+	if got, _ := servers(w, "foreign.test"); len(got) != 0 {
+		t.Fatalf("foreign.test routed: %v", got)
+	}
+	vs, err := Explain(ctx, e, Options{Scope: scope}, []string{foreign})
+	if err != nil || len(vs) != 1 || vs[0].Code != "out_of_scope" || !strings.Contains(vs[0].Reason, "--filter label=team=web") {
+		t.Fatalf("explain of a foreign container: %+v %v", vs, err)
+	}
+	if _, err := ParseScope([]string{"status=running"}); err == nil {
+		t.Fatal("an unsupported filter was accepted")
+	}
+}

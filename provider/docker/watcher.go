@@ -150,13 +150,13 @@ func (w *Watcher) Connected() bool {
 // out with a logged reason, and tried again soon; every other one is
 // synced. Sync fails, changing nothing, only when the list does.
 func (w *Watcher) Sync(ctx context.Context) error {
-	list, err := listRunning(ctx, w.engine)
+	w.mu.Lock()
+	known, scope := maps.Clone(w.cache), w.opt.Scope
+	w.mu.Unlock()
+	list, err := listRunning(ctx, w.engine, scope)
 	if err != nil {
 		return err
 	}
-	w.mu.Lock()
-	known := maps.Clone(w.cache)
-	w.mu.Unlock()
 
 	next := make(map[string]Container, len(list))
 	failed := map[string]Verdict{}
@@ -184,10 +184,11 @@ func (w *Watcher) Sync(ctx context.Context) error {
 	return nil
 }
 
-func listRunning(ctx context.Context, e Engine) ([]container.Summary, error) {
+// listRunning lists the running (and paused) containers in scope.
+func listRunning(ctx context.Context, e Engine, scope Scope) ([]container.Summary, error) {
 	ctx, cancel := context.WithTimeout(ctx, listTimeout)
 	defer cancel()
-	list, err := e.ContainerList(ctx, container.ListOptions{})
+	list, err := e.ContainerList(ctx, container.ListOptions{Filters: scope.args()})
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}
@@ -247,6 +248,7 @@ func (w *Watcher) replace(next map[string]Container, failed map[string]Verdict, 
 func (w *Watcher) update(id string, c Container, found bool, now time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	found = found && w.opt.Scope.Matches(c) // out of scope is as good as gone
 	var v Verdict
 	if found {
 		w.cache[id] = c
@@ -420,13 +422,13 @@ func (w *Watcher) setConnected(ok bool) {
 // shared hosts are settled against every running container. An unknown
 // name gets a verdict saying so rather than failing the others.
 func Explain(ctx context.Context, e Engine, opt Options, names []string) ([]Verdict, error) {
-	running, err := listRunning(ctx, e)
+	running, err := listRunning(ctx, e, opt.Scope)
 	if err != nil {
 		return nil, err
 	}
 	if len(names) == 0 {
 		ctx, cancel := context.WithTimeout(ctx, listTimeout)
-		all, err := e.ContainerList(ctx, container.ListOptions{All: true})
+		all, err := e.ContainerList(ctx, container.ListOptions{All: true, Filters: opt.Scope.args()})
 		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("list containers: %w", err)
@@ -445,6 +447,8 @@ func Explain(ctx context.Context, e Engine, opt Options, names []string) ([]Verd
 			out = append(out, inspectFailed("", n, err))
 		case !ok:
 			out = append(out, Verdict{Name: n, Code: "no_such_container", Reason: "no such container"})
+		case !opt.Scope.Matches(c):
+			out = append(out, Verdict{ID: c.ID, Name: c.Name, Code: "out_of_scope", Reason: "outside dockroute's scope (--filter " + opt.Scope.String() + "): not considered at all"})
 		default:
 			cs[c.ID], wanted[c.ID] = c, true
 		}

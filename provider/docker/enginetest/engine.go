@@ -280,7 +280,7 @@ func (e *Engine) ContainerList(ctx context.Context, opts container.ListOptions) 
 	var out []container.Summary
 	for _, id := range slices.Sorted(maps.Keys(e.containers)) {
 		c := e.containers[id]
-		if !opts.All && c.State != "running" && c.State != "paused" {
+		if !opts.All && c.State != "running" && c.State != "paused" || !c.matches(opts.Filters) {
 			continue
 		}
 		s := container.Summary{ID: c.ID, Names: []string{"/" + c.Name}, Created: c.Created.Unix(), State: container.ContainerState(c.State), Status: "Up",
@@ -338,6 +338,19 @@ func (e *Engine) find(ref string) *Container {
 		}
 	}
 	return nil
+}
+
+// matches applies the list filters dockroute uses: every label filter, and
+// any network filter (the fake's only network is "bridge").
+func (c *Container) matches(f filters.Args) bool {
+	for _, l := range f.Get("label") {
+		k, v, hasValue := strings.Cut(l, "=")
+		if got, ok := c.Labels[k]; !ok || hasValue && got != v {
+			return false
+		}
+	}
+	nets := f.Get("network")
+	return len(nets) == 0 || slices.Contains(nets, "bridge")
 }
 
 func (c *Container) networks() map[string]*network.EndpointSettings {

@@ -1,0 +1,85 @@
+package docker
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/docker/docker/api/types/filters"
+)
+
+// Scope limits which containers dockroute considers, in Docker's own filter
+// syntax (as `docker ps --filter`): "label=KEY", "label=KEY=VALUE" (every
+// label filter must match) and "network=NAME" (any network filter may
+// match). The zero Scope takes every container. It is how dockroute shares
+// an engine with containers that are none of its business, as Traefik's
+// constraints and docker-gen's -only-exposed do.
+type Scope struct {
+	labels   []string // "KEY" or "KEY=VALUE"
+	networks []string
+}
+
+// ParseScope reads filters such as "label=team=web" or "network=front".
+func ParseScope(fs []string) (Scope, error) {
+	var s Scope
+	for _, f := range fs {
+		key, val, ok := strings.Cut(strings.TrimSpace(f), "=")
+		if !ok || val == "" {
+			return Scope{}, fmt.Errorf("filter %q: want label=KEY, label=KEY=VALUE or network=NAME", f)
+		}
+		switch key {
+		case "label":
+			s.labels = append(s.labels, val)
+		case "network":
+			s.networks = append(s.networks, val)
+		default:
+			return Scope{}, fmt.Errorf("filter %q: dockroute filters on label and network only", f)
+		}
+	}
+	return s, nil
+}
+
+// IsZero tells whether the scope takes every container.
+func (s Scope) IsZero() bool { return len(s.labels) == 0 && len(s.networks) == 0 }
+
+// args are the filters for a container list, so the engine itself leaves
+// out-of-scope containers out.
+func (s Scope) args() filters.Args {
+	a := filters.NewArgs()
+	for _, l := range s.labels {
+		a.Add("label", l)
+	}
+	for _, n := range s.networks {
+		a.Add("network", n)
+	}
+	return a
+}
+
+// Matches tells whether c is in scope, as the engine's list filter would
+// (networks by name). Events are not filtered by the engine (a network
+// event carries the network's labels, not the container's), so every
+// inspected container is checked here.
+func (s Scope) Matches(c Container) bool {
+	for _, l := range s.labels {
+		k, v, hasValue := strings.Cut(l, "=")
+		got, ok := c.Labels[k]
+		if !ok || hasValue && got != v {
+			return false
+		}
+	}
+	if len(s.networks) == 0 {
+		return true
+	}
+	return slices.ContainsFunc(s.networks, func(n string) bool { _, ok := c.Networks[n]; return ok })
+}
+
+func (s Scope) String() string {
+	var parts []string
+	for _, l := range s.labels {
+		parts = append(parts, "label="+l)
+	}
+	for _, n := range s.networks {
+		parts = append(parts, "network="+n)
+	}
+	return strings.Join(parts, ",")
+}
