@@ -7,7 +7,9 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"slices"
+	"strings"
 
 	"github.com/dockroute/dockroute/provider/route"
 )
@@ -53,11 +55,20 @@ type Route struct {
 	Terminal bool      `json:"terminal,omitempty"`
 }
 
-// Match is a matcher set; dockroute uses only the host matcher, at the top
-// level of each route, where automatic HTTPS looks for host names.
+// Match is a matcher set: the host matcher, at the top level of each
+// route, where automatic HTTPS looks for host names, and for a path prefix
+// the path_regexp matcher. Not the path matcher: it is case-insensitive,
+// and Traefik's PathPrefix, URLs (RFC 3986) and dockroute are not, so a
+// tenant's /Api would have shadowed another's /api in Caddy only.
 type Match struct {
-	Host []string `json:"host,omitempty"`
-	Path []string `json:"path,omitempty"`
+	Host       []string     `json:"host,omitempty"`
+	PathRegexp *PathPattern `json:"path_regexp,omitempty"`
+}
+
+// PathPattern is the path_regexp matcher's value. Caddy matches it against
+// the cleaned path (no "//", no ".."), as Traefik does by default.
+type PathPattern struct {
+	Pattern string `json:"pattern"`
 }
 
 // Handler is a reverse_proxy or static_response handler.
@@ -164,11 +175,14 @@ func proxyRoute(r route.Route) Route {
 	for i, a := range r.Servers {
 		ups[i] = Upstream{Dial: a}
 	}
-	m := Match{Host: []string{r.Host}}
+	// "a.test." is "a.test" written absolutely: Traefik routes both, and
+	// Caddy's host matcher needs both spelled out. (No certificate is ever
+	// asked for the dotted form: automatic HTTPS skips such names.)
+	m := Match{Host: []string{r.Host, r.Host + "."}}
 	var handle []Handler
 	if r.Path != "" {
 		// Whole segments, as in the Traefik rule: /api and /api/…, not /apix.
-		m.Path = []string{r.Path, r.Path + "/*"}
+		m.PathRegexp = &PathPattern{Pattern: "^" + regexp.QuoteMeta(r.Path) + "(/.*)?$"}
 		if r.Strip {
 			handle = append(handle, Handler{Handler: "rewrite", StripPathPrefix: r.Path})
 		}
@@ -208,10 +222,15 @@ func (r Route) key() string {
 }
 
 // Hosts lists the hosts a route matches, for log messages.
+// The absolute forms ("a.test.") are left out.
 func (r Route) Hosts() []string {
 	var hs []string
 	for _, m := range r.Match {
-		hs = append(hs, m.Host...)
+		for _, h := range m.Host {
+			if !strings.HasSuffix(h, ".") {
+				hs = append(hs, h)
+			}
+		}
 	}
 	return hs
 }

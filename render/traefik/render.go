@@ -200,13 +200,14 @@ func encode(host, path string) string {
 }
 
 // Rule is the Traefik v3 rule for a host and path prefix. A wildcard matches
-// exactly one label in front of the rest, like Caddy's host matcher and TLS
-// wildcards. A prefix matches whole segments (/api and /api/…, not /apix),
-// as Caddy's path matcher does with "/api" and "/api/*".
+// exactly one label of any characters but a dot in front of the rest, and
+// the host may end in a dot (as Host() allows), like Caddy's host matcher
+// as dockroute configures it. A prefix matches whole segments (/api and
+// /api/…, not /apix), case-sensitively, as Caddy's path_regexp does.
 func Rule(host, path string) string {
 	var r string
 	if rest, ok := strings.CutPrefix(host, "*."); ok {
-		r = "HostRegexp(`^[a-z0-9-]+\\." + regexp.QuoteMeta(rest) + "$`)"
+		r = "HostRegexp(`^[^.]+\\." + regexp.QuoteMeta(rest) + "\\.?$`)"
 	} else {
 		r = "Host(`" + host + "`)"
 	}
