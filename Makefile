@@ -31,10 +31,10 @@ image:
 	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -buildvcs=auto -ldflags='-s -w' -o bin/dockroute-linux ./cmd/dockroute
 	docker build -q -t $(IMAGE) .
 
-## test: formatting, vet, and every test (real Docker, Traefik oracle, both Caddys) with -race
-test: lint hello image oracle caddy
-	DOCKROUTE_ORACLE=$(ORACLE) DOCKROUTE_CADDY=$(CADDY_DEBIAN),$(CADDY_CURRENT) \
-	  $(GO) test -race -count=1 -timeout 15m ./...
+## test: formatting, vet, and every test (real Docker, real Traefik and its oracle, both Caddys) with -race
+test: lint hello image oracle caddy traefik
+	DOCKROUTE_ORACLE=$(ORACLE) DOCKROUTE_CADDY=$(CADDY_DEBIAN),$(CADDY_CURRENT) DOCKROUTE_TRAEFIK=$(TRAEFIK) \
+	  $(GO) test -race -count=1 -timeout 20m ./...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -1,12 +1,17 @@
 package main
 
 import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/dockroute/dockroute/provider/docker/dockertest"
+	"github.com/dockroute/dockroute/render/traefik/traefiktest"
 )
 
 // BenchmarkConvergence measures, with the real engine, the time from
@@ -42,4 +47,37 @@ func waitFile(b testing.TB, d *proc, host string, present bool) {
 			b.Fatalf("%s present=%v not reached", host, present)
 		}
 	}
+}
+
+// BenchmarkTraefikPickup measures how long a real Traefik (file provider,
+// watch on, providersThrottleDuration 10 ms as traefiktest sets it; the
+// default is 2 s) takes from dockroute's rename of the file to serving the
+// new route. Each iteration adds a static route through the routes file.
+func BenchmarkTraefikPickup(b *testing.B) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }))
+	b.Cleanup(backend.Close)
+	tr := traefiktest.Start(b, b.TempDir()+"/dynamic")
+	routes := filepath.Join(b.TempDir(), "routes.yaml")
+	os.WriteFile(routes, []byte("routes: {}\n"), 0o644)
+	d := startDaemonDir(b, tr.Dir, nil, "--routes-file", routes)
+	d.waitPublished(b)
+	var pickup time.Duration
+	var lines []string
+	for i := 0; b.Loop(); i++ {
+		host := fmt.Sprintf("pickup-%d.test", i)
+		lines = append(lines, fmt.Sprintf("  %s: %s\n", host, backend.URL))
+		os.WriteFile(routes, []byte("routes:\n"+strings.Join(lines, "")), 0o644)
+		waitFile(b, d, host, true)
+		renamed := time.Now()
+		for deadline := renamed.Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+			if s, _, _, err := through("http://"+tr.Web, host, "/"); err == nil && s == 200 {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("traefik never served %s", host)
+			}
+		}
+		pickup += time.Since(renamed)
+	}
+	b.ReportMetric(float64(pickup.Microseconds())/1000/float64(b.N), "ms-rename-to-serve")
 }
