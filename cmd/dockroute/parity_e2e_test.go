@@ -32,25 +32,25 @@ var parityRoutes = map[string]string{
 // reach, or "404". Each line is a decision the README documents.
 var parityRequests = []struct{ host, path, want string }{
 	{"a.test", "/", "A"},
-	{"A.TEST", "/", "A"},          // hosts are case-insensitive
-	{"a.test.", "/", "A"},         // a trailing dot names the same host
-	{"unknown.test", "/", "404"},  // no route: 404 in both
-	{"y.w.test", "/", "W"},        // a wildcard matches one label...
-	{"Y.W.TEST", "/", "W"},        //
-	{"a_b.w.test", "/", "W"},      // ...of any characters but a dot
-	{"y.w.test.", "/", "W"},       //
-	{"a.b.w.test", "/", "404"},    // not two labels
-	{"w.test", "/", "404"},        // nor none
-	{"x.w.test", "/", "X"},        // an exact host beats a wildcard
-	{"x.w.test.", "/", "X"},       //
-	{"p.test", "/", "P"},          //
-	{"p.test", "/api", "API"},     // a prefix matches itself...
-	{"p.test", "/api/x", "API"},   // ...and below it...
-	{"p.test", "/apix", "P"},      // ...by whole segments
-	{"p.test", "/Api", "API2"},    // paths are case-sensitive:
-	{"p.test", "/Api/x", "API2"},  // /Api and /api are different routes
-	{"p.test", "/API", "P"},       // and /API is neither
-	{"p.test", "//api", "API"},    // both clean the path first
+	{"A.TEST", "/", "A"},           // hosts are case-insensitive
+	{"a.test.", "/", "A"},          // a trailing dot names the same host
+	{"unknown.test", "/", "404"},   // no route: 404 in both
+	{"y.w.test", "/", "W"},         // a wildcard matches one label...
+	{"Y.W.TEST", "/", "W"},         //
+	{"a_b.w.test", "/", "W"},       // ...of any characters but a dot
+	{"y.w.test.", "/", "W"},        //
+	{"a.b.w.test", "/", "404"},     // not two labels
+	{"w.test", "/", "404"},         // nor none
+	{"x.w.test", "/", "X"},         // an exact host beats a wildcard
+	{"x.w.test.", "/", "X"},        //
+	{"p.test", "/", "P"},           //
+	{"p.test", "/api", "API"},      // a prefix matches itself...
+	{"p.test", "/api/x", "API"},    // ...and below it...
+	{"p.test", "/apix", "P"},       // ...by whole segments
+	{"p.test", "/Api", "API2"},     // paths are case-sensitive:
+	{"p.test", "/Api/x", "API2"},   // /Api and /api are different routes
+	{"p.test", "/API", "P"},        // and /API is neither
+	{"p.test", "//api", "API"},     // both clean the path first
 	{"p.test", "/x/../api", "API"}, //
 }
 

@@ -16,13 +16,13 @@ import (
 // cache is small. Env and Exposed never change during a container's life;
 // State, Name and Networks do, and a list call is enough to refresh them.
 type Container struct {
-	ID     string
-	Name   string
+	ID   string
+	Name string
 	// Created orders claims: of containers asking different things of one
 	// host, the one created first decides (see resolveClaims).
 	Created time.Time
-	Env    []string
-	Labels map[string]string
+	Env     []string
+	Labels  map[string]string
 	// StopSignal is the signal `docker stop` sends this container first.
 	StopSignal string
 	// StopTimeout is how long `docker stop` waits for it to exit before

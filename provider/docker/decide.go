@@ -37,7 +37,7 @@ type Verdict struct {
 	// because an earlier container claimed the same host with other
 	// settings (see resolveClaims).
 	Conflicts []Conflict
-	Reason   string          // why not routed, in words a user can act on
+	Reason    string // why not routed, in words a user can act on
 	// Code names the reason in a word, for metrics: not_opted_in,
 	// disabled, invalid_request, paused, not_running, stopping,
 	// health_starting, unhealthy, host_network, no_network, shared_network,
