@@ -44,6 +44,7 @@ type config struct {
 	TraefikTLS          bool
 	TraefikCertResolver string
 	TraefikRedirect     string
+	TraefikAPI          string
 	Health              string
 	TraefikDir          string
 	TraefikFile         string
@@ -99,6 +100,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.TraefikTLS, "traefik-tls", false, "serve every router over TLS; label dockroute.tls overrides")
 	fs.StringVar(&c.TraefikCertResolver, "traefik-certresolver", "", "Traefik certificate resolver for TLS routers (implies --traefik-tls); label dockroute.certresolver overrides")
 	fs.StringVar(&c.TraefikRedirect, "traefik-redirect", "", "plain-HTTP entrypoints (e.g. web) on which TLS routes redirect to HTTPS")
+	fs.StringVar(&c.TraefikAPI, "traefik-api", "", "Traefik's API entrypoint (e.g. http://127.0.0.1:8080, with api: {} in Traefik's static config): read back which routers Traefik runs after each publish, and report delivery in /metrics, /healthz and explain")
 	fs.StringVar(&c.CaddyAdmin, "caddy-admin", "http://127.0.0.1:2019", "Caddy admin API address: http://HOST:PORT or unix//PATH")
 	fs.StringVar(&c.CaddyServer, "caddy-server", "dockroute", "name and @id of the Caddy server dockroute owns")
 	fs.StringVar(&c.CaddyListen, "caddy-listen", ":80", "listen addresses of dockroute's Caddy server, comma-separated")
@@ -288,6 +290,11 @@ func (c config) validate(cmd string) error {
 			if _, err := route.ParseName(n); err != nil {
 				return invalid(key, "--%s: traefik entrypoint or resolver: %v", key, err)
 			}
+		}
+	}
+	if c.TraefikAPI != "" {
+		if _, err := traefik.NewAPI(c.TraefikAPI); err != nil {
+			return invalid("traefik-api", "--traefik-api: %v", err)
 		}
 	}
 	if !strings.HasSuffix(c.TraefikFile, ".yml") && !strings.HasSuffix(c.TraefikFile, ".yaml") {

@@ -22,7 +22,7 @@ type metrics struct {
 	caddyErrors    prometheus.Counter
 }
 
-func newMetrics(w *docker.Watcher) *metrics {
+func newMetrics(w *docker.Watcher, dl *delivery) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		routes: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -48,6 +48,16 @@ func newMetrics(w *docker.Watcher) *metrics {
 		}, func() float64 { return b2f(w.Connected()) }),
 		newContainerCollector(w),
 	)
+	if dl != nil {
+		m.reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "dockroute_delivered", Help: "1 when the proxy confirmed it runs every route dockroute published (Caddy: its admin API; Traefik: its API, with --traefik-api), else 0.",
+			}, func() float64 { ok, _, _ := dl.state(); return b2f(ok) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "dockroute_undelivered_routes", Help: "Routes (Traefik: routers) dockroute published that the proxy does not run.",
+			}, func() float64 { _, n, _ := dl.state(); return float64(n) }),
+		)
+	}
 	for _, r := range []string{"written", "unchanged", "error"} {
 		m.publishes.WithLabelValues(r) // show zeros before the first publish
 	}

@@ -31,40 +31,57 @@ type output interface {
 	render(t route.Table) []byte
 	// setOptions applies a reloaded config's rendering settings.
 	setOptions(cfg config)
+	// delivery is what the proxy confirmed it runs (see delivery.go).
+	delivery() *delivery
 	String() string
 }
 
 func newOutput(cfg config, log *slog.Logger) (output, error) {
 	switch cfg.Output {
 	case "traefik":
-		return newTraefikOutput(cfg, log), nil
+		return newTraefikOutput(cfg, log)
 	case "caddy":
 		admin, err := caddy.NewAdmin(cfg.CaddyAdmin)
 		if err != nil {
 			return nil, err
 		}
 		opt := cfg.caddyOptions()
-		return &caddyOutput{pub: caddy.NewPublisher(admin, opt, log), check: cfg.CaddyCheck, admin: cfg.CaddyAdmin, log: log}, nil
+		return &caddyOutput{pub: caddy.NewPublisher(admin, opt, log), check: cfg.CaddyCheck, admin: cfg.CaddyAdmin, log: log, deliv: &delivery{}}, nil
 	}
 	return nil, fmt.Errorf("unknown output %q", cfg.Output)
 }
 
 type traefikOutput struct {
-	pub traefik.FilePublisher
-	log *slog.Logger
-	dir *watchfile.Watcher // the output directory
+	pub   traefik.FilePublisher
+	log   *slog.Logger
+	dir   *watchfile.Watcher // the output directory
+	deliv *traefikDelivery   // nil without --traefik-api
 
 	mu  sync.Mutex
 	opt traefik.Options
 }
 
-func newTraefikOutput(cfg config, log *slog.Logger) *traefikOutput {
+func newTraefikOutput(cfg config, log *slog.Logger) (*traefikOutput, error) {
 	o := &traefikOutput{pub: traefik.FilePublisher{Dir: cfg.TraefikDir, Name: cfg.TraefikFile}, opt: cfg.traefikOptions(), log: log}
+	if cfg.TraefikAPI != "" {
+		api, err := traefik.NewAPI(cfg.TraefikAPI)
+		if err != nil {
+			return nil, err
+		}
+		o.deliv = newTraefikDelivery(api, log)
+	}
 	o.dir = watchfile.New(o.pub.Path(), 50*time.Millisecond, nil, log)
 	// Our own temporary files come and go with every write (and with
 	// every failed one on a full disk); they are no outside change.
 	o.dir.Ignore = o.pub.IsTemp
-	return o
+	return o, nil
+}
+
+func (o *traefikOutput) delivery() *delivery {
+	if o.deliv == nil {
+		return nil
+	}
+	return o.deliv.d
 }
 
 func (o *traefikOutput) String() string { return "traefik file " + o.pub.Path() }
@@ -84,9 +101,13 @@ func (o *traefikOutput) setOptions(cfg config) {
 func (o *traefikOutput) render(t route.Table) []byte { return traefik.Render(t, o.options()) }
 
 func (o *traefikOutput) publish(_ context.Context, t route.Table) (bool, error) {
-	wrote, err := o.pub.Publish(o.render(t))
+	opt := o.options()
+	wrote, err := o.pub.Publish(traefik.Render(t, opt))
 	if err != nil {
 		return false, fmt.Errorf("write %s: %w", o.pub.Path(), err)
+	}
+	if o.deliv != nil {
+		o.deliv.published(traefik.Routers(t, opt))
 	}
 	return wrote, nil
 }
@@ -108,6 +129,9 @@ func (o *traefikOutput) watch(ctx context.Context, poke func()) {
 		o.log.Warn("could not remove every temporary file an earlier run left", "err", err)
 	}
 	o.dir.OnChange = poke
+	if o.deliv != nil {
+		go o.deliv.run(ctx)
+	}
 	if err := o.dir.Run(ctx); err != nil {
 		o.log.Error("not watching the output for outside changes", "err", err)
 	}
@@ -123,7 +147,10 @@ type caddyOutput struct {
 	log   *slog.Logger
 	// onError is told of every failed push or check, for metrics.
 	onError func()
+	deliv   *delivery
 }
+
+func (o *caddyOutput) delivery() *delivery { return o.deliv }
 
 func (o *caddyOutput) failed() {
 	if o.onError != nil {
@@ -142,12 +169,17 @@ func (o *caddyOutput) rearm() {}
 
 func (o *caddyOutput) setOptions(cfg config) { o.pub.SetOptions(cfg.caddyOptions()) }
 
+// publish pushes t; Caddy's answer to the read that follows every push is
+// the config it runs, so a publish that succeeds is delivered.
 func (o *caddyOutput) publish(ctx context.Context, t route.Table) (bool, error) {
 	before := o.pub.Writes()
+	o.deliv.published()
 	if err := o.pub.Publish(ctx, t); err != nil {
 		o.failed()
+		o.deliv.set(len(t.Routes), []string{err.Error()})
 		return false, err
 	}
+	o.deliv.set(len(t.Routes), nil)
 	return o.pub.Writes() != before, nil
 }
 
@@ -161,9 +193,16 @@ func (o *caddyOutput) watch(ctx context.Context, _ func()) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			if err := o.pub.Check(ctx); err != nil && ctx.Err() == nil {
+			err := o.pub.Check(ctx)
+			switch {
+			case ctx.Err() != nil:
+			case err != nil:
 				o.log.Warn("caddy check failed; will retry", "admin", o.admin, "err", err)
 				o.failed()
+				o.deliv.published()
+				o.deliv.set(-1, []string{err.Error()})
+			default:
+				o.deliv.set(-1, nil)
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +22,8 @@ import (
 	"github.com/dockroute/dockroute/provider/route"
 	"github.com/dockroute/dockroute/provider/static"
 	"github.com/dockroute/dockroute/provider/watchfile"
+	"github.com/dockroute/dockroute/render/caddy"
+	"github.com/dockroute/dockroute/render/traefik"
 )
 
 // daemon is `dockroute run`: providers (Docker, the routes file) → route
@@ -65,7 +68,7 @@ func run(ctx context.Context, cfg config, args []string) error {
 		watcher: docker.New(cli, cfg.dockerOptions(), cfg.Resync, log),
 		kick:    make(chan struct{}, 1),
 	}
-	d.metrics = newMetrics(d.watcher)
+	d.metrics = newMetrics(d.watcher, out.delivery())
 	if co, ok := out.(*caddyOutput); ok {
 		co.onError = d.metrics.caddyErrors.Inc
 	}
@@ -264,6 +267,11 @@ func (d *daemon) health() string {
 	if err := d.publishErr.Load(); err != nil {
 		return fmt.Sprintf("unhealthy: publishing fails, retrying with backoff (the last published routes stay in place): %v", *err)
 	}
+	if dl := d.out.delivery(); dl != nil {
+		if _, _, why := dl.state(); why != "" {
+			return "unhealthy: " + why
+		}
+	}
 	return ""
 }
 
@@ -332,10 +340,50 @@ func explain(ctx context.Context, cfg config, stdout io.Writer) error {
 		}
 		_, overridden = static.Merge(src.Backends(), all)
 	}
+	annotate := deliveryNotes(ctx, cfg)
 	for _, v := range verdicts {
-		fmt.Fprint(stdout, formatVerdict(v, overridden))
+		fmt.Fprint(stdout, formatVerdict(v, overridden, annotate))
 	}
 	return nil
+}
+
+// deliveryNotes returns, for explain, what the proxy says of each route:
+// delivered or not, in the same words for both outputs. Without a way to
+// ask (Traefik without --traefik-api) it says nothing.
+func deliveryNotes(ctx context.Context, cfg config) func(route.Backend) string {
+	none := func(route.Backend) string { return "" }
+	switch {
+	case cfg.Output == "traefik" && cfg.TraefikAPI != "":
+		api, err := traefik.NewAPI(cfg.TraefikAPI)
+		if err != nil {
+			return none
+		}
+		running, err := api.Routers(ctx)
+		if err != nil {
+			return func(route.Backend) string { return " (delivery unknown: " + err.Error() + ")" }
+		}
+		return func(b route.Backend) string { return explainTraefik(running, b) }
+	case cfg.Output == "caddy":
+		admin, err := caddy.NewAdmin(cfg.CaddyAdmin)
+		if err != nil {
+			return none
+		}
+		raw, _, err := admin.Get(ctx, "/id/"+cfg.CaddyServer)
+		var s caddy.Server
+		if err == nil {
+			err = json.Unmarshal(raw, &s)
+		}
+		if err != nil {
+			return func(route.Backend) string { return " (NOT delivered: " + err.Error() + ")" }
+		}
+		return func(b route.Backend) string {
+			if s.Serves(b.Host, b.Path) {
+				return " (delivered: Caddy's server " + cfg.CaddyServer + " runs this route)"
+			}
+			return " (NOT delivered: Caddy's server " + cfg.CaddyServer + " does not run this route)"
+		}
+	}
+	return none
 }
 
 // loadRoutesFile reads --routes-file once, for the one-shot commands; nil
@@ -348,7 +396,7 @@ func loadRoutesFile(cfg config, log *slog.Logger) (*static.Source, error) {
 	return src, src.Load()
 }
 
-func formatVerdict(v docker.Verdict, overridden []route.Backend) string {
+func formatVerdict(v docker.Verdict, overridden []route.Backend, annotate func(route.Backend) string) string {
 	var b strings.Builder
 	name := v.Name
 	if v.ID != "" {
@@ -367,7 +415,7 @@ func formatVerdict(v docker.Verdict, overridden []route.Backend) string {
 					note += " (NOT used: the routes file has a static route for " + be.Host + be.Path + ", and static routes win)"
 				}
 			}
-			fmt.Fprintf(&b, "  %s%s -> http://%s%s\n", be.Host, be.Path, be.Server, note)
+			fmt.Fprintf(&b, "  %s%s -> http://%s%s%s\n", be.Host, be.Path, be.Server, note, annotate(be))
 		}
 	case v.Code == "inspect_failed":
 		fmt.Fprintf(&b, "%s: UNKNOWN: %s\n", name, v.Reason)

@@ -9,11 +9,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/dockroute/dockroute/provider/docker/dockertest"
+	"github.com/dockroute/dockroute/render/caddy/caddytest"
+	"github.com/dockroute/dockroute/render/traefik"
 	"github.com/dockroute/dockroute/render/traefik/traefiktest"
 )
 
@@ -163,4 +167,50 @@ func TestTraefikTLS(t *testing.T) {
 		s, _, loc, err := through("http://"+tr.Web, host, "/x?y=1")
 		return err == nil && (s == 301 || s == 308) && loc == "https://"+host+"/x?y=1", fmt.Sprintf("plain HTTP answered %d Location %q %v", s, loc, err)
 	})
+}
+
+// TestDelivery: with --traefik-api, dockroute confirms through Traefik's API
+// that Traefik runs every router it wrote, and says so in /metrics and
+// explain; a dockroute writing where Traefik does not look (the silent
+// failure of a bind-mounted file Traefik never sees change) turns /healthz
+// 503 "not delivered" once Traefik had its grace. The Caddy output says
+// the same words from Caddy's admin API.
+func TestDelivery(t *testing.T) {
+	dockertest.Require(t)
+	tr := traefiktest.Start(t, t.TempDir()+"/dynamic")
+	addr := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(t))
+	d := startDaemonDir(t, tr.Dir, nil, "--traefik-api", tr.API, "--metrics-addr", addr)
+	host, id := d.routedHello(t, "delivered")
+	eventually(t, 10*time.Second, func() (bool, string) {
+		v := value(scrape(t, addr), "dockroute_delivered", "")
+		return v == 1, fmt.Sprintf("dockroute_delivered = %v", v)
+	})
+	out, err := exec.Command(binary, "explain", "--traefik-api", tr.API, id).CombinedOutput()
+	if want := "(delivered: Traefik runs " + traefik.Name(host, "") + "@file)"; err != nil || !strings.Contains(string(out), want) {
+		t.Fatalf("explain: %v\n%s\nwant %q", err, out, want)
+	}
+
+	// Written where Traefik does not look: the container's router is
+	// there (the first dockroute wrote it), the static route's is not.
+	routes := filepath.Join(t.TempDir(), "routes.yaml")
+	lost := dockertest.Unique("lost") + ".test"
+	writeFile(t, routes, "routes:\n  "+lost+": http://127.0.0.1:9\n")
+	addr2 := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(t))
+	d2 := startDaemon(t, nil, "--traefik-api", tr.API, "--metrics-addr", addr2, "--routes-file", routes)
+	d2.waitPublished(t)
+	waitHealthzWithin(t, 15*time.Second, addr2, 503, "not delivered: the proxy does not run 1 of the 2 routes dockroute published ("+traefik.Name(lost, "")+"@file: not loaded)")
+	if v := value(scrape(t, addr2), "dockroute_undelivered_routes", ""); v != 1 {
+		t.Fatalf("dockroute_undelivered_routes = %v, want 1", v)
+	}
+	d2.waitLog(t, "not delivered")
+
+	// The Caddy output, in the same words.
+	c := caddytest.Start(t, caddytest.Binaries(t)[0], nil)
+	listen := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(t))
+	startCaddyDaemon(t, c, listen)
+	waitAnswer(t, listen, host, 200, id[:12])
+	out, err = exec.Command(binary, "explain", "--output", "caddy", "--caddy-admin", c.Admin, id).CombinedOutput()
+	if want := "(delivered: Caddy's server dockroute runs this route)"; err != nil || !strings.Contains(string(out), want) {
+		t.Fatalf("explain for caddy: %v\n%s\nwant %q", err, out, want)
+	}
 }

@@ -204,6 +204,18 @@ func proxyRoute(r route.Route) Route {
 	}
 }
 
+// Serves tells whether s has the route Render writes for host and path (in
+// any form): how explain tells whether Caddy runs a route.
+func (s Server) Serves(host, path string) bool {
+	want := proxyRoute(route.Route{Host: host, Path: path}).key()
+	for _, r := range s.Routes {
+		if r.key() == want {
+			return true
+		}
+	}
+	return false
+}
+
 // JSON encodes s. The output is deterministic: struct fields encode in a
 // fixed order and s holds no maps.
 func (s Server) JSON() []byte {

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -104,6 +105,34 @@ type server struct {
 // give equal bytes (yaml.v3 writes map keys sorted), so an unchanged table
 // never causes a rewrite. Hosts and paths in t must be canonical.
 func Render(t route.Table, opt Options) []byte {
+	var buf bytes.Buffer
+	buf.WriteString(header)
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(build(t, opt)); err != nil {
+		// Only plain strings, ints and maps of them are encoded: a failure
+		// here is a bug in this package, not bad input.
+		panic(fmt.Sprintf("traefik: encoding config: %v", err))
+	}
+	return buf.Bytes()
+}
+
+// Routers lists the names of the routers Render writes for t, sorted, as
+// Traefik's API names them ("NAME@file").
+func Routers(t route.Table, opt Options) []string {
+	cfg := build(t, opt)
+	if cfg.HTTP == nil {
+		return nil
+	}
+	names := make([]string, 0, len(cfg.HTTP.Routers))
+	for n := range cfg.HTTP.Routers {
+		names = append(names, n+"@file")
+	}
+	slices.Sort(names)
+	return names
+}
+
+func build(t route.Table, opt Options) config {
 	var cfg config
 	if len(t.Routes) > 0 {
 		h := &httpConfig{
@@ -119,16 +148,7 @@ func Render(t route.Table, opt Options) []byte {
 		}
 		cfg.HTTP = h
 	}
-	var buf bytes.Buffer
-	buf.WriteString(header)
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	if err := enc.Encode(cfg); err != nil {
-		// Only plain strings, ints and maps of them are encoded: a failure
-		// here is a bug in this package, not bad input.
-		panic(fmt.Sprintf("traefik: encoding config: %v", err))
-	}
-	return buf.Bytes()
+	return cfg
 }
 
 func addRoute(h *httpConfig, r route.Route, opt Options) {
