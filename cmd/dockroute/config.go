@@ -24,6 +24,9 @@ import (
 // errUsage marks a command line the user must fix; it has already been said.
 var errUsage = errors.New("usage")
 
+// errHelp marks a request for help, which has been printed.
+var errHelp = errors.New("help")
+
 // envPrefix turns a flag name into its environment variable:
 // --traefik-dir is DOCKROUTE_TRAEFIK_DIR.
 const envPrefix = "DOCKROUTE_"
@@ -106,13 +109,13 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.CaddyListen, "caddy-listen", ":80", "listen addresses of dockroute's Caddy server, comma-separated")
 	fs.BoolVar(&c.CaddyTLS, "caddy-tls", false, "keep Caddy's automatic HTTPS on for routed hosts (use with --caddy-listen :443)")
 	fs.BoolVar(&c.CaddyNoRedirect, "caddy-no-redirect", false, "with --caddy-tls, do not redirect HTTP to HTTPS")
-	fs.DurationVar(&c.CaddyCheck, "caddy-check", 5*time.Second, "how often to check that Caddy still has dockroute's server, restoring it if lost")
+	durationVar(fs, &c.CaddyCheck, "caddy-check", 5*time.Second, "how often to check that Caddy still has dockroute's server, restoring it if lost")
 	fs.StringVar(&c.Filter, "filter", "", "consider only containers matching these Docker filters, comma-separated: label=KEY, label=KEY=VALUE, network=NAME (as docker ps --filter)")
 	fs.StringVar(&c.Network, "network", "", "Docker network whose container addresses are routed; needed when containers are on several networks")
 	fs.StringVar(&c.Health, "health", "require", "require: route containers with a healthcheck only while healthy; ignore: route them whatever it says")
-	fs.DurationVar(&c.Resync, "resync", 30*time.Second, "interval of the full resync that repairs anything a lost event missed")
-	fs.DurationVar(&c.Coalesce.Quiet, "coalesce-quiet", 100*time.Millisecond, "publish once events have paused this long")
-	fs.DurationVar(&c.Coalesce.MaxDelay, "coalesce-max", 500*time.Millisecond, "publish at most this long after the first event of a burst")
+	durationVar(fs, &c.Resync, "resync", 30*time.Second, "interval of the full resync that repairs anything a lost event missed")
+	durationVar(fs, &c.Coalesce.Quiet, "coalesce-quiet", 100*time.Millisecond, "publish once events have paused this long")
+	durationVar(fs, &c.Coalesce.MaxDelay, "coalesce-max", 500*time.Millisecond, "publish at most this long after the first event of a burst")
 	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	// A failed publish (a full disk, Caddy restarting) is retried with backoff,
@@ -126,9 +129,13 @@ func (c *config) flags(fs *flag.FlagSet) {
 func parseConfig(cmd string, args []string, stderr io.Writer) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("dockroute "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard) // errors are said in one line below, help on -h
 	c.flags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		printUsage(stderr, cmd, fs)
+		return c, errHelp
+	} else if err != nil {
+		fmt.Fprintln(stderr, flagError(cmd, fs, err))
 		return c, errUsage
 	}
 	given := map[string]bool{}
@@ -195,8 +202,14 @@ func applyYAML(fs *flag.FlagSet, path string, data []byte, given map[string]bool
 		return fmt.Errorf("config file %s, line %d: want a mapping of settings", path, top.Line)
 	}
 	var errs []error
+	seen := map[string]int{}
 	for i := 0; i < len(top.Content); i += 2 {
 		k, v := top.Content[i], top.Content[i+1]
+		if first, dup := seen[k.Value]; dup {
+			errs = append(errs, fmt.Errorf("config file %s, line %d: %q is set twice (first on line %d); one value per setting", path, k.Line, k.Value, first))
+			continue
+		}
+		seen[k.Value] = k.Line
 		f := fs.Lookup(k.Value)
 		if f == nil || k.Value == "config" {
 			errs = append(errs, fmt.Errorf("config file %s, line %d: unknown key %q", path, k.Line, k.Value))

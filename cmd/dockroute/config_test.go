@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"io"
 	"os"
@@ -64,7 +65,7 @@ func TestConfigRejects(t *testing.T) {
 		{args: []string{"--traefik-entrypoints", "web,a b"}, want: "not allowed"},
 		{args: []string{"stray"}, want: "unexpected arguments"},
 		{env: "soon", want: "DOCKROUTE_RESYNC"},
-		{args: []string{"--no-such-flag"}, want: "not defined"},
+		{args: []string{"--no-such-flag"}, want: "dockroute run: unknown flag --no-such-flag; see dockroute run -h"},
 		{file: "network: x\n\nbogus: 1\n", want: `line 3: unknown key "bogus"`},
 		{file: "resync: 1m\nresync-ish: 2\n", want: `line 2: unknown key "resync-ish"`},
 		{file: "resync: soon\n", want: "line 1: resync"},
@@ -72,6 +73,10 @@ func TestConfigRejects(t *testing.T) {
 		{file: "network: [\n", want: "config file"},
 		{file: "- a\n", want: "want a mapping"},
 		{file: "config: other.yaml\n", want: `unknown key "config"`},
+		{file: "network: a\nhealth: ignore\nnetwork: b\n", want: `line 3: "network" is set twice (first on line 1)`},
+		{args: []string{"--resync", "soon"}, want: "not a duration: write it as a number with a unit, like 30s"},
+		{args: []string{"--resyncc", "1s"}, want: "unknown flag --resyncc (did you mean --resync?)"},
+		{file: "resync: soon\n", want: "line 1: resync: not a duration"},
 	} {
 		t.Run(strings.Join(tc.args, " ")+tc.env+tc.file, func(t *testing.T) {
 			if tc.env != "" {
@@ -122,4 +127,30 @@ func FuzzConfigFile(f *testing.F) {
 			t.Fatalf("error does not name the file: %v", err)
 		}
 	})
+}
+
+// TestCLIHelpAndErrors: help exits 0 and a command's help lists only its
+// flags; a mistake is one line with the fix, not the whole flag list.
+func TestCLIHelpAndErrors(t *testing.T) {
+	run := func(args ...string) (int, string, string) {
+		var out, errOut strings.Builder
+		code := realMain(context.Background(), args, &out, &errOut)
+		return code, out.String(), errOut.String()
+	}
+	for _, h := range [][]string{{"--help"}, {"-h"}, {"help"}} {
+		if code, out, _ := run(h...); code != 0 || !strings.Contains(out, "dockroute explain") {
+			t.Errorf("%v: exit %d, output %q", h, code, out)
+		}
+	}
+	code, _, help := run("explain", "-h")
+	if code != 0 || !strings.Contains(help, "--traefik-api") || strings.Contains(help, "--resync") || strings.Contains(help, "--coalesce") {
+		t.Errorf("explain -h: exit %d, lists:\n%s", code, help)
+	}
+	if _, _, help := run("run", "-h"); !strings.Contains(help, "--resync duration") {
+		t.Errorf("run -h does not list --resync with its type:\n%s", help)
+	}
+	code, _, msg := run("run", "--helth", "ignore")
+	if code != 2 || strings.Count(msg, "\n") != 1 || !strings.Contains(msg, "did you mean --health?") {
+		t.Errorf("a misspelt flag: exit %d, %q", code, msg)
+	}
 }

@@ -26,7 +26,7 @@ Every flag can also be set as DOCKROUTE_<FLAG> in the environment (e.g.
 (traefik-dir: ...): the command line wins over the environment, which wins
 over the file. SIGHUP forces a full resync.
 The Docker engine is found through DOCKER_HOST and friends, as the docker CLI
-finds it. Run "dockroute run -h" for the flags.
+finds it. Run "dockroute COMMAND -h" for a command's flags.
 `
 
 func main() {
@@ -39,7 +39,10 @@ func main() {
 // success (including a clean stop by signal), 1 on failure, 2 on misuse.
 func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmd := "run"
-	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+	switch {
+	case len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help"):
+		cmd = "help"
+	case len(args) > 0 && args[0] != "" && args[0][0] != '-':
 		cmd, args = args[0], args[1:]
 	}
 	var err error
@@ -52,14 +55,14 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		err = withConfig(cmd, args, stderr, func(cfg config) error { return explain(ctx, cfg, stdout) })
 	case "version":
 		fmt.Fprintln(stdout, "dockroute", version())
-	case "help", "-h", "--help":
+	case "help":
 		fmt.Fprint(stdout, usage)
 	default:
 		fmt.Fprintf(stderr, "dockroute: unknown command %q\n\n%s", cmd, usage)
 		return 2
 	}
 	switch {
-	case err == nil, errors.Is(err, context.Canceled):
+	case err == nil, errors.Is(err, context.Canceled), errors.Is(err, errHelp):
 		return 0
 	case errors.Is(err, errUsage):
 		return 2
