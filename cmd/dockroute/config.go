@@ -367,7 +367,7 @@ func changedKeys(a, b config) []string {
 }
 
 func (c config) logger(w io.Writer, level slog.Leveler) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: readableAttr}
 	if c.LogFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
@@ -381,4 +381,30 @@ func withConfig(cmd string, args []string, stderr io.Writer, fn func(config) err
 		return err
 	}
 	return fn(c)
+}
+
+// maxLogValue bounds a value in a log line: labels and env values are a
+// tenant's to choose, and a 1 MB label made 1 MB log lines.
+const maxLogValue = 512
+
+// readableAttr writes durations with their unit (JSON would write
+// nanoseconds) and cuts long values, saying how long they were.
+func readableAttr(_ []string, a slog.Attr) slog.Attr {
+	v := a.Value
+	switch v.Kind() {
+	case slog.KindDuration:
+		return slog.String(a.Key, v.Duration().String())
+	case slog.KindAny:
+		if err, ok := v.Any().(error); ok {
+			v = slog.StringValue(err.Error())
+		}
+	}
+	if v.Kind() == slog.KindString && len(v.String()) > maxLogValue {
+		s := v.String()
+		return slog.String(a.Key, fmt.Sprintf("%s… (%d bytes)", strings.ToValidUTF8(s[:maxLogValue], ""), len(s)))
+	}
+	if v.Kind() != a.Value.Kind() {
+		return slog.Attr{Key: a.Key, Value: v}
+	}
+	return a
 }

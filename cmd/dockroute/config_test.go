@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -152,5 +153,21 @@ func TestCLIHelpAndErrors(t *testing.T) {
 	code, _, msg := run("run", "--helth", "ignore")
 	if code != 2 || strings.Count(msg, "\n") != 1 || !strings.Contains(msg, "did you mean --health?") {
 		t.Errorf("a misspelt flag: exit %d, %q", code, msg)
+	}
+}
+
+// TestJSONLogs: durations carry their unit, routes are objects, and a huge
+// value (a tenant's 1 MB label) is cut, saying its length.
+func TestJSONLogs(t *testing.T) {
+	var out strings.Builder
+	c, _ := parseConfig("run", []string{"--log-format", "json"}, io.Discard)
+	log := c.logger(&out, slog.LevelInfo)
+	log.Info("published", "took", 1500*time.Microsecond, "reason", strings.Repeat("x", 1<<20))
+	line := out.String()
+	if !strings.Contains(line, `"took":"1.5ms"`) {
+		t.Errorf("duration without unit: %s", line[:min(len(line), 200)])
+	}
+	if len(line) > 2000 || !strings.Contains(line, "(1048576 bytes)") {
+		t.Errorf("a 1 MB value made a %d-byte line", len(line))
 	}
 }

@@ -382,7 +382,7 @@ func (w *Watcher) setVerdictLocked(id string, v Verdict, present bool) bool {
 	w.verdicts[id] = v
 	switch {
 	case v.Routed():
-		w.log.Info("routed", "container", v.Name, "id", short(id), "routes", describe(v.Backends))
+		w.log.Info("routed", "container", v.Name, "id", short(id), "routes", logRoutes(v.Backends))
 	case v.Code == "inspect_failed":
 		w.log.Warn("not synced", "container", v.Name, "id", short(id), "reason", v.Reason)
 	case v.OptedIn && v.Lifecycle:
@@ -477,15 +477,6 @@ func Explain(ctx context.Context, e Engine, opt Options, names []string) ([]Verd
 		}
 	}
 	return sortVerdicts(out), nil
-}
-
-// describe lists backends as "host/path -> addr" for logs.
-func describe(bs []route.Backend) []string {
-	out := make([]string, len(bs))
-	for i, b := range bs {
-		out[i] = b.Host + b.Path + " -> " + b.Server
-	}
-	return out
 }
 
 func sortVerdicts(vs []Verdict) []Verdict {
