@@ -52,7 +52,7 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	case "render":
 		err = withConfig(cmd, args, stderr, func(cfg config) error { return render(ctx, cfg, stdout) })
 	case "explain":
-		err = withConfig(cmd, args, stderr, func(cfg config) error { return explain(ctx, cfg, stdout) })
+		err = withConfig(cmd, args, stderr, func(cfg config) error { return explain(ctx, cfg, stdout, stderr) })
 	case "version":
 		fmt.Fprintln(stdout, "dockroute", version())
 	case "help":
@@ -66,6 +66,8 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 0
 	case errors.Is(err, errUsage):
 		return 2
+	case errors.Is(err, errUnknownContainer):
+		return 1 // the output says which
 	}
 	fmt.Fprintln(stderr, "dockroute:", err)
 	return 1

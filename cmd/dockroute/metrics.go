@@ -123,11 +123,13 @@ func (c containerCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// handler serves /metrics and /healthz. Healthy means a complete publish
+// handler serves /metrics, /healthz and /explain (explain's answer, as
+// the daemon sees it). Healthy means a complete publish
 // has happened, Docker is connected and the last publish succeeded;
 // otherwise 503 says which is not (health returns the reason).
-func (m *metrics) handler(w *docker.Watcher, health func() string) http.Handler {
+func (m *metrics) handler(health func() string, explain http.HandlerFunc) http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("/explain", explain)
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) {
 		if why := health(); why != "" {

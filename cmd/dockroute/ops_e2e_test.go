@@ -388,3 +388,42 @@ func TestComposeFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestExplainAsksTheDaemon: with --metrics-addr, explain gives the running
+// daemon's answer, with the daemon's settings (here --health ignore, which
+// routes a container whose healthcheck is still starting), and says so;
+// without, it computes locally, with its own settings, and says so. A name
+// that is no container makes it exit 1 either way.
+func TestExplainAsksTheDaemon(t *testing.T) {
+	dockertest.Require(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(t))
+	d := startDaemon(t, nil, "--metrics-addr", addr, "--health", "ignore")
+	host := dockertest.Unique("askd") + ".test"
+	id := dockertest.Run(t, "-e", "VIRTUALHOST="+host, "-e", "PORT=8080", "-e", "HEALTHY_AFTER=1h", dockertest.HelloHealthImage)
+	d.waitServers(t, host, url(t, id, 8080))
+
+	explainWith := func(args ...string) (int, string, string) {
+		cmd := exec.Command(binary, append([]string{"explain"}, args...)...)
+		var out, errOut strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		return code, out.String(), errOut.String()
+	}
+	code, out, note := explainWith("--metrics-addr", addr, id)
+	if code != 0 || !strings.Contains(lineFor(out, id[:12]), ": routed") || !strings.Contains(note, "answered by the running dockroute at "+addr) {
+		t.Fatalf("explain via the daemon: exit %d\n%s%s", code, out, note)
+	}
+	code, out, note = explainWith(id)
+	if code != 0 || !strings.Contains(out, "healthcheck is still starting") || !strings.Contains(note, "computed here") {
+		t.Fatalf("explain computed locally: exit %d\n%s%s", code, out, note)
+	}
+	for _, args := range [][]string{{"--metrics-addr", addr, "no-such-container-x"}, {"no-such-container-x"}} {
+		if code, out, _ := explainWith(args...); code != 1 || !strings.Contains(out, "no such container") {
+			t.Errorf("explain %v: exit %d, %q; want exit 1 saying no such container", args, code, out)
+		}
+	}
+}

@@ -34,6 +34,7 @@ type daemon struct {
 	log     *slog.Logger
 	level   *slog.LevelVar
 	watcher *docker.Watcher
+	engine  docker.Engine  // what the watcher follows, for explain
 	static  *static.Source // nil without --routes-file
 	out     output
 	metrics *metrics
@@ -66,6 +67,7 @@ func run(ctx context.Context, cfg config, args []string) error {
 	d := &daemon{
 		args: args, log: log, level: level, cfg: cfg, out: out,
 		watcher: docker.New(cli, cfg.dockerOptions(), cfg.Resync, log),
+		engine:  cli,
 		kick:    make(chan struct{}, 1),
 	}
 	d.metrics = newMetrics(d.watcher, out.delivery())
@@ -280,7 +282,7 @@ func (d *daemon) serveMetrics(addr string) (*http.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	srv := &http.Server{Handler: d.metrics.handler(d.watcher, d.health), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: d.metrics.handler(d.health, d.serveExplain), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.log.Error("metrics server", "err", err)
@@ -313,38 +315,6 @@ func render(ctx context.Context, cfg config, stdout io.Writer) error {
 	t, _, _ := d.table()
 	_, err = stdout.Write(out.render(t))
 	return err
-}
-
-// explain prints, for each container, whether it is routed and if not why,
-// including routes a static route overrides.
-func explain(ctx context.Context, cfg config, stdout io.Writer) error {
-	log := cfg.logger(os.Stderr, max(cfg.LogLevel, slog.LevelError))
-	cli, err := docker.NewClient()
-	if err != nil {
-		return fmt.Errorf("docker client: %w", err)
-	}
-	defer cli.Close()
-	verdicts, err := docker.Explain(ctx, cli, cfg.dockerOptions(), cfg.Args)
-	if err != nil {
-		return err
-	}
-	src, err := loadRoutesFile(cfg, log)
-	if err != nil {
-		return err
-	}
-	var overridden []route.Backend
-	if src != nil {
-		var all []route.Backend
-		for _, v := range verdicts {
-			all = append(all, v.Backends...)
-		}
-		_, overridden = static.Merge(src.Backends(), all)
-	}
-	annotate := deliveryNotes(ctx, cfg)
-	for _, v := range verdicts {
-		fmt.Fprint(stdout, formatVerdict(v, overridden, annotate))
-	}
-	return nil
 }
 
 // deliveryNotes returns, for explain, what the proxy says of each route:
