@@ -406,3 +406,28 @@ func TestFirstClaimantDecidesEdge(t *testing.T) {
 		t.Fatalf("the daemon's log does not name the claimant:\n%s", d.log)
 	}
 }
+
+// TestMigrants: an nginx-proxy container (VIRTUAL_HOST, no port, one
+// exposed port) is routed at that port, and explain says which rule chose
+// it; settings of other tools are named once in the log and in explain,
+// with what to use instead.
+func TestMigrants(t *testing.T) {
+	dockertest.Require(t)
+	d := startDaemon(t, nil)
+	host := dockertest.Unique("nginxproxy") + ".test"
+	id := dockertest.Run(t, "-e", "VIRTUAL_HOST="+host, "-e", "LETSENCRYPT_HOST="+host, "--label", "traefik.enable=true", dockertest.HelloImage)
+	d.waitServers(t, host, url(t, id, 8080))
+	out := explainOut(t, id)
+	for _, want := range []string{"chosen: " + host + ": port 8080, the only port the container exposes", "LETSENCRYPT_HOST: the proxy gets certificates", "traefik.* labels"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("explain lacks %q:\n%s", want, out)
+		}
+	}
+	dockertest.Docker(t, "pause", id)
+	d.waitServers(t, host)
+	dockertest.Docker(t, "unpause", id)
+	d.waitServers(t, host, url(t, id, 8080))
+	if n := strings.Count(d.log.String(), "settings dockroute does not act on"); n != 1 {
+		t.Errorf("the foreign settings were logged %d times, want once:\n%s", n, d.log)
+	}
+}

@@ -399,6 +399,9 @@ func formatVerdict(v docker.Verdict, overridden []route.Backend, annotate func(r
 	for _, c := range v.Conflicts {
 		fmt.Fprintf(&b, "  NOT routed: %s%s: %s\n", c.Backend.Host, c.Backend.Path, c.Reason)
 	}
+	for _, n := range v.Info {
+		fmt.Fprintf(&b, "  chosen: %s\n", n)
+	}
 	for _, n := range v.Notes {
 		fmt.Fprintf(&b, "  note: %s\n", n)
 	}

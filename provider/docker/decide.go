@@ -48,6 +48,10 @@ type Verdict struct {
 	// paused, starting up): routine, not a mistake to fix.
 	Lifecycle bool
 	Notes     []string
+	// Info says how a choice was made that the container did not spell
+	// out (which port was routed and why); explain shows it, logs do not
+	// warn about it.
+	Info []string
 }
 
 // Routed tells whether the verdict produces routes.
@@ -55,7 +59,7 @@ func (v Verdict) Routed() bool { return len(v.Backends) > 0 }
 
 func (v Verdict) equal(o Verdict) bool {
 	return v.ID == o.ID && v.Name == o.Name && v.Created.Equal(o.Created) && v.OptedIn == o.OptedIn && v.Reason == o.Reason && v.Code == o.Code &&
-		v.Lifecycle == o.Lifecycle && slices.Equal(v.Notes, o.Notes) && slices.Equal(v.Backends, o.Backends)
+		v.Lifecycle == o.Lifecycle && slices.Equal(v.Notes, o.Notes) && slices.Equal(v.Info, o.Info) && slices.Equal(v.Backends, o.Backends)
 }
 
 // Decide is the whole routing contract for one container, as a pure
@@ -83,15 +87,17 @@ func Decide(c Container, opt Options) Verdict {
 	if spec.Network != "" {
 		opt.Network = spec.Network
 	}
+	targets, info := choosePorts(spec.Targets, c.Exposed)
+	v.Info = info
 	addr, code, reason := address(c, opt.Network)
 	if reason == "" {
-		code, reason = portsReason(spec.Targets, c.Exposed)
+		code, reason = portsReason(targets, c.Exposed)
 	}
 	if reason != "" {
 		v.Code, v.Reason = code, reason
 		return v
 	}
-	for _, t := range spec.Targets {
+	for _, t := range targets {
 		v.Backends = append(v.Backends, route.Backend{
 			Name: c.Name, Host: t.Host, Path: t.Path, Strip: t.Strip, Edge: spec.Edge,
 			Server: netip.AddrPortFrom(addr, t.Port).String(),
@@ -143,6 +149,34 @@ func address(c Container, network string) (addr netip.Addr, code, reason string)
 		return addr, "no_address", fmt.Sprintf("container has no IP address on network %q", name)
 	}
 	return addr, "", ""
+}
+
+// choosePorts gives every target that asked for no port nginx-proxy's
+// port: the container's only exposed TCP port, or else 80 (the seed's
+// default). info says which rule chose.
+func choosePorts(targets []Target, exposed []string) ([]Target, []string) {
+	var tcp []uint16
+	for _, e := range exposed {
+		if p, ok := strings.CutSuffix(e, "/tcp"); ok {
+			if n, err := strconv.ParseUint(p, 10, 16); err == nil {
+				tcp = append(tcp, uint16(n))
+			}
+		}
+	}
+	out := slices.Clone(targets)
+	var info []string
+	for i, t := range out {
+		if !t.Unset {
+			continue
+		}
+		if len(tcp) == 1 {
+			out[i].Port = tcp[0]
+			info = append(info, fmt.Sprintf("%s%s: port %d, the only port the container exposes (no PORT, VIRTUAL_PORT or dockroute.port set)", t.Host, t.Path, tcp[0]))
+		} else {
+			info = append(info, fmt.Sprintf("%s%s: port %d, the default: the container exposes %d ports, so none is chosen for it (set PORT, VIRTUAL_PORT or dockroute.port)", t.Host, t.Path, t.Port, len(tcp)))
+		}
+	}
+	return out, slices.Compact(info)
 }
 
 // portsReason checks that every target's port is exposed.

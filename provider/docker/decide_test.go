@@ -21,14 +21,15 @@ func TestParseSpec(t *testing.T) {
 		notes   []string
 	}{
 		{name: "not opted in", env: []string{"PATH=/bin", "PORT=8080"}},
-		{name: "defaults to port 80", env: []string{"VIRTUALHOST=a.local"}, optedIn: true, targets: []tg{{Host: "a.local", Port: 80}}},
+		{name: "defaults to port 80", env: []string{"VIRTUALHOST=a.local"}, optedIn: true, targets: []tg{{Host: "a.local", Port: 80, Unset: true}}},
+		{name: "explicit port 80 is not unset", env: []string{"VIRTUALHOST=a.local:80, b.local"}, optedIn: true, targets: []tg{{Host: "a.local", Port: 80}, {Host: "b.local", Port: 80, Unset: true}}},
 		{name: "port", env: []string{"VIRTUALHOST=a.local", "PORT=8080"}, optedIn: true, targets: []tg{{Host: "a.local", Port: 8080}}},
 		{name: "nginx-proxy names", env: []string{"VIRTUAL_HOST=a.local", "VIRTUAL_PORT=3000"}, optedIn: true, targets: []tg{{Host: "a.local", Port: 3000}}},
-		{name: "list with spaces, case, duplicates, empties", env: []string{"VIRTUALHOST= B.local ,a.local,, a.local "}, optedIn: true, targets: []tg{{Host: "a.local", Port: 80}, {Host: "b.local", Port: 80}}},
-		{name: "wildcard", env: []string{"VIRTUALHOST=*.example.com"}, optedIn: true, targets: []tg{{Host: "*.example.com", Port: 80}}},
-		{name: "both env names differ: primary wins, noted", env: []string{"VIRTUALHOST=a.local", "VIRTUAL_HOST=b.local"}, optedIn: true, targets: []tg{{Host: "a.local", Port: 80}},
+		{name: "list with spaces, case, duplicates, empties", env: []string{"VIRTUALHOST= B.local ,a.local,, a.local "}, optedIn: true, targets: []tg{{Host: "a.local", Port: 80, Unset: true}, {Host: "b.local", Port: 80, Unset: true}}},
+		{name: "wildcard", env: []string{"VIRTUALHOST=*.example.com"}, optedIn: true, targets: []tg{{Host: "*.example.com", Port: 80, Unset: true}}},
+		{name: "both env names differ: primary wins, noted", env: []string{"VIRTUALHOST=a.local", "VIRTUAL_HOST=b.local"}, optedIn: true, targets: []tg{{Host: "a.local", Port: 80, Unset: true}},
 			notes: []string{`VIRTUALHOST="a.local" overrides VIRTUAL_HOST="b.local"`}},
-		{name: "last value wins", env: []string{"VIRTUALHOST=a.local", "VIRTUALHOST=c.local"}, optedIn: true, targets: []tg{{Host: "c.local", Port: 80}}},
+		{name: "last value wins", env: []string{"VIRTUALHOST=a.local", "VIRTUALHOST=c.local"}, optedIn: true, targets: []tg{{Host: "c.local", Port: 80, Unset: true}}},
 		{name: "labels alone", labels: map[string]string{"dockroute.host": "a.local", "dockroute.port": "9000"}, optedIn: true, targets: []tg{{Host: "a.local", Port: 9000}}},
 		{name: "labels beat env, noted", env: []string{"VIRTUALHOST=env.local", "PORT=80"}, labels: map[string]string{"dockroute.host": "label.local", "dockroute.port": "9000"}, optedIn: true,
 			targets: []tg{{Host: "label.local", Port: 9000}},
@@ -36,9 +37,9 @@ func TestParseSpec(t *testing.T) {
 		{name: "several ports", env: []string{"VIRTUALHOST=web.local, api.local:8080, web.local/admin:9000", "PORT=3000"}, optedIn: true,
 			targets: []tg{{Host: "api.local", Port: 8080}, {Host: "web.local", Port: 3000}, {Host: "web.local", Path: "/admin", Port: 9000}}},
 		{name: "default path and strip", env: []string{"VIRTUALHOST=a.local, b.local/other", "VIRTUAL_PATH=/api/", "VIRTUAL_PATH_STRIP=true"}, optedIn: true,
-			targets: []tg{{Host: "a.local", Path: "/api", Port: 80, Strip: true}, {Host: "b.local", Path: "/other", Port: 80, Strip: true}}},
+			targets: []tg{{Host: "a.local", Path: "/api", Port: 80, Strip: true, Unset: true}, {Host: "b.local", Path: "/other", Port: 80, Strip: true, Unset: true}}},
 		{name: "path labels", labels: map[string]string{"dockroute.host": "a.local", "dockroute.path": "/api", "dockroute.strip": "1"}, optedIn: true,
-			targets: []tg{{Host: "a.local", Path: "/api", Port: 80, Strip: true}}},
+			targets: []tg{{Host: "a.local", Path: "/api", Port: 80, Strip: true, Unset: true}}},
 		{name: "disabled by label", env: []string{"VIRTUALHOST=a.local"}, labels: map[string]string{"dockroute.enable": "false"}},
 		{name: "same host and path twice, other port", env: []string{"VIRTUALHOST=a.local:1,a.local:2"}, optedIn: true, errHas: "listed twice"},
 		{name: "empty host", env: []string{"VIRTUALHOST="}, optedIn: true, errHas: "no host given"},
@@ -199,4 +200,39 @@ func FuzzParseSpec(f *testing.F) {
 		}
 		renderBoth(t, spec)
 	})
+}
+
+// Migrants from nginx-proxy and Traefik: with no port set, the only
+// exposed port is routed (explain says why); other tools' settings that
+// dockroute does not act on are named in one note, with what to use.
+func TestMigrants(t *testing.T) {
+	one := running("VIRTUAL_HOST=a.local")
+	one.Exposed = []string{"3000/tcp"}
+	v := Decide(one, Options{})
+	if !v.Routed() || v.Backends[0].Server != "172.17.0.5:3000" || len(v.Info) != 1 || !strings.Contains(v.Info[0], "the only port the container exposes") {
+		t.Fatalf("one exposed port: %+v", v)
+	}
+	if v := Decide(running("VIRTUAL_HOST=a.local"), Options{}); v.Routed() || !strings.Contains(strings.Join(v.Info, ""), "the container exposes 2 ports") {
+		t.Fatalf("two exposed ports, none set: %+v", v)
+	}
+	if v := Decide(running("VIRTUAL_HOST=a.local:8080"), Options{}); len(v.Info) != 0 || v.Backends[0].Server != "172.17.0.5:8080" {
+		t.Fatalf("an explicit port: %+v", v)
+	}
+
+	foreign := running("VIRTUAL_HOST=a.local", "PORT=8080", "LETSENCRYPT_HOST=a.local", "VIRTUAL_PROTO=https")
+	foreign.Labels = map[string]string{"traefik.enable": "true", "caddy": "a.local"}
+	v = Decide(foreign, Options{})
+	if !v.Routed() || len(v.Notes) != 1 {
+		t.Fatalf("foreign settings: %+v", v)
+	}
+	for _, want := range []string{"LETSENCRYPT_HOST: the proxy gets certificates", "VIRTUAL_PROTO: dockroute proxies plain HTTP", "traefik.* labels", "caddy labels"} {
+		if !strings.Contains(v.Notes[0], want) {
+			t.Errorf("note %q lacks %q", v.Notes[0], want)
+		}
+	}
+	notIn := running()
+	notIn.Labels = map[string]string{"traefik.http.routers.x.rule": "Host(`a.local`)"}
+	if v := Decide(notIn, Options{}); v.OptedIn || len(v.Notes) != 1 || !strings.Contains(v.Notes[0], "set dockroute.host") {
+		t.Fatalf("a container with only Traefik labels: %+v", v)
+	}
 }

@@ -3,6 +3,7 @@ package docker
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -44,6 +45,10 @@ type Target struct {
 	Path  string
 	Port  uint16
 	Strip bool
+	// Unset is true when no port was asked for (no ":port" in the item, no
+	// PORT, VIRTUAL_PORT or dockroute.port): Decide then routes the
+	// container's only exposed port, as nginx-proxy does, or else 80.
+	Unset bool
 }
 
 // Spec is what a container asks for, from its labels and environment.
@@ -110,12 +115,14 @@ func ParseSpec(env []string, labels map[string]string) (spec Spec, optedIn bool,
 	}
 	hostVal, hostFrom := src.get(setHost)
 	if hostFrom == "" {
+		src.noteForeign(env, labels)
 		return spec, false, nil
 	}
 	def, err := defaults(src)
 	if err != nil {
 		return spec, true, err
 	}
+	src.noteForeign(env, labels)
 	if spec.Targets, err = parseItems(hostVal, def); err != nil {
 		return spec, true, fmt.Errorf("%s: %w", hostFrom, err)
 	}
@@ -128,8 +135,9 @@ func ParseSpec(env []string, labels map[string]string) (spec Spec, optedIn bool,
 
 // defaults reads the port, path and strip settings every item starts from.
 func defaults(src *source) (Target, error) {
-	def := Target{Port: DefaultPort}
+	def := Target{Port: DefaultPort, Unset: true}
 	if v, from := src.get(setPort); from != "" {
+		def.Unset = false
 		p, err := parsePort(v)
 		if err != nil {
 			return def, fmt.Errorf("%s: %w", from, err)
@@ -193,7 +201,7 @@ func parseItem(item string, def Target) (Target, error) {
 		if err != nil {
 			return t, fmt.Errorf("item %q: %w", item, err)
 		}
-		t.Port, item = p, item[:i]
+		t.Port, t.Unset, item = p, false, item[:i]
 	}
 	host, path, hasPath := strings.Cut(item, "/")
 	h, err := route.ParseHost(host)
@@ -266,6 +274,43 @@ func parseEdge(src *source) (route.Edge, error) {
 		e.CertResolver, e.TLS = name, route.TLSOn
 	}
 	return e, nil
+}
+
+// foreignEnv are other tools' settings dockroute recognizes but does not
+// act on, with what to use instead: silence would leave a migrant's
+// setting quietly without effect.
+var foreignEnv = map[string]string{
+	"VIRTUAL_DEST":      "VIRTUAL_DEST: dockroute.strip=true (with VIRTUAL_PATH or dockroute.path) strips a prefix; other destinations are not supported",
+	"VIRTUAL_PROTO":     "VIRTUAL_PROTO: dockroute proxies plain HTTP to containers; other protocols are not supported yet",
+	"LETSENCRYPT_HOST":  "LETSENCRYPT_HOST: the proxy gets certificates: --traefik-certresolver or the label dockroute.certresolver for Traefik, --caddy-tls for Caddy",
+	"LETSENCRYPT_EMAIL": "LETSENCRYPT_EMAIL: the ACME account is the proxy's (Traefik's certificatesResolvers, Caddy's email)",
+	"HTTPS_METHOD":      "HTTPS_METHOD: redirects are --traefik-redirect (and the label dockroute.tls) for Traefik, --caddy-no-redirect for Caddy",
+}
+
+// noteForeign adds one note naming every setting of nginx-proxy, Traefik's
+// Docker provider or caddy-docker-proxy the container carries, none of
+// which dockroute reads, and what to use instead.
+func (s *source) noteForeign(env []string, labels map[string]string) {
+	var found []string
+	for _, name := range slices.Sorted(maps.Keys(envMap(env))) {
+		if hint, ok := foreignEnv[name]; ok {
+			found = append(found, hint)
+		}
+	}
+	var traefikLabels, caddyLabels bool
+	for k := range labels {
+		traefikLabels = traefikLabels || strings.HasPrefix(k, "traefik.")
+		caddyLabels = caddyLabels || k == "caddy" || strings.HasPrefix(k, "caddy.") || strings.HasPrefix(k, "caddy_")
+	}
+	if traefikLabels {
+		found = append(found, "traefik.* labels: dockroute does not read Traefik's Docker labels; set dockroute.host (and dockroute.port, dockroute.tls, ...)")
+	}
+	if caddyLabels {
+		found = append(found, "caddy labels: dockroute does not read caddy-docker-proxy's labels; set dockroute.host (and dockroute.port, ...)")
+	}
+	if len(found) > 0 {
+		s.notes = append(s.notes, "settings dockroute does not act on: "+strings.Join(found, "; "))
+	}
 }
 
 // envMap keeps the last value of each key, as a process's getenv would.

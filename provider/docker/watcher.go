@@ -392,8 +392,10 @@ func (w *Watcher) setVerdictLocked(id string, v Verdict, present bool) bool {
 	default:
 		w.log.Debug("ignored", "container", v.Name, "id", short(id), "reason", v.Reason)
 	}
-	for _, n := range v.Notes {
-		w.log.Warn("note", "container", v.Name, "id", short(id), "note", n)
+	if !had || !slices.Equal(old.Notes, v.Notes) { // once, not on every pause
+		for _, n := range v.Notes {
+			w.log.Warn("note", "container", v.Name, "id", short(id), "note", n)
+		}
 	}
 	return true
 }
