@@ -16,7 +16,7 @@ ARGS        ?=
 
 IMAGE       := dockroute/dockroute:dev
 
-.PHONY: run build image test lint hello oracle caddy traefik bench fuzz clean
+.PHONY: run build image test lint hello oracle caddy traefik standins bench fuzz clean
 
 ## run: follow the local Docker engine and write Traefik config to ./dynamic
 run: build
@@ -32,7 +32,7 @@ image:
 	docker build -q -t $(IMAGE) .
 
 ## test: formatting, vet, and every test (real Docker, real Traefik and its oracle, both Caddys) with -race
-test: lint hello image oracle caddy traefik
+test: lint hello image oracle caddy traefik standins
 	DOCKROUTE_ORACLE=$(ORACLE) DOCKROUTE_CADDY=$(CADDY_DEBIAN),$(CADDY_CURRENT) DOCKROUTE_TRAEFIK=$(TRAEFIK) \
 	  $(GO) test -race -count=1 -timeout 20m ./...
 
@@ -70,8 +70,21 @@ $(TRAEFIK):
 caddy: $(CADDY_CURRENT)
 	@test -x $(CADDY_DEBIAN) || { echo "Debian's caddy is missing: apt-get install -y caddy (.ci/run does it)"; exit 1; }
 $(CADDY_CURRENT):
-	GOBIN=$(CURDIR)/bin/caddy-build $(GO) install github.com/caddyserver/caddy/v2/cmd/caddy@$(CADDY_VERSION)
+	CGO_ENABLED=0 GOBIN=$(CURDIR)/bin/caddy-build $(GO) install github.com/caddyserver/caddy/v2/cmd/caddy@$(CADDY_VERSION)
 	mv $(CURDIR)/bin/caddy-build/caddy $@ && rmdir $(CURDIR)/bin/caddy-build
+
+## standins: local stand-ins for the images the compose stacks name
+## (traefik:v3, caddy:2), FROM scratch with the binaries above, as no
+## registry is reachable here; an image by that name that is not a
+## stand-in (a real one) is used as it is
+standins: caddy traefik
+	@for spec in "traefik:v3 $(TRAEFIK) traefik" "caddy:2 $(CADDY_CURRENT) caddy"; do set -- $$spec; \
+	  if docker image inspect $$1 >/dev/null 2>&1 && \
+	     [ "$$(docker image inspect -f '{{index .Config.Labels "dockroute.stand-in"}}' $$1)" != 1 ]; then \
+	    echo "$$1 is a real image: using it"; continue; fi; \
+	  rm -rf bin/standin && mkdir -p bin/standin && cp $$2 bin/standin/$$3 && \
+	  out=$$(docker build -q -t $$1 -f compose/standins/$$3.Dockerfile bin/standin 2>&1) || { echo "$$out"; exit 1; }; \
+	done; rm -rf bin/standin
 
 ## bench: benchmarks (route table, render, Docker resync at scale)
 bench:

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -111,7 +112,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.CaddyNoRedirect, "caddy-no-redirect", false, "with --caddy-tls, do not redirect HTTP to HTTPS")
 	durationVar(fs, &c.CaddyCheck, "caddy-check", 5*time.Second, "how often to check that Caddy still has dockroute's server, restoring it if lost")
 	fs.StringVar(&c.Filter, "filter", "", "consider only containers matching these Docker filters, comma-separated: label=KEY, label=KEY=VALUE, network=NAME (as docker ps --filter)")
-	fs.StringVar(&c.Network, "network", "", "Docker network whose container addresses are routed; needed when containers are on several networks")
+	fs.StringVar(&c.Network, "network", "", "Docker network whose container addresses are routed; needed when containers are on several networks. auto: the network of dockroute's own container (which must be on one), considering only containers on it")
 	fs.StringVar(&c.Health, "health", "require", "require: route containers with a healthcheck only while healthy; ignore: route them whatever it says")
 	durationVar(fs, &c.Resync, "resync", 30*time.Second, "interval of the full resync that repairs anything a lost event missed")
 	durationVar(fs, &c.Coalesce.Quiet, "coalesce-quiet", 100*time.Millisecond, "publish once events have paused this long")
@@ -407,4 +408,29 @@ func readableAttr(_ []string, a slog.Attr) slog.Attr {
 		return slog.Attr{Key: a.Key, Value: v}
 	}
 	return a
+}
+
+// withOwnNetwork resolves --network auto to network, the one network of
+// dockroute's own container, and scopes dockroute to that network.
+func (c config) withOwnNetwork(network string) config {
+	if c.Network != docker.AutoNetwork {
+		return c
+	}
+	c.Network = network
+	if !strings.Contains(c.Filter, "network=") {
+		c.Filter = strings.Join(append(splitList(c.Filter), "network="+network), ",")
+	}
+	return c
+}
+
+// resolveNetwork asks the engine which network --network auto means.
+func resolveNetwork(ctx context.Context, c config, e docker.Engine) (config, string, error) {
+	if c.Network != docker.AutoNetwork {
+		return c, "", nil
+	}
+	n, err := docker.OwnNetwork(ctx, e)
+	if err != nil {
+		return c, "", err
+	}
+	return c.withOwnNetwork(n), n, nil
 }

@@ -45,6 +45,9 @@ func explain(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		return fmt.Errorf("docker client: %w", err)
 	}
 	defer cli.Close()
+	if cfg, _, err = resolveNetwork(ctx, cfg, cli); err != nil {
+		return err
+	}
 	src, err := loadRoutesFile(cfg, log)
 	if err != nil {
 		return err

@@ -363,29 +363,128 @@ func TestImage(t *testing.T) {
 	traefiktest.Check(t, path, host)
 }
 
-// TestComposeFiles validates both stacks with Compose (images cannot be
-// pulled here, so the stacks are checked, not started).
-func TestComposeFiles(t *testing.T) {
-	compose := []string{"docker", "compose"}
-	if exec.Command("docker", "compose", "version").Run() != nil {
-		if _, err := exec.LookPath("docker-compose"); err != nil {
-			t.Fatal("neither `docker compose` nor docker-compose is installed (.ci/run installs docker-compose)")
-		}
-		compose = []string{"docker-compose"}
+// compose returns the Compose command: the v2 plugin where present, else
+// docker-compose (v1, which .ci/run installs from Debian).
+func compose(t *testing.T) []string {
+	if exec.Command("docker", "compose", "version").Run() == nil {
+		return []string{"docker", "compose"}
 	}
+	if _, err := exec.LookPath("docker-compose"); err != nil {
+		t.Fatal("neither `docker compose` nor docker-compose is installed (.ci/run installs docker-compose)")
+	}
+	return []string{"docker-compose"}
+}
+
+// TestComposeFiles validates both stacks with Compose: only dockroute
+// mounts the socket, read-only, and no network name is written in them.
+func TestComposeFiles(t *testing.T) {
 	for _, stack := range []string{"traefik", "caddy"} {
-		dir := filepath.Join("..", "..", "compose", stack)
-		cmd := exec.Command(compose[0], append(compose[1:], "config")...)
-		cmd.Dir = dir
+		c := compose(t)
+		cmd := exec.Command(c[0], append(c[1:], "config")...)
+		cmd.Dir = filepath.Join("..", "..", "compose", stack)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("%s: compose config: %v\n%s", stack, err, out)
 		}
-		// Only dockroute may see the Docker socket, and only read-only.
 		cfg := string(out)
 		if n := strings.Count(cfg, "/var/run/docker.sock"); n != 2 || !strings.Contains(cfg, "docker.sock:ro") && !strings.Contains(cfg, "read_only: true") {
 			t.Errorf("%s: the socket must be mounted once, read-only:\n%s", stack, cfg)
 		}
+		if strings.Contains(cfg, "name: dockroute") {
+			t.Errorf("%s: a fixed network name makes copies of the stack collide:\n%s", stack, cfg)
+		}
+	}
+}
+
+// stack is a copy of a compose stack, up under its own project name.
+type stack struct {
+	t       *testing.T
+	dir     string
+	project string
+	port    int
+}
+
+// upStack copies compose/NAME to a directory of its own (as a user copying
+// the stack would), and brings it up with HTTP_PORT set to a free port.
+// The stand-in proxy images come from `make standins`.
+func upStack(t *testing.T, name string) *stack {
+	t.Helper()
+	s := &stack{t: t, dir: filepath.Join(t.TempDir(), name), project: strings.ReplaceAll(dockertest.Unique("dr"+name), "-", ""), port: caddytest.FreePort(t)}
+	os.MkdirAll(s.dir, 0o755)
+	for _, f := range []string{"docker-compose.yml", "caddy.json"} {
+		if data, err := os.ReadFile(filepath.Join("..", "..", "compose", name, f)); err == nil {
+			// The copy lives elsewhere: build contexts point back here.
+			data = []byte(strings.ReplaceAll(string(data), "../..", mustAbs(t, "../..")))
+			os.WriteFile(filepath.Join(s.dir, f), data, 0o644)
+		}
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := s.run("logs", "--no-color")
+			t.Logf("%s logs:\n%s", s.project, out)
+		}
+		s.run("down", "-v", "--remove-orphans")
+	})
+	if out, err := s.run("up", "-d"); err != nil {
+		t.Fatalf("%s: up: %v\n%s", s.project, err, out)
+	}
+	return s
+}
+
+func (s *stack) run(args ...string) (string, error) {
+	c := compose(s.t)
+	cmd := exec.Command(c[0], append(append(c[1:], "-p", s.project), args...)...)
+	cmd.Dir = s.dir
+	cmd.Env = append(os.Environ(), fmt.Sprintf("HTTP_PORT=%d", s.port))
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func (s *stack) addr() string { return fmt.Sprintf("127.0.0.1:%d", s.port) }
+
+func mustAbs(t *testing.T, p string) string {
+	a, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// TestComposeStacksRun brings up two copies of the Traefik stack at once
+// and the Caddy stack, with the stand-in proxy images: each routes its own
+// hello and an app a user starts on its network, never the other copy's;
+// the Caddy stack's explain recipe gives the daemon's answer; and down
+// works once the user's app is removed, as the README says.
+func TestComposeStacksRun(t *testing.T) {
+	dockertest.Require(t)
+	for _, img := range []string{"traefik:v3", "caddy:2"} {
+		if exec.Command("docker", "image", "inspect", img).Run() != nil {
+			t.Fatalf("image %s is missing: run `make standins` (make test builds them)", img)
+		}
+	}
+	a, b, c := upStack(t, "traefik"), upStack(t, "traefik"), upStack(t, "caddy")
+	for _, s := range []*stack{a, b, c} {
+		waitAnswer(t, s.addr(), "hello.localhost", 200, "hello from")
+		app := dockertest.Unique("app") + ".localhost"
+		id := dockertest.Run(t, "--network", s.project+"_routed", "-e", "VIRTUALHOST="+app, "-e", "PORT=8080", dockertest.HelloImage)
+		waitAnswer(t, s.addr(), app, 200, "hello from "+id[:12])
+		for _, other := range []*stack{a, b, c} {
+			if other != s {
+				if status, body, err := caddytest.Get(other.addr(), app, "/"); status != 404 {
+					t.Errorf("%s answers %d %q %v for %s, an app on %s's network; want 404 (not routed)", other.project, status, body, err, app, s.project)
+				}
+			}
+		}
+		if s == c {
+			out, err := s.run("exec", "-T", "dockroute", "/dockroute", "explain")
+			if err != nil || !strings.Contains(out, "answered by the running dockroute") || !strings.Contains(lineFor(out, id[:12]), ": routed") {
+				t.Errorf("the Caddy stack's explain recipe: %v\n%s", err, out)
+			}
+		}
+		dockertest.Docker(t, "rm", "-f", id)
+	}
+	if out, err := a.run("down"); err != nil {
+		t.Fatalf("down after removing the user's app: %v\n%s", err, out)
 	}
 }
 

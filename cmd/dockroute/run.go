@@ -34,10 +34,13 @@ type daemon struct {
 	log     *slog.Logger
 	level   *slog.LevelVar
 	watcher *docker.Watcher
-	engine  docker.Engine  // what the watcher follows, for explain
-	static  *static.Source // nil without --routes-file
-	out     output
-	metrics *metrics
+	engine  docker.Engine // what the watcher follows, for explain
+	// ownNetwork is what --network auto resolved to at start ("" if not
+	// used); a reloaded config's "auto" means it too.
+	ownNetwork string
+	static     *static.Source // nil without --routes-file
+	out        output
+	metrics    *metrics
 
 	kick      chan struct{} // anything changed: publish again
 	published atomic.Bool   // a complete publish has happened
@@ -64,8 +67,15 @@ func run(ctx context.Context, cfg config, args []string) error {
 		return fmt.Errorf("docker client: %w", err)
 	}
 	defer cli.Close()
+	cfg, own, err := resolveNetwork(ctx, cfg, cli)
+	if err != nil {
+		return err
+	}
+	if own != "" {
+		log.Info("--network auto: routing the containers on dockroute's own network", "network", own)
+	}
 	d := &daemon{
-		args: args, log: log, level: level, cfg: cfg, out: out,
+		args: args, log: log, level: level, cfg: cfg, out: out, ownNetwork: own,
 		watcher: docker.New(cli, cfg.dockerOptions(), cfg.Resync, log),
 		engine:  cli,
 		kick:    make(chan struct{}, 1),
@@ -199,6 +209,7 @@ func (d *daemon) reload() {
 		d.log.Error("config file not reloaded; keeping the running config", "err", strings.TrimSpace(msg.String()))
 		return
 	}
+	next = next.withOwnNetwork(d.ownNetwork)
 	d.mu.Lock()
 	changed := changedKeys(d.cfg, next)
 	var live, restart []string
@@ -305,6 +316,9 @@ func render(ctx context.Context, cfg config, stdout io.Writer) error {
 		return fmt.Errorf("docker client: %w", err)
 	}
 	defer cli.Close()
+	if cfg, _, err = resolveNetwork(ctx, cfg, cli); err != nil {
+		return err
+	}
 	d := &daemon{log: log, cfg: cfg, out: out, watcher: docker.New(cli, cfg.dockerOptions(), cfg.Resync, log)}
 	if d.static, err = loadRoutesFile(cfg, log); err != nil {
 		return err
