@@ -40,14 +40,11 @@ func explain(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "explain: computed here with this command's settings (set --metrics-addr to ask the running dockroute)")
 	}
 	log := cfg.logger(os.Stderr, max(cfg.LogLevel, slog.LevelError))
-	cli, err := docker.NewClient()
+	cli, cfg, _, err := connect(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("docker client: %w", err)
-	}
-	defer cli.Close()
-	if cfg, _, err = resolveNetwork(ctx, cfg, cli); err != nil {
 		return err
 	}
+	defer cli.Close()
 	src, err := loadRoutesFile(cfg, log)
 	if err != nil {
 		return err

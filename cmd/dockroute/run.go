@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/docker/docker/client"
+
 	"github.com/dockroute/dockroute/provider/coalesce"
 	"github.com/dockroute/dockroute/provider/docker"
 	"github.com/dockroute/dockroute/provider/route"
@@ -62,15 +64,11 @@ func run(ctx context.Context, cfg config, args []string) error {
 	if err != nil {
 		return err
 	}
-	cli, err := docker.NewClient()
-	if err != nil {
-		return fmt.Errorf("docker client: %w", err)
-	}
-	defer cli.Close()
-	cfg, own, err := resolveNetwork(ctx, cfg, cli)
+	cli, cfg, own, err := connect(ctx, cfg)
 	if err != nil {
 		return err
 	}
+	defer cli.Close()
 	if own != "" {
 		log.Info("--network auto: routing the containers on dockroute's own network", "network", own)
 	}
@@ -303,6 +301,19 @@ func (d *daemon) serveMetrics(addr string) (*http.Server, error) {
 	return srv, nil
 }
 
+// connect opens the Docker client and resolves --network auto with it;
+// own is the network that named ("" without auto).
+func connect(ctx context.Context, cfg config) (cli *client.Client, _ config, own string, err error) {
+	if cli, err = docker.NewClient(); err != nil {
+		return nil, cfg, "", fmt.Errorf("docker client: %w", err)
+	}
+	if cfg, own, err = resolveNetwork(ctx, cfg, cli); err != nil {
+		cli.Close()
+		return nil, cfg, "", err
+	}
+	return cli, cfg, own, nil
+}
+
 // render prints the config for the running containers (and the routes
 // file) once.
 func render(ctx context.Context, cfg config, stdout io.Writer) error {
@@ -311,14 +322,11 @@ func render(ctx context.Context, cfg config, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cli, err := docker.NewClient()
+	cli, cfg, _, err := connect(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("docker client: %w", err)
-	}
-	defer cli.Close()
-	if cfg, _, err = resolveNetwork(ctx, cfg, cli); err != nil {
 		return err
 	}
+	defer cli.Close()
 	d := &daemon{log: log, cfg: cfg, out: out, watcher: docker.New(cli, cfg.dockerOptions(), cfg.Resync, log)}
 	if d.static, err = loadRoutesFile(cfg, log); err != nil {
 		return err
