@@ -54,6 +54,8 @@ type config struct {
 	TraefikFile         string
 	Network             string
 	Filter              string
+	DockerHost          string
+	EngineGrace         time.Duration
 	Resync              time.Duration
 	Coalesce            coalesce.Config
 	LogLevel            slog.Level
@@ -111,6 +113,8 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.CaddyTLS, "caddy-tls", false, "keep Caddy's automatic HTTPS on for routed hosts (use with --caddy-listen :443)")
 	fs.BoolVar(&c.CaddyNoRedirect, "caddy-no-redirect", false, "with --caddy-tls, do not redirect HTTP to HTTPS")
 	durationVar(fs, &c.CaddyCheck, "caddy-check", 5*time.Second, "how often to check that Caddy still has dockroute's server, restoring it if lost")
+	fs.StringVar(&c.DockerHost, "docker-host", "", "Docker engines to follow, comma-separated URLs (unix:///PATH, tcp://HOST:PORT) with optional ?tls=DIR&addr=network|published&advertise=ADDR&name=NAME; default: DOCKER_HOST or the local socket")
+	durationVar(fs, &c.EngineGrace, "engine-grace", time.Minute, "with several engines, how long an engine that went away keeps its routes before they are dropped")
 	fs.StringVar(&c.Filter, "filter", "", "consider only containers matching these Docker filters, comma-separated: label=KEY, label=KEY=VALUE, network=NAME (as docker ps --filter)")
 	fs.StringVar(&c.Network, "network", "", "Docker network whose container addresses are routed; needed when containers are on several networks. auto: the network of dockroute's own container (which must be on one), considering only containers on it")
 	fs.StringVar(&c.Health, "health", "require", "require: route containers with a healthcheck only while healthy; ignore: route them whatever it says")
@@ -293,6 +297,14 @@ func (c config) validate(cmd string) error {
 			return invalid("caddy-check", "--caddy-check %v: must be positive", c.CaddyCheck)
 		}
 	}
+	for _, h := range splitList(c.DockerHost) {
+		if _, err := docker.ParseEndpoint(h); err != nil {
+			return invalid("docker-host", "--docker-host: %v", err)
+		}
+	}
+	if c.EngineGrace <= 0 {
+		return invalid("engine-grace", "--engine-grace %v: must be positive", c.EngineGrace)
+	}
 	if _, err := docker.ParseScope(splitList(c.Filter)); err != nil {
 		return invalid("filter", "--filter: %v", err)
 	}
@@ -433,4 +445,18 @@ func resolveNetwork(ctx context.Context, c config, e docker.Engine) (config, str
 		return c, "", err
 	}
 	return c.withOwnNetwork(n), n, nil
+}
+
+// endpoints are the engines to follow: --docker-host's, or the one the
+// DOCKER_* environment names.
+func (c config) endpoints() []docker.Endpoint {
+	var eps []docker.Endpoint
+	for _, h := range splitList(c.DockerHost) {
+		ep, _ := docker.ParseEndpoint(h) // validated
+		eps = append(eps, ep)
+	}
+	if len(eps) == 0 {
+		eps = []docker.Endpoint{docker.DefaultEndpoint()}
+	}
+	return eps
 }

@@ -40,11 +40,11 @@ func explain(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "explain: computed here with this command's settings (set --metrics-addr to ask the running dockroute)")
 	}
 	log := cfg.logger(os.Stderr, max(cfg.LogLevel, slog.LevelError))
-	cli, cfg, _, err := connect(ctx, cfg)
+	fleet, cfg, _, err := connect(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer cli.Close()
+	defer fleet.Close()
 	src, err := loadRoutesFile(cfg, log)
 	if err != nil {
 		return err
@@ -53,7 +53,7 @@ func explain(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if src != nil {
 		fromFile = src.Backends()
 	}
-	text, unknown, err := explainReport(ctx, cli, cfg, fromFile)
+	text, unknown, err := explainReport(ctx, fleet, cfg, fromFile)
 	if err != nil {
 		return err
 	}
@@ -70,8 +70,8 @@ func unknownErr(unknown int) error {
 
 // explainReport is explain's answer for cfg.Args (every container when
 // none is named) and how many of the names are no container.
-func explainReport(ctx context.Context, e docker.Engine, cfg config, fromFile []route.Backend) (string, int, error) {
-	verdicts, err := docker.Explain(ctx, e, cfg.dockerOptions(), cfg.Args)
+func explainReport(ctx context.Context, fleet *docker.Fleet, cfg config, fromFile []route.Backend) (string, int, error) {
+	verdicts, err := fleet.Explain(ctx, cfg.Args)
 	if err != nil {
 		return "", 0, err
 	}
@@ -101,7 +101,7 @@ func (d *daemon) serveExplain(rw http.ResponseWriter, r *http.Request) {
 	if d.static != nil {
 		fromFile = d.static.Backends()
 	}
-	text, unknown, err := explainReport(r.Context(), d.engine, cfg, fromFile)
+	text, unknown, err := explainReport(r.Context(), d.fleet, cfg, fromFile)
 	if err != nil {
 		http.Error(rw, err.Error(), http.StatusBadGateway)
 		return

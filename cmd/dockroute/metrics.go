@@ -22,7 +22,7 @@ type metrics struct {
 	caddyErrors    prometheus.Counter
 }
 
-func newMetrics(w *docker.Watcher, dl *delivery) *metrics {
+func newMetrics(w *docker.Fleet, dl *delivery) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		routes: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -40,12 +40,7 @@ func newMetrics(w *docker.Watcher, dl *delivery) *metrics {
 		}),
 	}
 	m.reg.MustRegister(m.routes, m.publishes, m.publishSeconds, m.caddyErrors,
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "dockroute_docker_reconnects_total", Help: "Times dockroute connected to Docker again after losing it.",
-		}, func() float64 { return float64(w.Reconnects()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "dockroute_docker_connected", Help: "1 while dockroute follows Docker's event stream.",
-		}, func() float64 { return b2f(w.Connected()) }),
+		newEngineCollector(w),
 		newContainerCollector(w),
 	)
 	if dl != nil {
@@ -79,13 +74,38 @@ func (m *metrics) observe(routes int, took time.Duration, wrote bool, err error)
 	m.routes.Set(float64(routes))
 }
 
-// containerCollector counts the watcher's verdicts at scrape time.
+// engineCollector reports each engine's connection at scrape time.
+type engineCollector struct {
+	f                     *docker.Fleet
+	connected, reconnects *prometheus.Desc
+}
+
+func newEngineCollector(f *docker.Fleet) engineCollector {
+	return engineCollector{f: f,
+		connected:  prometheus.NewDesc("dockroute_docker_connected", "1 while dockroute follows the engine's event stream (and the engine answers).", []string{"engine"}, nil),
+		reconnects: prometheus.NewDesc("dockroute_docker_reconnects_total", "Times dockroute connected to the engine again after losing it.", []string{"engine"}, nil),
+	}
+}
+
+func (c engineCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.connected
+	ch <- c.reconnects
+}
+
+func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, e := range c.f.Engines() {
+		ch <- prometheus.MustNewConstMetric(c.connected, prometheus.GaugeValue, b2f(e.Connected), e.Name)
+		ch <- prometheus.MustNewConstMetric(c.reconnects, prometheus.CounterValue, float64(e.Reconnects), e.Name)
+	}
+}
+
+// containerCollector counts the verdicts at scrape time.
 type containerCollector struct {
-	w                 *docker.Watcher
+	w                 *docker.Fleet
 	containers, refus *prometheus.Desc
 }
 
-func newContainerCollector(w *docker.Watcher) containerCollector {
+func newContainerCollector(w *docker.Fleet) containerCollector {
 	return containerCollector{w: w,
 		containers: prometheus.NewDesc("dockroute_containers",
 			"Running containers seen, by state: routed, refused (opted in but not routed), ignored (not opted in) or unknown (Docker failed to inspect it).", []string{"state"}, nil),
@@ -127,16 +147,16 @@ func (c containerCollector) Collect(ch chan<- prometheus.Metric) {
 // the daemon sees it). Healthy means a complete publish
 // has happened, Docker is connected and the last publish succeeded;
 // otherwise 503 says which is not (health returns the reason).
-func (m *metrics) handler(health func() string, explain http.HandlerFunc) http.Handler {
+func (m *metrics) handler(health func() (bool, string), explain http.HandlerFunc) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/explain", explain)
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) {
-		if why := health(); why != "" {
-			http.Error(rw, why, http.StatusServiceUnavailable)
-			return
+		if ok, text := health(); !ok {
+			http.Error(rw, text, http.StatusServiceUnavailable)
+		} else {
+			fmt.Fprintln(rw, text)
 		}
-		fmt.Fprintln(rw, "ok")
 	})
 	return mux
 }

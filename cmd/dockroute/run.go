@@ -17,8 +17,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/docker/docker/client"
-
 	"github.com/dockroute/dockroute/provider/coalesce"
 	"github.com/dockroute/dockroute/provider/docker"
 	"github.com/dockroute/dockroute/provider/route"
@@ -32,11 +30,10 @@ import (
 // table → coalescer → output, plus the config reload, metrics and signals
 // around it.
 type daemon struct {
-	args    []string // the command line, re-read on every config reload
-	log     *slog.Logger
-	level   *slog.LevelVar
-	watcher *docker.Watcher
-	engine  docker.Engine // what the watcher follows, for explain
+	args  []string // the command line, re-read on every config reload
+	log   *slog.Logger
+	level *slog.LevelVar
+	fleet *docker.Fleet // the engines followed
 	// ownNetwork is what --network auto resolved to at start ("" if not
 	// used); a reloaded config's "auto" means it too.
 	ownNetwork string
@@ -64,21 +61,20 @@ func run(ctx context.Context, cfg config, args []string) error {
 	if err != nil {
 		return err
 	}
-	cli, cfg, own, err := connect(ctx, cfg)
+	fleet, cfg, own, err := connect(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer cli.Close()
+	defer fleet.Close()
 	if own != "" {
 		log.Info("--network auto: routing the containers on dockroute's own network", "network", own)
 	}
 	d := &daemon{
 		args: args, log: log, level: level, cfg: cfg, out: out, ownNetwork: own,
-		watcher: docker.New(cli, cfg.dockerOptions(), cfg.Resync, log),
-		engine:  cli,
-		kick:    make(chan struct{}, 1),
+		fleet: fleet,
+		kick:  make(chan struct{}, 1),
 	}
-	d.metrics = newMetrics(d.watcher, out.delivery())
+	d.metrics = newMetrics(d.fleet, out.delivery())
 	if co, ok := out.(*caddyOutput); ok {
 		co.onError = d.metrics.caddyErrors.Inc
 	}
@@ -88,7 +84,11 @@ func run(ctx context.Context, cfg config, args []string) error {
 			log.Error("starting without static routes", "err", err)
 		}
 	}
-	log.Info("dockroute starting", "version", version(), "output", out.String(), "docker", cli.DaemonHost())
+	var engines []string
+	for _, m := range fleet.Members() {
+		engines = append(engines, m.Endpoint.String())
+	}
+	log.Info("dockroute starting", "version", version(), "output", out.String(), "docker", engines)
 	return d.run(ctx)
 }
 
@@ -107,9 +107,9 @@ func (d *daemon) run(ctx context.Context) error {
 		}
 		goroutine(func() { <-ctx.Done(); srv.Close() })
 	}
-	goroutine(func() { d.watcher.Run(ctx) })
+	goroutine(func() { d.fleet.Run(ctx) })
 	goroutine(func() { d.out.watch(ctx, d.poke) })
-	goroutine(func() { forward(ctx, d.watcher.Changed(), d.poke) })
+	goroutine(func() { forward(ctx, d.fleet.Changed(), d.poke) })
 	if d.static != nil {
 		goroutine(func() {
 			if err := d.static.Run(ctx); err != nil {
@@ -163,7 +163,7 @@ func forward(ctx context.Context, from <-chan struct{}, poke func()) {
 // table merges the providers' backends; false until Docker has been synced
 // once, as an unknown table must never be published as an empty one.
 func (d *daemon) table() (route.Table, []route.Backend, bool) {
-	containers, ok := d.watcher.Backends()
+	containers, ok := d.fleet.Backends()
 	if !ok {
 		return route.Table{}, nil, false
 	}
@@ -236,7 +236,7 @@ func (d *daemon) reload() {
 		return
 	}
 	d.level.Set(applied.LogLevel)
-	d.watcher.SetOptions(applied.dockerOptions())
+	d.fleet.SetOptions(applied.dockerOptions())
 	d.out.setOptions(applied)
 	d.poke()
 	d.log.Info("config reloaded", "applied", live)
@@ -254,7 +254,7 @@ func (d *daemon) onSIGHUP(ctx context.Context) {
 			return
 		case <-hup:
 			d.log.Info("SIGHUP: full resync, re-reading the files and watching them again")
-			d.watcher.ResyncNow()
+			d.fleet.ResyncNow()
 			if d.static != nil {
 				d.static.Rearm()
 			}
@@ -268,22 +268,32 @@ func (d *daemon) onSIGHUP(ctx context.Context) {
 }
 
 // health is what /healthz says: "" when healthy, else why not.
-func (d *daemon) health() string {
+func (d *daemon) health() (ok bool, text string) {
 	switch {
 	case !d.published.Load():
-		return "not ready: no complete publish yet"
-	case !d.watcher.Connected():
-		return "unhealthy: docker is unreachable (the last published routes stay in place)"
+		return false, "not ready: no complete publish yet"
+	case !d.anyEngineConnected():
+		return false, "unhealthy: docker is unreachable (the last published routes stay in place)"
 	}
 	if err := d.publishErr.Load(); err != nil {
-		return fmt.Sprintf("unhealthy: publishing fails, retrying with backoff (the last published routes stay in place): %v", *err)
+		return false, fmt.Sprintf("unhealthy: publishing fails, retrying with backoff (the last published routes stay in place): %v", *err)
 	}
 	if dl := d.out.delivery(); dl != nil {
 		if _, _, why := dl.state(); why != "" {
-			return "unhealthy: " + why
+			return false, "unhealthy: " + why
 		}
 	}
-	return ""
+	// Healthy while any engine is; name the others.
+	var lost []string
+	for _, e := range d.fleet.Engines() {
+		if !e.Connected {
+			lost = append(lost, e.Name)
+		}
+	}
+	if len(lost) > 0 {
+		return true, fmt.Sprintf("ok, but engines %s are unreachable (their routes stay for --engine-grace, then go)", strings.Join(lost, ", "))
+	}
+	return true, "ok"
 }
 
 func (d *daemon) serveMetrics(addr string) (*http.Server, error) {
@@ -301,17 +311,30 @@ func (d *daemon) serveMetrics(addr string) (*http.Server, error) {
 	return srv, nil
 }
 
-// connect opens the Docker client and resolves --network auto with it;
-// own is the network that named ("" without auto).
-func connect(ctx context.Context, cfg config) (cli *client.Client, _ config, own string, err error) {
-	if cli, err = docker.NewClient(); err != nil {
+// connect opens a client for every engine and resolves --network auto
+// with the first (the one dockroute runs on); own is the network that
+// named ("" without auto).
+func connect(ctx context.Context, cfg config, log *slog.Logger) (fleet *docker.Fleet, _ config, own string, err error) {
+	fleet, err = docker.NewFleet(cfg.endpoints(), cfg.dockerOptions(), cfg.Resync, cfg.EngineGrace, log)
+	if err != nil {
 		return nil, cfg, "", fmt.Errorf("docker client: %w", err)
 	}
-	if cfg, own, err = resolveNetwork(ctx, cfg, cli); err != nil {
-		cli.Close()
+	if cfg, own, err = resolveNetwork(ctx, cfg, fleet.Members()[0].Engine); err != nil {
+		fleet.Close()
 		return nil, cfg, "", err
 	}
-	return cli, cfg, own, nil
+	fleet.SetOptions(cfg.dockerOptions())
+	return fleet, cfg, own, nil
+}
+
+// anyEngineConnected tells whether some engine's events are followed.
+func (d *daemon) anyEngineConnected() bool {
+	for _, e := range d.fleet.Engines() {
+		if e.Connected {
+			return true
+		}
+	}
+	return false
 }
 
 // render prints the config for the running containers (and the routes
@@ -322,16 +345,16 @@ func render(ctx context.Context, cfg config, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cli, cfg, _, err := connect(ctx, cfg)
+	fleet, cfg, _, err := connect(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer cli.Close()
-	d := &daemon{log: log, cfg: cfg, out: out, watcher: docker.New(cli, cfg.dockerOptions(), cfg.Resync, log)}
+	defer fleet.Close()
+	d := &daemon{log: log, cfg: cfg, out: out, fleet: fleet}
 	if d.static, err = loadRoutesFile(cfg, log); err != nil {
 		return err
 	}
-	if err := d.watcher.Sync(ctx); err != nil {
+	if err := d.fleet.Sync(ctx); err != nil {
 		return err
 	}
 	t, _, _ := d.table()

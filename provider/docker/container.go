@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,6 +43,9 @@ type Container struct {
 	// Networks maps each network the container is attached to to its
 	// address there (the zero Addr when Docker gave it none).
 	Networks map[string]netip.Addr
+	// Published maps each container TCP port published on the engine's
+	// host (-p) to its host port.
+	Published map[uint16]uint16
 }
 
 // fromInspect reduces a full inspect answer. Docker's answer may lack any
@@ -76,6 +80,18 @@ func fromInspect(in container.InspectResponse) Container {
 	}
 	if in.NetworkSettings != nil {
 		c.Networks = endpointAddrs(in.NetworkSettings.Networks)
+		c.Published = map[uint16]uint16{}
+		for port, bindings := range in.NetworkSettings.Ports {
+			if port.Proto() != "tcp" {
+				continue
+			}
+			for _, b := range bindings {
+				if hp, err := strconv.ParseUint(b.HostPort, 10, 16); err == nil && hp > 0 {
+					c.Published[uint16(port.Int())] = uint16(hp)
+					break
+				}
+			}
+		}
 	}
 	return c
 }
@@ -90,6 +106,16 @@ func (c Container) refresh(s container.Summary) Container {
 	c.Networks = map[string]netip.Addr{}
 	if s.NetworkSettings != nil {
 		c.Networks = endpointAddrs(s.NetworkSettings.Networks)
+	}
+	// Host ports may change over a container's life (a -p without a host
+	// port gets a new one when the engine restarts it).
+	c.Published = map[uint16]uint16{}
+	for _, p := range s.Ports {
+		if p.Type == "tcp" && p.PublicPort != 0 {
+			if _, ok := c.Published[p.PrivatePort]; !ok {
+				c.Published[p.PrivatePort] = p.PublicPort
+			}
+		}
 	}
 	return c
 }

@@ -1,7 +1,9 @@
 package docker
 
 import (
+	"cmp"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -24,12 +26,22 @@ type Options struct {
 	// Scope limits which containers are considered at all; the others are
 	// not listed, counted or shown.
 	Scope Scope
+	// Address is how the proxy reaches this engine's containers: at their
+	// IP on a network (the default) or at their published ports on
+	// Advertise, this engine's address as the proxy reaches it.
+	Address   AddressMode
+	Advertise string
+	// Engine names the engine in reasons, when dockroute follows several.
+	Engine string
 }
 
 // Verdict is the decision for one container: backends to route, or the
 // reason it is not routed.
 type Verdict struct {
 	ID, Name string
+	// Engine names the engine the container runs on, when dockroute
+	// follows several ("" otherwise).
+	Engine   string
 	Created  time.Time // when the container was created: the order of claims
 	OptedIn  bool
 	Backends []route.Backend // nil when not routed
@@ -89,21 +101,48 @@ func Decide(c Container, opt Options) Verdict {
 	}
 	targets, info := choosePorts(spec.Targets, c.Exposed)
 	v.Info = info
-	addr, code, reason := address(c, opt.Network)
-	if reason == "" {
-		code, reason = portsReason(targets, c.Exposed)
-	}
+	servers, code, reason := reach(c, opt, targets)
 	if reason != "" {
 		v.Code, v.Reason = code, reason
 		return v
 	}
-	for _, t := range targets {
+	for i, t := range targets {
 		v.Backends = append(v.Backends, route.Backend{
 			Name: c.Name, Host: t.Host, Path: t.Path, Strip: t.Strip, Edge: spec.Edge,
-			Server: netip.AddrPortFrom(addr, t.Port).String(),
+			Server: servers[i],
 		})
 	}
+	if opt.Address == AddrPublished {
+		v.Info = append(v.Info, fmt.Sprintf("addresses: published ports on %s, where the proxy reaches engine %s (addr=published)", opt.Advertise, cmp.Or(opt.Engine, "local")))
+	}
 	return v
+}
+
+// reach finds the address the proxy dials for each target, or why there
+// is none: the container's IP on its network, or (addr=published) the
+// target's published host port on the engine's advertised address.
+func reach(c Container, opt Options, targets []Target) (servers []string, code, reason string) {
+	if opt.Address != AddrPublished {
+		addr, code, reason := address(c, opt.Network)
+		if reason == "" {
+			code, reason = portsReason(targets, c.Exposed)
+		}
+		if reason != "" {
+			return nil, code, reason
+		}
+		for _, t := range targets {
+			servers = append(servers, netip.AddrPortFrom(addr, t.Port).String())
+		}
+		return servers, "", ""
+	}
+	for _, t := range targets {
+		hp, ok := c.Published[t.Port]
+		if !ok {
+			return nil, "port_not_published", fmt.Sprintf("port %d is not published: engine %s's containers are routed at their published ports on %s (addr=published); run the container with -p %d (or -p HOSTPORT:%d)", t.Port, cmp.Or(opt.Engine, "local"), opt.Advertise, t.Port, t.Port)
+		}
+		servers = append(servers, net.JoinHostPort(opt.Advertise, strconv.Itoa(int(hp))))
+	}
+	return servers, "", ""
 }
 
 func stateReason(c Container, opt Options) (code, reason string) {

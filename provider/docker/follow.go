@@ -107,7 +107,7 @@ func (w *Watcher) follow(ctx context.Context) (up time.Duration, err error) {
 	if w.followed {
 		w.reconnects.Add(1)
 	}
-	w.connected, w.followed = true, true
+	w.connected, w.followed, w.lostAt = true, true, time.Time{}
 	w.mu.Unlock()
 
 	start := time.Now()

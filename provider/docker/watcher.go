@@ -46,10 +46,8 @@ type Watcher struct {
 	// lost since: only then do the verdicts describe Docker as it is.
 	synced    bool
 	connected bool
-	followed  bool // the event stream was followed at least once
-	// conflicts are the refused claims already logged (container ID, host
-	// and path), so each is logged once.
-	conflicts map[string]bool
+	followed  bool      // the event stream was followed at least once
+	lostAt    time.Time // when the engine was lost after a sync (zero: not lost)
 }
 
 // New returns a watcher of engine that resyncs in full every resync
@@ -78,32 +76,26 @@ func (w *Watcher) Changed() <-chan struct{} { return w.changed }
 // answers again: an engine that restarted gives its containers new
 // addresses and old ones to other containers, so what was true before must
 // never be published again. Callers keep what they last published instead.
+//
+// These are this engine's alone: claims on hosts shared with other
+// containers are settled across every engine by a Fleet.
 func (w *Watcher) Backends() ([]route.Backend, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	backends := make([]route.Backend, 0, len(w.verdicts))
-	for _, v := range w.resolvedLocked() {
+	for _, v := range w.verdicts {
 		backends = append(backends, v.Backends...)
 	}
 	return backends, w.synced
 }
 
-// resolvedLocked is every verdict with claims on shared hosts settled
-// (resolveClaims); each refused claim is logged the first time it shows.
-func (w *Watcher) resolvedLocked() []Verdict {
-	vs := resolveClaims(slices.Collect(maps.Values(w.verdicts)))
-	seen := map[string]bool{}
-	for _, v := range vs {
-		for _, c := range v.Conflicts {
-			k := v.ID + " " + c.Backend.Host + c.Backend.Path
-			seen[k] = true
-			if !w.conflicts[k] {
-				w.log.Warn("route refused", "container", v.Name, "id", short(v.ID), "reason", c.Reason)
-			}
-		}
-	}
-	w.conflicts = seen
-	return vs
+// state reports the verdicts, whether they describe the engine as it is
+// now (see Backends), and since when the engine is lost (zero: it is not,
+// or was never synced).
+func (w *Watcher) state() (vs []Verdict, synced bool, lostAt time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Collect(maps.Values(w.verdicts)), w.synced, w.lostAt
 }
 
 // SetOptions changes the operator's choices and re-decides every known
@@ -131,7 +123,7 @@ func (w *Watcher) Reconnects() int64 { return w.reconnects.Load() }
 func (w *Watcher) Verdicts() []Verdict {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return sortVerdicts(w.resolvedLocked())
+	return sortVerdicts(slices.Collect(maps.Values(w.verdicts)))
 }
 
 // Connected tells whether the watcher currently follows a live event stream
@@ -413,49 +405,64 @@ func (w *Watcher) setConnected(ok bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.connected = ok
-	if !ok {
-		w.synced = false
+	switch {
+	case ok:
+		w.lostAt = time.Time{}
+	case w.synced:
+		w.synced, w.lostAt = false, time.Now()
 	}
 }
 
-// Explain decides the named containers (names or IDs), or every container
-// including stopped ones when none is named, exactly as a running watcher
-// would: stops under way are read from Docker's event log, and claims on
-// shared hosts are settled against every running container. An unknown
-// name gets a verdict saying so rather than failing the others.
+// Explain decides the named containers (names or IDs) of one engine, or
+// every container including stopped ones when none is named; see
+// Fleet.Explain, which this is for a fleet of one.
 func Explain(ctx context.Context, e Engine, opt Options, names []string) ([]Verdict, error) {
+	return explainAll(ctx, []Engine{e}, []Options{opt}, names)
+}
+
+// evaluation is one engine's part of an explain.
+type evaluation struct {
+	decided []Verdict       // the named containers found here, and every running one
+	wanted  map[string]bool // IDs of the named ones
+	unknown map[string]bool // names not found here
+	other   []Verdict       // named ones that could not be decided
+}
+
+// evaluate decides, exactly as a running watcher would, the named
+// containers of one engine (every container when none is named) and every
+// running one, whose claims on hosts may conflict with them.
+func evaluate(ctx context.Context, e Engine, opt Options, names []string) (evaluation, error) {
+	ev := evaluation{wanted: map[string]bool{}, unknown: map[string]bool{}}
 	running, err := listRunning(ctx, e, opt.Scope)
 	if err != nil {
-		return nil, err
+		return ev, err
 	}
 	if len(names) == 0 {
 		ctx, cancel := context.WithTimeout(ctx, listTimeout)
 		all, err := e.ContainerList(ctx, container.ListOptions{All: true, Filters: opt.Scope.args()})
 		cancel()
 		if err != nil {
-			return nil, fmt.Errorf("list containers: %w", err)
+			return ev, fmt.Errorf("list containers: %w", err)
 		}
 		for _, s := range all {
 			names = append(names, s.ID)
 		}
 	}
-	var out []Verdict
 	cs := map[string]Container{}
-	wanted := map[string]bool{}
 	for _, n := range names {
 		c, ok, err := inspect(ctx, e, n)
 		switch {
 		case err != nil:
-			out = append(out, inspectFailed("", n, err))
+			ev.other = append(ev.other, inspectFailed("", n, err))
 		case !ok:
-			out = append(out, Verdict{Name: n, Code: "no_such_container", Reason: "no such container"})
+			ev.unknown[n] = true
 		case !opt.Scope.Matches(c):
-			out = append(out, Verdict{ID: c.ID, Name: c.Name, Code: "out_of_scope", Reason: "outside dockroute's scope (--filter " + opt.Scope.String() + "): not considered at all"})
+			ev.other = append(ev.other, Verdict{ID: c.ID, Name: c.Name, Code: "out_of_scope", Reason: "outside dockroute's scope (--filter " + opt.Scope.String() + "): not considered at all"})
 		default:
-			cs[c.ID], wanted[c.ID] = c, true
+			cs[c.ID], ev.wanted[c.ID] = c, true
 		}
 	}
-	for _, s := range running { // the others whose claims may conflict
+	for _, s := range running {
 		if _, ok := cs[s.ID]; ok {
 			continue
 		}
@@ -466,14 +473,46 @@ func Explain(ctx context.Context, e Engine, opt Options, names []string) ([]Verd
 	now := time.Now()
 	ks, err := recentKills(ctx, e, cs, now)
 	if err != nil {
-		return nil, err
+		return ev, err
 	}
-	var vs []Verdict
 	for _, c := range cs {
 		c.Stopping = now.Before(stoppingUntil(c, ks[c.ID]))
-		vs = append(vs, Decide(c, opt))
+		v := Decide(c, opt)
+		v.Engine = opt.Engine
+		ev.decided = append(ev.decided, v)
 	}
-	for _, v := range resolveClaims(vs) {
+	return ev, nil
+}
+
+// explainAll evaluates the names on every engine and settles claims across
+// all of them, as a running fleet does. A name no engine knows gets a
+// verdict saying so rather than failing the others.
+func explainAll(ctx context.Context, es []Engine, opts []Options, names []string) ([]Verdict, error) {
+	var decided, out []Verdict
+	wanted := map[string]bool{}
+	unknownEverywhere := map[string]int{}
+	for i, e := range es {
+		ev, err := evaluate(ctx, e, opts[i], names)
+		if err != nil {
+			if len(es) == 1 {
+				return nil, err
+			}
+			out = append(out, Verdict{Name: "engine " + opts[i].Engine, Engine: opts[i].Engine, Code: "inspect_failed", Reason: "could not ask this engine: " + err.Error()})
+			continue
+		}
+		decided = append(decided, ev.decided...)
+		out = append(out, ev.other...)
+		maps.Copy(wanted, ev.wanted)
+		for n := range ev.unknown {
+			unknownEverywhere[n]++
+		}
+	}
+	for n, count := range unknownEverywhere {
+		if count == len(es) {
+			out = append(out, Verdict{Name: n, Code: "no_such_container", Reason: "no such container"})
+		}
+	}
+	for _, v := range resolveClaims(dedupe(decided)) {
 		if wanted[v.ID] {
 			out = append(out, v)
 		}

@@ -46,6 +46,9 @@ type Container struct {
 	StopSignal  string
 	StopTimeout int       // seconds; 0: unset
 	Created     time.Time // default: when Run was called
+	// Published maps container ports to the host ports they are
+	// published on (-p).
+	Published map[uint16]uint16
 }
 
 // Engine is the fake engine. Its zero value is not usable: call New.
@@ -286,6 +289,9 @@ func (e *Engine) ContainerList(ctx context.Context, opts container.ListOptions) 
 		s := container.Summary{ID: c.ID, Names: []string{"/" + c.Name}, Created: c.Created.Unix(), State: container.ContainerState(c.State), Status: "Up",
 			Labels: c.Labels, NetworkSettings: &container.NetworkSettingsSummary{Networks: c.networks()}}
 		s.HostConfig.NetworkMode = "bridge"
+		for p, hp := range c.Published {
+			s.Ports = append(s.Ports, container.Port{PrivatePort: p, PublicPort: hp, Type: "tcp"})
+		}
 		out = append(out, s)
 	}
 	return out, nil
@@ -324,7 +330,7 @@ func (e *Engine) ContainerInspect(ctx context.Context, ref string) (container.In
 			HostConfig: &container.HostConfig{NetworkMode: "bridge"}},
 		Config: &container.Config{Env: c.Env, Labels: c.Labels, ExposedPorts: ports,
 			StopSignal: c.StopSignal, StopTimeout: timeout},
-		NetworkSettings: &container.NetworkSettings{Networks: c.networks()},
+		NetworkSettings: &container.NetworkSettings{Networks: c.networks(), NetworkSettingsBase: container.NetworkSettingsBase{Ports: c.portMap()}},
 	}, nil
 }
 
@@ -351,6 +357,14 @@ func (c *Container) matches(f filters.Args) bool {
 	}
 	nets := f.Get("network")
 	return len(nets) == 0 || slices.Contains(nets, "bridge")
+}
+
+func (c *Container) portMap() nat.PortMap {
+	m := nat.PortMap{}
+	for p, hp := range c.Published {
+		m[nat.Port(strconv.Itoa(int(p))+"/tcp")] = []nat.PortBinding{{HostIP: "0.0.0.0", HostPort: strconv.Itoa(int(hp))}}
+	}
+	return m
 }
 
 func (c *Container) networks() map[string]*network.EndpointSettings {

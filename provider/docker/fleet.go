@@ -1,0 +1,313 @@
+package docker
+
+import (
+	"cmp"
+	"context"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/dockroute/dockroute/provider/route"
+)
+
+// Member is one engine of a Fleet.
+type Member struct {
+	Endpoint Endpoint
+	Engine   Engine
+	Watcher  *Watcher
+}
+
+// Fleet follows several engines as one provider: one route table from all
+// of them, replicas of a host on different engines becoming one service
+// with several servers. Each engine connects, backs off and resyncs on its
+// own. An engine that goes away keeps its routes for the grace, then loses
+// only those; the others are untouched. (With a single engine there is no
+// other source of truth: its routes stay until it answers again, as the
+// proxy's last config does.) Claims on shared hosts are settled across
+// every engine, and the same engine reached twice is counted once:
+// containers are keyed by their IDs, which no two engines share.
+type Fleet struct {
+	members []*Member
+	grace   time.Duration
+	log     *slog.Logger
+	changed chan struct{}
+
+	mu        sync.Mutex
+	opt       Options
+	conflicts map[string]bool // refused claims already logged
+	twins     map[string]bool // engine pairs already reported as one
+	dropped   map[*Member]bool
+}
+
+// NewFleet connects to every endpoint (connecting does not wait for the
+// engines) and watches each with opt, adjusted to the endpoint.
+func NewFleet(eps []Endpoint, opt Options, resync, grace time.Duration, log *slog.Logger) (*Fleet, error) {
+	var members []*Member
+	for _, ep := range eps {
+		cli, err := ep.Client()
+		if err != nil {
+			for _, m := range members {
+				m.Engine.(interface{ Close() error }).Close()
+			}
+			return nil, err
+		}
+		members = append(members, &Member{Endpoint: ep, Engine: cli})
+	}
+	return NewFleetOf(members, opt, resync, grace, log), nil
+}
+
+// NewFleetOf watches engines already connected (tests give fake ones).
+func NewFleetOf(members []*Member, opt Options, resync, grace time.Duration, log *slog.Logger) *Fleet {
+	f := &Fleet{members: members, grace: grace, log: log, changed: make(chan struct{}, 1), opt: opt, dropped: map[*Member]bool{}}
+	for _, m := range members {
+		l := log
+		if len(members) > 1 {
+			l = log.With("engine", m.Endpoint.Name)
+		}
+		m.Watcher = New(m.Engine, f.optionsFor(m, opt), resync, l)
+	}
+	return f
+}
+
+// optionsFor adapts the operator's options to one engine.
+func (f *Fleet) optionsFor(m *Member, opt Options) Options {
+	opt.Address, opt.Advertise = m.Endpoint.Address, m.Endpoint.Advertise
+	if len(f.members) > 1 {
+		opt.Engine = m.Endpoint.Name
+	}
+	return opt
+}
+
+// Members are the engines followed.
+func (f *Fleet) Members() []*Member { return f.members }
+
+// Close closes the clients NewFleet opened.
+func (f *Fleet) Close() {
+	for _, m := range f.members {
+		if c, ok := m.Engine.(interface{ Close() error }); ok {
+			c.Close()
+		}
+	}
+}
+
+// Changed receives a value whenever the routes may have changed.
+func (f *Fleet) Changed() <-chan struct{} { return f.changed }
+
+func (f *Fleet) notify() {
+	select {
+	case f.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Run follows every engine until ctx ends.
+func (f *Fleet) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, m := range f.members {
+		wg.Go(func() { m.Watcher.Run(ctx) })
+		wg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-m.Watcher.Changed():
+					f.notify()
+				}
+			}
+		})
+	}
+	if len(f.members) > 1 {
+		wg.Go(func() { f.expireLost(ctx) })
+	}
+	wg.Wait()
+}
+
+// expireLost republishes when a lost engine's grace runs out, so that its
+// routes go, and when it comes back.
+func (f *Fleet) expireLost(ctx context.Context) {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			for _, m := range f.members {
+				_, _, lostAt := m.Watcher.state()
+				expired := !lostAt.IsZero() && now.Sub(lostAt) >= f.grace
+				f.mu.Lock()
+				was := f.dropped[m]
+				f.dropped[m] = expired
+				f.mu.Unlock()
+				if expired && !was {
+					f.log.Warn("engine lost for longer than the grace; dropping its routes", "engine", m.Endpoint.Name, "grace", f.grace)
+					f.notify()
+				}
+			}
+		}
+	}
+}
+
+// Backends returns the backends of every routed container of every engine
+// that counts, and whether they may be published: true once some engine
+// describes Docker as it is now. An engine counts while synced, or, when
+// there are several, while lost for less than the grace.
+func (f *Fleet) Backends() ([]route.Backend, bool) {
+	vs, ok := f.current(false)
+	var bs []route.Backend
+	for _, v := range vs {
+		bs = append(bs, v.Backends...)
+	}
+	return bs, ok
+}
+
+// Verdicts returns every engine's verdicts, claims settled, sorted.
+func (f *Fleet) Verdicts() []Verdict {
+	vs, _ := f.current(true)
+	return sortVerdicts(vs)
+}
+
+// current gathers the verdicts that count (all of them with all) and
+// settles claims across engines, logging each refused claim once.
+func (f *Fleet) current(all bool) ([]Verdict, bool) {
+	now := time.Now()
+	var vs []Verdict
+	fresh := false
+	for _, m := range f.members {
+		mv, synced, lostAt := m.Watcher.state()
+		fresh = fresh || synced
+		counts := synced || len(f.members) > 1 && !lostAt.IsZero() && now.Sub(lostAt) < f.grace
+		if !counts && !all {
+			continue
+		}
+		if len(f.members) > 1 {
+			for i := range mv {
+				mv[i].Engine = m.Endpoint.Name
+			}
+		}
+		vs = append(vs, mv...)
+	}
+	resolved := resolveClaims(f.dedupe(vs))
+	f.logConflicts(resolved)
+	return resolved, fresh
+}
+
+// dedupe keeps one verdict per container ID, reporting engines that
+// share containers: the same engine reached twice.
+func (f *Fleet) dedupe(vs []Verdict) []Verdict {
+	seen := map[string]string{}
+	out := vs[:0:0]
+	for _, v := range vs {
+		if first, dup := seen[v.ID]; dup && v.ID != "" {
+			pair := first + " " + v.Engine
+			f.mu.Lock()
+			if f.twins == nil {
+				f.twins = map[string]bool{}
+			}
+			if !f.twins[pair] {
+				f.twins[pair] = true
+				f.log.Warn("two engines report the same containers: one engine reached twice; counting it once", "engines", []string{first, v.Engine})
+			}
+			f.mu.Unlock()
+			continue
+		}
+		seen[v.ID] = v.Engine
+		out = append(out, v)
+	}
+	return out
+}
+
+// dedupe for one-shot use (explain): one verdict per container ID.
+func dedupe(vs []Verdict) []Verdict {
+	seen := map[string]bool{}
+	return slices.DeleteFunc(slices.Clone(vs), func(v Verdict) bool {
+		if v.ID == "" {
+			return false
+		}
+		dup := seen[v.ID]
+		seen[v.ID] = true
+		return dup
+	})
+}
+
+func (f *Fleet) logConflicts(vs []Verdict) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	seen := map[string]bool{}
+	for _, v := range vs {
+		for _, c := range v.Conflicts {
+			k := v.ID + " " + c.Backend.Host + c.Backend.Path
+			seen[k] = true
+			if !f.conflicts[k] {
+				f.log.Warn("route refused", "container", v.Name, "id", short(v.ID), "reason", c.Reason)
+			}
+		}
+	}
+	f.conflicts = seen
+}
+
+// EngineState is one engine's health, for metrics and /healthz.
+type EngineState struct {
+	Name       string
+	Connected  bool
+	Reconnects int64
+}
+
+// Engines reports every engine's state.
+func (f *Fleet) Engines() []EngineState {
+	out := make([]EngineState, len(f.members))
+	for i, m := range f.members {
+		out[i] = EngineState{Name: m.Endpoint.Name, Connected: m.Watcher.Connected(), Reconnects: m.Watcher.Reconnects()}
+	}
+	return out
+}
+
+// SetOptions changes the operator's choices on every engine.
+func (f *Fleet) SetOptions(opt Options) {
+	f.mu.Lock()
+	f.opt = opt
+	f.mu.Unlock()
+	for _, m := range f.members {
+		m.Watcher.SetOptions(f.optionsFor(m, opt))
+	}
+}
+
+// ResyncNow asks every engine for a full resync.
+func (f *Fleet) ResyncNow() {
+	for _, m := range f.members {
+		m.Watcher.ResyncNow()
+	}
+}
+
+// Sync syncs every engine once (render); it fails when none answers.
+func (f *Fleet) Sync(ctx context.Context) error {
+	var firstErr error
+	ok := false
+	for _, m := range f.members {
+		if err := m.Watcher.Sync(ctx); err != nil {
+			f.log.Warn("engine not synced", "engine", m.Endpoint.Name, "err", err)
+			firstErr = cmp.Or(firstErr, err)
+			continue
+		}
+		ok = true
+	}
+	if !ok {
+		return firstErr
+	}
+	return nil
+}
+
+// Explain decides the named containers on every engine, as the running
+// fleet would (see explainAll).
+func (f *Fleet) Explain(ctx context.Context, names []string) ([]Verdict, error) {
+	f.mu.Lock()
+	opt := f.opt
+	f.mu.Unlock()
+	es := make([]Engine, len(f.members))
+	opts := make([]Options, len(f.members))
+	for i, m := range f.members {
+		es[i], opts[i] = m.Engine, f.optionsFor(m, opt)
+	}
+	return explainAll(ctx, es, opts, names)
+}
