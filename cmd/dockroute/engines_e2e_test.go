@@ -1,0 +1,68 @@
+package main
+
+// Several Docker engines into one proxy: the machine's engine and a second,
+// real one in a network namespace of its own (dockertest.Engine2), standing
+// for another host whose containers the proxy reaches at their published
+// ports.
+
+import (
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dockroute/dockroute/provider/docker/dockertest"
+	"github.com/dockroute/dockroute/render/caddy/caddytest"
+)
+
+// TestTwoEngines routes one replica on each engine to the same host
+// through a real Traefik. The second engine stopped as a service stops
+// (its containers first): its replica leaves at once and the first keeps
+// serving; started again: back. Crashed (kill -9, its containers still
+// running): its replica is kept for the grace, then dropped; the first is
+// never touched. /healthz stays 200 throughout, naming the lost engine.
+func TestTwoEngines(t *testing.T) {
+	dockertest.Require(t)
+	e2 := dockertest.StartEngine2(t)
+	host := dockertest.Unique("twoeng") + ".test"
+	local := dockertest.Run(t, hello(host)...)
+	remote := e2.Run(t, append([]string{"--restart", "always", "-p", "18080:8080"}, hello(host)...)...)
+
+	addr := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(t))
+	engines := "unix:///var/run/docker.sock," + e2.Host() + "?addr=published&advertise=" + e2.Addr + "&name=node2"
+	_, tr := startTraefik(t, "--docker-host", engines, "--engine-grace", "3s", "--metrics-addr", addr)
+	web := "http://" + tr.Web
+	start := time.Now()
+	waitReplicas(t, web, host, local, remote)
+	t.Logf("both replicas served %v after start", time.Since(start))
+
+	// A service stop: dockerd stops its containers, then goes.
+	e2.Stop(syscall.SIGTERM)
+	stopped := time.Now()
+	waitReplicas(t, web, host, local)
+	t.Logf("service stop: the remote replica left %v after the engine was told to stop", time.Since(stopped))
+	waitHealthzWithin(t, 5*time.Second, addr, 200, "ok, but engines node2 are unreachable")
+
+	e2.Start(t)
+	started := time.Now()
+	waitReplicas(t, web, host, local, remote)
+	t.Logf("engine back: the remote replica served %v after the engine answered", time.Since(started))
+
+	// A crash: the containers keep running; dockroute keeps the replica
+	// for the grace (3 s), then drops it, and only it.
+	e2.Stop(syscall.SIGKILL)
+	crashed := time.Now()
+	time.Sleep(time.Second)
+	waitReplicas(t, web, host, local, remote) // kept: it still runs
+	waitReplicas(t, web, host, local)
+	if took := time.Since(crashed); took < 3*time.Second {
+		t.Fatalf("the crashed engine's replica was dropped after %v, before the 3 s grace", took)
+	}
+	t.Logf("crash: the remote replica dropped %v after the engine died (grace 3 s)", time.Since(crashed))
+	e2.Start(t)
+	waitReplicas(t, web, host, local, remote)
+	if code, body := healthz(addr); code != 200 || strings.Contains(body, "unreachable") {
+		t.Fatalf("/healthz after both engines are back: %d %q", code, body)
+	}
+}
