@@ -66,3 +66,44 @@ func TestTwoEngines(t *testing.T) {
 		t.Fatalf("/healthz after both engines are back: %d %q", code, body)
 	}
 }
+
+// TestTwoInstances: two dockroutes following the same engine write
+// byte-identical Traefik files, and against one Caddy cause no more
+// reloads than one alone, plus at most one: the second finds Caddy
+// already serving what it would push.
+func TestTwoInstances(t *testing.T) {
+	dockertest.Require(t)
+	a, b := startDaemon(t, nil), startDaemon(t, nil)
+	var hosts []string
+	for range 3 {
+		host, id := a.routedHello(t, "twin")
+		b.waitServers(t, host, url(t, id, 8080))
+		hosts = append(hosts, host)
+	}
+	if fa, fb := mustRead(t, a.file()), mustRead(t, b.file()); string(fa) != string(fb) {
+		t.Fatalf("two instances wrote different files:\n%s\n---\n%s", fa, fb)
+	}
+
+	c := caddytest.Start(t, caddytest.Binaries(t)[0], nil)
+	listen := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(t))
+	changes := func(n int) int {
+		before := c.Loads()
+		for range n {
+			host := dockertest.Unique("load") + ".test"
+			id := dockertest.Run(t, hello(host)...)
+			waitAnswer(t, listen, host, 200, "hello from "+id[:12])
+			time.Sleep(300 * time.Millisecond) // let both instances settle
+		}
+		return c.Loads() - before
+	}
+	startCaddyDaemon(t, c, listen)
+	waitAnswer(t, listen, hosts[0], 200, "hello from")
+	alone := changes(5)
+	startCaddyDaemon(t, c, listen)
+	time.Sleep(time.Second)
+	two := changes(5)
+	t.Logf("Caddy loads for 5 changes: %d with one instance, %d with two", alone, two)
+	if two > alone+1 {
+		t.Fatalf("two instances caused %d Caddy loads for 5 changes, one alone %d", two, alone)
+	}
+}

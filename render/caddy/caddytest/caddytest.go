@@ -240,6 +240,13 @@ func (c *Caddy) Writes() int {
 	return n
 }
 
+// Loads counts the configs Caddy actually loaded: it autosaves each one
+// it runs, and logs that; a write it refused (412, 400) or found
+// unchanged is not a load.
+func (c *Caddy) Loads() int {
+	return strings.Count(c.log.String(), "autosaved config")
+}
+
 // Log is what Caddy printed so far.
 func (c *Caddy) Log() string { return c.log.String() }
 
