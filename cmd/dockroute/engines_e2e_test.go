@@ -7,6 +7,7 @@ package main
 
 import (
 	"fmt"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -24,7 +25,7 @@ import (
 // never touched. /healthz stays 200 throughout, naming the lost engine.
 func TestTwoEngines(t *testing.T) {
 	dockertest.Require(t)
-	e2 := dockertest.StartEngine2(t)
+	e2 := dockertest.StartEngine2(t, false)
 	host := dockertest.Unique("twoeng") + ".test"
 	local := dockertest.Run(t, hello(host)...)
 	remote := e2.Run(t, append([]string{"--restart", "always", "-p", "18080:8080"}, hello(host)...)...)
@@ -105,5 +106,27 @@ func TestTwoInstances(t *testing.T) {
 	t.Logf("Caddy loads for 5 changes: %d with one instance, %d with two", alone, two)
 	if two > alone+1 {
 		t.Fatalf("two instances caused %d Caddy loads for 5 changes, one alone %d", two, alone)
+	}
+}
+
+// TestTLSEngine follows a remote engine over tcp:// with TLS, with the
+// client certificates as the docker CLI reads them (tls=DIR), and routes
+// its container at its published port on the engine's address (the
+// defaults for tcp://). A container that publishes nothing is refused,
+// saying so.
+func TestTLSEngine(t *testing.T) {
+	dockertest.Require(t)
+	e2 := dockertest.StartEngine2(t, true)
+	host := dockertest.Unique("tlseng") + ".test"
+	remote := e2.Run(t, append([]string{"-p", "18081:8080"}, hello(host)...)...)
+	unpub := e2.Run(t, hello(dockertest.Unique("unpub")+".test")...)
+	d := startDaemon(t, nil, "--docker-host", e2.TCP+"?tls="+e2.ClientCerts)
+	d.waitServers(t, host, "http://"+e2.Addr+":18081")
+	if body := get(t, "http://"+e2.Addr+":18081", host); !strings.Contains(body, "hello from "+remote[:12]) {
+		t.Fatalf("the published address answered %q", body)
+	}
+	out, err := exec.Command(binary, "explain", "--docker-host", e2.TCP+"?tls="+e2.ClientCerts, unpub).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "port 8080 is not published: engine "+e2.Addr+"'s containers are routed at their published ports on "+e2.Addr) {
+		t.Fatalf("explain of an unpublished remote container: %v\n%s", err, out)
 	}
 }

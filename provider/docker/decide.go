@@ -31,7 +31,7 @@ type Options struct {
 	// Advertise, this engine's address as the proxy reaches it.
 	Address   AddressMode
 	Advertise string
-	// Engine names the engine in reasons, when dockroute follows several.
+	// Engine names the engine in reasons.
 	Engine string
 }
 

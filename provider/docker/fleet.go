@@ -72,10 +72,7 @@ func NewFleetOf(members []*Member, opt Options, resync, grace time.Duration, log
 
 // optionsFor adapts the operator's options to one engine.
 func (f *Fleet) optionsFor(m *Member, opt Options) Options {
-	opt.Address, opt.Advertise = m.Endpoint.Address, m.Endpoint.Advertise
-	if len(f.members) > 1 {
-		opt.Engine = m.Endpoint.Name
-	}
+	opt.Address, opt.Advertise, opt.Engine = m.Endpoint.Address, m.Endpoint.Advertise, m.Endpoint.Name
 	return opt
 }
 

@@ -500,6 +500,11 @@ func explainAll(ctx context.Context, es []Engine, opts []Options, names []string
 			out = append(out, Verdict{Name: "engine " + opts[i].Engine, Engine: opts[i].Engine, Code: "inspect_failed", Reason: "could not ask this engine: " + err.Error()})
 			continue
 		}
+		if len(es) == 1 {
+			for i := range ev.decided {
+				ev.decided[i].Engine = "" // one engine: no need to name it
+			}
+		}
 		decided = append(decided, ev.decided...)
 		out = append(out, ev.other...)
 		maps.Copy(wanted, ev.wanted)

@@ -24,16 +24,22 @@ type Engine2 struct {
 	NS     string // the network namespace
 	Addr   string // its address, as the host reaches it
 	Socket string // its API socket, on the host's file system
-	dir    string
-	hostIf string
-	cmd    *exec.Cmd
-	done   chan struct{}
+	// TCP is, with TLS, its API on tcp://Addr:2376, verifying clients;
+	// ClientCerts then holds ca.pem, cert.pem and key.pem for a client.
+	TCP         string
+	ClientCerts string
+	dir         string
+	hostIf      string
+	cmd         *exec.Cmd
+	done        chan struct{}
 }
 
 // StartEngine2 starts a second engine, loads the hello image into it, and
 // tears everything down (containers, daemon, namespace, files) when the
 // test ends, whatever happened.
-func StartEngine2(t testing.TB) *Engine2 {
+// With tls, the engine also serves its API on TCP with TLS, as a remote
+// engine does, with certificates made for the test.
+func StartEngine2(t testing.TB, tls bool) *Engine2 {
 	t.Helper()
 	b := make([]byte, 3)
 	rand.Read(b)
@@ -65,6 +71,13 @@ func StartEngine2(t testing.TB) *Engine2 {
 	if err := os.WriteFile(filepath.Join(dir, "daemon.json"), []byte(fmt.Sprintf(`{"storage-driver": %q}`, driver)), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if tls {
+		e.TCP = "tcp://" + e.Addr + ":2376"
+		e.ClientCerts = filepath.Join(dir, "client")
+		if err := makeCerts(filepath.Join(dir, "server"), e.ClientCerts, e.Addr); err != nil {
+			t.Fatal(err)
+		}
+	}
 	e.Start(t)
 	save := exec.Command("docker", "save", HelloImage)
 	load := exec.Command("docker", "-H", e.Host(), "load", "-q")
@@ -95,14 +108,20 @@ func (e *Engine2) Start(t testing.TB) {
 // the network namespace: `ip netns exec` would also remount /sys and hide
 // the cgroup mounts dockerd needs.
 func (e *Engine2) start() error {
-	e.cmd = exec.Command("nsenter", "--net=/var/run/netns/"+e.NS, "dockerd",
+	args := []string{"--net=/var/run/netns/" + e.NS, "dockerd"}
+	if e.TCP != "" {
+		srv := filepath.Join(e.dir, "server")
+		args = append(args, "-H", "tcp://"+e.Addr+":2376", "--tlsverify", "--tlscacert", filepath.Join(srv, "ca.pem"),
+			"--tlscert", filepath.Join(srv, "cert.pem"), "--tlskey", filepath.Join(srv, "key.pem"))
+	}
+	e.cmd = exec.Command("nsenter", append(args,
 		"--config-file", filepath.Join(e.dir, "daemon.json"),
 		"--data-root", filepath.Join(e.dir, "data"), "--exec-root", filepath.Join(e.dir, "exec"),
 		"--pidfile", filepath.Join(e.dir, "docker.pid"), "-H", e.Host(),
 		// iptables rules live in the namespace: published ports keep working
 		// while the daemon is down, as on a real host.
 		"--bip", "172.31.0.1/16",
-		"--containerd-namespace", e.NS, "--containerd-plugins-namespace", e.NS+"p")
+		"--containerd-namespace", e.NS, "--containerd-plugins-namespace", e.NS+"p")...)
 	log, err := os.OpenFile(filepath.Join(e.dir, "dockerd.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
