@@ -52,13 +52,6 @@ const (
 	historyTimeout = 10 * time.Second
 )
 
-// NewClient connects to the engine named by the DOCKER_* environment (the
-// local socket by default), negotiating the API version so that engines back
-// to API 1.41 work.
-func NewClient() (*client.Client, error) {
-	return client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-}
-
 // ping probes the engine with pingTimeout.
 func ping(ctx context.Context, e Engine) error {
 	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
