@@ -3,6 +3,7 @@ package docker
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/docker/docker/api/types/events"
@@ -34,14 +35,47 @@ const (
 // event only triggers a re-inspect.
 const eventSlack = 5 * time.Second
 
+// syncSource is what a followed engine keeps in sync: its containers
+// (Watcher) or its swarm services (ServiceWatcher). The failure policy
+// around it — subscribe, sync in full, apply events, probe a quiet engine,
+// back off, reconnect — is the follower's, one for both.
+type syncSource interface {
+	// filter selects the events that can change what the source knows.
+	filter() filters.Args
+	// Sync lists and decides everything again.
+	Sync(ctx context.Context) error
+	// apply handles first and every event already queued behind it.
+	apply(ctx context.Context, first events.Message, more <-chan events.Message) error
+	// nextWake is the next moment the source must act without an event
+	// (zero: none), and wake acts then.
+	nextWake() time.Time
+	wake(ctx context.Context, now time.Time) error
+	// setConnected records that the stream is followed (after a sync) or
+	// lost.
+	setConnected(ok bool)
+}
+
+// follower runs a source against an engine.
+type follower struct {
+	engine    Engine
+	log       *slog.Logger
+	resync    time.Duration
+	resyncNow <-chan struct{}
+	src       syncSource
+}
+
 // Run follows Docker until ctx ends. While the engine is lost, the verdicts
 // stay as they were but are reported stale (see Backends); once it answers
 // again, a full sync comes before anything else.
 func (w *Watcher) Run(ctx context.Context) error {
+	return follower{engine: w.engine, log: w.log, resync: w.resync, resyncNow: w.resyncNow, src: w}.run(ctx)
+}
+
+func (f follower) run(ctx context.Context) error {
 	b := backoff{min: minBackoff, max: maxBackoff}
 	for {
-		up, err := w.follow(ctx)
-		w.setConnected(false)
+		up, err := f.follow(ctx)
+		f.src.setConnected(false)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -49,8 +83,8 @@ func (w *Watcher) Run(ctx context.Context) error {
 			b.reset()
 		}
 		d := b.next()
-		w.log.Warn("docker event stream lost; keeping the last published routes until a full resync", "err", err, "retry_in", d)
-		if err := w.awaitEngine(ctx, d); err != nil {
+		f.log.Warn("docker event stream lost; keeping the last published routes until a full resync", "err", err, "retry_in", d)
+		if err := awaitEngine(ctx, f.engine, f.log, d); err != nil {
 			return err
 		}
 	}
@@ -59,19 +93,19 @@ func (w *Watcher) Run(ctx context.Context) error {
 // awaitEngine waits d before the next attempt, probing the engine every
 // probeInterval meanwhile. If the engine stops answering, it waits for
 // however long that takes and returns the moment the engine answers again.
-func (w *Watcher) awaitEngine(ctx context.Context, d time.Duration) error {
+func awaitEngine(ctx context.Context, e Engine, log *slog.Logger, d time.Duration) error {
 	deadline := time.Now().Add(d)
 	down := false
 	for {
-		err := ping(ctx, w.engine)
+		err := ping(ctx, e)
 		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case err != nil && !down:
 			down = true
-			w.log.Warn("docker unreachable; keeping the last published routes, probing it until it answers", "err", err, "every", probeInterval)
+			log.Warn("docker unreachable; keeping the last published routes, probing it until it answers", "err", err, "every", probeInterval)
 		case err == nil && down:
-			w.log.Info("docker answers again; resyncing")
+			log.Info("docker answers again; resyncing")
 			return nil
 		case err == nil && !time.Now().Before(deadline):
 			return nil
@@ -91,34 +125,29 @@ func (w *Watcher) awaitEngine(ctx context.Context, d time.Duration) error {
 // follow subscribes to events, syncs in full, then applies events until
 // the stream breaks or the engine stops answering. up is how long the
 // stream was followed after the sync.
-func (w *Watcher) follow(ctx context.Context) (up time.Duration, err error) {
-	msgs, errs, stop, err := subscribe(ctx, w.engine, events.ListOptions{
+func (f follower) follow(ctx context.Context) (up time.Duration, err error) {
+	msgs, errs, stop, err := subscribe(ctx, f.engine, events.ListOptions{
 		Since:   unixTime(time.Now().Add(-eventSlack)),
-		Filters: eventFilter(),
+		Filters: f.src.filter(),
 	})
 	if err != nil {
 		return 0, fmt.Errorf("subscribe to events: %w", err)
 	}
 	defer stop()
-	if err := w.Sync(ctx); err != nil {
+	if err := f.src.Sync(ctx); err != nil {
 		return 0, err
 	}
-	w.mu.Lock()
-	if w.followed {
-		w.reconnects.Add(1)
-	}
-	w.connected, w.followed, w.lostAt = true, true, time.Time{}
-	w.mu.Unlock()
+	f.src.setConnected(true)
 
 	start := time.Now()
-	resync := time.NewTicker(w.resync)
+	resync := time.NewTicker(f.resync)
 	defer resync.Stop()
 	quiet := time.NewTimer(quietProbe) // reset by every event
 	defer quiet.Stop()
 	wake := time.NewTimer(time.Hour)
 	defer wake.Stop()
 	for {
-		wake.Reset(untilOrHour(w.nextWake()))
+		wake.Reset(untilOrHour(f.src.nextWake()))
 		select {
 		case <-ctx.Done():
 			return time.Since(start), ctx.Err()
@@ -126,25 +155,21 @@ func (w *Watcher) follow(ctx context.Context) (up time.Duration, err error) {
 			return time.Since(start), fmt.Errorf("event stream ended: %w", err)
 		case m := <-msgs:
 			quiet.Reset(quietProbe)
-			if err := w.applyEvents(ctx, m, msgs); err != nil {
+			if err := f.src.apply(ctx, m, msgs); err != nil {
 				return time.Since(start), err
 			}
 		case <-quiet.C:
-			if err := ping(ctx, w.engine); err != nil {
+			if err := ping(ctx, f.engine); err != nil {
 				return time.Since(start), fmt.Errorf("docker stopped answering: %w", err)
 			}
 			quiet.Reset(quietProbe)
 		case now := <-wake.C:
-			if w.retryDue(now) {
-				err = w.Sync(ctx)
-			} else {
-				w.expireStops(now)
-			}
+			err = f.src.wake(ctx, now)
 		case <-resync.C:
-			err = w.Sync(ctx)
-		case <-w.resyncNow:
-			w.log.Info("full resync requested")
-			err = w.Sync(ctx)
+			err = f.src.Sync(ctx)
+		case <-f.resyncNow:
+			f.log.Info("full resync requested")
+			err = f.src.Sync(ctx)
 		}
 		if err != nil {
 			return time.Since(start), err
@@ -159,9 +184,18 @@ func untilOrHour(t time.Time) time.Duration {
 	return max(time.Until(t), 0)
 }
 
-// eventFilter selects the events that can change a container's verdict.
+// wake retries failed inspects when due, else ends stop windows.
+func (w *Watcher) wake(ctx context.Context, now time.Time) error {
+	if w.retryDue(now) {
+		return w.Sync(ctx)
+	}
+	w.expireStops(now)
+	return nil
+}
+
+// filter selects the events that can change a container's verdict.
 // Docker matches "health_status" against "health_status: healthy" itself.
-func eventFilter() filters.Args {
+func (w *Watcher) filter() filters.Args {
 	f := filters.NewArgs(
 		filters.Arg("type", string(events.ContainerEventType)),
 		filters.Arg("type", string(events.NetworkEventType)),
@@ -181,7 +215,7 @@ func eventFilter() filters.Args {
 // (kill, die, stop) costs one inspect. An inspect that fails affects only
 // its container; it ends the stream only when the engine itself stopped
 // answering.
-func (w *Watcher) applyEvents(ctx context.Context, first events.Message, msgs <-chan events.Message) error {
+func (w *Watcher) apply(ctx context.Context, first events.Message, msgs <-chan events.Message) error {
 	ids := map[string]bool{}
 	now := time.Now()
 	for m, more := first, true; more; {

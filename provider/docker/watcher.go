@@ -404,13 +404,16 @@ func (w *Watcher) notify() {
 func (w *Watcher) setConnected(ok bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.connected = ok
 	switch {
 	case ok:
-		w.lostAt = time.Time{}
+		if w.followed {
+			w.reconnects.Add(1)
+		}
+		w.followed, w.lostAt = true, time.Time{}
 	case w.synced:
 		w.synced, w.lostAt = false, time.Now()
 	}
+	w.connected = ok
 }
 
 // Explain decides the named containers (names or IDs) of one engine, or
