@@ -56,6 +56,7 @@ type config struct {
 	Filter              string
 	DockerHost          string
 	EngineGrace         time.Duration
+	Swarm               string
 	Resync              time.Duration
 	Coalesce            coalesce.Config
 	LogLevel            slog.Level
@@ -80,7 +81,7 @@ var liveKeys = map[string]bool{
 
 func (c config) dockerOptions() docker.Options {
 	scope, _ := docker.ParseScope(splitList(c.Filter)) // validated
-	return docker.Options{Network: c.Network, IgnoreHealth: c.Health == "ignore", Scope: scope}
+	return docker.Options{Network: c.Network, IgnoreHealth: c.Health == "ignore", Scope: scope, Swarm: c.Swarm}
 }
 
 func (c config) caddyOptions() caddy.Options {
@@ -114,6 +115,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.CaddyNoRedirect, "caddy-no-redirect", false, "with --caddy-tls, do not redirect HTTP to HTTPS")
 	durationVar(fs, &c.CaddyCheck, "caddy-check", 5*time.Second, "how often to check that Caddy still has dockroute's server, restoring it if lost")
 	fs.StringVar(&c.DockerHost, "docker-host", "", "Docker engines to follow, comma-separated URLs (unix:///PATH, tcp://HOST:PORT) with optional ?tls=DIR&addr=network|published&advertise=ADDR&name=NAME; default: DOCKER_HOST or the local socket")
+	fs.StringVar(&c.Swarm, "swarm", "auto", "follow swarm services: auto (on an engine that is a swarm manager), on (require it), off")
 	durationVar(fs, &c.EngineGrace, "engine-grace", time.Minute, "with several engines, how long an engine that went away keeps its routes before they are dropped")
 	fs.StringVar(&c.Filter, "filter", "", "consider only containers matching these Docker filters, comma-separated: label=KEY, label=KEY=VALUE, network=NAME (as docker ps --filter)")
 	fs.StringVar(&c.Network, "network", "", "Docker network whose container addresses are routed; needed when containers are on several networks. auto: the network of dockroute's own container (which must be on one), considering only containers on it")
@@ -301,6 +303,9 @@ func (c config) validate(cmd string) error {
 		if _, err := docker.ParseEndpoint(h); err != nil {
 			return invalid("docker-host", "--docker-host: %v", err)
 		}
+	}
+	if c.Swarm != "auto" && c.Swarm != "on" && c.Swarm != "off" {
+		return invalid("swarm", "--swarm %q: want auto, on or off", c.Swarm)
 	}
 	if c.EngineGrace <= 0 {
 		return invalid("engine-grace", "--engine-grace %v: must be positive", c.EngineGrace)

@@ -272,7 +272,7 @@ func TestMetricsAndHealthz(t *testing.T) {
 // leastPrivilege is the whole API surface dockroute needs, as a socket
 // proxy would allow it: GET on /_ping, /version, /events, /containers/json
 // and /containers/{id}/json (with or without a /vX.Y prefix).
-var leastPrivilege = regexp.MustCompile(`^(/v[0-9.]+)?/(_ping|version|events|containers/json|containers/[^/]+/json)$`)
+var leastPrivilege = regexp.MustCompile(`^(/v[0-9.]+)?/(_ping|version|info|events|containers/json|containers/[^/]+/json|services|tasks)$`)
 
 // TestLeastPrivilege runs dockroute through an allow-list proxy that
 // refuses everything else, and checks that it routes as usual and that no

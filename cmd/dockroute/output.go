@@ -184,8 +184,10 @@ func (o *caddyOutput) publish(ctx context.Context, t route.Table) (bool, error) 
 }
 
 // watch asks Caddy every check interval whether dockroute's server is still
-// there as pushed, and restores it if not.
-func (o *caddyOutput) watch(ctx context.Context, _ func()) {
+// there as pushed; if not, it has the daemon publish its current table
+// (after the coalescer's quiet window, by which time a second dockroute on
+// the same Caddy has seen the same events, so the two agree).
+func (o *caddyOutput) watch(ctx context.Context, poke func()) {
 	tick := time.NewTicker(o.check)
 	defer tick.Stop()
 	for {
@@ -193,7 +195,7 @@ func (o *caddyOutput) watch(ctx context.Context, _ func()) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			err := o.pub.Check(ctx)
+			ok, err := o.pub.Check(ctx)
 			switch {
 			case ctx.Err() != nil:
 			case err != nil:
@@ -201,6 +203,10 @@ func (o *caddyOutput) watch(ctx context.Context, _ func()) {
 				o.failed()
 				o.deliv.published()
 				o.deliv.set(-1, []string{err.Error()})
+			case !ok:
+				o.deliv.published()
+				o.deliv.set(-1, []string{"caddy does not run dockroute's server as published"})
+				poke()
 			default:
 				o.deliv.set(-1, nil)
 			}

@@ -33,6 +33,12 @@ type Options struct {
 	Advertise string
 	// Engine names the engine in reasons.
 	Engine string
+	// SkipTasks ignores containers that are swarm tasks: their services
+	// are followed, and routed, instead.
+	SkipTasks bool
+	// Swarm is auto (follow a manager's services), on (require it) or
+	// off.
+	Swarm string
 }
 
 // Verdict is the decision for one container: backends to route, or the
@@ -79,6 +85,10 @@ func (v Verdict) equal(o Verdict) bool {
 // request itself, the container's state, then how to reach it.
 func Decide(c Container, opt Options) Verdict {
 	v := Verdict{ID: c.ID, Name: c.Name, Created: c.Created}
+	if opt.SkipTasks && c.Labels[taskLabel] != "" {
+		v.Code, v.Reason = "swarm_task", "a swarm task: routed through its service"
+		return v
+	}
 	spec, optedIn, err := ParseSpec(c.Env, c.Labels)
 	v.OptedIn, v.Notes = optedIn, spec.Notes
 	if !optedIn {

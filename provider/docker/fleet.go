@@ -8,6 +8,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/api/types/system"
+
 	"github.com/dockroute/dockroute/provider/route"
 )
 
@@ -16,6 +20,9 @@ type Member struct {
 	Endpoint Endpoint
 	Engine   Engine
 	Watcher  *Watcher
+	// Services follows the engine's swarm services, once the engine is
+	// known to be a manager (nil until then, and otherwise).
+	services *ServiceWatcher
 }
 
 // Fleet follows several engines as one provider: one route table from all
@@ -73,6 +80,7 @@ func NewFleetOf(members []*Member, opt Options, resync, grace time.Duration, log
 // optionsFor adapts the operator's options to one engine.
 func (f *Fleet) optionsFor(m *Member, opt Options) Options {
 	opt.Address, opt.Advertise, opt.Engine = m.Endpoint.Address, m.Endpoint.Advertise, m.Endpoint.Name
+	opt.SkipTasks = f.servicesOf(m) != nil
 	return opt
 }
 
@@ -117,7 +125,90 @@ func (f *Fleet) Run(ctx context.Context) {
 	if len(f.members) > 1 {
 		wg.Go(func() { f.expireLost(ctx) })
 	}
+	for _, m := range f.members {
+		if se, ok := m.Engine.(SwarmEngine); ok && f.options().Swarm != "off" {
+			wg.Go(func() { f.followSwarm(ctx, m, se) })
+		}
+	}
 	wg.Wait()
+}
+
+func (f *Fleet) options() Options {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.opt
+}
+
+func (f *Fleet) servicesOf(m *Member) *ServiceWatcher {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return m.services
+}
+
+// followSwarm follows the engine's services once it is known to be a
+// swarm manager (asked with GET /info, retried while the engine does not
+// answer); task containers are then routed through their services only.
+func (f *Fleet) followSwarm(ctx context.Context, m *Member, se SwarmEngine) {
+	// Only once the container watcher has synced: the Docker client
+	// negotiates its API version on its first request, unsynchronized with
+	// the event stream's reader, so nothing else may ask before that.
+	for {
+		if _, synced, _ := m.Watcher.state(); synced {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	b := backoff{min: time.Second, max: 30 * time.Second}
+	var info system.Info
+	for {
+		ictx, cancel := context.WithTimeout(ctx, pingTimeout)
+		var err error
+		info, err = se.Info(ictx)
+		cancel()
+		if err == nil {
+			break
+		}
+		if errdefs.IsPermissionDenied(err) {
+			f.log.Info("not following swarm services: the engine refuses GET /info (a socket proxy?)", "engine", m.Endpoint.Name, "err", err)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(b.next()):
+		}
+	}
+	manager := info.Swarm.LocalNodeState == swarm.LocalNodeStateActive && info.Swarm.ControlAvailable
+	switch {
+	case !manager && f.options().Swarm == "on":
+		f.log.Error("--swarm on, but the engine is not a swarm manager: its services cannot be read", "engine", m.Endpoint.Name)
+		return
+	case !manager:
+		return
+	}
+	f.log.Info("the engine is a swarm manager: following its services", "engine", m.Endpoint.Name)
+	sw := NewServiceWatcher(se, Options{}, m.Watcher.resync, m.Watcher.log)
+	f.mu.Lock()
+	m.services = sw
+	opt := f.opt
+	f.mu.Unlock()
+	sw.SetOptions(f.optionsFor(m, opt))
+	m.Watcher.SetOptions(f.optionsFor(m, opt))
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-sw.Changed():
+				f.notify()
+			}
+		}
+	}()
+	sw.Run(ctx)
 }
 
 // expireLost republishes when a lost engine's grace runs out, so that its
@@ -173,6 +264,14 @@ func (f *Fleet) current(all bool) ([]Verdict, bool) {
 	fresh := false
 	for _, m := range f.members {
 		mv, synced, lostAt := m.Watcher.state()
+		if sw := f.servicesOf(m); sw != nil {
+			sv, ssynced, _ := sw.state()
+			// Services count once listed; until then, their tasks are
+			// only known not to be routed as containers.
+			if ssynced || all {
+				mv = append(mv, sv...)
+			}
+		}
 		fresh = fresh || synced
 		counts := synced || len(f.members) > 1 && !lostAt.IsZero() && now.Sub(lostAt) < f.grace
 		if !counts && !all {
@@ -267,6 +366,9 @@ func (f *Fleet) SetOptions(opt Options) {
 	f.mu.Unlock()
 	for _, m := range f.members {
 		m.Watcher.SetOptions(f.optionsFor(m, opt))
+		if sw := f.servicesOf(m); sw != nil {
+			sw.SetOptions(f.optionsFor(m, opt))
+		}
 	}
 }
 
@@ -274,6 +376,9 @@ func (f *Fleet) SetOptions(opt Options) {
 func (f *Fleet) ResyncNow() {
 	for _, m := range f.members {
 		m.Watcher.ResyncNow()
+		if sw := f.servicesOf(m); sw != nil {
+			sw.ResyncNow()
+		}
 	}
 }
 

@@ -33,6 +33,7 @@ var (
 	setEntryPoints  = setting{"dockroute.entrypoints", nil}
 	setTLS          = setting{"dockroute.tls", nil}
 	setCertResolver = setting{"dockroute.certresolver", nil}
+	setLB           = setting{"dockroute.lb", nil}
 )
 
 // DefaultPort is the container port routed when none is given.
@@ -56,6 +57,9 @@ type Spec struct {
 	Targets []Target // sorted by host, then path
 	Edge    route.Edge
 	Network string // a per-container --network
+	// LB is, for a swarm service, "vip" (route its virtual IP, the
+	// default) or "tasks" (route each running task).
+	LB string
 	// Notes are harmless oddities worth showing in explain (a label
 	// overriding an env var, say); they never stop routing.
 	Notes []string
@@ -130,6 +134,12 @@ func ParseSpec(env []string, labels map[string]string) (spec Spec, optedIn bool,
 		return spec, true, err
 	}
 	spec.Network, _ = src.get(setNetwork)
+	if v, from := src.get(setLB); from != "" {
+		if v = strings.TrimSpace(v); v != "vip" && v != "tasks" {
+			return spec, true, fmt.Errorf("%s: %q: want vip or tasks", from, v)
+		}
+		spec.LB = strings.TrimSpace(v)
+	}
 	return spec, true, nil
 }
 

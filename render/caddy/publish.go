@@ -82,16 +82,27 @@ func (p *Publisher) publish(ctx context.Context, want Server) error {
 	return p.publishAccepted(ctx, want)
 }
 
-// Check restores what was last published if Caddy lost it (restarted
-// without --resume, a Caddyfile reload) or someone changed it. It costs one
-// GET when all is well.
-func (p *Publisher) Check(ctx context.Context) error {
+// Check tells whether Caddy still serves what was last published: false
+// when it lost the server (restarted without --resume, a Caddyfile reload)
+// or someone changed it. It costs one GET. It does not restore anything
+// itself: the caller publishes its current table, which may have moved on
+// since (and, with two dockroutes on one Caddy, restoring the last push
+// could undo the other's newer one).
+func (p *Publisher) Check(ctx context.Context) (bool, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.pushed == nil {
-		return nil
+		return true, nil
 	}
-	return p.ensure(ctx, *p.pushed)
+	cur, _, err := p.admin.Get(ctx, "/id/"+p.opt.ID)
+	if isStatus(err, http.StatusNotFound) {
+		p.log.Warn("dockroute's server is gone from caddy (restarted without --resume, or its config was reloaded); publishing it again", "id", p.opt.ID)
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return sameJSON(cur, p.pushed.JSON()), nil
 }
 
 // ensure makes Caddy's copy of the server equal to want. Every write carries

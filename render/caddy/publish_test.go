@@ -151,8 +151,14 @@ func TestCheckRestoresLostServer(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.Restart(t, caddytest.UserConfig(userPort))
-		if err := p.Check(ctx); err != nil {
+		if ok, err := p.Check(ctx); ok || err != nil {
+			t.Fatalf("Check after Caddy lost the server: %v %v, want false", ok, err)
+		}
+		if err := p.Publish(ctx, table(map[string][]string{"app.test": {backend(t, "a")}})); err != nil {
 			t.Fatal(err)
+		}
+		if ok, err := p.Check(ctx); !ok || err != nil {
+			t.Fatalf("Check after publishing again: %v %v, want true", ok, err)
 		}
 		if got := answers(t, fmt.Sprintf("127.0.0.1:%d", ourPort), "app.test", 1); got["200 a"] != 1 {
 			t.Fatalf("after restart and check: %v", got)
@@ -161,7 +167,7 @@ func TestCheckRestoresLostServer(t *testing.T) {
 			t.Fatalf("the restore was not logged:\n%s", log)
 		}
 		c.Kill()
-		if err := p.Check(ctx); err == nil {
+		if _, err := p.Check(ctx); err == nil {
 			t.Fatal("Check against a dead Caddy succeeded")
 		}
 	})

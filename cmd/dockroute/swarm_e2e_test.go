@@ -1,0 +1,166 @@
+package main
+
+// Docker Swarm on the machine's engine: the test makes it a single-node
+// manager and leaves the swarm whatever happens (dockertest.Swarm). The
+// proxies run as containers on the services' overlay network, as they do
+// in a swarm, publishing their port to the host for the test to use.
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dockroute/dockroute/provider/docker/dockertest"
+	"github.com/dockroute/dockroute/render/caddy/caddytest"
+	"github.com/dockroute/dockroute/render/traefik/traefiktest"
+)
+
+// serverCount is how many servers the published file gives host.
+func serverCount(t *testing.T, d *proc, host string) int {
+	return len(servers(t, d.file())[host])
+}
+
+func TestSwarm(t *testing.T) {
+	dockertest.Require(t)
+	for _, img := range []string{"traefik:v3", "caddy:2"} {
+		if exec.Command("docker", "image", "inspect", img).Run() != nil {
+			t.Fatalf("image %s is missing: run `make standins` (make test builds them)", img)
+		}
+	}
+	dockertest.Swarm(t)
+	net := dockertest.Unique("swarmnet")
+	dockertest.Docker(t, "network", "create", "--driver", "overlay", "--attachable", "--label", dockertest.TestLabel, net)
+	t.Cleanup(func() { exec.Command("docker", "network", "rm", net).Run() })
+
+	// Traefik on the overlay, reading dockroute's directory.
+	dir := filepath.Join(t.TempDir(), "dynamic")
+	os.MkdirAll(dir, 0o755)
+	tport := caddytest.FreePort(t)
+	dockertest.Run(t, "--network", net, "-p", fmt.Sprintf("127.0.0.1:%d:80", tport), "-v", dir+":/dynamic",
+		"traefik:v3", "--global.checkNewVersion=false", "--global.sendAnonymousUsage=false", "--entrypoints.web.address=:80",
+		"--providers.file.directory=/dynamic", "--providers.file.watch=true", "--providers.providersThrottleDuration=10ms")
+	d := startDaemonDir(t, dir, nil, "--network", net)
+	// Caddy on the overlay, its admin API on a socket in a shared directory.
+	admin := t.TempDir()
+	cport := caddytest.FreePort(t)
+	os.WriteFile(filepath.Join(admin, "caddy.json"), []byte(`{"admin":{"listen":"unix//admin/admin.sock"}}`), 0o644)
+	dockertest.Run(t, "--network", net, "-p", fmt.Sprintf("127.0.0.1:%d:80", cport), "-v", admin+":/admin", "caddy:2", "caddy", "run", "--config", "/admin/caddy.json")
+	eventually(t, 15*time.Second, func() (bool, string) {
+		_, err := os.Stat(filepath.Join(admin, "admin.sock"))
+		return err == nil, "caddy's admin socket never appeared"
+	})
+	startDaemon(t, nil, "--network", net, "--output", "caddy", "--caddy-admin", "unix/"+filepath.Join(admin, "admin.sock"), "--caddy-listen", ":80", "--caddy-check", "500ms")
+	traefikAddr, caddyAddr := fmt.Sprintf("127.0.0.1:%d", tport), fmt.Sprintf("127.0.0.1:%d", cport)
+
+	host := dockertest.Unique("swarm") + ".test"
+	svc := dockertest.Service(t, "--name", dockertest.Unique("web"), "--network", net,
+		"--label", "dockroute.host="+host, "--label", "dockroute.port=8080", "--replicas", "1", dockertest.HelloImage)
+	waitCount := func(n int) time.Duration {
+		t.Helper()
+		start := time.Now()
+		eventually(t, 30*time.Second, func() (bool, string) {
+			got := serverCount(t, d, host)
+			return got == n, fmt.Sprintf("%s has %d servers, want %d", host, got, n)
+		})
+		return time.Since(start)
+	}
+
+	// By default the service's virtual IP: one server, the swarm balances.
+	ran := waitTasks(t, svc, 1)
+	waitCount(1)
+	t.Logf("service routed at its VIP %v after its task ran", time.Since(ran))
+	vip := strings.Split(dockertest.Docker(t, "service", "inspect", "-f", `{{range .Endpoint.VirtualIPs}}{{.Addr}}{{end}}`, svc), "/")[0]
+	if got := servers(t, d.file())[host]; len(got) != 1 || got[0] != "http://"+vip+":8080" {
+		t.Fatalf("VIP service routed to %v, want [http://%s:8080]", got, vip)
+	}
+	if r := traefiktest.Check(t, dir, host)[host]; len(r.Servers) != 1 {
+		t.Fatalf("Traefik routes the VIP service to %+v", r)
+	}
+	// Swarm virtual IPs need the kernel's IPVS, which not every machine
+	// has (this project's test machines do not): only then can a request
+	// through a proxy reach one.
+	if _, err := os.Stat("/proc/net/ip_vs"); err == nil {
+		for _, addr := range []string{traefikAddr, caddyAddr} {
+			waitAnswer(t, addr, host, 200, "hello from")
+		}
+	} else {
+		t.Log("no IPVS in this kernel: the VIP is checked in the file and by Traefik's router, not through the proxies")
+	}
+
+	// Each task (dockroute.lb=tasks), through both proxies, and scaling.
+	dockertest.Docker(t, "service", "update", "--detach", "--label-add", "dockroute.lb=tasks", svc)
+	waitCount(1)
+	for _, addr := range []string{traefikAddr, caddyAddr} {
+		waitAnswer(t, addr, host, 200, "hello from")
+	}
+	dockertest.Docker(t, "service", "scale", "--detach", svc+"=3")
+	ran = waitTasks(t, svc, 3)
+	waitCount(3)
+	t.Logf("scale 1 → 3: 3 servers %v after docker reported the third task running", time.Since(ran))
+	for _, addr := range []string{traefikAddr, caddyAddr} {
+		seen := map[string]bool{}
+		eventually(t, 10*time.Second, func() (bool, string) {
+			_, body, _ := caddytest.Get(addr, host, "/")
+			if f := strings.Fields(body); len(f) > 2 {
+				seen[f[2]] = true
+			}
+			return len(seen) == 3, fmt.Sprintf("requests through %s reached tasks %v, want 3", addr, seen)
+		})
+	}
+
+	// A drained node's tasks go (here the only node: all of them), and come
+	// back when it is active again; node events say so.
+	node := dockertest.Docker(t, "info", "-f", "{{.Swarm.NodeID}}")
+	dockertest.Docker(t, "node", "update", "--availability", "drain", node)
+	t.Logf("node drained: its tasks unrouted %v after the drain", waitCount(0))
+	dockertest.Docker(t, "node", "update", "--availability", "active", node)
+	waitTasks(t, svc, 3)
+	waitCount(3)
+
+	// A rolling update, start-first: never no server while a task runs.
+	done := make(chan struct{})
+	var empty []string
+	go func() {
+		defer close(done)
+		deadline := time.Now().Add(40 * time.Second)
+		for time.Now().Before(deadline) {
+			if serverCount(t, d, host) == 0 {
+				empty = append(empty, time.Now().Format("15:04:05.000"))
+			}
+			out, _ := exec.Command("docker", "service", "inspect", "-f", "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}", svc).Output()
+			if strings.TrimSpace(string(out)) == "completed" {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	dockertest.Docker(t, "service", "update", "--detach", "--update-order", "start-first", "--update-parallelism", "1", "--env-add", "ROLL=1", svc)
+	<-done
+	if len(empty) > 0 {
+		t.Fatalf("the route had no server during the rolling update at %v", empty)
+	}
+	waitCount(3)
+
+	dockertest.Docker(t, "service", "scale", "--detach", svc+"=0")
+	t.Logf("scale 3 → 0: route gone %v after the scale", waitCount(0))
+	waitAnswer(t, traefikAddr, host, 404, "")
+	dockertest.Docker(t, "service", "scale", "--detach", svc+"=1")
+	waitCount(1)
+	dockertest.Docker(t, "service", "rm", svc)
+	waitCount(0)
+}
+
+// waitTasks waits until n tasks of the service run, and returns when.
+func waitTasks(t *testing.T, svc string, n int) time.Time {
+	t.Helper()
+	eventually(t, 60*time.Second, func() (bool, string) {
+		out, _ := exec.Command("docker", "service", "ps", "--filter", "desired-state=running", "--format", "{{.CurrentState}}", svc).Output()
+		got := strings.Count(string(out), "Running")
+		return got >= n, fmt.Sprintf("%d tasks of %s run, want %d", got, svc, n)
+	})
+	return time.Now()
+}
