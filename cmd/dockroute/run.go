@@ -417,6 +417,12 @@ func formatVerdict(v docker.Verdict, overridden []route.Backend, annotate func(r
 	if v.ID != "" {
 		name += " (" + v.ID[:min(12, len(v.ID))] + ")"
 	}
+	if v.Service {
+		name = "service " + name
+	}
+	if v.Engine != "" {
+		name += " on " + v.Engine
+	}
 	switch {
 	case v.Routed():
 		fmt.Fprintf(&b, "%s: routed\n", name)

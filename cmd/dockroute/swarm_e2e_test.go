@@ -112,6 +112,12 @@ func TestSwarm(t *testing.T) {
 		})
 	}
 
+	name := dockertest.Docker(t, "service", "inspect", "-f", "{{.Spec.Name}}", svc)
+	out, err := exec.Command(binary, "explain", "--network", net, name).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "service "+name+" ("+svc[:12]+"): routed") || strings.Count(string(out), host+" -> ") != 3 {
+		t.Fatalf("explain of the service: %v\n%s", err, out)
+	}
+
 	// A drained node's tasks go (here the only node: all of them), and come
 	// back when it is active again; node events say so.
 	node := dockertest.Docker(t, "info", "-f", "{{.Swarm.NodeID}}")

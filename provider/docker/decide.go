@@ -47,7 +47,9 @@ type Verdict struct {
 	ID, Name string
 	// Engine names the engine the container runs on, when dockroute
 	// follows several ("" otherwise).
-	Engine   string
+	Engine string
+	// Service is true for a swarm service's verdict.
+	Service  bool
 	Created  time.Time // when the container was created: the order of claims
 	OptedIn  bool
 	Backends []route.Backend // nil when not routed

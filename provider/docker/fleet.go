@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -411,5 +412,52 @@ func (f *Fleet) Explain(ctx context.Context, names []string) ([]Verdict, error) 
 	for i, m := range f.members {
 		es[i], opts[i] = m.Engine, f.optionsFor(m, opt)
 	}
-	return explainAll(ctx, es, opts, names)
+	vs, err := explainAll(ctx, es, opts, names)
+	if err != nil {
+		return nil, err
+	}
+	services := f.serviceVerdicts(ctx, opt)
+	if len(names) == 0 {
+		return sortVerdicts(append(vs, services...)), nil
+	}
+	// A name may be a service's rather than a container's.
+	for _, sv := range services {
+		for _, n := range names {
+			if sv.Name != n && (len(n) < 4 || !strings.HasPrefix(sv.ID, n)) {
+				continue
+			}
+			vs = slices.DeleteFunc(vs, func(v Verdict) bool { return v.Code == "no_such_container" && v.Name == n })
+			vs = append(vs, sv)
+		}
+	}
+	return sortVerdicts(vs), nil
+}
+
+// serviceVerdicts are the swarm services' verdicts: those the running
+// fleet follows, or, for a one-shot explain, read once from every engine
+// that is a manager.
+func (f *Fleet) serviceVerdicts(ctx context.Context, opt Options) []Verdict {
+	var out []Verdict
+	for _, m := range f.members {
+		sw := f.servicesOf(m)
+		if sw == nil {
+			se, ok := m.Engine.(SwarmEngine)
+			if !ok || opt.Swarm == "off" {
+				continue
+			}
+			ictx, cancel := context.WithTimeout(ctx, pingTimeout)
+			info, err := se.Info(ictx)
+			cancel()
+			if err != nil || !info.Swarm.ControlAvailable {
+				continue
+			}
+			sw = NewServiceWatcher(se, f.optionsFor(m, opt), time.Hour, f.log)
+			if err := sw.Sync(ctx); err != nil {
+				continue
+			}
+		}
+		vs, _, _ := sw.state()
+		out = append(out, vs...)
+	}
+	return out
 }
