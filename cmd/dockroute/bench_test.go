@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -11,6 +14,7 @@ import (
 	"time"
 
 	"github.com/dockroute/dockroute/provider/docker/dockertest"
+	"github.com/dockroute/dockroute/provider/route"
 	"github.com/dockroute/dockroute/render/traefik/traefiktest"
 )
 
@@ -80,4 +84,27 @@ func BenchmarkTraefikPickup(b *testing.B) {
 		pickup += time.Since(renamed)
 	}
 	b.ReportMetric(float64(pickup.Microseconds())/1000/float64(b.N), "ms-rename-to-serve")
+}
+
+// BenchmarkPublishUnchanged10k is a publish of a table equal to the last
+// one published, at 10,000 routes: compared, not rendered nor written.
+func BenchmarkPublishUnchanged10k(b *testing.B) {
+	cfg, _ := parseConfig("run", []string{"--traefik-dir", b.TempDir()}, io.Discard)
+	o, err := newTraefikOutput(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var bs []route.Backend
+	for i := range 10000 {
+		bs = append(bs, route.Backend{Host: fmt.Sprintf("app%d.example.com", i), Server: fmt.Sprintf("10.0.%d.%d:8080", i/256, i%256)})
+	}
+	t := route.Build(bs)
+	if _, err := o.publish(context.Background(), t); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if wrote, err := o.publish(context.Background(), t); err != nil || wrote {
+			b.Fatalf("an unchanged publish wrote (%v) or failed: %v", wrote, err)
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -59,6 +60,13 @@ type traefikOutput struct {
 
 	mu  sync.Mutex
 	opt traefik.Options
+	// last is what was last published: its table, options and bytes. An
+	// unchanged table is not rendered again; the file changed by someone
+	// else is repaired from the bytes, without rendering either.
+	lastTable *route.Table
+	lastOpt   traefik.Options
+	lastBytes []byte
+	poke      func() // the daemon's: publish again
 }
 
 func newTraefikOutput(cfg config, log *slog.Logger) (*traefikOutput, error) {
@@ -102,20 +110,53 @@ func (o *traefikOutput) render(t route.Table) []byte { return traefik.Render(t, 
 
 func (o *traefikOutput) publish(_ context.Context, t route.Table) (bool, error) {
 	opt := o.options()
-	wrote, err := o.pub.Publish(traefik.Render(t, opt))
+	o.mu.Lock()
+	same := o.lastTable != nil && o.lastOpt.Equal(opt) && o.lastTable.Equal(t)
+	o.mu.Unlock()
+	if same {
+		return false, nil
+	}
+	data := traefik.Render(t, opt)
+	wrote, err := o.pub.Publish(data)
 	if err != nil {
 		return false, fmt.Errorf("write %s: %w", o.pub.Path(), err)
 	}
+	o.mu.Lock()
+	o.lastTable, o.lastOpt, o.lastBytes = &t, opt, data
+	o.mu.Unlock()
 	if o.deliv != nil {
 		o.deliv.published(traefik.Routers(t, opt))
 	}
 	return wrote, nil
 }
 
+// repair puts the last published bytes back if the file differs (someone
+// deleted or edited it; dockroute's own writes find it equal), without
+// rendering. If that fails, the next publish renders and writes again,
+// with the publisher's backoff.
+func (o *traefikOutput) repair() {
+	o.mu.Lock()
+	data := o.lastBytes
+	o.mu.Unlock()
+	if data == nil {
+		return
+	}
+	wrote, err := o.pub.Publish(data)
+	switch {
+	case err != nil:
+		o.log.Warn("could not repair the output; publishing it again", "file", o.pub.Path(), "err", err)
+		o.mu.Lock()
+		o.lastTable = nil
+		o.mu.Unlock()
+		o.poke()
+	case wrote:
+		o.log.Info("the output was changed or removed by someone else; put it back", "file", o.pub.Path())
+	}
+}
+
 // watch follows the output directory, even when it is re-created: when
-// someone deletes or edits the file, the next publish finds different bytes
-// and rewrites it. dockroute's own writes cause one more publish that finds
-// the bytes equal and stops. It first removes temporary files a crash of
+// someone deletes or edits the file, repair puts it back (dockroute's own
+// writes find it equal). It first removes temporary files a crash of
 // dockroute may have left.
 func (o *traefikOutput) watch(ctx context.Context, poke func()) {
 	if err := os.MkdirAll(o.pub.Dir, 0o755); err != nil {
@@ -128,7 +169,8 @@ func (o *traefikOutput) watch(ctx context.Context, poke func()) {
 	if err != nil {
 		o.log.Warn("could not remove every temporary file an earlier run left", "err", err)
 	}
-	o.dir.OnChange = poke
+	o.poke = poke
+	o.dir.OnChange = o.repair
 	if o.deliv != nil {
 		go o.deliv.run(ctx)
 	}
@@ -148,6 +190,10 @@ type caddyOutput struct {
 	// onError is told of every failed push or check, for metrics.
 	onError func()
 	deliv   *delivery
+
+	mu        sync.Mutex
+	lastTable *route.Table // what Caddy last accepted; nil: publish regardless
+	lastOpt   caddy.Options
 }
 
 func (o *caddyOutput) delivery() *delivery { return o.deliv }
@@ -172,15 +218,34 @@ func (o *caddyOutput) setOptions(cfg config) { o.pub.SetOptions(cfg.caddyOptions
 // publish pushes t; Caddy's answer to the read that follows every push is
 // the config it runs, so a publish that succeeds is delivered.
 func (o *caddyOutput) publish(ctx context.Context, t route.Table) (bool, error) {
+	opt := o.pub.Options()
+	o.mu.Lock()
+	same := o.lastTable != nil && o.lastTable.Equal(t) && slices.Equal(o.lastOpt.Listen, opt.Listen) &&
+		o.lastOpt.AutoHTTPS == opt.AutoHTTPS && o.lastOpt.NoRedirect == opt.NoRedirect
+	o.mu.Unlock()
+	if same { // unchanged, and Caddy runs it (the check says otherwise)
+		return false, nil
+	}
 	before := o.pub.Writes()
 	o.deliv.published()
 	if err := o.pub.Publish(ctx, t); err != nil {
 		o.failed()
 		o.deliv.set(len(t.Routes), []string{err.Error()})
+		o.forget()
 		return false, err
 	}
+	o.mu.Lock()
+	o.lastTable, o.lastOpt = &t, opt
+	o.mu.Unlock()
 	o.deliv.set(len(t.Routes), nil)
 	return o.pub.Writes() != before, nil
+}
+
+// forget makes the next publish push whatever the table.
+func (o *caddyOutput) forget() {
+	o.mu.Lock()
+	o.lastTable = nil
+	o.mu.Unlock()
 }
 
 // watch asks Caddy every check interval whether dockroute's server is still
@@ -206,6 +271,7 @@ func (o *caddyOutput) watch(ctx context.Context, poke func()) {
 			case !ok:
 				o.deliv.published()
 				o.deliv.set(-1, []string{"caddy does not run dockroute's server as published"})
+				o.forget()
 				poke()
 			default:
 				o.deliv.set(-1, nil)

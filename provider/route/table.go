@@ -90,3 +90,10 @@ func Build(backends []Backend) Table {
 	})
 	return t
 }
+
+// Equal tells whether two tables are the same, route by route.
+func (t Table) Equal(o Table) bool {
+	return slices.EqualFunc(t.Routes, o.Routes, func(a, b Route) bool {
+		return a.Host == b.Host && a.Path == b.Path && a.Strip == b.Strip && a.Edge == b.Edge && slices.Equal(a.Servers, b.Servers)
+	})
+}

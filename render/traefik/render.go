@@ -42,6 +42,11 @@ type Options struct {
 	RedirectFrom []string
 }
 
+// Equal tells whether two option sets render alike.
+func (o Options) Equal(p Options) bool {
+	return slices.Equal(o.EntryPoints, p.EntryPoints) && o.TLS == p.TLS && o.CertResolver == p.CertResolver && slices.Equal(o.RedirectFrom, p.RedirectFrom)
+}
+
 // The shapes below are the subset of Traefik's dynamic configuration that
 // dockroute writes, with Traefik's own key names.
 type config struct {
