@@ -395,3 +395,37 @@ func TestScope(t *testing.T) {
 		t.Fatal("an unsupported filter was accepted")
 	}
 }
+
+// A container's whole life costs one inspect: the start brings its data;
+// pause, unpause, kill, die, a health status and destroy say all there is
+// to know (before: one inspect per event, 6 per lifecycle).
+func TestLifecycleCostsOneInspect(t *testing.T) {
+	t.Parallel()
+	e := enginetest.New()
+	w, _ := watch(t, e)
+	waitFor(t, 5*time.Second, "first sync", func() bool { _, ok := w.Backends(); return ok })
+	before := e.Calls("ContainerInspect")
+	id := e.Run(app("life", "10.0.0.2"))
+	waitRouted(t, w, 2*time.Second, "life.test", "10.0.0.2:8080")
+	e.Update(id, func(c *enginetest.Container) { c.State = "paused" })
+	e.Emit(id, "pause", nil)
+	waitRouted(t, w, 2*time.Second, "life.test")
+	e.Update(id, func(c *enginetest.Container) { c.State = "running" })
+	e.Emit(id, "unpause", nil)
+	waitRouted(t, w, 2*time.Second, "life.test", "10.0.0.2:8080")
+	e.Update(id, func(c *enginetest.Container) { c.Health = "unhealthy" })
+	e.Emit(id, "health_status: unhealthy", nil)
+	waitRouted(t, w, 2*time.Second, "life.test")
+	e.Update(id, func(c *enginetest.Container) { c.Health = "healthy" })
+	e.Emit(id, "health_status: healthy", nil)
+	waitRouted(t, w, 2*time.Second, "life.test", "10.0.0.2:8080")
+	e.Kill(id, 15)
+	waitRouted(t, w, 2*time.Second, "life.test")
+	e.Exit(id)
+	waitFor(t, 2*time.Second, "not running", func() bool { return verdictOf(w, id).Code == "not_running" })
+	e.Remove(id)
+	waitFor(t, 2*time.Second, "gone", func() bool { return verdictOf(w, id).ID == "" })
+	if n := e.Calls("ContainerInspect") - before; n != 1 {
+		t.Fatalf("%d inspects for one container's life, want 1", n)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/docker/docker/api/types/events"
@@ -210,18 +211,29 @@ func (w *Watcher) filter() filters.Args {
 	return f
 }
 
-// applyEvents re-inspects the container of first and of every event already
-// queued behind it, once per container: a burst of events for one container
-// (kill, die, stop) costs one inspect. An inspect that fails affects only
-// its container; it ends the stream only when the engine itself stopped
-// answering.
+// apply brings the containers the events name up to date, in order,
+// once per container per burst. An event that says all there is to know
+// (die, pause, unpause, destroy, a health status, a kill) updates the
+// cached container without asking Docker; one that brings new data
+// (start, rename, a network change), or names a container not known yet,
+// costs one inspect. So a container's whole life (start, kill, die,
+// destroy) costs one inspect, not one per event. An inspect that fails
+// affects only its container; it ends the stream only when the engine
+// itself stopped answering.
 func (w *Watcher) apply(ctx context.Context, first events.Message, msgs <-chan events.Message) error {
-	ids := map[string]bool{}
+	changes := map[string]*eventChange{}
+	var order []string
 	now := time.Now()
 	for m, more := first, true; more; {
 		if id := containerID(m); id != "" {
-			ids[id] = true
 			w.noteEvent(m, now)
+			ch, ok := changes[id]
+			if !ok {
+				ch = &eventChange{}
+				changes[id] = ch
+				order = append(order, id)
+			}
+			ch.add(m)
 		}
 		select {
 		case m = <-msgs:
@@ -229,7 +241,20 @@ func (w *Watcher) apply(ctx context.Context, first events.Message, msgs <-chan e
 			more = false
 		}
 	}
-	for id := range ids {
+	for _, id := range order {
+		ch := changes[id]
+		if c, ok := w.cached(id); ok && !ch.inspect {
+			if ch.gone {
+				w.update(id, Container{}, false, time.Now())
+			} else {
+				w.update(id, ch.applyTo(c), true, time.Now())
+			}
+			continue
+		}
+		if ch.gone && !ch.inspect {
+			w.update(id, Container{}, false, time.Now())
+			continue
+		}
 		c, found, err := inspect(ctx, w.engine, id)
 		if err != nil {
 			if perr := ping(ctx, w.engine); perr != nil {
@@ -241,6 +266,48 @@ func (w *Watcher) apply(ctx context.Context, first events.Message, msgs <-chan e
 		w.update(id, c, found, time.Now())
 	}
 	return nil
+}
+
+// eventChange is what a burst of events says about one container.
+type eventChange struct {
+	inspect bool   // new data only an inspect gives
+	gone    bool   // destroyed
+	state   string // the state the events leave it in ("": unchanged)
+	health  string // the health status they report ("": unchanged)
+}
+
+func (ch *eventChange) add(m events.Message) {
+	if m.Type == events.NetworkEventType {
+		ch.inspect = true // addresses changed
+		return
+	}
+	switch a := string(m.Action); {
+	case a == string(events.ActionDestroy):
+		ch.gone = true
+	case a == string(events.ActionDie) || a == string(events.ActionStop):
+		ch.state = "exited"
+	case a == string(events.ActionPause):
+		ch.state = "paused"
+	case a == string(events.ActionUnPause):
+		ch.state = "running"
+	case strings.HasPrefix(a, string(events.ActionHealthStatus)+": "):
+		ch.health = strings.TrimPrefix(a, string(events.ActionHealthStatus)+": ")
+	case a == string(events.ActionKill):
+		// A stop noted by noteEvent; the container's data is unchanged.
+	default: // start, rename, a bare health_status, anything new
+		ch.inspect, ch.gone = true, false
+	}
+}
+
+// applyTo returns c as the events leave it.
+func (ch *eventChange) applyTo(c Container) Container {
+	if ch.state != "" {
+		c.State = ch.state
+	}
+	if ch.health != "" {
+		c.Health = ch.health
+	}
+	return c
 }
 
 func containerID(m events.Message) string {

@@ -236,6 +236,14 @@ func (w *Watcher) replace(next map[string]Container, failed map[string]Verdict, 
 	}
 }
 
+// cached returns the known container of id.
+func (w *Watcher) cached(id string) (Container, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	c, ok := w.cache[id]
+	return c, ok
+}
+
 // update installs what one inspect found.
 func (w *Watcher) update(id string, c Container, found bool, now time.Time) {
 	w.mu.Lock()

@@ -43,6 +43,7 @@ type Container struct {
 	IP          string   // its address on the "bridge" network
 	Exposed     []string // e.g. "8080/tcp"
 	State       string   // running (default), paused, exited
+	Health      string   // "" (no healthcheck), starting, healthy, unhealthy
 	StopSignal  string
 	StopTimeout int       // seconds; 0: unset
 	Created     time.Time // default: when Run was called
@@ -326,7 +327,7 @@ func (e *Engine) ContainerInspect(ctx context.Context, ref string) (container.In
 	}
 	return container.InspectResponse{
 		ContainerJSONBase: &container.ContainerJSONBase{ID: c.ID, Name: "/" + c.Name, Created: c.Created.Format(time.RFC3339Nano),
-			State:      &container.State{Status: container.ContainerState(c.State), Running: c.State == "running", Paused: c.State == "paused"},
+			State:      c.state(),
 			HostConfig: &container.HostConfig{NetworkMode: "bridge"}},
 		Config: &container.Config{Env: c.Env, Labels: c.Labels, ExposedPorts: ports,
 			StopSignal: c.StopSignal, StopTimeout: timeout},
@@ -344,6 +345,14 @@ func (e *Engine) find(ref string) *Container {
 		}
 	}
 	return nil
+}
+
+func (c *Container) state() *container.State {
+	st := &container.State{Status: container.ContainerState(c.State), Running: c.State == "running", Paused: c.State == "paused"}
+	if c.Health != "" {
+		st.Health = &container.Health{Status: container.HealthStatus(c.Health)}
+	}
+	return st
 }
 
 // matches applies the list filters dockroute uses: every label filter, and
@@ -427,7 +436,11 @@ type stream struct {
 }
 
 func (s *stream) push(m events.Message) {
-	if !s.filter.ExactMatch("type", string(m.Type)) || !s.filter.ExactMatch("event", string(m.Action)) {
+	action := string(m.Action)
+	if a, _, ok := strings.Cut(action, ": "); ok {
+		action = a // Docker matches "health_status: healthy" as health_status
+	}
+	if !s.filter.ExactMatch("type", string(m.Type)) || !s.filter.ExactMatch("event", action) {
 		return
 	}
 	s.mu.Lock()
