@@ -63,7 +63,7 @@ func TestConfigReload(t *testing.T) {
 	host, _ := d.routedHello(t, "reload")
 
 	replaceFile(t, cfgPath, "traefik-entrypoints: websecure\n")
-	d.waitFileContains(t, "entryPoints: [websecure]", true)
+	d.waitFileContains(t, "entryPoints: [\"websecure\"]", true)
 
 	replaceFile(t, cfgPath, "traefik-entrypoints: web\nbogus: 1\n")
 	d.waitLog(t, `config file not reloaded; keeping the running config`)
@@ -71,13 +71,13 @@ func TestConfigReload(t *testing.T) {
 		t.Errorf("the refusal does not name the key and line:\n%s", d.log)
 	}
 	time.Sleep(300 * time.Millisecond)
-	d.waitFileContains(t, "entryPoints: [websecure]", true)
+	d.waitFileContains(t, "entryPoints: [\"websecure\"]", true)
 
 	// An in-place write, as `echo >>` or a plain editor save does.
 	if err := os.WriteFile(cfgPath, []byte("traefik-entrypoints: web\ntraefik-file: other.yml\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d.waitFileContains(t, "entryPoints: [web]", true)
+	d.waitFileContains(t, "entryPoints: [\"web\"]", true)
 	d.waitLog(t, "config changes that need a restart were not applied")
 	if _, err := os.Stat(filepath.Join(d.dir, "other.yml")); err == nil {
 		t.Fatal("a restart-only setting was applied live")

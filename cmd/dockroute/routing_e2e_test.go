@@ -307,7 +307,7 @@ func TestTraefikTLSAndRedirect(t *testing.T) {
 		t.Error("the dockroute.tls=false container got a redirect")
 	}
 	body := string(mustRead(t, d.file()))
-	if !strings.Contains(body, "certResolver: le") {
+	if !strings.Contains(body, `certResolver: "le"`) {
 		t.Errorf("no certResolver in:\n%s", body)
 	}
 }

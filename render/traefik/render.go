@@ -10,8 +10,6 @@ import (
 	"slices"
 	"strings"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/dockroute/dockroute/provider/route"
 )
 
@@ -111,14 +109,9 @@ type server struct {
 // never causes a rewrite. Hosts and paths in t must be canonical.
 func Render(t route.Table, opt Options) []byte {
 	var buf bytes.Buffer
+	buf.Grow(len(header) + 400*len(t.Routes))
 	buf.WriteString(header)
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	if err := enc.Encode(build(t, opt)); err != nil {
-		// Only plain strings, ints and maps of them are encoded: a failure
-		// here is a bug in this package, not bad input.
-		panic(fmt.Sprintf("traefik: encoding config: %v", err))
-	}
+	writeYAML(&buf, build(t, opt))
 	return buf.Bytes()
 }
 
