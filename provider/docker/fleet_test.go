@@ -138,3 +138,36 @@ func TestFleetPublishedAddresses(t *testing.T) {
 		t.Fatalf("explain of the published container: %+v %v", vs, err)
 	}
 }
+
+// On a swarm manager the fleet follows services: routed at their VIP, or
+// each task with dockroute.lb=tasks; tasks that change without an event
+// (on another node) are picked up by the poll after a service event; a
+// service removed between its list and its tasks' is just gone; task
+// containers are not routed as containers.
+func TestFleetFollowsServices(t *testing.T) {
+	t.Parallel()
+	e := enginetest.New()
+	e.Manager()
+	task := app("web.1.abc", "10.0.1.9")
+	task.Labels = map[string]string{"com.docker.swarm.task.id": "abc", "com.docker.swarm.service.id": "s1"}
+	e.Run(task) // a task container carries the service's env: not routed itself
+	e.SetService(enginetest.Service{ID: "s1", Name: "web", Network: "front", VIP: "10.0.1.2",
+		Labels: map[string]string{"dockroute.host": "svc.test", "dockroute.port": "8080"}, Tasks: []string{"10.0.1.9"}})
+	f, _ := fleetOf(t, time.Minute, map[string]*enginetest.Engine{"mgr": e})
+	waitFleet(t, f, 5*time.Second, "svc.test", "10.0.1.2:8080")
+	if got, _ := fleetServers(f, "web.1.abc.test"); len(got) != 0 {
+		t.Fatalf("a task container was routed as a container: %v", got)
+	}
+
+	e.SetService(enginetest.Service{ID: "s1", Name: "web", Network: "front", VIP: "10.0.1.2",
+		Labels: map[string]string{"dockroute.host": "svc.test", "dockroute.port": "8080", "dockroute.lb": "tasks"}, Tasks: []string{"10.0.1.9"}})
+	waitFleet(t, f, 2*time.Second, "svc.test", "10.0.1.9:8080")
+	// Scaled: the new tasks start later, on other nodes, without events.
+	time.Sleep(200 * time.Millisecond)
+	e.SetTasks("s1", "10.0.1.9", "10.0.1.10", "10.0.1.11")
+	took := waitFleet(t, f, 2*time.Second, "svc.test", "10.0.1.9:8080", "10.0.1.10:8080", "10.0.1.11:8080")
+	t.Logf("tasks changed without an event picked up after %v", took)
+
+	e.RemoveService("s1")
+	waitFleet(t, f, 2*time.Second, "svc.test")
+}

@@ -65,6 +65,7 @@ type Engine struct {
 	inspectErr map[string]error
 	vanish     map[string]bool
 	calls      map[string]int
+	services   map[string]*Service // nil: not a swarm manager
 }
 
 // New returns a running engine with no containers.
