@@ -9,7 +9,6 @@ import (
 	"maps"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/docker/docker/api/types/events"
@@ -49,12 +48,10 @@ const (
 // ServiceWatcher follows a swarm manager's services and their tasks, as
 // Watcher follows containers, with the same failure policy (follower).
 type ServiceWatcher struct {
-	engine     SwarmEngine
-	log        *slog.Logger
-	resync     time.Duration
-	changed    chan struct{}
-	resyncNow  chan struct{}
-	reconnects atomic.Int64
+	link
+	engine SwarmEngine
+	log    *slog.Logger
+	resync time.Duration
 
 	mu         sync.Mutex
 	opt        Options
@@ -63,33 +60,18 @@ type ServiceWatcher struct {
 	networks   map[string]string    // network ID → name
 	converging map[string]time.Time // service ID → polled until
 	nextPoll   time.Time
-	synced     bool
-	connected  bool
-	followed   bool
-	lostAt     time.Time
 }
 
 // NewServiceWatcher returns a watcher of engine's services.
 func NewServiceWatcher(engine SwarmEngine, opt Options, resync time.Duration, log *slog.Logger) *ServiceWatcher {
 	return &ServiceWatcher{engine: engine, opt: opt, log: log, resync: resync,
-		changed: make(chan struct{}, 1), resyncNow: make(chan struct{}, 1),
+		link:     newLink(),
 		services: map[string]Service{}, verdicts: map[string]Verdict{}, networks: map[string]string{}, converging: map[string]time.Time{}}
 }
 
 // Run follows the services until ctx ends.
 func (w *ServiceWatcher) Run(ctx context.Context) error {
 	return follower{engine: w.engine, log: w.log, resync: w.resync, resyncNow: w.resyncNow, src: w}.run(ctx)
-}
-
-// Changed receives a value whenever the verdicts changed.
-func (w *ServiceWatcher) Changed() <-chan struct{} { return w.changed }
-
-// ResyncNow asks for a full resync.
-func (w *ServiceWatcher) ResyncNow() {
-	select {
-	case w.resyncNow <- struct{}{}:
-	default:
-	}
 }
 
 // SetOptions re-decides every known service.
@@ -109,7 +91,8 @@ func (w *ServiceWatcher) SetOptions(opt Options) {
 func (w *ServiceWatcher) state() ([]Verdict, bool, time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return slices.Collect(maps.Values(w.verdicts)), w.synced, w.lostAt
+	synced, lostAt := w.linkState()
+	return slices.Collect(maps.Values(w.verdicts)), synced, lostAt
 }
 
 // Backends returns the services' backends and whether they are current.
@@ -120,13 +103,6 @@ func (w *ServiceWatcher) Backends() ([]route.Backend, bool) {
 		bs = append(bs, v.Backends...)
 	}
 	return bs, synced
-}
-
-func (w *ServiceWatcher) notify() {
-	select {
-	case w.changed <- struct{}{}:
-	default:
-	}
 }
 
 // filter: service changes, node changes (a drained node's tasks move) and
@@ -161,7 +137,7 @@ func (w *ServiceWatcher) Sync(ctx context.Context) error {
 	for _, t := range tasks {
 		byService[t.ServiceID] = append(byService[t.ServiceID], t)
 	}
-	changed := !w.synced
+	changed := false
 	next := map[string]Service{}
 	for _, s := range svcs {
 		next[s.ID] = fromService(s, byService[s.ID], w.networks)
@@ -176,7 +152,7 @@ func (w *ServiceWatcher) Sync(ctx context.Context) error {
 	for id, s := range next {
 		changed = w.setLocked(id, DecideService(s, w.opt)) || changed
 	}
-	w.synced = true
+	changed = w.markSynced() || changed
 	if changed {
 		w.notify()
 	}
@@ -315,21 +291,6 @@ func (w *ServiceWatcher) wake(ctx context.Context, now time.Time) error {
 	w.nextPoll = time.Time{}
 	w.mu.Unlock()
 	return w.refreshAll(ctx, ids)
-}
-
-func (w *ServiceWatcher) setConnected(ok bool) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	switch {
-	case ok:
-		if w.followed {
-			w.reconnects.Add(1)
-		}
-		w.followed, w.lostAt = true, time.Time{}
-	case w.synced:
-		w.synced, w.lostAt = false, time.Now()
-	}
-	w.connected = ok
 }
 
 // setLocked records a service's verdict and logs a change.

@@ -12,7 +12,6 @@ import (
 	"maps"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -25,14 +24,11 @@ import (
 // Watcher follows one Docker Engine. Create it with New and start it with
 // Run; the way it follows (and recovers) is in follow.go.
 type Watcher struct {
+	link
 	engine Engine
 	opt    Options
 	log    *slog.Logger
 	resync time.Duration
-
-	changed    chan struct{}
-	resyncNow  chan struct{}
-	reconnects atomic.Int64
 
 	mu       sync.Mutex
 	cache    map[string]Container // running or paused containers, by ID
@@ -42,33 +38,22 @@ type Watcher struct {
 	// (zero: none failed), and retryWait how long the next wait is.
 	retryAt   time.Time
 	retryWait time.Duration
-	// synced is true once a full sync succeeded and the engine has not been
-	// lost since: only then do the verdicts describe Docker as it is.
-	synced    bool
-	connected bool
-	followed  bool      // the event stream was followed at least once
-	lostAt    time.Time // when the engine was lost after a sync (zero: not lost)
 }
 
 // New returns a watcher of engine that resyncs in full every resync
 // interval.
 func New(engine Engine, opt Options, resync time.Duration, log *slog.Logger) *Watcher {
 	return &Watcher{
-		engine:    engine,
-		opt:       opt,
-		log:       log,
-		resync:    resync,
-		changed:   make(chan struct{}, 1),
-		resyncNow: make(chan struct{}, 1),
-		cache:     map[string]Container{},
-		kills:     kills{},
-		verdicts:  map[string]Verdict{},
+		engine:   engine,
+		opt:      opt,
+		log:      log,
+		resync:   resync,
+		link:     newLink(),
+		cache:    map[string]Container{},
+		kills:    kills{},
+		verdicts: map[string]Verdict{},
 	}
 }
-
-// Changed receives a value whenever the verdicts changed since it was last
-// read. It never blocks the watcher: changes in between collapse into one.
-func (w *Watcher) Changed() <-chan struct{} { return w.changed }
 
 // Backends returns the backends of every routed container, and whether
 // they describe Docker as it is now. They do not before the first full
@@ -86,7 +71,8 @@ func (w *Watcher) Backends() ([]route.Backend, bool) {
 	for _, v := range w.verdicts {
 		backends = append(backends, v.Backends...)
 	}
-	return backends, w.synced
+	synced, _ := w.linkState()
+	return backends, synced
 }
 
 // state reports the verdicts, whether they describe the engine as it is
@@ -95,7 +81,8 @@ func (w *Watcher) Backends() ([]route.Backend, bool) {
 func (w *Watcher) state() (vs []Verdict, synced bool, lostAt time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return slices.Collect(maps.Values(w.verdicts)), w.synced, w.lostAt
+	synced, lostAt = w.linkState()
+	return slices.Collect(maps.Values(w.verdicts)), synced, lostAt
 }
 
 // SetOptions changes the operator's choices and re-decides every known
@@ -107,31 +94,11 @@ func (w *Watcher) SetOptions(opt Options) {
 	w.redecideLocked(time.Now())
 }
 
-// ResyncNow asks for a full resync as soon as possible (SIGHUP).
-func (w *Watcher) ResyncNow() {
-	select {
-	case w.resyncNow <- struct{}{}:
-	default:
-	}
-}
-
-// Reconnects counts how often the watcher connected to Docker again after
-// losing it.
-func (w *Watcher) Reconnects() int64 { return w.reconnects.Load() }
-
 // Verdicts returns the current verdicts sorted by container name.
 func (w *Watcher) Verdicts() []Verdict {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return sortVerdicts(slices.Collect(maps.Values(w.verdicts)))
-}
-
-// Connected tells whether the watcher currently follows a live event stream
-// of an engine that answers.
-func (w *Watcher) Connected() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.connected
 }
 
 // Sync lists the running containers and rebuilds every verdict, with the
@@ -206,7 +173,7 @@ func inspect(ctx context.Context, e Engine, id string) (c Container, found bool,
 func (w *Watcher) replace(next map[string]Container, failed map[string]Verdict, ks kills, now time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	changed := !w.synced
+	changed := false
 	for id := range w.verdicts {
 		_, running := next[id]
 		_, failing := failed[id]
@@ -230,7 +197,7 @@ func (w *Watcher) replace(next map[string]Container, failed map[string]Verdict, 
 		changed = w.setVerdictLocked(id, v, true) || changed
 	}
 	w.scheduleRetryLocked(len(failed) > 0, now)
-	w.synced = true
+	changed = w.markSynced() || changed
 	if changed {
 		w.notify()
 	}
@@ -398,30 +365,6 @@ func (w *Watcher) setVerdictLocked(id string, v Verdict, present bool) bool {
 		}
 	}
 	return true
-}
-
-func (w *Watcher) notify() {
-	select {
-	case w.changed <- struct{}{}:
-	default:
-	}
-}
-
-// setConnected records that the event stream is followed (after a full
-// sync) or lost. Losing it makes the verdicts stale: see Backends.
-func (w *Watcher) setConnected(ok bool) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	switch {
-	case ok:
-		if w.followed {
-			w.reconnects.Add(1)
-		}
-		w.followed, w.lostAt = true, time.Time{}
-	case w.synced:
-		w.synced, w.lostAt = false, time.Now()
-	}
-	w.connected = ok
 }
 
 // Explain decides the named containers (names or IDs) of one engine, or

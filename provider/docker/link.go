@@ -1,0 +1,91 @@
+package docker
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// link is what a source (Watcher, ServiceWatcher) shares with whoever
+// follows it: whether its engine is followed and its data current, and
+// the channels through which it says that something changed or is asked
+// to resync. Its state changes only as the follower reports.
+type link struct {
+	changed    chan struct{}
+	resyncNow  chan struct{}
+	reconnects atomic.Int64
+
+	mu        sync.Mutex
+	synced    bool      // a full sync succeeded and the engine was not lost since
+	connected bool      // the event stream is followed
+	followed  bool      // it was followed at least once
+	lostAt    time.Time // when the engine was lost after a sync (zero: not lost)
+}
+
+func newLink() link {
+	return link{changed: make(chan struct{}, 1), resyncNow: make(chan struct{}, 1)}
+}
+
+// Changed receives a value whenever the source's verdicts changed since it
+// was last read; changes in between collapse into one.
+func (l *link) Changed() <-chan struct{} { return l.changed }
+
+func (l *link) notify() {
+	select {
+	case l.changed <- struct{}{}:
+	default:
+	}
+}
+
+// ResyncNow asks for a full resync as soon as possible (SIGHUP).
+func (l *link) ResyncNow() {
+	select {
+	case l.resyncNow <- struct{}{}:
+	default:
+	}
+}
+
+// Reconnects counts how often the engine was followed again after being
+// lost.
+func (l *link) Reconnects() int64 { return l.reconnects.Load() }
+
+// Connected tells whether the engine's event stream is followed.
+func (l *link) Connected() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.connected
+}
+
+// setConnected records that the stream is followed (after a full sync) or
+// lost. Losing it makes the data stale until the next full sync.
+func (l *link) setConnected(ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case ok:
+		if l.followed {
+			l.reconnects.Add(1)
+		}
+		l.followed, l.lostAt = true, time.Time{}
+	case l.synced:
+		l.synced, l.lostAt = false, time.Now()
+	}
+	l.connected = ok
+}
+
+// markSynced records a full sync, and whether it is the first since the
+// engine was followed (or lost).
+func (l *link) markSynced() (first bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	first, l.synced = !l.synced, true
+	return first
+}
+
+// linkState reports whether the data is current and since when the engine
+// is lost.
+func (l *link) linkState() (synced bool, lostAt time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.synced, l.lostAt
+}
