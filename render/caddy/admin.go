@@ -12,7 +12,10 @@ import (
 	"time"
 )
 
-// Admin is a client of Caddy's admin API, over TCP or a unix socket.
+// Admin is a client of Caddy's admin API, over TCP or a unix socket. It
+// opens a connection per request: Caddy (2.6) replaces its admin server on
+// every config load, and a kept-alive connection to the old one is reset
+// under the next request.
 type Admin struct {
 	origin string // scheme://host used in request URLs
 	unix   bool
@@ -27,7 +30,7 @@ func NewAdmin(addr string) (*Admin, error) {
 		if path == "" || path == "/" {
 			return nil, fmt.Errorf("caddy admin address %q names no socket path", addr)
 		}
-		tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		tr := &http.Transport{DisableKeepAlives: true, DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", path)
 		}}
 		return &Admin{origin: "http://unixsocket", unix: true, hc: &http.Client{Transport: tr, Timeout: 30 * time.Second}}, nil
@@ -39,7 +42,7 @@ func NewAdmin(addr string) (*Admin, error) {
 	if !strings.HasPrefix(origin, "http://") && !strings.HasPrefix(origin, "https://") {
 		return nil, fmt.Errorf("caddy admin address %q: want http://HOST:PORT or unix//PATH", addr)
 	}
-	return &Admin{origin: strings.TrimSuffix(origin, "/"), hc: &http.Client{Timeout: 30 * time.Second}}, nil
+	return &Admin{origin: strings.TrimSuffix(origin, "/"), hc: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}}, nil
 }
 
 func unixPath(addr string) (string, bool) {

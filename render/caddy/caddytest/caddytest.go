@@ -195,10 +195,12 @@ func (c *Caddy) Kill() {
 
 // Config GETs a path of the admin API.
 func (c *Caddy) Config(path string) ([]byte, error) {
-	hc, origin := http.DefaultClient, c.Admin
+	// A connection per request: Caddy 2.6 replaces its admin server on
+	// every load, resetting kept-alive connections.
+	hc, origin := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}, c.Admin
 	sock, unix := strings.CutPrefix(c.Admin, "unix/")
 	if unix {
-		hc = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		hc = &http.Client{Transport: &http.Transport{DisableKeepAlives: true, DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 		}}}
 		origin = "http://unixsocket"
