@@ -108,3 +108,27 @@ func BenchmarkPublishUnchanged10k(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkChangePublish10k is the pipeline's cost for a one-container
+// change at 10,000 routes, past the quiet window: build the table from the
+// backends, render, and write the file (the Docker side is per event: one
+// inspect at most, measured elsewhere).
+func BenchmarkChangePublish10k(b *testing.B) {
+	cfg, _ := parseConfig("run", []string{"--traefik-dir", b.TempDir()}, io.Discard)
+	o, err := newTraefikOutput(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var bs []route.Backend
+	for i := range 10000 {
+		bs = append(bs, route.Backend{Host: fmt.Sprintf("app%d.example.com", i), Server: fmt.Sprintf("10.0.%d.%d:8080", i/256, i%256)})
+	}
+	i := 0
+	for b.Loop() {
+		bs[i%len(bs)].Server = fmt.Sprintf("10.1.%d.%d:8080", i/256%256, i%256) // one container moved
+		i++
+		if _, err := o.publish(context.Background(), route.Build(bs)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -63,27 +63,30 @@ type key struct{ host, path string }
 // Build turns backends into a table. The order of backends does not matter
 // and duplicates collapse. When the replicas of one host and path disagree
 // on Strip or Edge, the backend whose name sorts first decides, so the
-// choice is stable.
+// choice is stable (providers settle such claims before; this only keeps
+// the table deterministic whatever it is given).
 func Build(backends []Backend) Table {
-	sorted := slices.Clone(backends)
-	slices.SortFunc(sorted, func(a, b Backend) int {
-		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.Server, b.Server))
-	})
-	byKey := make(map[key]*Route)
-	for _, b := range sorted {
+	type entry struct {
+		route   *Route
+		decider Backend // the backend whose Strip and Edge the route has
+	}
+	byKey := make(map[key]*entry, len(backends))
+	for _, b := range backends {
 		k := key{b.Host, b.Path}
-		r, ok := byKey[k]
+		e, ok := byKey[k]
 		if !ok {
-			r = &Route{Host: b.Host, Path: b.Path, Strip: b.Strip, Edge: b.Edge}
-			byKey[k] = r
+			e = &entry{route: &Route{Host: b.Host, Path: b.Path, Strip: b.Strip, Edge: b.Edge}, decider: b}
+			byKey[k] = e
+		} else if cmp.Or(cmp.Compare(b.Name, e.decider.Name), cmp.Compare(b.Server, e.decider.Server)) < 0 {
+			e.route.Strip, e.route.Edge, e.decider = b.Strip, b.Edge, b
 		}
-		r.Servers = append(r.Servers, b.Server)
+		e.route.Servers = append(e.route.Servers, b.Server)
 	}
 	t := Table{Routes: make([]Route, 0, len(byKey))}
-	for _, r := range byKey {
-		slices.Sort(r.Servers)
-		r.Servers = slices.Compact(r.Servers)
-		t.Routes = append(t.Routes, *r)
+	for _, e := range byKey {
+		slices.Sort(e.route.Servers)
+		e.route.Servers = slices.Compact(e.route.Servers)
+		t.Routes = append(t.Routes, *e.route)
 	}
 	slices.SortFunc(t.Routes, func(a, b Route) int {
 		return cmp.Or(cmp.Compare(a.Host, b.Host), cmp.Compare(a.Path, b.Path))

@@ -197,12 +197,22 @@ func addRoute(h *httpConfig, r route.Route, opt Options) {
 func Name(host, path string) string { return NamePrefix + encode(host, path) }
 
 func encode(host, path string) string {
-	s := strings.NewReplacer("*", "wildcard_", ".", "_").Replace(host)
-	if path == "" {
-		return s
-	}
 	var b strings.Builder
-	b.WriteString(s + "-")
+	b.Grow(len(host) + 9 + 3*len(path))
+	for i := 0; i < len(host); i++ {
+		switch c := host[i]; c {
+		case '*':
+			b.WriteString("wildcard_")
+		case '.':
+			b.WriteByte('_')
+		default:
+			b.WriteByte(c)
+		}
+	}
+	if path == "" {
+		return b.String()
+	}
+	b.WriteByte('-')
 	for i := 0; i < len(path); i++ {
 		c := path[i]
 		switch {

@@ -24,9 +24,9 @@ func writeYAML(buf *bytes.Buffer, cfg config) {
 		buf.WriteString("  routers:\n")
 		for _, name := range slices.Sorted(maps.Keys(h.Routers)) {
 			r := h.Routers[name]
-			line(buf, 4, name+":")
-			kv(buf, 6, "rule", quote(r.Rule))
-			kv(buf, 6, "service", quote(r.Service))
+			key(buf, 4, name)
+			kq(buf, 6, "rule", r.Rule)
+			kq(buf, 6, "service", r.Service)
 			kv(buf, 6, "priority", strconv.Itoa(r.Priority))
 			if len(r.EntryPoints) > 0 {
 				kv(buf, 6, "entryPoints", flow(r.EntryPoints))
@@ -41,7 +41,7 @@ func writeYAML(buf *bytes.Buffer, cfg config) {
 				}
 				line(buf, 6, "tls:")
 				if r.TLS.CertResolver != "" {
-					kv(buf, 8, "certResolver", quote(r.TLS.CertResolver))
+					kq(buf, 8, "certResolver", r.TLS.CertResolver)
 				}
 				if len(r.TLS.Domains) > 0 {
 					line(buf, 8, "domains:")
@@ -56,14 +56,14 @@ func writeYAML(buf *bytes.Buffer, cfg config) {
 		buf.WriteString("  middlewares:\n")
 		for _, name := range slices.Sorted(maps.Keys(h.Middlewares)) {
 			m := h.Middlewares[name]
-			line(buf, 4, name+":")
+			key(buf, 4, name)
 			if m.StripPrefix != nil {
 				line(buf, 6, "stripPrefix:")
 				kv(buf, 8, "prefixes", flow(m.StripPrefix.Prefixes))
 			}
 			if m.RedirectScheme != nil {
 				line(buf, 6, "redirectScheme:")
-				kv(buf, 8, "scheme", quote(m.RedirectScheme.Scheme))
+				kq(buf, 8, "scheme", m.RedirectScheme.Scheme)
 				kv(buf, 8, "permanent", strconv.FormatBool(m.RedirectScheme.Permanent))
 			}
 		}
@@ -71,26 +71,48 @@ func writeYAML(buf *bytes.Buffer, cfg config) {
 	if len(h.Services) > 0 {
 		buf.WriteString("  services:\n")
 		for _, name := range slices.Sorted(maps.Keys(h.Services)) {
-			line(buf, 4, name+":")
+			key(buf, 4, name)
 			line(buf, 6, "loadBalancer:")
 			line(buf, 8, "servers:")
 			for _, s := range h.Services[name].LoadBalancer.Servers {
-				line(buf, 10, "- url: "+quote(s.URL))
+				kq(buf, 10, "- url", s.URL)
 			}
 		}
 	}
 }
 
+const spaces = "            "
+
 func line(buf *bytes.Buffer, indent int, s string) {
-	for range indent {
-		buf.WriteByte(' ')
-	}
+	buf.WriteString(spaces[:indent])
 	buf.WriteString(s)
 	buf.WriteByte('\n')
 }
 
+// key writes "name:", opening a mapping.
+func key(buf *bytes.Buffer, indent int, name string) {
+	buf.WriteString(spaces[:indent])
+	buf.WriteString(name)
+	buf.WriteString(":\n")
+}
+
+// kv writes "key: value"; value is written as is (already quoted or a
+// number).
 func kv(buf *bytes.Buffer, indent int, key, value string) {
-	line(buf, indent, key+": "+value)
+	buf.WriteString(spaces[:indent])
+	buf.WriteString(key)
+	buf.WriteString(": ")
+	buf.WriteString(value)
+	buf.WriteByte('\n')
+}
+
+// kq writes "key: "value"", quoting value without allocating.
+func kq(buf *bytes.Buffer, indent int, key, value string) {
+	buf.WriteString(spaces[:indent])
+	buf.WriteString(key)
+	buf.WriteString(": ")
+	buf.Write(strconv.AppendQuote(buf.AvailableBuffer(), value))
+	buf.WriteByte('\n')
 }
 
 func quote(s string) string { return strconv.Quote(s) }
