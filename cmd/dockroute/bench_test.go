@@ -86,9 +86,9 @@ func BenchmarkTraefikPickup(b *testing.B) {
 	b.ReportMetric(float64(pickup.Microseconds())/1000/float64(b.N), "ms-rename-to-serve")
 }
 
-// BenchmarkPublishUnchanged10k is a publish of a table equal to the last
-// one published, at 10,000 routes: compared, not rendered nor written.
-func BenchmarkPublishUnchanged10k(b *testing.B) {
+// traefik10k is a Traefik output writing to a test directory, and the
+// backends of 10,000 containers, one host each.
+func traefik10k(b *testing.B) (*traefikOutput, []route.Backend) {
 	cfg, _ := parseConfig("run", []string{"--traefik-dir", b.TempDir()}, io.Discard)
 	o, err := newTraefikOutput(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
@@ -98,6 +98,13 @@ func BenchmarkPublishUnchanged10k(b *testing.B) {
 	for i := range 10000 {
 		bs = append(bs, route.Backend{Host: fmt.Sprintf("app%d.example.com", i), Server: fmt.Sprintf("10.0.%d.%d:8080", i/256, i%256)})
 	}
+	return o, bs
+}
+
+// BenchmarkPublishUnchanged10k is a publish of a table equal to the last
+// one published, at 10,000 routes: compared, not rendered nor written.
+func BenchmarkPublishUnchanged10k(b *testing.B) {
+	o, bs := traefik10k(b)
 	t := route.Build(bs)
 	if _, err := o.publish(context.Background(), t); err != nil {
 		b.Fatal(err)
@@ -114,15 +121,7 @@ func BenchmarkPublishUnchanged10k(b *testing.B) {
 // backends, render, and write the file (the Docker side is per event: one
 // inspect at most, measured elsewhere).
 func BenchmarkChangePublish10k(b *testing.B) {
-	cfg, _ := parseConfig("run", []string{"--traefik-dir", b.TempDir()}, io.Discard)
-	o, err := newTraefikOutput(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	var bs []route.Backend
-	for i := range 10000 {
-		bs = append(bs, route.Backend{Host: fmt.Sprintf("app%d.example.com", i), Server: fmt.Sprintf("10.0.%d.%d:8080", i/256, i%256)})
-	}
+	o, bs := traefik10k(b)
 	i := 0
 	for b.Loop() {
 		bs[i%len(bs)].Server = fmt.Sprintf("10.1.%d.%d:8080", i/256%256, i%256) // one container moved
