@@ -14,7 +14,7 @@ import (
 // but its help lists only the ones it uses.
 var (
 	commonFlags = []string{"config", "routes-file", "docker-host", "swarm", "network", "filter", "health", "log-level", "log-format"}
-	renderFlags = []string{"output", "traefik-entrypoints", "traefik-tls", "traefik-certresolver", "traefik-redirect",
+	renderFlags = []string{"output", "upstream-insecure", "traefik-entrypoints", "traefik-tls", "traefik-certresolver", "traefik-redirect",
 		"caddy-server", "caddy-listen", "caddy-tls", "caddy-no-redirect"}
 	commandFlags = map[string][]string{
 		"render":  slices.Concat(commonFlags, renderFlags),

@@ -49,6 +49,7 @@ type config struct {
 	TraefikCertResolver string
 	TraefikRedirect     string
 	TraefikAPI          string
+	UpstreamInsecure    bool
 	Health              string
 	TraefikDir          string
 	TraefikFile         string
@@ -76,7 +77,7 @@ type config struct {
 var liveKeys = map[string]bool{
 	"log-level": true, "network": true, "health": true,
 	"traefik-entrypoints": true, "traefik-tls": true, "traefik-certresolver": true, "traefik-redirect": true,
-	"caddy-listen": true, "caddy-tls": true, "caddy-no-redirect": true,
+	"caddy-listen": true, "caddy-tls": true, "caddy-no-redirect": true, "upstream-insecure": true,
 }
 
 func (c config) dockerOptions() docker.Options {
@@ -85,13 +86,14 @@ func (c config) dockerOptions() docker.Options {
 }
 
 func (c config) caddyOptions() caddy.Options {
-	return caddy.Options{ID: c.CaddyServer, Listen: splitList(c.CaddyListen), AutoHTTPS: c.CaddyTLS, NoRedirect: c.CaddyNoRedirect}
+	return caddy.Options{ID: c.CaddyServer, Listen: splitList(c.CaddyListen), AutoHTTPS: c.CaddyTLS, NoRedirect: c.CaddyNoRedirect, InsecureUpstream: c.UpstreamInsecure}
 }
 
 func (c config) traefikOptions() traefik.Options {
 	return traefik.Options{
 		EntryPoints: splitList(c.TraefikEntryPoints), TLS: c.TraefikTLS || c.TraefikCertResolver != "",
 		CertResolver: c.TraefikCertResolver, RedirectFrom: splitList(c.TraefikRedirect),
+		InsecureUpstream: c.UpstreamInsecure,
 	}
 }
 
@@ -107,6 +109,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.TraefikTLS, "traefik-tls", false, "serve every router over TLS; label dockroute.tls overrides")
 	fs.StringVar(&c.TraefikCertResolver, "traefik-certresolver", "", "Traefik certificate resolver for TLS routers (implies --traefik-tls); label dockroute.certresolver overrides")
 	fs.StringVar(&c.TraefikRedirect, "traefik-redirect", "", "plain-HTTP entrypoints (e.g. web) on which TLS routes redirect to HTTPS")
+	fs.BoolVar(&c.UpstreamInsecure, "upstream-insecure", false, "do not verify the certificates of backends routed over https (dockroute.proto=https); off by default")
 	fs.StringVar(&c.TraefikAPI, "traefik-api", "", "Traefik's API entrypoint (e.g. http://127.0.0.1:8080, with api: {} in Traefik's static config): read back which routers Traefik runs after each publish, and report delivery in /metrics, /healthz and explain")
 	fs.StringVar(&c.CaddyAdmin, "caddy-admin", "http://127.0.0.1:2019", "Caddy admin API address: http://HOST:PORT or unix//PATH")
 	fs.StringVar(&c.CaddyServer, "caddy-server", "dockroute", "name and @id of the Caddy server dockroute owns")

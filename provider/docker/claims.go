@@ -33,6 +33,7 @@ func resolveClaims(vs []Verdict) []Verdict {
 	type claim struct {
 		edge  route.Edge
 		strip bool
+		proto string
 		by    string
 	}
 	hosts := map[string]claim{}
@@ -52,7 +53,7 @@ func resolveClaims(vs []Verdict) []Verdict {
 			k := [2]string{b.Host, b.Path}
 			r, ok := routes[k]
 			if !ok {
-				r = claim{strip: b.Strip, by: v.Name}
+				r = claim{strip: b.Strip, proto: b.Proto, by: v.Name}
 				routes[k] = r
 			}
 			switch {
@@ -62,6 +63,9 @@ func resolveClaims(vs []Verdict) []Verdict {
 			case r.strip != b.Strip:
 				lost = append(lost, Conflict{b, fmt.Sprintf("%s%s is already routed by container %s, created earlier, with the prefix %s; this container asks for it %s, so its route is refused",
 					b.Host, b.Path, r.by, stripped(r.strip), stripped(b.Strip))})
+			case r.proto != b.Proto:
+				lost = append(lost, Conflict{b, fmt.Sprintf("%s%s is already routed by container %s, created earlier, over %s; this container asks for %s, so its route is refused",
+					b.Host, b.Path, r.by, protoName(r.proto), protoName(b.Proto))})
 			default:
 				kept = append(kept, b)
 			}
@@ -96,6 +100,13 @@ func describeEdge(e route.Edge) string {
 		return "dockroute's default edge settings (no dockroute.tls, dockroute.entrypoints or dockroute.certresolver labels)"
 	}
 	return strings.Join(parts, ", ")
+}
+
+func protoName(p string) string {
+	if p == "" {
+		return "http"
+	}
+	return p
 }
 
 func stripped(strip bool) string {

@@ -120,7 +120,7 @@ func Decide(c Container, opt Options) Verdict {
 	}
 	for i, t := range targets {
 		v.Backends = append(v.Backends, route.Backend{
-			Name: c.Name, Host: t.Host, Path: t.Path, Strip: t.Strip, Edge: spec.Edge,
+			Name: c.Name, Host: t.Host, Path: t.Path, Strip: t.Strip, Edge: spec.Edge, Proto: spec.Proto,
 			Server: servers[i],
 		})
 	}

@@ -48,6 +48,8 @@ func TestParseSpec(t *testing.T) {
 		{name: "rule injection", env: []string{"VIRTUALHOST=a.com`) || Host(`b.com"}, optedIn: true, errHas: "not allowed"},
 		{name: "path injection", env: []string{"VIRTUALHOST=a.com/x`) || Host(`b.com"}, optedIn: true, errHas: "not allowed"},
 		{name: "template", env: []string{"VIRTUALHOST={{ env \"SECRET\" }}"}, optedIn: true, errHas: "not allowed"},
+		{name: "proto", env: []string{"VIRTUALHOST=a.local", "PORT=8080", "VIRTUAL_PROTO=grpc"}, optedIn: true, targets: []tg{{Host: "a.local", Port: 8080}}},
+		{name: "bad proto", env: []string{"VIRTUALHOST=a.local", "VIRTUAL_PROTO=fastcgi"}, optedIn: true, errHas: `"fastcgi": want http, https or h2c`},
 		{name: "IPv4 literal", env: []string{"VIRTUALHOST=127.0.0.1"}, optedIn: true, errHas: "is an IP address, not a host name"},
 		{name: "IPv4 literal with port", env: []string{"VIRTUALHOST=a.local, 10.0.0.1:8080"}, optedIn: true, errHas: "is an IP address, not a host name"},
 		{name: "IPv6 literal", env: []string{"VIRTUALHOST=::1"}, optedIn: true, errHas: "is an IPv6 address, not a host name"},
@@ -219,13 +221,13 @@ func TestMigrants(t *testing.T) {
 		t.Fatalf("an explicit port: %+v", v)
 	}
 
-	foreign := running("VIRTUAL_HOST=a.local", "PORT=8080", "LETSENCRYPT_HOST=a.local", "VIRTUAL_PROTO=https")
+	foreign := running("VIRTUAL_HOST=a.local", "PORT=8080", "LETSENCRYPT_HOST=a.local", "VIRTUAL_DEST=/x")
 	foreign.Labels = map[string]string{"traefik.enable": "true", "caddy": "a.local"}
 	v = Decide(foreign, Options{})
 	if !v.Routed() || len(v.Notes) != 1 {
 		t.Fatalf("foreign settings: %+v", v)
 	}
-	for _, want := range []string{"LETSENCRYPT_HOST: the proxy gets certificates", "VIRTUAL_PROTO: dockroute proxies plain HTTP", "traefik.* labels", "caddy labels"} {
+	for _, want := range []string{"LETSENCRYPT_HOST: the proxy gets certificates", "VIRTUAL_DEST: dockroute.strip=true", "traefik.* labels", "caddy labels"} {
 		if !strings.Contains(v.Notes[0], want) {
 			t.Errorf("note %q lacks %q", v.Notes[0], want)
 		}

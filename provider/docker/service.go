@@ -134,7 +134,7 @@ func DecideService(s Service, opt Options) Verdict {
 	}
 	for i, t := range targets {
 		for _, srv := range servers[i] {
-			v.Backends = append(v.Backends, route.Backend{Name: s.Name, Host: t.Host, Path: t.Path, Strip: t.Strip, Edge: spec.Edge, Server: srv})
+			v.Backends = append(v.Backends, route.Backend{Name: s.Name, Host: t.Host, Path: t.Path, Strip: t.Strip, Edge: spec.Edge, Proto: spec.Proto, Server: srv})
 		}
 	}
 	return v

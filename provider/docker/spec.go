@@ -34,6 +34,7 @@ var (
 	setTLS          = setting{"dockroute.tls", nil}
 	setCertResolver = setting{"dockroute.certresolver", nil}
 	setLB           = setting{"dockroute.lb", nil}
+	setProto        = setting{"dockroute.proto", []string{"VIRTUAL_PROTO"}}
 )
 
 // DefaultPort is the container port routed when none is given.
@@ -60,6 +61,9 @@ type Spec struct {
 	// LB is, for a swarm service, "vip" (route its virtual IP, the
 	// default) or "tasks" (route each running task).
 	LB string
+	// Proto is how the proxy speaks to the container: "" (HTTP), "https"
+	// or "h2c".
+	Proto string
 	// Notes are harmless oddities worth showing in explain (a label
 	// overriding an env var, say); they never stop routing.
 	Notes []string
@@ -134,6 +138,13 @@ func ParseSpec(env []string, labels map[string]string) (spec Spec, optedIn bool,
 		return spec, true, err
 	}
 	spec.Network, _ = src.get(setNetwork)
+	if v, from := src.get(setProto); from != "" {
+		p, err := parseProto(v)
+		if err != nil {
+			return spec, true, fmt.Errorf("%s: %w", from, err)
+		}
+		spec.Proto = p
+	}
 	if v, from := src.get(setLB); from != "" {
 		if v = strings.TrimSpace(v); v != "vip" && v != "tasks" {
 			return spec, true, fmt.Errorf("%s: %q: want vip or tasks", from, v)
@@ -227,6 +238,21 @@ func parseItem(item string, def Target) (Target, error) {
 	return t, nil
 }
 
+// parseProto reads an upstream protocol: http, https, h2c, and
+// nginx-proxy's names grpc (gRPC in cleartext: h2c) and grpcs (gRPC over
+// TLS: https, where HTTP/2 is negotiated).
+func parseProto(v string) (string, error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "http":
+		return "", nil
+	case "https", "grpcs":
+		return "https", nil
+	case "h2c", "grpc":
+		return "h2c", nil
+	}
+	return "", fmt.Errorf("%q: want http, https or h2c (nginx-proxy's grpc and grpcs are h2c and https)", v)
+}
+
 // isIPv6Literal tells whether an item is, or starts with, an IPv6 address
 // ("[::1]:8080", "fd00::1"): host names hold no colons, and an item holds
 // at most one (before its port).
@@ -291,7 +317,6 @@ func parseEdge(src *source) (route.Edge, error) {
 // setting quietly without effect.
 var foreignEnv = map[string]string{
 	"VIRTUAL_DEST":      "VIRTUAL_DEST: dockroute.strip=true (with VIRTUAL_PATH or dockroute.path) strips a prefix; other destinations are not supported",
-	"VIRTUAL_PROTO":     "VIRTUAL_PROTO: dockroute proxies plain HTTP to containers; other protocols are not supported yet",
 	"LETSENCRYPT_HOST":  "LETSENCRYPT_HOST: the proxy gets certificates: --traefik-certresolver or the label dockroute.certresolver for Traefik, --caddy-tls for Caddy",
 	"LETSENCRYPT_EMAIL": "LETSENCRYPT_EMAIL: the ACME account is the proxy's (Traefik's certificatesResolvers, Caddy's email)",
 	"HTTPS_METHOD":      "HTTPS_METHOD: redirects are --traefik-redirect (and the label dockroute.tls) for Traefik, --caddy-no-redirect for Caddy",

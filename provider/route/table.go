@@ -37,6 +37,9 @@ type Backend struct {
 	Path  string // "" for the whole host
 	Strip bool   // remove Path from the request before it reaches Server
 	Edge  Edge
+	// Proto is how the proxy speaks to Server: "" (HTTP/1.1), "https" or
+	// "h2c" (HTTP/2 in cleartext, as gRPC servers do).
+	Proto string
 	// Server is "ip:port" (IPv6 in brackets) or "name:port".
 	Server string
 }
@@ -47,6 +50,7 @@ type Route struct {
 	Path    string
 	Strip   bool
 	Edge    Edge
+	Proto   string
 	Servers []string
 }
 
@@ -75,10 +79,10 @@ func Build(backends []Backend) Table {
 		k := key{b.Host, b.Path}
 		e, ok := byKey[k]
 		if !ok {
-			e = &entry{route: &Route{Host: b.Host, Path: b.Path, Strip: b.Strip, Edge: b.Edge}, decider: b}
+			e = &entry{route: &Route{Host: b.Host, Path: b.Path, Strip: b.Strip, Edge: b.Edge, Proto: b.Proto}, decider: b}
 			byKey[k] = e
 		} else if cmp.Or(cmp.Compare(b.Name, e.decider.Name), cmp.Compare(b.Server, e.decider.Server)) < 0 {
-			e.route.Strip, e.route.Edge, e.decider = b.Strip, b.Edge, b
+			e.route.Strip, e.route.Edge, e.route.Proto, e.decider = b.Strip, b.Edge, b.Proto, b
 		}
 		e.route.Servers = append(e.route.Servers, b.Server)
 	}
@@ -97,6 +101,6 @@ func Build(backends []Backend) Table {
 // Equal tells whether two tables are the same, route by route.
 func (t Table) Equal(o Table) bool {
 	return slices.EqualFunc(t.Routes, o.Routes, func(a, b Route) bool {
-		return a.Host == b.Host && a.Path == b.Path && a.Strip == b.Strip && a.Edge == b.Edge && slices.Equal(a.Servers, b.Servers)
+		return a.Host == b.Host && a.Path == b.Path && a.Strip == b.Strip && a.Edge == b.Edge && a.Proto == b.Proto && slices.Equal(a.Servers, b.Servers)
 	})
 }

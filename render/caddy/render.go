@@ -27,6 +27,9 @@ type Options struct {
 	AutoHTTPS bool
 	// NoRedirect keeps automatic HTTPS from redirecting HTTP to HTTPS.
 	NoRedirect bool
+	// InsecureUpstream skips verifying the certificates of https backends
+	// (the operator's --upstream-insecure).
+	InsecureUpstream bool
 }
 
 // The types below are the subset of Caddy's JSON that dockroute writes. Each
@@ -125,6 +128,15 @@ type PassiveHealth struct {
 type Transport struct {
 	Protocol    string `json:"protocol"`
 	DialTimeout string `json:"dial_timeout,omitempty"`
+	// TLS makes the transport speak HTTPS to the backend (HTTP/2 when it
+	// offers it); Versions ["h2c", "2"] speaks HTTP/2 in cleartext.
+	TLS      *TransportTLS `json:"tls,omitempty"`
+	Versions []string      `json:"versions,omitempty"`
+}
+
+// TransportTLS is the transport's tls block.
+type TransportTLS struct {
+	InsecureSkipVerify bool `json:"insecure_skip_verify,omitempty"`
 }
 
 // SelectionPolicy names a load-balancing policy module.
@@ -157,7 +169,7 @@ func Render(t route.Table, opt Options) Server {
 		)
 	})
 	for _, r := range routes {
-		s.Routes = append(s.Routes, proxyRoute(r))
+		s.Routes = append(s.Routes, proxyRoute(r, opt))
 	}
 	s.Routes = append(s.Routes, notFound)
 	return s
@@ -170,7 +182,7 @@ func boolInt(b bool) int {
 	return 0
 }
 
-func proxyRoute(r route.Route) Route {
+func proxyRoute(r route.Route, opt Options) Route {
 	ups := make([]Upstream, len(r.Servers))
 	for i, a := range r.Servers {
 		ups[i] = Upstream{Dial: a}
@@ -198,16 +210,28 @@ func proxyRoute(r route.Route) Route {
 				TryInterval:     "10ms",
 			},
 			HealthChecks: &HealthChecks{Passive: &PassiveHealth{FailDuration: "1s"}},
-			Transport:    &Transport{Protocol: "http", DialTimeout: "1s"},
+			Transport:    transport(r.Proto, opt),
 		}),
 		Terminal: true,
 	}
 }
 
+// transport speaks the route's protocol to its backends.
+func transport(proto string, opt Options) *Transport {
+	t := &Transport{Protocol: "http", DialTimeout: "1s"}
+	switch proto {
+	case "https":
+		t.TLS = &TransportTLS{InsecureSkipVerify: opt.InsecureUpstream}
+	case "h2c":
+		t.Versions = []string{"h2c", "2"}
+	}
+	return t
+}
+
 // Serves tells whether s has the route Render writes for host and path (in
 // any form): how explain tells whether Caddy runs a route.
 func (s Server) Serves(host, path string) bool {
-	want := proxyRoute(route.Route{Host: host, Path: path}).key()
+	want := proxyRoute(route.Route{Host: host, Path: path}, Options{}).key()
 	for _, r := range s.Routes {
 		if r.key() == want {
 			return true

@@ -83,3 +83,29 @@ func TestNewAdmin(t *testing.T) {
 		}
 	}
 }
+
+// The upstream protocol: HTTPS (verifying the backend's certificate unless
+// the operator said --upstream-insecure) or HTTP/2 in cleartext (h2c).
+func TestTransports(t *testing.T) {
+	tbl := route.Table{Routes: []route.Route{
+		{Host: "grpc.local", Proto: "h2c", Servers: []string{"172.17.0.8:50051"}},
+		{Host: "plain.local", Servers: []string{"172.17.0.7:80"}},
+		{Host: "secure.local", Proto: "https", Servers: []string{"172.17.0.9:8443"}},
+	}}
+	for _, insecure := range []bool{false, true} {
+		s := Render(tbl, Options{ID: "x", InsecureUpstream: insecure})
+		tr := map[string]*Transport{}
+		for _, r := range s.Routes[:3] {
+			tr[r.Hosts()[0]] = r.Handle[len(r.Handle)-1].Transport
+		}
+		if g := tr["grpc.local"]; !slices.Equal(g.Versions, []string{"h2c", "2"}) || g.TLS != nil {
+			t.Errorf("h2c transport %+v", g)
+		}
+		if p := tr["plain.local"]; p.TLS != nil || p.Versions != nil {
+			t.Errorf("plain transport %+v", p)
+		}
+		if sec := tr["secure.local"]; sec.TLS == nil || sec.TLS.InsecureSkipVerify != insecure {
+			t.Errorf("https transport (insecure %v) %+v", insecure, sec.TLS)
+		}
+	}
+}

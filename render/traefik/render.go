@@ -38,11 +38,15 @@ type Options struct {
 	// RedirectFrom lists plain-HTTP entrypoints on which requests for a TLS
 	// route are redirected to HTTPS. Empty: no redirects.
 	RedirectFrom []string
+	// InsecureUpstream skips verifying the certificates of https backends
+	// (the operator's --upstream-insecure).
+	InsecureUpstream bool
 }
 
 // Equal tells whether two option sets render alike.
 func (o Options) Equal(p Options) bool {
-	return slices.Equal(o.EntryPoints, p.EntryPoints) && o.TLS == p.TLS && o.CertResolver == p.CertResolver && slices.Equal(o.RedirectFrom, p.RedirectFrom)
+	return slices.Equal(o.EntryPoints, p.EntryPoints) && o.TLS == p.TLS && o.CertResolver == p.CertResolver &&
+		slices.Equal(o.RedirectFrom, p.RedirectFrom) && o.InsecureUpstream == p.InsecureUpstream
 }
 
 // The shapes below are the subset of Traefik's dynamic configuration that
@@ -55,10 +59,19 @@ type config struct {
 }
 
 type httpConfig struct {
-	Routers     map[string]router     `yaml:"routers,omitempty"`
-	Middlewares map[string]middleware `yaml:"middlewares,omitempty"`
-	Services    map[string]service    `yaml:"services,omitempty"`
+	Routers           map[string]router           `yaml:"routers,omitempty"`
+	Middlewares       map[string]middleware       `yaml:"middlewares,omitempty"`
+	Services          map[string]service          `yaml:"services,omitempty"`
+	ServersTransports map[string]serversTransport `yaml:"serversTransports,omitempty"`
 }
+
+type serversTransport struct {
+	InsecureSkipVerify bool `yaml:"insecureSkipVerify"`
+}
+
+// insecureTransport names the servers transport of https backends whose
+// certificates are not verified (--upstream-insecure).
+const insecureTransport = NamePrefix + "insecure"
 
 type router struct {
 	Rule        string   `yaml:"rule"`
@@ -97,7 +110,8 @@ type service struct {
 }
 
 type loadBalancer struct {
-	Servers []server `yaml:"servers"`
+	Servers          []server `yaml:"servers"`
+	ServersTransport string   `yaml:"serversTransport,omitempty"`
 }
 
 type server struct {
@@ -180,9 +194,23 @@ func addRoute(h *httpConfig, r route.Route, opt Options) {
 		}
 	}
 	h.Routers[name] = rt
+	scheme := "http://"
+	switch r.Proto {
+	case "https":
+		scheme = "https://"
+	case "h2c":
+		scheme = "h2c://" // Traefik speaks HTTP/2 in cleartext to it
+	}
 	lb := loadBalancer{Servers: make([]server, 0, len(r.Servers))}
 	for _, s := range r.Servers {
-		lb.Servers = append(lb.Servers, server{URL: "http://" + s})
+		lb.Servers = append(lb.Servers, server{URL: scheme + s})
+	}
+	if r.Proto == "https" && opt.InsecureUpstream {
+		lb.ServersTransport = insecureTransport
+		if h.ServersTransports == nil {
+			h.ServersTransports = map[string]serversTransport{}
+		}
+		h.ServersTransports[insecureTransport] = serversTransport{InsecureSkipVerify: true}
 	}
 	h.Services[name] = service{LoadBalancer: lb}
 }

@@ -31,6 +31,13 @@ var goldens = map[string]golden{
 		{Host: "a.example.com", Servers: []string{"172.17.0.2:8080", "172.17.0.3:8080"}},
 		{Host: "v6.local", Servers: []string{"[fd00::2]:8080"}},
 	}}},
+	"protos": {
+		opt: Options{InsecureUpstream: true},
+		table: route.Table{Routes: []route.Route{
+			{Host: "grpc.example.com", Proto: "h2c", Servers: []string{"172.17.0.8:50051"}},
+			{Host: "secure.example.com", Proto: "https", Servers: []string{"172.17.0.9:8443"}},
+		}},
+	},
 	"paths_tls_redirect": {
 		opt: Options{EntryPoints: []string{"websecure"}, TLS: true, CertResolver: "le", RedirectFrom: []string{"web"}},
 		table: route.Table{Routes: []route.Route{
@@ -72,9 +79,10 @@ func TestGolden(t *testing.T) {
 			}
 			routes := traefiktest.Check(t, path, reqs...)
 			for i, r := range g.table.Routes {
+				scheme := map[string]string{"": "http://", "https": "https://", "h2c": "h2c://"}[r.Proto]
 				var want []string
 				for _, s := range r.Servers {
-					want = append(want, "http://"+s)
+					want = append(want, scheme+s)
 				}
 				if got := routes[reqs[i]]; got.Router != Name(r.Host, r.Path) || !slices.Equal(got.Servers, want) {
 					t.Errorf("%s routes to %+v, want router %s servers %v", reqs[i], got, Name(r.Host, r.Path), want)

@@ -74,9 +74,20 @@ func writeYAML(buf *bytes.Buffer, cfg config) {
 			key(buf, 4, name)
 			line(buf, 6, "loadBalancer:")
 			line(buf, 8, "servers:")
-			for _, s := range h.Services[name].LoadBalancer.Servers {
+			lb := h.Services[name].LoadBalancer
+			for _, s := range lb.Servers {
 				kq(buf, 10, "- url", s.URL)
 			}
+			if lb.ServersTransport != "" {
+				kq(buf, 8, "serversTransport", lb.ServersTransport)
+			}
+		}
+	}
+	if len(h.ServersTransports) > 0 {
+		buf.WriteString("  serversTransports:\n")
+		for _, name := range slices.Sorted(maps.Keys(h.ServersTransports)) {
+			key(buf, 4, name)
+			kv(buf, 6, "insecureSkipVerify", strconv.FormatBool(h.ServersTransports[name].InsecureSkipVerify))
 		}
 	}
 }
