@@ -1,8 +1,9 @@
 // Command hello is the demo backend for dockroute: a tiny HTTP server that
 // answers every request with its own hostname (the container ID in Docker),
-// the port it was reached on, the Host the request was sent to and the path
-// it arrived with, so a test or a person can see which replica and port
-// served a request and whether a prefix was stripped on the way.
+// the port it was reached on, the Host the request was sent to, the path
+// it arrived with and the protocol it was spoken, so a test or a person can
+// see which replica and port served a request, whether a prefix was
+// stripped on the way and how the proxy talked to it.
 //
 // Environment:
 //
@@ -14,6 +15,9 @@
 //	               as an app without graceful shutdown does
 //	IGNORE         signals to ignore, comma-separated (e.g. TERM,QUIT), as
 //	               an app that survives its stop signal does
+//	PROTO          http (default); h2c: also cleartext HTTP/2, as a gRPC
+//	               server; https: TLS with a fresh self-signed certificate,
+//	               as most containers that serve TLS themselves
 //
 // Subcommands, for `docker exec` and HEALTHCHECK (the image has no shell):
 //
@@ -24,9 +28,16 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"net/http"
 	"os"
 	"os/signal"
@@ -57,6 +68,7 @@ func main() {
 	defer stop()
 
 	ready := time.Now().Add(healthyAfter)
+	proto := envOr("PROTO", "http")
 	errc := make(chan error, len(ports))
 	var servers []*http.Server
 	for _, p := range ports {
@@ -66,10 +78,15 @@ func main() {
 			Handler:           handler(host, p, ready),
 			ReadHeaderTimeout: 5 * time.Second,
 		}
+		serve, err := server(srv, proto, host)
+		if err != nil {
+			slog.Error("PROTO", "err", err)
+			os.Exit(2)
+		}
 		servers = append(servers, srv)
-		go func() { errc <- srv.ListenAndServe() }()
+		go func() { errc <- serve() }()
 	}
-	slog.Info("hello listening", "ports", ports, "hostname", host)
+	slog.Info("hello listening", "ports", ports, "hostname", host, "proto", proto)
 
 	select {
 	case err := <-errc:
@@ -90,6 +107,50 @@ func main() {
 			slog.Error("shutdown", "err", err)
 		}
 	}
+}
+
+// server prepares srv to speak proto and returns the call that serves.
+func server(srv *http.Server, proto, hostname string) (func() error, error) {
+	switch proto {
+	case "http":
+		return srv.ListenAndServe, nil
+	case "h2c":
+		srv.Protocols = new(http.Protocols)
+		srv.Protocols.SetHTTP1(true)
+		srv.Protocols.SetUnencryptedHTTP2(true)
+		return srv.ListenAndServe, nil
+	case "https":
+		cert, err := selfSigned(hostname)
+		if err != nil {
+			return nil, err
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+		return func() error { return srv.ListenAndServeTLS("", "") }, nil
+	}
+	return nil, fmt.Errorf("%q: want http, h2c or https", proto)
+}
+
+// selfSigned makes a throwaway certificate for name: a container serving
+// TLS itself rarely has one a proxy could verify.
+func selfSigned(name string) (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: name},
+		DNSNames:     []string{name},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }
 
 // ignoreSignals ignores the named signals (TERM, QUIT, ...) and returns
@@ -124,7 +185,11 @@ func handler(hostname, port string, ready time.Time) http.Handler {
 			fmt.Fprintln(w, "ok")
 			return
 		}
-		fmt.Fprintf(w, "hello from %s port %s host %s path %s\n", hostname, port, r.Host, r.URL.Path)
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		fmt.Fprintf(w, "hello from %s port %s host %s path %s proto %s %s\n", hostname, port, r.Host, r.URL.Path, scheme, r.Proto)
 	})
 }
 

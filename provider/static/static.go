@@ -8,8 +8,11 @@
 //	    - http://legacy-2.internal:8080
 //	  example.com/api: [http://10.0.0.7:9000]
 //
-// Keys are host[/path] as in the container grammar; values are plain
-// http:// URLs with an IP or a host name and an optional port (default 80).
+// Keys are host[/path] as in the container grammar; values are URLs with an
+// IP or a host name and an optional port. The scheme is the protocol the
+// proxy speaks to the backend: http:// (default port 80), https:// (443) or
+// h2c:// (cleartext HTTP/2, e.g. gRPC; port 80); all URLs of one key must
+// share it, since a route has one upstream protocol.
 // When a static route and a container claim the same host and path, the
 // static route wins: the file is the operator's, a container's labels are
 // a tenant's request.
@@ -114,38 +117,52 @@ func entry(key string, v *yaml.Node) ([]route.Backend, error) {
 	}
 	var out []route.Backend
 	for _, u := range urls {
-		server, err := parseURL(u)
+		server, proto, err := parseURL(u)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, route.Backend{Name: Name, Host: host, Path: path, Server: server})
+		if len(out) > 0 && out[0].Proto != proto {
+			return nil, fmt.Errorf("URL %q: every URL of a route must use the same scheme as the first", u)
+		}
+		out = append(out, route.Backend{Name: Name, Host: host, Path: path, Server: server, Proto: proto})
 	}
 	return out, nil
 }
 
-// parseURL accepts http://HOST[:PORT][/] where HOST is an IP or a host name,
-// and returns "host:port".
-func parseURL(s string) (string, error) {
+// schemes maps a URL scheme to the backend protocol and its default port.
+var schemes = map[string]struct {
+	proto string
+	port  int
+}{
+	"http":  {"", 80},
+	"https": {"https", 443},
+	"h2c":   {"h2c", 80},
+}
+
+// parseURL accepts SCHEME://HOST[:PORT][/] where HOST is an IP or a host
+// name, and returns "host:port" and the backend protocol.
+func parseURL(s string) (server, proto string, err error) {
 	u, err := url.Parse(strings.TrimSpace(s))
 	if err != nil {
-		return "", fmt.Errorf("URL %q: %w", s, err)
+		return "", "", fmt.Errorf("URL %q: %w", s, err)
 	}
-	if u.Scheme != "http" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Path != "" && u.Path != "/" || u.Opaque != "" {
-		return "", fmt.Errorf("URL %q: want http://HOST[:PORT] with nothing after the port", s)
+	scheme, known := schemes[u.Scheme]
+	if !known || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Path != "" && u.Path != "/" || u.Opaque != "" {
+		return "", "", fmt.Errorf("URL %q: want http://, https:// or h2c://HOST[:PORT] with nothing after the port", s)
 	}
 	host := u.Hostname()
 	if a, err := netip.ParseAddr(host); err == nil {
 		host = a.Unmap().String()
 	} else if host, err = route.ParseHost(host); err != nil || route.IsWildcard(host) {
-		return "", fmt.Errorf("URL %q: host is neither an IP nor a host name", s)
+		return "", "", fmt.Errorf("URL %q: host is neither an IP nor a host name", s)
 	}
-	port := 80
+	port := scheme.port
 	if p := u.Port(); p != "" {
 		if port, err = strconv.Atoi(p); err != nil || port < 1 || port > 65535 {
-			return "", fmt.Errorf("URL %q: bad port", s)
+			return "", "", fmt.Errorf("URL %q: bad port", s)
 		}
 	}
-	return net.JoinHostPort(host, strconv.Itoa(port)), nil
+	return net.JoinHostPort(host, strconv.Itoa(port)), scheme.proto, nil
 }
 
 // Merge combines static and container backends. For every host and path

@@ -21,7 +21,10 @@ func TestParse(t *testing.T) {
     - http://legacy-2.internal
   Example.com/api/: http://[fd00::7]:9000/
   bad_host.example.com: [http://10.0.0.1]
-  ok.example.com: [https://10.0.0.1]
+  tls.example.com: [https://10.0.0.1]
+  grpc.example.com: h2c://10.0.0.2:50051
+  mixed.example.com: [http://10.0.0.1, https://10.0.0.2]
+  ftp.example.com: ftp://10.0.0.1
   other.example.com: {x: 1}
   evil.example.com: "http://a.com` + "`" + `) || Host(` + "`" + `b.com"
 `
@@ -33,6 +36,8 @@ func TestParse(t *testing.T) {
 		{Name: Name, Host: "legacy.example.com", Server: "10.0.0.5:8080"},
 		{Name: Name, Host: "legacy.example.com", Server: "legacy-2.internal:80"},
 		{Name: Name, Host: "example.com", Path: "/api", Server: "[fd00::7]:9000"},
+		{Name: Name, Host: "tls.example.com", Server: "10.0.0.1:443", Proto: "https"},
+		{Name: Name, Host: "grpc.example.com", Server: "10.0.0.2:50051", Proto: "h2c"},
 	}
 	if len(backends) != len(want) {
 		t.Fatalf("backends %+v", backends)
@@ -46,7 +51,7 @@ func TestParse(t *testing.T) {
 	for _, p := range problems {
 		lines = append(lines, p.Line)
 	}
-	if len(problems) != 4 || lines[0] != 6 || lines[3] != 9 {
+	if len(problems) != 5 || lines[0] != 6 || lines[1] != 9 || lines[2] != 10 || lines[4] != 12 {
 		t.Fatalf("problems %v", problems)
 	}
 }
