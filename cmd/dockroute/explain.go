@@ -51,7 +51,7 @@ func explain(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	}
 	var fromFile []route.Backend
 	if src != nil {
-		fromFile = src.Backends()
+		fromFile = src.Value()
 	}
 	text, unknown, err := explainReport(ctx, fleet, cfg, fromFile)
 	if err != nil {
@@ -99,7 +99,7 @@ func (d *daemon) serveExplain(rw http.ResponseWriter, r *http.Request) {
 	cfg.Args = r.URL.Query()["c"]
 	var fromFile []route.Backend
 	if d.static != nil {
-		fromFile = d.static.Backends()
+		fromFile = d.static.Value()
 	}
 	text, unknown, err := explainReport(r.Context(), d.fleet, cfg, fromFile)
 	if err != nil {

@@ -169,7 +169,7 @@ func (d *daemon) table() (route.Table, []route.Backend, bool) {
 	}
 	var fromFile []route.Backend
 	if d.static != nil {
-		fromFile = d.static.Backends()
+		fromFile = d.static.Value()
 	}
 	merged, overridden := static.Merge(fromFile, containers)
 	return route.Build(merged), overridden, true

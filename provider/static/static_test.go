@@ -1,15 +1,8 @@
 package static
 
 import (
-	"io"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/dockroute/dockroute/provider/route"
 )
@@ -100,41 +93,4 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
-}
-
-// Loads are serialized from read to store: a load that read the file
-// before another must not store its (older) routes after it. SIGHUP and
-// the file watcher both load, at any moment.
-func TestLoadsAreSerialized(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "routes.yaml")
-	write := func(backend string) {
-		if err := os.WriteFile(path, []byte("routes:\n  a.test: "+backend+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s := NewSource(path, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	firstRead, release := make(chan struct{}), make(chan struct{})
-	var reads atomic.Int32
-	s.read = func(p string) ([]byte, error) {
-		data, err := os.ReadFile(p)
-		if reads.Add(1) == 1 {
-			close(firstRead)
-			<-release // the first load is slow between reading and storing
-		}
-		return data, err
-	}
-
-	write("http://10.0.0.1:80")
-	var wg sync.WaitGroup
-	wg.Go(func() { s.Load() }) // reads the old file, then stalls
-	<-firstRead
-	write("http://10.0.0.2:80")
-	wg.Go(func() { s.Load() }) // reads the new file
-	time.Sleep(100 * time.Millisecond)
-	close(release)
-	wg.Wait()
-
-	if got := s.Backends(); len(got) != 1 || got[0].Server != "10.0.0.2:80" {
-		t.Fatalf("after both loads the routes are %+v, want the newer file's 10.0.0.2:80", got)
-	}
 }
