@@ -95,6 +95,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseSpec -fuzztime $(FUZZTIME) ./provider/docker
 	$(GO) test -run '^$$' -fuzz FuzzRender -fuzztime $(FUZZTIME) ./render/traefik
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./provider/static
+	$(GO) test -run '^$$' -fuzz 'FuzzParse$$' -fuzztime $(FUZZTIME) ./render/middleware
+	$(GO) test -run '^$$' -fuzz FuzzParseNames -fuzztime $(FUZZTIME) ./render/middleware
 	$(GO) test -run '^$$' -fuzz FuzzConfigFile -fuzztime $(FUZZTIME) ./cmd/dockroute
 
 clean:
