@@ -18,7 +18,8 @@ type Conflict struct {
 // resolveClaims settles what several containers ask of one host. Replicas
 // share a host freely, but the settings that apply at the proxy's edge to
 // a whole host (TLS, entrypoints, certificate resolver), and to a whole
-// route (stripping its path prefix), can have only one value. The host's
+// route (stripping its path prefix, its protocol, middlewares and auth),
+// can have only one value. The host's
 // first claimant decides them: the container created first (then by ID,
 // so the choice is stable). A later container asking for other settings
 // on that host has those routes refused, with a reason naming the
@@ -34,6 +35,8 @@ func resolveClaims(vs []Verdict) []Verdict {
 		edge  route.Edge
 		strip bool
 		proto string
+		mws   string // middleware sets
+		auth  string
 		by    string
 	}
 	hosts := map[string]claim{}
@@ -53,7 +56,7 @@ func resolveClaims(vs []Verdict) []Verdict {
 			k := [2]string{b.Host, b.Path}
 			r, ok := routes[k]
 			if !ok {
-				r = claim{strip: b.Strip, proto: b.Proto, by: v.Name}
+				r = claim{strip: b.Strip, proto: b.Proto, mws: b.Middlewares, auth: b.Auth, by: v.Name}
 				routes[k] = r
 			}
 			switch {
@@ -66,6 +69,9 @@ func resolveClaims(vs []Verdict) []Verdict {
 			case r.proto != b.Proto:
 				lost = append(lost, Conflict{b, fmt.Sprintf("%s%s is already routed by container %s, created earlier, over %s; this container asks for %s, so its route is refused",
 					b.Host, b.Path, r.by, protoName(r.proto), protoName(b.Proto))})
+			case r.mws != b.Middlewares || r.auth != b.Auth:
+				lost = append(lost, Conflict{b, fmt.Sprintf("%s%s is already routed by container %s, created earlier, with %s; this container asks for %s, so its route is refused (replicas must carry the same dockroute.middlewares and dockroute.auth labels)",
+					b.Host, b.Path, r.by, describeGuards(r.mws, r.auth), describeGuards(b.Middlewares, b.Auth))})
 			default:
 				kept = append(kept, b)
 			}
@@ -100,6 +106,21 @@ func describeEdge(e route.Edge) string {
 		return "dockroute's default edge settings (no dockroute.tls, dockroute.entrypoints or dockroute.certresolver labels)"
 	}
 	return strings.Join(parts, ", ")
+}
+
+// describeGuards names a route's middleware sets and auth group.
+func describeGuards(mws, auth string) string {
+	var parts []string
+	if mws != "" {
+		parts = append(parts, "middlewares "+mws)
+	}
+	if auth != "" {
+		parts = append(parts, "auth group "+auth)
+	}
+	if len(parts) == 0 {
+		return "no middlewares and no auth"
+	}
+	return strings.Join(parts, " and ")
 }
 
 func protoName(p string) string {

@@ -49,6 +49,12 @@ func TestResolveClaims(t *testing.T) {
 	if len(v.Backends) != 0 || v.Code != "claim_conflict" || !strings.Contains(v.Reason, "with the prefix stripped; this container asks for it kept") {
 		t.Errorf("a route disagreeing on strip: %+v", v)
 	}
+	guarded := claimant("5", "ccc-auth", 500, tlsOn, route.Backend{Host: "shop.test", Path: "/api", Strip: true, Auth: "staff"})
+	for _, v := range resolveClaims([]Verdict{first, guarded}) {
+		if v.ID == "5" && (v.Routed() || !strings.Contains(v.Reason, "with no middlewares and no auth; this container asks for auth group staff")) {
+			t.Errorf("a replica adding auth to a route: %+v", v)
+		}
+	}
 	// Equal creation times: the ID decides, whatever the input order.
 	a, b := claimant("a", "x", 1, tlsOn, host("h.test")), claimant("b", "y", 1, tlsOff, host("h.test"))
 	for _, in := range [][]Verdict{{a, b}, {b, a}} {

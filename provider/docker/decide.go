@@ -39,6 +39,12 @@ type Options struct {
 	// Swarm is auto (follow a manager's services), on (require it) or
 	// off.
 	Swarm string
+	// Middleware tells why a route for host may not run through the
+	// operator's middleware set name (unknown, or not defined for the
+	// output), and Auth why it may not use the basic-auth group; nil
+	// allows all (tests). The daemon sets both from its files.
+	Middleware func(name, host string) error
+	Auth       func(group string) error
 }
 
 // Verdict is the decision for one container: backends to route, or the
@@ -62,6 +68,7 @@ type Verdict struct {
 	// disabled, invalid_request, paused, not_running, stopping,
 	// health_starting, unhealthy, host_network, no_network, shared_network,
 	// network_ambiguous, network_missing, no_address, port_not_exposed,
+	// unknown_middleware, unknown_auth_group,
 	// claim_conflict (every route it asked for conflicts), inspect_failed.
 	Code string
 	// Lifecycle is true when the reason is the container's state (stopped,
@@ -104,6 +111,10 @@ func Decide(c Container, opt Options) Verdict {
 		v.Code, v.Reason = "invalid_request", "invalid request: "+err.Error()
 		return v
 	}
+	if code, reason := operatorChoices(spec, opt); reason != "" {
+		v.Code, v.Reason = code, reason
+		return v
+	}
 	if code, reason := stateReason(c, opt); reason != "" {
 		v.Code, v.Reason, v.Lifecycle = code, reason, true
 		return v
@@ -121,13 +132,33 @@ func Decide(c Container, opt Options) Verdict {
 	for i, t := range targets {
 		v.Backends = append(v.Backends, route.Backend{
 			Name: c.Name, Host: t.Host, Path: t.Path, Strip: t.Strip, Edge: spec.Edge, Proto: spec.Proto,
-			Server: servers[i],
+			Middlewares: spec.Middlewares, Auth: spec.Auth, Server: servers[i],
 		})
 	}
 	if opt.Address == AddrPublished {
 		v.Info = append(v.Info, fmt.Sprintf("addresses: published ports on %s, where the proxy reaches engine %s (addr=published)", opt.Advertise, cmp.Or(opt.Engine, "local")))
 	}
 	return v
+}
+
+// operatorChoices checks that the middleware sets and the auth group a
+// container chose exist in the operator's files.
+func operatorChoices(spec Spec, opt Options) (code, reason string) {
+	if opt.Middleware != nil {
+		for _, name := range route.Middlewares(spec.Middlewares) {
+			for _, t := range spec.Targets {
+				if err := opt.Middleware(name, t.Host); err != nil {
+					return "unknown_middleware", fmt.Sprintf("%s: %v", setMiddlewares.label, err)
+				}
+			}
+		}
+	}
+	if spec.Auth != "" && opt.Auth != nil {
+		if err := opt.Auth(spec.Auth); err != nil {
+			return "unknown_auth_group", fmt.Sprintf("%s: %v", setAuth.label, err)
+		}
+	}
+	return "", ""
 }
 
 // reach finds the address the proxy dials for each target, or why there

@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -49,6 +50,10 @@ func TestParseSpec(t *testing.T) {
 		{name: "path injection", env: []string{"VIRTUALHOST=a.com/x`) || Host(`b.com"}, optedIn: true, errHas: "not allowed"},
 		{name: "template", env: []string{"VIRTUALHOST={{ env \"SECRET\" }}"}, optedIn: true, errHas: "not allowed"},
 		{name: "proto", env: []string{"VIRTUALHOST=a.local", "PORT=8080", "VIRTUAL_PROTO=grpc"}, optedIn: true, targets: []tg{{Host: "a.local", Port: 8080}}},
+		{name: "middlewares and auth", labels: map[string]string{"dockroute.host": "a.local", "dockroute.middlewares": "hsts, auth-x", "dockroute.auth": "staff"}, optedIn: true, targets: []tg{{Host: "a.local", Port: 80, Unset: true}}},
+		{name: "bad middleware name", labels: map[string]string{"dockroute.host": "a.local", "dockroute.middlewares": "hsts,a@file"}, optedIn: true, errHas: `dockroute.middlewares: "a@file": a name has lowercase letters`},
+		{name: "middleware twice", labels: map[string]string{"dockroute.host": "a.local", "dockroute.middlewares": "hsts,hsts"}, optedIn: true, errHas: `"hsts" is listed twice`},
+		{name: "bad auth group", labels: map[string]string{"dockroute.host": "a.local", "dockroute.auth": "Staff Users"}, optedIn: true, errHas: `dockroute.auth: "Staff Users"`},
 		{name: "bad proto", env: []string{"VIRTUALHOST=a.local", "VIRTUAL_PROTO=fastcgi"}, optedIn: true, errHas: `"fastcgi": want http, https or h2c`},
 		{name: "IPv4 literal", env: []string{"VIRTUALHOST=127.0.0.1"}, optedIn: true, errHas: "is an IP address, not a host name"},
 		{name: "IPv4 literal with port", env: []string{"VIRTUALHOST=a.local, 10.0.0.1:8080"}, optedIn: true, errHas: "is an IP address, not a host name"},
@@ -108,6 +113,20 @@ func TestDecide(t *testing.T) {
 	twoNets.NetworkMode = "front"
 	twoNets.Networks = map[string]netip.Addr{"front": netip.MustParseAddr("10.1.0.2"), "back": netip.MustParseAddr("10.2.0.2")}
 	with := func(c Container, f func(*Container)) Container { f(&c); return c }
+	operator := Options{
+		Middleware: func(name, host string) error {
+			if name != "good" {
+				return fmt.Errorf("no set %q for %s", name, host)
+			}
+			return nil
+		},
+		Auth: func(group string) error {
+			if group != "staff" {
+				return fmt.Errorf("no group %q", group)
+			}
+			return nil
+		},
+	}
 
 	tests := []struct {
 		name   string
@@ -137,6 +156,10 @@ func TestDecide(t *testing.T) {
 		{name: "healthy", c: with(running("VIRTUALHOST=a.local", "PORT=8080"), func(c *Container) { c.Health = "healthy" }), addr: "172.17.0.5:8080"},
 		{name: "unhealthy, health ignored", c: with(running("VIRTUALHOST=a.local", "PORT=8080"), func(c *Container) { c.Health = "unhealthy" }), opt: Options{IgnoreHealth: true}, addr: "172.17.0.5:8080"},
 		{name: "disabled", c: with(running("VIRTUALHOST=a.local", "PORT=8080"), func(c *Container) { c.Labels = map[string]string{"dockroute.enable": "false"} }), reason: "disabled by the label"},
+		{name: "known middleware", c: with(running("VIRTUALHOST=a.local", "PORT=8080"), func(c *Container) { c.Labels = map[string]string{"dockroute.middlewares": "good"} }), opt: operator, addr: "172.17.0.5:8080"},
+		{name: "unknown middleware", c: with(running("VIRTUALHOST=a.local", "PORT=8080"), func(c *Container) { c.Labels = map[string]string{"dockroute.middlewares": "good,bad"} }), opt: operator, reason: `dockroute.middlewares: no set "bad" for a.local`},
+		{name: "unknown auth group", c: with(running("VIRTUALHOST=a.local", "PORT=8080"), func(c *Container) { c.Labels = map[string]string{"dockroute.auth": "nobody"} }), opt: operator, reason: `dockroute.auth: no group "nobody"`},
+		{name: "known auth group", c: with(running("VIRTUALHOST=a.local", "PORT=8080"), func(c *Container) { c.Labels = map[string]string{"dockroute.auth": "staff"} }), opt: operator, addr: "172.17.0.5:8080"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

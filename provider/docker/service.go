@@ -113,6 +113,12 @@ func DecideService(s Service, opt Options) Verdict {
 	case err != nil:
 		v.Code, v.Reason = "invalid_request", "invalid request: "+err.Error()
 		return v
+	}
+	if code, reason := operatorChoices(spec, opt); reason != "" {
+		v.Code, v.Reason = code, reason
+		return v
+	}
+	switch {
 	case len(s.Tasks) == 0:
 		v.Code, v.Reason, v.Lifecycle = "no_tasks", "the service has no running task; it is routed once one runs", true
 		return v
@@ -134,7 +140,8 @@ func DecideService(s Service, opt Options) Verdict {
 	}
 	for i, t := range targets {
 		for _, srv := range servers[i] {
-			v.Backends = append(v.Backends, route.Backend{Name: s.Name, Host: t.Host, Path: t.Path, Strip: t.Strip, Edge: spec.Edge, Proto: spec.Proto, Server: srv})
+			v.Backends = append(v.Backends, route.Backend{Name: s.Name, Host: t.Host, Path: t.Path, Strip: t.Strip, Edge: spec.Edge, Proto: spec.Proto,
+				Middlewares: spec.Middlewares, Auth: spec.Auth, Server: srv})
 		}
 	}
 	return v

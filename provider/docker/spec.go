@@ -35,6 +35,8 @@ var (
 	setCertResolver = setting{"dockroute.certresolver", nil}
 	setLB           = setting{"dockroute.lb", nil}
 	setProto        = setting{"dockroute.proto", []string{"VIRTUAL_PROTO"}}
+	setMiddlewares  = setting{"dockroute.middlewares", nil}
+	setAuth         = setting{"dockroute.auth", nil}
 )
 
 // DefaultPort is the container port routed when none is given.
@@ -64,6 +66,10 @@ type Spec struct {
 	// Proto is how the proxy speaks to the container: "" (HTTP), "https"
 	// or "h2c".
 	Proto string
+	// Middlewares are the operator's middleware sets chosen, comma-joined
+	// in order; Auth the operator's basic-auth group.
+	Middlewares string
+	Auth        string
 	// Notes are harmless oddities worth showing in explain (a label
 	// overriding an env var, say); they never stop routing.
 	Notes []string
@@ -144,6 +150,17 @@ func ParseSpec(env []string, labels map[string]string) (spec Spec, optedIn bool,
 			return spec, true, fmt.Errorf("%s: %w", from, err)
 		}
 		spec.Proto = p
+	}
+	if v, from := src.get(setMiddlewares); from != "" {
+		if spec.Middlewares, err = route.ParseMiddlewares(v); err != nil {
+			return spec, true, fmt.Errorf("%s: %w", from, err)
+		}
+	}
+	if v, from := src.get(setAuth); from != "" {
+		spec.Auth = strings.TrimSpace(v)
+		if err := route.ValidName(spec.Auth); err != nil {
+			return spec, true, fmt.Errorf("%s: %w", from, err)
+		}
 	}
 	if v, from := src.get(setLB); from != "" {
 		if v = strings.TrimSpace(v); v != "vip" && v != "tasks" {

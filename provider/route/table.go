@@ -40,18 +40,26 @@ type Backend struct {
 	// Proto is how the proxy speaks to Server: "" (HTTP/1.1), "https" or
 	// "h2c" (HTTP/2 in cleartext, as gRPC servers do).
 	Proto string
+	// Middlewares are the operator's middleware sets the route runs
+	// through, comma-separated in order (see ParseMiddlewares).
+	Middlewares string
+	// Auth names the operator's basic-auth group whose users may pass
+	// ("" for none).
+	Auth string
 	// Server is "ip:port" (IPv6 in brackets) or "name:port".
 	Server string
 }
 
 // Route is one host and path prefix with every server that serves it.
 type Route struct {
-	Host    string
-	Path    string
-	Strip   bool
-	Edge    Edge
-	Proto   string
-	Servers []string
+	Host        string
+	Path        string
+	Strip       bool
+	Edge        Edge
+	Proto       string
+	Middlewares string
+	Auth        string
+	Servers     []string
 }
 
 // Table is the desired routing: routes sorted by host then path, servers
@@ -79,10 +87,11 @@ func Build(backends []Backend) Table {
 		k := key{b.Host, b.Path}
 		e, ok := byKey[k]
 		if !ok {
-			e = &entry{route: &Route{Host: b.Host, Path: b.Path, Strip: b.Strip, Edge: b.Edge, Proto: b.Proto}, decider: b}
+			e = &entry{route: &Route{Host: b.Host, Path: b.Path, Strip: b.Strip, Edge: b.Edge, Proto: b.Proto, Middlewares: b.Middlewares, Auth: b.Auth}, decider: b}
 			byKey[k] = e
 		} else if cmp.Or(cmp.Compare(b.Name, e.decider.Name), cmp.Compare(b.Server, e.decider.Server)) < 0 {
 			e.route.Strip, e.route.Edge, e.route.Proto, e.decider = b.Strip, b.Edge, b.Proto, b
+			e.route.Middlewares, e.route.Auth = b.Middlewares, b.Auth
 		}
 		e.route.Servers = append(e.route.Servers, b.Server)
 	}
@@ -101,6 +110,7 @@ func Build(backends []Backend) Table {
 // Equal tells whether two tables are the same, route by route.
 func (t Table) Equal(o Table) bool {
 	return slices.EqualFunc(t.Routes, o.Routes, func(a, b Route) bool {
-		return a.Host == b.Host && a.Path == b.Path && a.Strip == b.Strip && a.Edge == b.Edge && a.Proto == b.Proto && slices.Equal(a.Servers, b.Servers)
+		return a.Host == b.Host && a.Path == b.Path && a.Strip == b.Strip && a.Edge == b.Edge && a.Proto == b.Proto &&
+			a.Middlewares == b.Middlewares && a.Auth == b.Auth && slices.Equal(a.Servers, b.Servers)
 	})
 }

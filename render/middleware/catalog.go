@@ -26,6 +26,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/dockroute/dockroute/provider/route"
 )
 
 // The built-in sets, which need no file.
@@ -177,7 +179,7 @@ func Parse(data []byte) (*Catalog, []Problem, error) {
 		}
 		if err != nil {
 			problems = append(problems, Problem{Line: k.Line, Name: name, Reason: err.Error()})
-			if ValidName(name) == nil {
+			if route.ValidName(name) == nil {
 				c.skipped[name] = err.Error()
 			}
 			continue
@@ -194,7 +196,7 @@ func (c *Catalog) has(name string) bool {
 
 func parseSet(name string, n *yaml.Node) (Set, error) {
 	var s Set
-	if err := ValidName(name); err != nil {
+	if err := route.ValidName(name); err != nil {
 		return s, err
 	}
 	if IsBuiltin(name) {
@@ -318,22 +320,6 @@ func normalize(v any) any {
 	return v
 }
 
-// ValidName checks a set name: lowercase letters, digits and inner
-// hyphens, as a DNS label, so it can be part of a Traefik middleware name.
-func ValidName(name string) error {
-	if name == "" || len(name) > 63 {
-		return fmt.Errorf("%q: a middleware name has 1 to 63 characters", name)
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		ok := 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' && i > 0 && i < len(name)-1
-		if !ok {
-			return fmt.Errorf("%q: a middleware name has lowercase letters, digits and inner hyphens", name)
-		}
-	}
-	return nil
-}
-
 // validRef checks a reference to an existing Traefik middleware,
 // "name@provider", in the alphabet Traefik names take.
 func validRef(ref string) error {
@@ -354,21 +340,4 @@ func validRef(ref string) error {
 		return fmt.Errorf("%q: a reference is \"name@provider\" (e.g. auth@file), of letters, digits and -_.", ref)
 	}
 	return nil
-}
-
-// ParseNames reads a route's choice of sets, comma-separated and in the
-// order they run. Every name must be valid and appear once.
-func ParseNames(s string) ([]string, error) {
-	var names []string
-	for item := range strings.SplitSeq(s, ",") {
-		name := strings.TrimSpace(item)
-		if err := ValidName(name); err != nil {
-			return nil, err
-		}
-		if slices.Contains(names, name) {
-			return nil, fmt.Errorf("%q is listed twice", name)
-		}
-		names = append(names, name)
-	}
-	return names, nil
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/dockroute/dockroute/provider/route"
 )
 
 const sampleFile = `middlewares:
@@ -103,26 +105,6 @@ func TestParseRefusesWholeFile(t *testing.T) {
 	}
 }
 
-func TestParseNames(t *testing.T) {
-	got, err := ParseNames(" auth , hsts,secure-headers")
-	if err != nil || strings.Join(got, ",") != "auth,hsts,secure-headers" {
-		t.Fatalf("%v %v", got, err)
-	}
-	for in, want := range map[string]string{
-		"":          "1 to 63",
-		"a,,b":      "1 to 63",
-		"a,a":       "listed twice",
-		"A":         "lowercase",
-		"a@file":    "lowercase",
-		"-a":        "inner hyphens",
-		"a`) || Ho": "lowercase",
-	} {
-		if _, err := ParseNames(in); err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("ParseNames(%q) = %v, want %q", in, err, want)
-		}
-	}
-}
-
 // FuzzParse: whatever the file, Parse does not panic, and every set it
 // keeps has a valid name, Traefik definitions that are JSON objects of one
 // known type with no template text, and Caddy handlers that name one.
@@ -134,7 +116,7 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		for _, name := range c.Names() {
-			if ValidName(name) != nil || IsBuiltin(name) {
+			if route.ValidName(name) != nil || IsBuiltin(name) {
 				t.Fatalf("kept set %q", name)
 			}
 			s, _ := c.Lookup(name)
@@ -161,23 +143,6 @@ func FuzzParse(f *testing.F) {
 					t.Fatalf("kept handler %s", h)
 				}
 			}
-		}
-	})
-}
-
-// FuzzParseNames: every accepted list is of valid, distinct names.
-func FuzzParseNames(f *testing.F) {
-	f.Fuzz(func(t *testing.T, s string) {
-		names, err := ParseNames(s)
-		if err != nil {
-			return
-		}
-		seen := map[string]bool{}
-		for _, n := range names {
-			if ValidName(n) != nil || seen[n] {
-				t.Fatalf("accepted %q from %q", n, s)
-			}
-			seen[n] = true
 		}
 	})
 }
