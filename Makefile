@@ -96,6 +96,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzRender -fuzztime $(FUZZTIME) ./render/traefik
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./provider/static
 	$(GO) test -run '^$$' -fuzz 'FuzzParse$$' -fuzztime $(FUZZTIME) ./render/middleware
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./render/auth
 	$(GO) test -run '^$$' -fuzz FuzzParseMiddlewares -fuzztime $(FUZZTIME) ./provider/route
 	$(GO) test -run '^$$' -fuzz FuzzConfigFile -fuzztime $(FUZZTIME) ./cmd/dockroute
 
