@@ -5,12 +5,15 @@ package traefik
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/dockroute/dockroute/provider/route"
+	"github.com/dockroute/dockroute/render/auth"
+	mw "github.com/dockroute/dockroute/render/middleware"
 )
 
 // header opens every rendered file. It holds no template text: Traefik runs
@@ -41,12 +44,17 @@ type Options struct {
 	// InsecureUpstream skips verifying the certificates of https backends
 	// (the operator's --upstream-insecure).
 	InsecureUpstream bool
+	// Middlewares and Auth are the operator's files: the sets and groups
+	// routes choose by name.
+	Middlewares *mw.Catalog
+	Auth        *auth.Groups
 }
 
 // Equal tells whether two option sets render alike.
 func (o Options) Equal(p Options) bool {
 	return slices.Equal(o.EntryPoints, p.EntryPoints) && o.TLS == p.TLS && o.CertResolver == p.CertResolver &&
-		slices.Equal(o.RedirectFrom, p.RedirectFrom) && o.InsecureUpstream == p.InsecureUpstream
+		slices.Equal(o.RedirectFrom, p.RedirectFrom) && o.InsecureUpstream == p.InsecureUpstream &&
+		o.Middlewares.Equal(p.Middlewares) && o.Auth.Equal(p.Auth)
 }
 
 // The shapes below are the subset of Traefik's dynamic configuration that
@@ -94,6 +102,9 @@ type domain struct {
 type middleware struct {
 	StripPrefix    *stripPrefix    `yaml:"stripPrefix,omitempty"`
 	RedirectScheme *redirectScheme `yaml:"redirectScheme,omitempty"`
+	// Raw is a whole definition as JSON (which is YAML): the operator's
+	// sets, the built-ins and basic auth.
+	Raw json.RawMessage `yaml:"-"`
 }
 
 type stripPrefix struct {
@@ -169,10 +180,11 @@ func addRoute(h *httpConfig, r route.Route, opt Options) {
 	if r.Edge.EntryPoints != "" {
 		rt.EntryPoints = strings.Split(r.Edge.EntryPoints, ",")
 	}
+	rt.Middlewares = guards(h, r, opt)
 	if r.Strip && r.Path != "" {
 		mw := NamePrefix + "strip-" + encode(r.Host, r.Path)
 		h.Middlewares[mw] = middleware{StripPrefix: &stripPrefix{Prefixes: []string{r.Path}}}
-		rt.Middlewares = []string{mw}
+		rt.Middlewares = append(rt.Middlewares, mw)
 	}
 	if r.Edge.TLS == route.TLSOn || r.Edge.TLS == route.TLSDefault && opt.TLS {
 		rt.TLS = &tls{CertResolver: opt.CertResolver}

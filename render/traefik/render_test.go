@@ -3,6 +3,7 @@ package traefik
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/dockroute/dockroute/provider/route"
+	"github.com/dockroute/dockroute/render/auth"
+	mw "github.com/dockroute/dockroute/render/middleware"
 	"github.com/dockroute/dockroute/render/traefik/traefiktest"
 )
 
@@ -38,6 +41,15 @@ var goldens = map[string]golden{
 			{Host: "secure.example.com", Proto: "https", Servers: []string{"172.17.0.9:8443"}},
 		}},
 	},
+	"guards": {
+		opt: Options{Middlewares: testCatalog, Auth: testGroups},
+		table: route.Table{Routes: []route.Route{
+			{Host: "example.com", Middlewares: "www-redirect,hsts", Servers: []string{"172.17.0.2:80"}},
+			{Host: "www.example.com", Middlewares: "www-redirect,apex-redirect", Servers: []string{"172.17.0.2:80"}},
+			{Host: "app.example.com", Path: "/admin", Strip: true, Auth: "staff", Middlewares: "secure-headers,sso", Servers: []string{"172.17.0.3:80"}},
+			{Host: "gone.example.com", Auth: "nobody", Middlewares: "removed", Servers: []string{"172.17.0.4:80"}},
+		}},
+	},
 	"paths_tls_redirect": {
 		opt: Options{EntryPoints: []string{"websecure"}, TLS: true, CertResolver: "le", RedirectFrom: []string{"web"}},
 		table: route.Table{Routes: []route.Route{
@@ -50,6 +62,25 @@ var goldens = map[string]golden{
 		}},
 	},
 }
+
+// testCatalog and testGroups are an operator's files for the goldens.
+var testCatalog, testGroups = func() (*mw.Catalog, *auth.Groups) {
+	c, problems, err := mw.Parse([]byte(`middlewares:
+  secure-headers:
+    traefik:
+      - headers: {frameDeny: true, customResponseHeaders: {X-Served-By: dockroute}}
+  sso:
+    traefik: [authelia@file]
+`))
+	if err != nil || len(problems) > 0 {
+		panic(fmt.Sprint(err, problems))
+	}
+	g, gp := auth.Parse([]byte("[staff]\nalice:$2a$04$0UJXznqBdkQIZECOMlqjfu40vPdCMliDJYQa0gTzOSOLGDK3pi3va\n"))
+	if len(gp) > 0 {
+		panic(fmt.Sprint(gp))
+	}
+	return c, g
+}()
 
 // TestGolden pins the exact bytes, then has Traefik's own decoder and router
 // load each golden file and route every route's host and path.

@@ -56,6 +56,10 @@ func writeYAML(buf *bytes.Buffer, cfg config) {
 		buf.WriteString("  middlewares:\n")
 		for _, name := range slices.Sorted(maps.Keys(h.Middlewares)) {
 			m := h.Middlewares[name]
+			if m.Raw != nil {
+				kv(buf, 4, name, string(m.Raw))
+				continue
+			}
 			key(buf, 4, name)
 			if m.StripPrefix != nil {
 				line(buf, 6, "stripPrefix:")
