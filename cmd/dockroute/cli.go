@@ -13,7 +13,7 @@ import (
 // Every command accepts every setting (one config file serves them all),
 // but its help lists only the ones it uses.
 var (
-	commonFlags = []string{"config", "routes-file", "docker-host", "swarm", "network", "filter", "health", "log-level", "log-format"}
+	commonFlags = []string{"config", "routes-file", "middlewares-file", "auth-file", "docker-host", "swarm", "network", "filter", "health", "log-level", "log-format"}
 	renderFlags = []string{"output", "upstream-insecure", "traefik-entrypoints", "traefik-tls", "traefik-certresolver", "traefik-redirect",
 		"caddy-server", "caddy-listen", "caddy-tls", "caddy-no-redirect"}
 	commandFlags = map[string][]string{

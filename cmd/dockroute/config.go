@@ -63,6 +63,11 @@ type config struct {
 	LogLevel            slog.Level
 	LogFormat           string
 	Args                []string // explain's container names
+	MiddlewaresFile     string
+	AuthFile            string
+	// files holds what the operator's middlewares and auth files define
+	// now (not settings: the daemon keeps them current).
+	files operatorFiles
 	// values holds every setting's final text by flag name, to tell what a
 	// reload changed.
 	values map[string]string
@@ -82,18 +87,24 @@ var liveKeys = map[string]bool{
 
 func (c config) dockerOptions() docker.Options {
 	scope, _ := docker.ParseScope(splitList(c.Filter)) // validated
-	return docker.Options{Network: c.Network, IgnoreHealth: c.Health == "ignore", Scope: scope, Swarm: c.Swarm}
+	return docker.Options{
+		Network: c.Network, IgnoreHealth: c.Health == "ignore", Scope: scope, Swarm: c.Swarm,
+		Middleware: c.files.middlewareCheck(c.Output), Auth: c.files.authCheck(),
+	}
 }
 
 func (c config) caddyOptions() caddy.Options {
-	return caddy.Options{ID: c.CaddyServer, Listen: splitList(c.CaddyListen), AutoHTTPS: c.CaddyTLS, NoRedirect: c.CaddyNoRedirect, InsecureUpstream: c.UpstreamInsecure}
+	return caddy.Options{
+		ID: c.CaddyServer, Listen: splitList(c.CaddyListen), AutoHTTPS: c.CaddyTLS, NoRedirect: c.CaddyNoRedirect,
+		InsecureUpstream: c.UpstreamInsecure, Middlewares: c.files.catalog, Auth: c.files.groups,
+	}
 }
 
 func (c config) traefikOptions() traefik.Options {
 	return traefik.Options{
 		EntryPoints: splitList(c.TraefikEntryPoints), TLS: c.TraefikTLS || c.TraefikCertResolver != "",
 		CertResolver: c.TraefikCertResolver, RedirectFrom: splitList(c.TraefikRedirect),
-		InsecureUpstream: c.UpstreamInsecure,
+		InsecureUpstream: c.UpstreamInsecure, Middlewares: c.files.catalog, Auth: c.files.groups,
 	}
 }
 
@@ -101,6 +112,8 @@ func (c config) traefikOptions() traefik.Options {
 func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ConfigFile, "config", "", "YAML file with any of these settings (keys are the flag names); reloaded when it changes")
 	fs.StringVar(&c.RoutesFile, "routes-file", "", "YAML file of static routes to non-Docker backends; reloaded when it changes")
+	fs.StringVar(&c.MiddlewaresFile, "middlewares-file", "", "YAML file of named middleware sets containers choose with the label dockroute.middlewares; reloaded when it changes")
+	fs.StringVar(&c.AuthFile, "auth-file", "", "basic-auth groups ([group] headers over htpasswd -nB lines) containers choose with the label dockroute.auth; reloaded when it changes")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve /metrics (Prometheus) and /healthz on this address, e.g. 127.0.0.1:9273")
 	fs.StringVar(&c.Output, "output", "traefik", "where routes go: traefik (a file-provider directory) or caddy (the admin API)")
 	fs.StringVar(&c.TraefikDir, "traefik-dir", "dynamic", "directory Traefik's file provider watches (providers.file.directory)")
@@ -372,6 +385,7 @@ func withLive(prev, next config) config {
 	})
 	c.Args = prev.Args
 	c.fileLines = next.fileLines
+	c.files = prev.files
 	return c
 }
 

@@ -40,6 +40,10 @@ func explain(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "explain: computed here with this command's settings (set --metrics-addr to ask the running dockroute)")
 	}
 	log := cfg.logger(os.Stderr, max(cfg.LogLevel, slog.LevelError))
+	cfg, err := withOperatorFiles(cfg, log)
+	if err != nil {
+		return err
+	}
 	fleet, cfg, _, err := connect(ctx, cfg, log)
 	if err != nil {
 		return err

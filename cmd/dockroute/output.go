@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -220,8 +219,7 @@ func (o *caddyOutput) setOptions(cfg config) { o.pub.SetOptions(cfg.caddyOptions
 func (o *caddyOutput) publish(ctx context.Context, t route.Table) (bool, error) {
 	opt := o.pub.Options()
 	o.mu.Lock()
-	same := o.lastTable != nil && o.lastTable.Equal(t) && slices.Equal(o.lastOpt.Listen, opt.Listen) &&
-		o.lastOpt.AutoHTTPS == opt.AutoHTTPS && o.lastOpt.NoRedirect == opt.NoRedirect && o.lastOpt.InsecureUpstream == opt.InsecureUpstream
+	same := o.lastTable != nil && o.lastTable.Equal(t) && o.lastOpt.Equal(opt)
 	o.mu.Unlock()
 	if same { // unchanged, and Caddy runs it (the check says otherwise)
 		return false, nil

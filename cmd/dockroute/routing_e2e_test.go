@@ -327,7 +327,7 @@ func TestCaddyTLSAndRedirect(t *testing.T) {
 		}})
 		startCaddyDaemon(t, c, fmt.Sprintf(":%d", httpsPort), "--caddy-tls")
 		host := dockertest.Unique("tls") + ".localhost"
-		id := dockertest.Run(t, hello(host)...)
+		id := dockertest.Run(t, hello(host, "--label", "dockroute.middlewares=hsts")...)
 
 		client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 			TLSClientConfig: &tls.Config{ServerName: host, InsecureSkipVerify: true},
@@ -343,6 +343,9 @@ func TestCaddyTLSAndRedirect(t *testing.T) {
 				resp.Body.Close()
 				last = fmt.Sprintf("%d %q", resp.StatusCode, b[:n])
 				if resp.StatusCode == 200 && strings.Contains(last, id[:12]) {
+					if sts := resp.Header.Get("Strict-Transport-Security"); sts != "max-age=31536000; includeSubDomains" {
+						t.Errorf("the hsts set over HTTPS: Strict-Transport-Security %q", sts)
+					}
 					break
 				}
 			} else {

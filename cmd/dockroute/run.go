@@ -38,6 +38,7 @@ type daemon struct {
 	// used); a reloaded config's "auto" means it too.
 	ownNetwork string
 	static     *static.Source // nil without --routes-file
+	operator   operatorSources
 	out        output
 	metrics    *metrics
 
@@ -57,6 +58,12 @@ func run(ctx context.Context, cfg config, args []string) error {
 	level := new(slog.LevelVar)
 	level.Set(cfg.LogLevel)
 	log := cfg.logger(os.Stderr, level)
+	operator := newOperatorSources(cfg, log)
+	if err := operator.load(); err != nil {
+		// Containers choosing a set or group are refused until it loads.
+		log.Error("starting without the operator's middlewares or auth file", "err", err)
+	}
+	cfg.files = operator.files()
 	out, err := newOutput(cfg, log)
 	if err != nil {
 		return err
@@ -71,8 +78,8 @@ func run(ctx context.Context, cfg config, args []string) error {
 	}
 	d := &daemon{
 		args: args, log: log, level: level, cfg: cfg, out: out, ownNetwork: own,
-		fleet: fleet,
-		kick:  make(chan struct{}, 1),
+		fleet: fleet, operator: operator,
+		kick: make(chan struct{}, 1),
 	}
 	d.metrics = newMetrics(d.fleet, out.delivery())
 	if co, ok := out.(*caddyOutput); ok {
@@ -118,6 +125,7 @@ func (d *daemon) run(ctx context.Context) error {
 		})
 		goroutine(func() { forward(ctx, d.static.Changed(), d.poke) })
 	}
+	d.operator.watch(ctx, d.log, goroutine, d.operatorFilesChanged)
 	if path := d.config().ConfigFile; path != "" {
 		d.configWatch = watchfile.New(path, 50*time.Millisecond, d.reload, d.log)
 		goroutine(func() {
@@ -242,6 +250,19 @@ func (d *daemon) reload() {
 	d.log.Info("config reloaded", "applied", live)
 }
 
+// operatorFilesChanged applies what the middlewares and auth files define
+// now: every container is decided again (a set it chose may be gone) and
+// the output renders the new definitions.
+func (d *daemon) operatorFilesChanged() {
+	d.mu.Lock()
+	d.cfg.files = d.operator.files()
+	cfg := d.cfg
+	d.mu.Unlock()
+	d.fleet.SetOptions(cfg.dockerOptions())
+	d.out.setOptions(cfg)
+	d.poke()
+}
+
 // onSIGHUP forces a full resync of Docker, sets every file watch up again
 // and re-reads the files.
 func (d *daemon) onSIGHUP(ctx context.Context) {
@@ -258,6 +279,7 @@ func (d *daemon) onSIGHUP(ctx context.Context) {
 			if d.static != nil {
 				d.static.Rearm()
 			}
+			d.operator.rearm()
 			if d.configWatch != nil {
 				d.configWatch.Rearm()
 			}
@@ -341,6 +363,10 @@ func (d *daemon) anyEngineConnected() bool {
 // file) once.
 func render(ctx context.Context, cfg config, stdout io.Writer) error {
 	log := cfg.logger(os.Stderr, max(cfg.LogLevel, slog.LevelError)) // the output is the answer
+	cfg, err := withOperatorFiles(cfg, log)
+	if err != nil {
+		return err
+	}
 	out, err := newOutput(cfg, log)
 	if err != nil {
 		return err

@@ -161,8 +161,11 @@ func TestTraefikTLS(t *testing.T) {
 	dockertest.Require(t)
 	_, tr := startTraefik(t, "--traefik-tls", "--traefik-entrypoints", "websecure", "--traefik-redirect", "web")
 	host := dockertest.Unique("ttls") + ".test"
-	id := dockertest.Run(t, hello(host)...)
+	id := dockertest.Run(t, hello(host, "--label", "dockroute.middlewares=hsts")...)
 	waitThrough(t, "https://"+tr.WebSecure, host, "/", 200, "hello from "+id[:12])
+	if sts := hstsHeader(t, "https://"+tr.WebSecure, host); sts != "max-age=31536000; includeSubDomains" {
+		t.Errorf("the hsts set over HTTPS: Strict-Transport-Security %q", sts)
+	}
 	eventually(t, 10*time.Second, func() (bool, string) {
 		s, _, loc, err := through("http://"+tr.Web, host, "/x?y=1")
 		return err == nil && (s == 301 || s == 308) && loc == "https://"+host+"/x?y=1", fmt.Sprintf("plain HTTP answered %d Location %q %v", s, loc, err)
@@ -213,4 +216,19 @@ func TestDelivery(t *testing.T) {
 	if want := "(delivered: Caddy's server dockroute runs this route)"; err != nil || !strings.Contains(string(out), want) {
 		t.Fatalf("explain for caddy: %v\n%s\nwant %q", err, out, want)
 	}
+}
+
+// hstsHeader is the Strict-Transport-Security header of host's "/" at
+// addr (scheme://host:port).
+func hstsHeader(t *testing.T, addr, host string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, addr+"/", nil)
+	req.Host = host
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, ServerName: host}}}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.Header.Get("Strict-Transport-Security")
 }

@@ -3,7 +3,8 @@
 // the port it was reached on, the Host the request was sent to, the path
 // it arrived with and the protocol it was spoken, so a test or a person can
 // see which replica and port served a request, whether a prefix was
-// stripped on the way and how the proxy talked to it.
+// stripped on the way and how the proxy talked to it. The header
+// X-Hello-Authorization says whether credentials reached it.
 //
 // Environment:
 //
@@ -185,6 +186,9 @@ func handler(hostname, port string, ready time.Time) http.Handler {
 			fmt.Fprintln(w, "ok")
 			return
 		}
+		// Whether credentials reached the app: a proxy doing basic auth
+		// should have removed them.
+		w.Header().Set("X-Hello-Authorization", map[bool]string{true: "present", false: "absent"}[r.Header.Get("Authorization") != ""])
 		scheme := "http"
 		if r.TLS != nil {
 			scheme = "https"

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/dockroute/dockroute/provider/route"
+	"github.com/dockroute/dockroute/render/auth"
+	mw "github.com/dockroute/dockroute/render/middleware"
 )
 
 // Options shape the server dockroute owns in Caddy.
@@ -30,6 +32,16 @@ type Options struct {
 	// InsecureUpstream skips verifying the certificates of https backends
 	// (the operator's --upstream-insecure).
 	InsecureUpstream bool
+	// Middlewares and Auth are the operator's files: the sets and groups
+	// routes choose by name.
+	Middlewares *mw.Catalog
+	Auth        *auth.Groups
+}
+
+// Equal tells whether two option sets render alike.
+func (o Options) Equal(p Options) bool {
+	return o.ID == p.ID && slices.Equal(o.Listen, p.Listen) && o.AutoHTTPS == p.AutoHTTPS && o.NoRedirect == p.NoRedirect &&
+		o.InsecureUpstream == p.InsecureUpstream && o.Middlewares.Equal(p.Middlewares) && o.Auth.Equal(p.Auth)
 }
 
 // The types below are the subset of Caddy's JSON that dockroute writes. Each
@@ -85,6 +97,20 @@ type Handler struct {
 	StripPathPrefix string `json:"strip_path_prefix,omitempty"`
 	StatusCode      int    `json:"status_code,omitempty"`
 	Body            string `json:"body,omitempty"`
+	// Raw, when set, is the whole handler as JSON (the operator's sets,
+	// the built-ins, basic auth), written instead of the fields above.
+	Raw json.RawMessage `json:"-"`
+}
+
+// handlerFields is Handler without its methods, for MarshalJSON.
+type handlerFields Handler
+
+// MarshalJSON writes Raw when set, else the fields.
+func (h Handler) MarshalJSON() ([]byte, error) {
+	if h.Raw != nil {
+		return h.Raw, nil
+	}
+	return json.Marshal(handlerFields(h))
 }
 
 // Upstream is one backend address.
@@ -191,13 +217,17 @@ func proxyRoute(r route.Route, opt Options) Route {
 	// Caddy's host matcher needs both spelled out. (No certificate is ever
 	// asked for the dotted form: automatic HTTPS skips such names.)
 	m := Match{Host: []string{r.Host, r.Host + "."}}
-	var handle []Handler
 	if r.Path != "" {
 		// Whole segments, as in the Traefik rule: /api and /api/…, not /apix.
 		m.PathRegexp = &PathPattern{Pattern: "^" + regexp.QuoteMeta(r.Path) + "(/.*)?$"}
-		if r.Strip {
-			handle = append(handle, Handler{Handler: "rewrite", StripPathPrefix: r.Path})
-		}
+	}
+	handle, missing := guards(r, opt)
+	if missing != "" {
+		// Fail closed: never serve a protected route without its guard.
+		return Route{Match: []Match{m}, Handle: []Handler{{Handler: "static_response", StatusCode: 503, Body: "this route's " + missing + " is not defined in dockroute's files\n"}}, Terminal: true}
+	}
+	if r.Path != "" && r.Strip {
+		handle = append(handle, Handler{Handler: "rewrite", StripPathPrefix: r.Path})
 	}
 	return Route{
 		Match: []Match{m},

@@ -109,3 +109,28 @@ func TestTransports(t *testing.T) {
 		}
 	}
 }
+
+// A route whose set or auth group is missing from the operator's files
+// (removed after the container was checked) fails closed: it answers 503
+// and never reaches its backend unguarded. Its match stays, so no
+// shorter route (or the 404) answers instead.
+func TestMissingGuardFailsClosed(t *testing.T) {
+	tbl := route.Table{Routes: []route.Route{
+		{Host: "a.local", Path: "/admin", Auth: "gone", Servers: []string{"172.17.0.7:80"}},
+		{Host: "b.local", Middlewares: "hsts,gone", Servers: []string{"172.17.0.8:80"}},
+		{Host: "c.local", Middlewares: "hsts", Servers: []string{"172.17.0.9:80"}},
+	}}
+	s := Render(tbl, Options{ID: "x"})
+	for i, host := range []string{"a.local", "b.local"} {
+		r := s.Routes[i]
+		if r.Hosts()[0] != host || len(r.Handle) != 1 || r.Handle[0].Handler != "static_response" || r.Handle[0].StatusCode != 503 {
+			t.Errorf("%s: %s, want a lone 503", host, s.JSON())
+		}
+	}
+	if s.Routes[0].Match[0].PathRegexp == nil {
+		t.Error("the failed-closed route lost its path match")
+	}
+	if h := s.Routes[2].Handle; len(h) != 2 || h[1].Handler != "reverse_proxy" {
+		t.Errorf("a built-in set needs no file: %s", s.JSON())
+	}
+}

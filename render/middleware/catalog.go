@@ -341,3 +341,12 @@ func validRef(ref string) error {
 	}
 	return nil
 }
+
+// CheckRoute is Check for a route on host: the www and apex redirects need
+// an exact host (a wildcard names no single host to redirect to or from).
+func (c *Catalog) CheckRoute(name, output, host string) error {
+	if (name == WWWRedirect || name == ApexRedirect) && route.IsWildcard(host) {
+		return fmt.Errorf("%s needs exact hosts, and %s is a wildcard", name, host)
+	}
+	return c.Check(name, output)
+}
