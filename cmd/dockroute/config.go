@@ -50,6 +50,9 @@ type config struct {
 	TraefikRedirect     string
 	TraefikAPI          string
 	UpstreamInsecure    bool
+	DefaultHost         string
+	TraefikLabels       bool
+	UnavailableGrace    time.Duration
 	Health              string
 	TraefikDir          string
 	TraefikFile         string
@@ -83,6 +86,7 @@ var liveKeys = map[string]bool{
 	"log-level": true, "network": true, "health": true,
 	"traefik-entrypoints": true, "traefik-tls": true, "traefik-certresolver": true, "traefik-redirect": true,
 	"caddy-listen": true, "caddy-tls": true, "caddy-no-redirect": true, "upstream-insecure": true,
+	"default-host": true, "traefik-labels": true,
 }
 
 func (c config) dockerOptions() docker.Options {
@@ -90,6 +94,7 @@ func (c config) dockerOptions() docker.Options {
 	return docker.Options{
 		Network: c.Network, IgnoreHealth: c.Health == "ignore", Scope: scope, Swarm: c.Swarm,
 		Middleware: c.files.middlewareCheck(c.Output), Auth: c.files.authCheck(),
+		TraefikLabels: c.TraefikLabels,
 	}
 }
 
@@ -97,7 +102,14 @@ func (c config) caddyOptions() caddy.Options {
 	return caddy.Options{
 		ID: c.CaddyServer, Listen: splitList(c.CaddyListen), AutoHTTPS: c.CaddyTLS, NoRedirect: c.CaddyNoRedirect,
 		InsecureUpstream: c.UpstreamInsecure, Middlewares: c.files.catalog, Auth: c.files.groups,
+		DefaultHost: c.defaultHost(),
 	}
+}
+
+// defaultHost is --default-host in canonical form ("" if unset).
+func (c config) defaultHost() string {
+	h, _ := route.ParseHost(c.DefaultHost) // validated
+	return h
 }
 
 func (c config) traefikOptions() traefik.Options {
@@ -105,6 +117,7 @@ func (c config) traefikOptions() traefik.Options {
 		EntryPoints: splitList(c.TraefikEntryPoints), TLS: c.TraefikTLS || c.TraefikCertResolver != "",
 		CertResolver: c.TraefikCertResolver, RedirectFrom: splitList(c.TraefikRedirect),
 		InsecureUpstream: c.UpstreamInsecure, Middlewares: c.files.catalog, Auth: c.files.groups,
+		DefaultHost: c.defaultHost(),
 	}
 }
 
@@ -123,6 +136,9 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TraefikCertResolver, "traefik-certresolver", "", "Traefik certificate resolver for TLS routers (implies --traefik-tls); label dockroute.certresolver overrides")
 	fs.StringVar(&c.TraefikRedirect, "traefik-redirect", "", "plain-HTTP entrypoints (e.g. web) on which TLS routes redirect to HTTPS")
 	fs.BoolVar(&c.UpstreamInsecure, "upstream-insecure", false, "do not verify the certificates of backends routed over https (dockroute.proto=https); off by default")
+	fs.BoolVar(&c.TraefikLabels, "traefik-labels", false, "also route containers by the common subset of Traefik's Docker labels (traefik.enable, routers' Host/PathPrefix rules, entrypoints, tls, middlewares, services' port); for moving the Docker socket out of Traefik")
+	fs.StringVar(&c.DefaultHost, "default-host", "", "requests for hosts no container routes go to this host's routes (as nginx-proxy's DEFAULT_HOST); default: 404")
+	durationVar(fs, &c.UnavailableGrace, "unavailable-grace", 5*time.Minute, "a host whose containers all stopped answers 503 (not 404) for this long; 0: at once 404")
 	fs.StringVar(&c.TraefikAPI, "traefik-api", "", "Traefik's API entrypoint (e.g. http://127.0.0.1:8080, with api: {} in Traefik's static config): read back which routers Traefik runs after each publish, and report delivery in /metrics, /healthz and explain")
 	fs.StringVar(&c.CaddyAdmin, "caddy-admin", "http://127.0.0.1:2019", "Caddy admin API address: http://HOST:PORT or unix//PATH")
 	fs.StringVar(&c.CaddyServer, "caddy-server", "dockroute", "name and @id of the Caddy server dockroute owns")
@@ -349,6 +365,18 @@ func (c config) validate(cmd string) error {
 	}
 	if strings.ContainsRune(c.TraefikFile, os.PathSeparator) {
 		return invalid("traefik-file", "--traefik-file %q must be a plain file name; set the directory with --traefik-dir", c.TraefikFile)
+	}
+	if c.DefaultHost != "" {
+		h, err := route.ParseHost(c.DefaultHost)
+		if err == nil && route.IsWildcard(h) {
+			err = fmt.Errorf("a wildcard cannot be the default host")
+		}
+		if err != nil {
+			return invalid("default-host", "--default-host: %v", err)
+		}
+	}
+	if c.UnavailableGrace < 0 {
+		return invalid("unavailable-grace", "--unavailable-grace %v: must not be negative", c.UnavailableGrace)
 	}
 	if c.Resync <= 0 {
 		return invalid("resync", "--resync %v: must be positive", c.Resync)

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/dockroute/dockroute/provider/docker"
+	"github.com/dockroute/dockroute/provider/route"
 )
 
 // metrics are dockroute's Prometheus metrics, on a registry of its own.
@@ -17,6 +18,7 @@ import (
 type metrics struct {
 	reg            *prometheus.Registry
 	routes         prometheus.Gauge
+	unavailable    prometheus.Gauge
 	publishes      *prometheus.CounterVec
 	publishSeconds prometheus.Histogram
 	caddyErrors    prometheus.Counter
@@ -27,6 +29,9 @@ func newMetrics(w *docker.Fleet, dl *delivery) *metrics {
 		reg: prometheus.NewRegistry(),
 		routes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "dockroute_routes", Help: "Routes (host and path) in the last table published.",
+		}),
+		unavailable: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "dockroute_unavailable_routes", Help: "Routes in the last table published that answer 503: their containers all stopped within --unavailable-grace.",
 		}),
 		publishes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dockroute_publishes_total", Help: "Publish attempts by result: written, unchanged or error.",
@@ -39,7 +44,7 @@ func newMetrics(w *docker.Fleet, dl *delivery) *metrics {
 			Name: "dockroute_caddy_push_errors_total", Help: "Caddy pushes and checks that failed.",
 		}),
 	}
-	m.reg.MustRegister(m.routes, m.publishes, m.publishSeconds, m.caddyErrors,
+	m.reg.MustRegister(m.routes, m.unavailable, m.publishes, m.publishSeconds, m.caddyErrors,
 		newEngineCollector(w),
 		newContainerCollector(w),
 	)
@@ -60,7 +65,7 @@ func newMetrics(w *docker.Fleet, dl *delivery) *metrics {
 }
 
 // observe records one publish.
-func (m *metrics) observe(routes int, took time.Duration, wrote bool, err error) {
+func (m *metrics) observe(t route.Table, took time.Duration, wrote bool, err error) {
 	m.publishSeconds.Observe(took.Seconds())
 	switch {
 	case err != nil:
@@ -71,7 +76,14 @@ func (m *metrics) observe(routes int, took time.Duration, wrote bool, err error)
 	default:
 		m.publishes.WithLabelValues("unchanged").Inc()
 	}
-	m.routes.Set(float64(routes))
+	m.routes.Set(float64(len(t.Routes)))
+	down := 0
+	for _, r := range t.Routes {
+		if r.Down() {
+			down++
+		}
+	}
+	m.unavailable.Set(float64(down))
 }
 
 // engineCollector reports each engine's connection at scrape time.

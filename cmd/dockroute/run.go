@@ -41,6 +41,10 @@ type daemon struct {
 	operator   operatorSources
 	out        output
 	metrics    *metrics
+	// recent keeps routes that lost their last server as 503s for
+	// --unavailable-grace; expiry pokes a publish when the next one ends.
+	recent *route.Recent
+	expiry *time.Timer
 
 	kick      chan struct{} // anything changed: publish again
 	published atomic.Bool   // a complete publish has happened
@@ -79,7 +83,8 @@ func run(ctx context.Context, cfg config, args []string) error {
 	d := &daemon{
 		args: args, log: log, level: level, cfg: cfg, out: out, ownNetwork: own,
 		fleet: fleet, operator: operator,
-		kick: make(chan struct{}, 1),
+		kick:   make(chan struct{}, 1),
+		recent: route.NewRecent(cfg.UnavailableGrace),
 	}
 	d.metrics = newMetrics(d.fleet, out.delivery())
 	if co, ok := out.(*caddyOutput); ok {
@@ -188,10 +193,11 @@ func (d *daemon) publish(ctx context.Context) error {
 	if !ok {
 		return nil
 	}
+	t = d.keepRecent(t)
 	start := time.Now()
 	wrote, err := d.out.publish(ctx, t)
 	took := time.Since(start)
-	d.metrics.observe(len(t.Routes), took, wrote, err)
+	d.metrics.observe(t, took, wrote, err)
 	if err != nil {
 		d.publishErr.Store(&err)
 		d.log.Error("publish failed; will retry", "output", d.out.String(), "err", err)
@@ -203,6 +209,20 @@ func (d *daemon) publish(ctx context.Context) error {
 		d.log.Info("published", "output", d.out.String(), "routes", len(t.Routes), "took", took)
 	}
 	return nil
+}
+
+// keepRecent adds the routes that lost their servers within the grace, and
+// arms a publish for when the next of them is due to go.
+func (d *daemon) keepRecent(t route.Table) route.Table {
+	now := time.Now()
+	t, next := d.recent.Keep(t, now)
+	if d.expiry != nil {
+		d.expiry.Stop()
+	}
+	if !next.IsZero() {
+		d.expiry = time.AfterFunc(next.Sub(now), d.poke)
+	}
+	return t
 }
 
 // reload re-reads the config file (with the same command line and

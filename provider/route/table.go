@@ -101,10 +101,15 @@ func Build(backends []Backend) Table {
 		e.route.Servers = slices.Compact(e.route.Servers)
 		t.Routes = append(t.Routes, *e.route)
 	}
-	slices.SortFunc(t.Routes, func(a, b Route) int {
+	sortRoutes(t.Routes)
+	return t
+}
+
+// sortRoutes orders routes by host, then path.
+func sortRoutes(rs []Route) {
+	slices.SortFunc(rs, func(a, b Route) int {
 		return cmp.Or(cmp.Compare(a.Host, b.Host), cmp.Compare(a.Path, b.Path))
 	})
-	return t
 }
 
 // Equal tells whether two tables are the same, route by route.

@@ -385,3 +385,52 @@ func TestRefusalNeverPublishesLessThanAccepted(t *testing.T) {
 		}
 	})
 }
+
+// TestDefaultHostAndDownRoutes pushes a default host and a down route to
+// each real Caddy: unknown hosts reach the default host's routes, path by
+// path, after every host's own routes; a down route answers 503 with its
+// page, Retry-After and no caching.
+func TestDefaultHostAndDownRoutes(t *testing.T) {
+	caddytest.Each(t, func(t *testing.T, bin string) {
+		port := caddytest.FreePort(t)
+		c := caddytest.Start(t, bin, nil)
+		p, _ := newPublisher(t, c, port)
+		opt := p.opt
+		opt.DefaultHost = "home.test"
+		p.SetOptions(opt)
+		home, api, other := backend(t, "home"), backend(t, "api"), backend(t, "other")
+		tbl := route.Build([]route.Backend{
+			{Host: "home.test", Server: home},
+			{Host: "home.test", Path: "/api", Server: api},
+			{Host: "other.test", Server: other},
+		})
+		tbl.Routes = append(tbl.Routes, route.Route{Host: "down.test"}) // as Recent keeps it
+		if err := p.Publish(context.Background(), tbl); err != nil {
+			t.Fatal(err)
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		for _, tc := range []struct{ host, path, want string }{
+			{"unknown.test", "/", "home unknown.test"},
+			{"unknown.test", "/api/x", "api unknown.test"},
+			{"unknown.test", "/apix", "home unknown.test"},
+			{"other.test", "/api/x", "other other.test"},
+			{"home.test", "/api", "api home.test"},
+		} {
+			if status, body, err := caddytest.Get(addr, tc.host, tc.path); status != 200 || body != tc.want {
+				t.Errorf("%s%s: %d %q %v, want %q", tc.host, tc.path, status, body, err, tc.want)
+			}
+		}
+		req, _ := http.NewRequest("GET", "http://"+addr+"/x", nil)
+		req.Host = "down.test"
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 503 || !strings.Contains(string(body), "down.test is not running") ||
+			resp.Header.Get("Retry-After") == "" || resp.Header.Get("Cache-Control") != "no-store" || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+			t.Errorf("down route: %d %v %q", resp.StatusCode, resp.Header, body)
+		}
+	})
+}

@@ -27,6 +27,9 @@ type Options struct {
 	// routed host and an HTTP→HTTPS redirect). Off by default, for a plain
 	// ":80" listener.
 	AutoHTTPS bool
+	// DefaultHost is the exact host whose routes also answer requests for
+	// hosts no route matches (--default-host); "" for none.
+	DefaultHost string
 	// NoRedirect keeps automatic HTTPS from redirecting HTTP to HTTPS.
 	NoRedirect bool
 	// InsecureUpstream skips verifying the certificates of https backends
@@ -41,7 +44,8 @@ type Options struct {
 // Equal tells whether two option sets render alike.
 func (o Options) Equal(p Options) bool {
 	return o.ID == p.ID && slices.Equal(o.Listen, p.Listen) && o.AutoHTTPS == p.AutoHTTPS && o.NoRedirect == p.NoRedirect &&
-		o.InsecureUpstream == p.InsecureUpstream && o.Middlewares.Equal(p.Middlewares) && o.Auth.Equal(p.Auth)
+		o.InsecureUpstream == p.InsecureUpstream && o.Middlewares.Equal(p.Middlewares) && o.Auth.Equal(p.Auth) &&
+		o.DefaultHost == p.DefaultHost
 }
 
 // The types below are the subset of Caddy's JSON that dockroute writes. Each
@@ -94,9 +98,10 @@ type Handler struct {
 	HealthChecks  *HealthChecks  `json:"health_checks,omitempty"`
 	Transport     *Transport     `json:"transport,omitempty"`
 	// StripPathPrefix is the rewrite handler's prefix removal.
-	StripPathPrefix string `json:"strip_path_prefix,omitempty"`
-	StatusCode      int    `json:"status_code,omitempty"`
-	Body            string `json:"body,omitempty"`
+	StripPathPrefix string              `json:"strip_path_prefix,omitempty"`
+	StatusCode      int                 `json:"status_code,omitempty"`
+	Headers         map[string][]string `json:"headers,omitempty"`
+	Body            string              `json:"body,omitempty"`
 	// Raw, when set, is the whole handler as JSON (the operator's sets,
 	// the built-ins, basic auth), written instead of the fields above.
 	Raw json.RawMessage `json:"-"`
@@ -197,6 +202,17 @@ func Render(t route.Table, opt Options) Server {
 	for _, r := range routes {
 		s.Routes = append(s.Routes, proxyRoute(r, opt))
 	}
+	// The default host's routes again, for any host, after every host's.
+	for _, r := range routes {
+		if r.Host == opt.DefaultHost {
+			dr := proxyRoute(r, opt)
+			dr.Match = []Match{{PathRegexp: dr.Match[0].PathRegexp}}
+			if dr.Match[0].PathRegexp == nil {
+				dr.Match = nil
+			}
+			s.Routes = append(s.Routes, dr)
+		}
+	}
 	s.Routes = append(s.Routes, notFound)
 	return s
 }
@@ -221,6 +237,9 @@ func proxyRoute(r route.Route, opt Options) Route {
 		// Whole segments, as in the Traefik rule: /api and /api/…, not /apix.
 		m.PathRegexp = &PathPattern{Pattern: "^" + regexp.QuoteMeta(r.Path) + "(/.*)?$"}
 	}
+	if r.Down() {
+		return Route{Match: []Match{m}, Handle: []Handler{unavailable(r.Host)}, Terminal: true}
+	}
 	handle, missing := guards(r, opt)
 	if missing != "" {
 		// Fail closed: never serve a protected route without its guard.
@@ -243,6 +262,22 @@ func proxyRoute(r route.Route, opt Options) Route {
 			Transport:    transport(r.Proto, opt),
 		}),
 		Terminal: true,
+	}
+}
+
+// unavailable answers for a down route: 503 and a short page, with
+// Retry-After and no caching, as Traefik's answer for it.
+func unavailable(host string) Handler {
+	return Handler{
+		Handler:    "static_response",
+		StatusCode: 503,
+		Headers: map[string][]string{
+			"Content-Type":  {"text/html; charset=utf-8"},
+			"Cache-Control": {"no-store"},
+			"Retry-After":   {"10"},
+		},
+		// host is canonical ([a-z0-9.*-]): nothing to escape.
+		Body: "<!doctype html>\n<title>503 Service Unavailable</title>\n<h1>Service Unavailable</h1>\n<p>" + host + " is not running right now. Please try again in a moment.</p>\n",
 	}
 }
 

@@ -29,6 +29,16 @@ const NamePrefix = "dockroute-"
 // occurs in NamePrefix+encoding names, so the two kinds cannot collide.
 const redirectPrefix = "dockroute.redirect-"
 
+// defaultPrefix names the routers that send requests for unknown hosts to
+// the default host's routes; like redirectPrefix, its "." keeps it apart.
+const defaultPrefix = "dockroute.default-"
+
+// unavailableMiddleware is set on down routes, whose service has no
+// servers: Traefik then answers 503 "Service Unavailable" itself.
+const unavailableMiddleware = NamePrefix + "unavailable"
+
+var unavailableHeaders = json.RawMessage(`{"headers":{"customResponseHeaders":{"Cache-Control":"no-store","Retry-After":"10"}}}`)
+
 // redirectMiddleware is the one middleware every redirect router uses.
 const redirectMiddleware = NamePrefix + "redirect-https"
 
@@ -48,13 +58,16 @@ type Options struct {
 	// routes choose by name.
 	Middlewares *mw.Catalog
 	Auth        *auth.Groups
+	// DefaultHost is the exact host whose routes also answer requests for
+	// hosts no router matches (--default-host); "" for none.
+	DefaultHost string
 }
 
 // Equal tells whether two option sets render alike.
 func (o Options) Equal(p Options) bool {
 	return slices.Equal(o.EntryPoints, p.EntryPoints) && o.TLS == p.TLS && o.CertResolver == p.CertResolver &&
 		slices.Equal(o.RedirectFrom, p.RedirectFrom) && o.InsecureUpstream == p.InsecureUpstream &&
-		o.Middlewares.Equal(p.Middlewares) && o.Auth.Equal(p.Auth)
+		o.Middlewares.Equal(p.Middlewares) && o.Auth.Equal(p.Auth) && o.DefaultHost == p.DefaultHost
 }
 
 // The shapes below are the subset of Traefik's dynamic configuration that
@@ -180,8 +193,15 @@ func addRoute(h *httpConfig, r route.Route, opt Options) {
 	if r.Edge.EntryPoints != "" {
 		rt.EntryPoints = strings.Split(r.Edge.EntryPoints, ",")
 	}
-	rt.Middlewares = guards(h, r, opt)
-	if r.Strip && r.Path != "" {
+	if r.Down() {
+		// A down route answers 503 to everyone (its guards have nothing to
+		// protect), telling clients to come back rather than cache it.
+		h.Middlewares[unavailableMiddleware] = middleware{Raw: unavailableHeaders}
+		rt.Middlewares = []string{unavailableMiddleware}
+	} else {
+		rt.Middlewares = guards(h, r, opt)
+	}
+	if r.Strip && r.Path != "" && !r.Down() {
 		mw := NamePrefix + "strip-" + encode(r.Host, r.Path)
 		h.Middlewares[mw] = middleware{StripPrefix: &stripPrefix{Prefixes: []string{r.Path}}}
 		rt.Middlewares = append(rt.Middlewares, mw)
@@ -206,6 +226,9 @@ func addRoute(h *httpConfig, r route.Route, opt Options) {
 		}
 	}
 	h.Routers[name] = rt
+	if r.Host == opt.DefaultHost {
+		addDefault(h, r, rt, opt)
+	}
 	scheme := "http://"
 	switch r.Proto {
 	case "https":
@@ -225,6 +248,26 @@ func addRoute(h *httpConfig, r route.Route, opt Options) {
 		h.ServersTransports[insecureTransport] = serversTransport{InsecureSkipVerify: true}
 	}
 	h.Services[name] = service{LoadBalancer: lb}
+}
+
+// addDefault adds a copy of the default host's router rt that matches any
+// host, below every host router, and its HTTP→HTTPS redirect. It asks no
+// resolver for a certificate: it has no name to ask for, so TLS requests
+// for unknown names get Traefik's default certificate.
+func addDefault(h *httpConfig, r route.Route, rt router, opt Options) {
+	rt.Rule = pathRule(r.Path)
+	rt.Priority = 1 + len(r.Path)
+	if rt.TLS != nil {
+		rt.TLS = &tls{}
+	}
+	name := defaultPrefix + encode(r.Host, r.Path)
+	h.Routers[name] = rt
+	if rt.TLS != nil && len(opt.RedirectFrom) > 0 {
+		h.Routers[redirectPrefix+"default-"+encode(r.Host, r.Path)] = router{
+			Rule: rt.Rule, Service: rt.Service, Priority: rt.Priority,
+			EntryPoints: opt.RedirectFrom, Middlewares: []string{redirectMiddleware},
+		}
+	}
 }
 
 // Name is the router and service name for a host and path prefix. Hosts
@@ -280,18 +323,28 @@ func Rule(host, path string) string {
 		r = "Host(`" + host + "`)"
 	}
 	if path != "" {
-		r += " && (Path(`" + path + "`) || PathPrefix(`" + path + "/`))"
+		r += " && (" + pathRule(path) + ")"
 	}
 	return r
 }
 
+// pathRule matches a path prefix by whole segments, or every path for "".
+func pathRule(path string) string {
+	if path == "" {
+		return "PathPrefix(`/`)"
+	}
+	return "Path(`" + path + "`) || PathPrefix(`" + path + "/`)"
+}
+
 // Priority orders dockroute's routers as Caddy's route list is ordered:
 // every exact host above every wildcard, and within each, longer path
-// prefixes above shorter ones. Traefik's default (the rule's length) would
-// let a wildcard's longer HostRegexp beat an exact host. The user's own
-// routers for the same hosts need an explicit priority to compete.
+// prefixes above shorter ones; the default host's catch-all routers
+// (1 + the path's length) lie below them all. Traefik's default (the
+// rule's length) would let a wildcard's longer HostRegexp beat an exact
+// host. The user's own routers for the same hosts need an explicit
+// priority to compete.
 func Priority(host, path string) int {
-	p := 1 + len(path)
+	p := 1 + len(path) + route.MaxPathLen + 1
 	if !route.IsWildcard(host) {
 		p += route.MaxPathLen + 1
 	}

@@ -50,6 +50,15 @@ var goldens = map[string]golden{
 			{Host: "gone.example.com", Auth: "nobody", Middlewares: "removed", Servers: []string{"172.17.0.4:80"}},
 		}},
 	},
+	"fallback": {
+		opt: Options{DefaultHost: "home.example.com"},
+		table: route.Table{Routes: []route.Route{
+			{Host: "down.example.com", Auth: "staff"},
+			{Host: "home.example.com", Servers: []string{"172.17.0.2:80"}},
+			{Host: "home.example.com", Path: "/api", Strip: true, Servers: []string{"172.17.0.3:80"}},
+			{Host: "other.example.com", Servers: []string{"172.17.0.4:80"}},
+		}},
+	},
 	"paths_tls_redirect": {
 		opt: Options{EntryPoints: []string{"websecure"}, TLS: true, CertResolver: "le", RedirectFrom: []string{"web"}},
 		table: route.Table{Routes: []route.Route{
@@ -120,6 +129,29 @@ func TestGolden(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDefaultHost checks through Traefik's own router that requests for
+// hosts no router matches reach the default host's routes, path by path,
+// and never beat a host's own router, even a down one.
+func TestDefaultHost(t *testing.T) {
+	routes := traefiktest.Check(t, "testdata/fallback.golden.yml",
+		"unknown.test/x", "unknown.test/api/x", "unknown.test/apix", "other.example.com/api/x", "down.example.com/api/x")
+	want := map[string]string{
+		"unknown.test/x":          defaultPrefix + encode("home.example.com", ""),
+		"unknown.test/api/x":      defaultPrefix + encode("home.example.com", "/api"),
+		"unknown.test/apix":       defaultPrefix + encode("home.example.com", ""),
+		"other.example.com/api/x": Name("other.example.com", ""),
+		"down.example.com/api/x":  Name("down.example.com", ""),
+	}
+	for req, router := range want {
+		if got := routes[req].Router; got != router {
+			t.Errorf("%s: router %q, want %q", req, got, router)
+		}
+	}
+	if s := routes["unknown.test/api/x"].Servers; !slices.Equal(s, []string{"http://172.17.0.3:80"}) {
+		t.Errorf("the default host's /api serves %v", s)
 	}
 }
 

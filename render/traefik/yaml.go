@@ -77,8 +77,13 @@ func writeYAML(buf *bytes.Buffer, cfg config) {
 		for _, name := range slices.Sorted(maps.Keys(h.Services)) {
 			key(buf, 4, name)
 			line(buf, 6, "loadBalancer:")
-			line(buf, 8, "servers:")
 			lb := h.Services[name].LoadBalancer
+			if len(lb.Servers) == 0 {
+				// A down route: Traefik answers 503 for a service without servers.
+				line(buf, 8, "servers: []")
+			} else {
+				line(buf, 8, "servers:")
+			}
 			for _, s := range lb.Servers {
 				kq(buf, 10, "- url", s.URL)
 			}

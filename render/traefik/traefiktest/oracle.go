@@ -62,6 +62,8 @@ func Check(t testing.TB, path string, requests ...string) map[string]Route {
 			routes[req] = Route{}
 		case len(f) == 3:
 			routes[req] = Route{Router: f[0], Service: f[1], Servers: strings.Split(f[2], ",")}
+		case len(f) == 2: // a service without servers
+			routes[req] = Route{Router: f[0], Service: f[1]}
 		default:
 			t.Fatalf("traefik-oracle: cannot read %q", line)
 		}

@@ -1,0 +1,49 @@
+package route
+
+import (
+	"testing"
+	"time"
+)
+
+func TestRecentKeepsLostRoutesForTheGrace(t *testing.T) {
+	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	r := NewRecent(time.Minute)
+	up := Build([]Backend{
+		{Name: "a", Host: "a.test", Server: "10.0.0.1:80", Auth: "ops"},
+		{Name: "b", Host: "b.test", Server: "10.0.0.2:80"},
+	})
+	if got, next := r.Keep(up, t0); !got.Equal(up) || !next.IsZero() {
+		t.Fatalf("with every route up: %+v, next %v", got, next)
+	}
+	onlyB := Build([]Backend{{Name: "b", Host: "b.test", Server: "10.0.0.2:80"}})
+	got, next := r.Keep(onlyB, t0.Add(10*time.Second))
+	want := Table{Routes: []Route{{Host: "a.test", Auth: "ops"}, onlyB.Routes[0]}}
+	if !got.Equal(want) {
+		t.Fatalf("a.test lost its server: got %+v, want it kept without servers", got.Routes)
+	}
+	if !got.Routes[0].Down() || got.Routes[1].Down() {
+		t.Fatalf("Down: %v %v", got.Routes[0].Down(), got.Routes[1].Down())
+	}
+	if want := t0.Add(time.Minute); !next.Equal(want) {
+		t.Fatalf("next expiry %v, want %v (a minute after a.test was last up)", next, want)
+	}
+	if len(onlyB.Routes) != 1 {
+		t.Fatal("Keep modified its input")
+	}
+	if got, next := r.Keep(onlyB, t0.Add(time.Minute)); !got.Equal(onlyB) || !next.IsZero() {
+		t.Fatalf("after the grace: %+v, next %v; want a.test gone", got.Routes, next)
+	}
+	// Coming back renews the memory.
+	r.Keep(up, t0.Add(2*time.Minute))
+	if got, _ := r.Keep(Table{}, t0.Add(2*time.Minute+59*time.Second)); len(got.Routes) != 2 {
+		t.Fatalf("both lost within the grace: %+v", got.Routes)
+	}
+}
+
+func TestRecentDisabled(t *testing.T) {
+	r := NewRecent(0)
+	r.Keep(Build([]Backend{{Name: "a", Host: "a.test", Server: "10.0.0.1:80"}}), time.Now())
+	if got, _ := r.Keep(Table{}, time.Now()); len(got.Routes) != 0 {
+		t.Fatalf("grace 0 kept %+v", got.Routes)
+	}
+}
