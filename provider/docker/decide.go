@@ -45,6 +45,22 @@ type Options struct {
 	// allows all (tests). The daemon sets both from its files.
 	Middleware func(name, host string) error
 	Auth       func(group string) error
+	// TraefikLabels reads Traefik's Docker-provider labels of containers
+	// that set none of dockroute's own (--traefik-labels).
+	TraefikLabels bool
+}
+
+// parseRequest reads what a container asks for: dockroute's own settings,
+// else, when the operator allows it, Traefik's labels.
+func parseRequest(env []string, labels map[string]string, opt Options) (Spec, bool, error) {
+	spec, optedIn, err := ParseSpec(env, labels)
+	if optedIn || !opt.TraefikLabels {
+		return spec, optedIn, err
+	}
+	if _, off := labels[setEnable.label]; off {
+		return spec, optedIn, err // dockroute.enable=false wins
+	}
+	return ParseTraefikLabels(labels)
 }
 
 // Verdict is the decision for one container: backends to route, or the
@@ -98,10 +114,13 @@ func Decide(c Container, opt Options) Verdict {
 		v.Code, v.Reason = "swarm_task", "a swarm task: routed through its service"
 		return v
 	}
-	spec, optedIn, err := ParseSpec(c.Env, c.Labels)
+	spec, optedIn, err := parseRequest(c.Env, c.Labels, opt)
 	v.OptedIn, v.Notes = optedIn, spec.Notes
 	if !optedIn {
 		v.Code, v.Reason = "not_opted_in", "not opted in: set the label dockroute.host or the env VIRTUALHOST (or VIRTUAL_HOST) to the host names to route"
+		if opt.TraefikLabels {
+			v.Reason += ", or (--traefik-labels) traefik.enable=true with a router rule"
+		}
 		if _, ok := c.Labels[setEnable.label]; ok {
 			v.Code, v.Reason = "disabled", "disabled by the label dockroute.enable=false"
 		}

@@ -104,7 +104,7 @@ func prefixAddr(s string) netip.Addr {
 // mesh publishes on the engine's address.
 func DecideService(s Service, opt Options) Verdict {
 	v := Verdict{ID: s.ID, Name: s.Name, Created: s.Created, Service: true}
-	spec, optedIn, err := ParseSpec(s.Env, s.Labels)
+	spec, optedIn, err := parseRequest(s.Env, s.Labels, opt)
 	v.OptedIn, v.Notes = optedIn, spec.Notes
 	switch {
 	case !optedIn:

@@ -292,19 +292,11 @@ func isIPv6Literal(item string) bool {
 func parseEdge(src *source) (route.Edge, error) {
 	var e route.Edge
 	if v, from := src.get(setEntryPoints); from != "" {
-		var names []string
-		for n := range strings.SplitSeq(v, ",") {
-			if n = strings.TrimSpace(n); n == "" {
-				continue
-			}
-			name, err := route.ParseName(n)
-			if err != nil {
-				return e, fmt.Errorf("%s: %w", from, err)
-			}
-			names = append(names, name)
+		eps, err := entryPointList(v)
+		if err != nil {
+			return e, fmt.Errorf("%s: %w", from, err)
 		}
-		slices.Sort(names)
-		e.EntryPoints = strings.Join(slices.Compact(names), ",")
+		e.EntryPoints = eps
 	}
 	if v, from := src.get(setTLS); from != "" {
 		on, err := strconv.ParseBool(strings.TrimSpace(v))
@@ -355,7 +347,7 @@ func (s *source) noteForeign(env []string, labels map[string]string) {
 		caddyLabels = caddyLabels || k == "caddy" || strings.HasPrefix(k, "caddy.") || strings.HasPrefix(k, "caddy_")
 	}
 	if traefikLabels {
-		found = append(found, "traefik.* labels: dockroute does not read Traefik's Docker labels; set dockroute.host (and dockroute.port, dockroute.tls, ...)")
+		found = append(found, "traefik.* labels: dockroute reads Traefik's Docker labels only with --traefik-labels, and only when dockroute.host and VIRTUALHOST are unset; set dockroute.host (and dockroute.port, dockroute.tls, ...)")
 	}
 	if caddyLabels {
 		found = append(found, "caddy labels: dockroute does not read caddy-docker-proxy's labels; set dockroute.host (and dockroute.port, ...)")
