@@ -93,6 +93,7 @@ bench:
 ## fuzz: each fuzz target for FUZZTIME (seed corpora live in testdata/fuzz)
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseSpec -fuzztime $(FUZZTIME) ./provider/docker
+	$(GO) test -run '^$$' -fuzz FuzzTraefikLabels -fuzztime $(FUZZTIME) ./provider/docker
 	$(GO) test -run '^$$' -fuzz FuzzRender -fuzztime $(FUZZTIME) ./render/traefik
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./provider/static
 	$(GO) test -run '^$$' -fuzz 'FuzzParse$$' -fuzztime $(FUZZTIME) ./render/middleware
