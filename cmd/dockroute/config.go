@@ -52,6 +52,7 @@ type config struct {
 	UpstreamInsecure    bool
 	DefaultHost         string
 	TraefikLabels       bool
+	IPFamily            string
 	UnavailableGrace    time.Duration
 	Health              string
 	TraefikDir          string
@@ -86,7 +87,7 @@ var liveKeys = map[string]bool{
 	"log-level": true, "network": true, "health": true,
 	"traefik-entrypoints": true, "traefik-tls": true, "traefik-certresolver": true, "traefik-redirect": true,
 	"caddy-listen": true, "caddy-tls": true, "caddy-no-redirect": true, "upstream-insecure": true,
-	"default-host": true, "traefik-labels": true,
+	"default-host": true, "traefik-labels": true, "ip-family": true,
 }
 
 func (c config) dockerOptions() docker.Options {
@@ -94,7 +95,7 @@ func (c config) dockerOptions() docker.Options {
 	return docker.Options{
 		Network: c.Network, IgnoreHealth: c.Health == "ignore", Scope: scope, Swarm: c.Swarm,
 		Middleware: c.files.middlewareCheck(c.Output), Auth: c.files.authCheck(),
-		TraefikLabels: c.TraefikLabels,
+		TraefikLabels: c.TraefikLabels, IPFamily: c.IPFamily, NoTCP: c.Output == "caddy",
 	}
 }
 
@@ -137,6 +138,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TraefikRedirect, "traefik-redirect", "", "plain-HTTP entrypoints (e.g. web) on which TLS routes redirect to HTTPS")
 	fs.BoolVar(&c.UpstreamInsecure, "upstream-insecure", false, "do not verify the certificates of backends routed over https (dockroute.proto=https); off by default")
 	fs.BoolVar(&c.TraefikLabels, "traefik-labels", false, "also route containers by the common subset of Traefik's Docker labels (traefik.enable, routers' Host/PathPrefix rules, entrypoints, tls, middlewares, services' port); for moving the Docker socket out of Traefik")
+	fs.StringVar(&c.IPFamily, "ip-family", "auto", "backend address on a container's network: auto (IPv4, else IPv6 on an IPv6-only network), 4 (IPv4 only) or 6 (IPv6 only, for dual-stack networks)")
 	fs.StringVar(&c.DefaultHost, "default-host", "", "requests for hosts no container routes go to this host's routes (as nginx-proxy's DEFAULT_HOST); default: 404")
 	durationVar(fs, &c.UnavailableGrace, "unavailable-grace", 5*time.Minute, "a host whose containers all stopped answers 503 (not 404) for this long; 0: at once 404")
 	fs.StringVar(&c.TraefikAPI, "traefik-api", "", "Traefik's API entrypoint (e.g. http://127.0.0.1:8080, with api: {} in Traefik's static config): read back which routers Traefik runs after each publish, and report delivery in /metrics, /healthz and explain")
@@ -374,6 +376,9 @@ func (c config) validate(cmd string) error {
 		if err != nil {
 			return invalid("default-host", "--default-host: %v", err)
 		}
+	}
+	if c.IPFamily != "auto" && c.IPFamily != "4" && c.IPFamily != "6" {
+		return invalid("ip-family", "--ip-family %q: want auto, 4 or 6", c.IPFamily)
 	}
 	if c.UnavailableGrace < 0 {
 		return invalid("unavailable-grace", "--unavailable-grace %v: must not be negative", c.UnavailableGrace)

@@ -37,6 +37,11 @@ func (a answer) String() string {
 // ask sends method host+path to addr (host:port), with basic auth when
 // user is set, following no redirects.
 func ask(addr, method, host, path, user, password string) (answer, error) {
+	return askWithin(10*time.Second, addr, method, host, path, user, password)
+}
+
+// askWithin is ask giving up after timeout.
+func askWithin(timeout time.Duration, addr, method, host, path, user, password string) (answer, error) {
 	req, err := http.NewRequest(method, "http://"+addr+path, nil)
 	if err != nil {
 		return answer{}, err
@@ -45,7 +50,7 @@ func ask(addr, method, host, path, user, password string) (answer, error) {
 	if user != "" {
 		req.SetBasicAuth(user, password)
 	}
-	c := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	c := &http.Client{Timeout: timeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := c.Do(req)
 	if err != nil {
 		return answer{}, err

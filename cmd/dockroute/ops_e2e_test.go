@@ -378,7 +378,7 @@ func compose(t *testing.T) []string {
 // TestComposeFiles validates both stacks with Compose: only dockroute
 // mounts the socket, read-only, and no network name is written in them.
 func TestComposeFiles(t *testing.T) {
-	for _, stack := range []string{"traefik", "caddy"} {
+	for _, stack := range []string{"traefik", "caddy", "traefik-labels"} {
 		c := compose(t)
 		cmd := exec.Command(c[0], append(c[1:], "config")...)
 		cmd.Dir = filepath.Join("..", "..", "compose", stack)
@@ -411,7 +411,7 @@ func upStack(t *testing.T, name string) *stack {
 	t.Helper()
 	s := &stack{t: t, dir: filepath.Join(t.TempDir(), name), project: strings.ReplaceAll(dockertest.Unique("dr"+name), "-", ""), port: caddytest.FreePort(t)}
 	os.MkdirAll(s.dir, 0o755)
-	for _, f := range []string{"docker-compose.yml", "caddy.json"} {
+	for _, f := range []string{"docker-compose.yml", "caddy.json", "app.yml", ".env"} {
 		if data, err := os.ReadFile(filepath.Join("..", "..", "compose", name, f)); err == nil {
 			// The copy lives elsewhere: build contexts point back here.
 			data = []byte(strings.ReplaceAll(string(data), "../..", mustAbs(t, "../..")))
@@ -525,4 +525,41 @@ func TestExplainAsksTheDaemon(t *testing.T) {
 			t.Errorf("explain %v: exit %d, %q; want exit 1 saying no such container", args, code, out)
 		}
 	}
+}
+
+// TestComposeTraefikLabels brings up the migration stack: an app whose
+// compose file was written for Traefik's Docker provider, unchanged, is
+// routed through Traefik by dockroute (--traefik-labels), as is an app a
+// user starts with such labels; one that defines a middleware in labels
+// is refused, and explain says why.
+func TestComposeTraefikLabels(t *testing.T) {
+	dockertest.Require(t)
+	if exec.Command("docker", "image", "inspect", "traefik:v3").Run() != nil {
+		t.Fatal("image traefik:v3 is missing: run `make standins` (make test builds them)")
+	}
+	s := upStack(t, "traefik-labels")
+	waitAnswer(t, s.addr(), "whoami.localhost", 200, "hello from")
+	waitAnswer(t, s.addr(), "www.whoami.localhost", 200, "hello from")
+	app := dockertest.Unique("lapp") + ".localhost"
+	id := dockertest.Run(t, "--network", s.project+"_default",
+		"--label", "traefik.enable=true",
+		"--label", "traefik.http.routers.lapp.rule=Host(`"+app+"`) && PathPrefix(`/api`)",
+		"--label", "traefik.http.services.lapp.loadbalancer.server.port=8080",
+		dockertest.HelloImage)
+	eventually(t, 15*time.Second, func() (bool, string) {
+		status, body, err := caddytest.Get(s.addr(), app, "/api/x")
+		return status == 200 && strings.Contains(body, "hello from "+id[:12]) && strings.Contains(body, "path /api/x"), fmt.Sprintf("%d %q %v", status, body, err)
+	})
+	if status, _, _ := caddytest.Get(s.addr(), app, "/"); status != 404 {
+		t.Errorf("%s/ answers %d, want 404 (only /api is routed)", app, status)
+	}
+	bad := dockertest.Run(t, "--network", s.project+"_default",
+		"--label", "traefik.enable=true",
+		"--label", "traefik.http.routers.bad.rule=Host(`bad.localhost`)",
+		"--label", "traefik.http.middlewares.strip.stripprefix.prefixes=/x",
+		dockertest.HelloImage)
+	eventually(t, 15*time.Second, func() (bool, string) {
+		out, err := s.run("exec", "-T", "dockroute", "/dockroute", "explain", bad[:12])
+		return strings.Contains(out, "traefik.http.middlewares.strip.stripprefix.prefixes is not read"), fmt.Sprintf("explain: %v\n%s", err, out)
+	})
 }

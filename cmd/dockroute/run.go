@@ -482,7 +482,11 @@ func formatVerdict(v docker.Verdict, overridden []route.Backend, annotate func(r
 					note += " (NOT used: the routes file has a static route for " + be.Host + be.Path + ", and static routes win)"
 				}
 			}
-			fmt.Fprintf(&b, "  %s%s -> http://%s%s%s\n", be.Host, be.Path, be.Server, note, annotate(be))
+			target := map[string]string{"": "http://", "https": "https://", "h2c": "h2c://"}[be.Proto] + be.Server
+			if be.TCP {
+				target = be.Server + " (TLS passthrough, by SNI)"
+			}
+			fmt.Fprintf(&b, "  %s%s -> %s%s%s\n", be.Host, be.Path, target, note, annotate(be))
 		}
 	case v.Code == "inspect_failed":
 		fmt.Fprintf(&b, "%s: UNKNOWN: %s\n", name, v.Reason)

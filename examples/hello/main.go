@@ -189,6 +189,9 @@ func handler(hostname, port string, ready time.Time) http.Handler {
 		// Whether credentials reached the app: a proxy doing basic auth
 		// should have removed them.
 		w.Header().Set("X-Hello-Authorization", map[bool]string{true: "present", false: "absent"}[r.Header.Get("Authorization") != ""])
+		// Which address the proxy came from: an IPv6 one shows the proxy
+		// dialled the container's IPv6 address.
+		w.Header().Set("X-Hello-Client", r.RemoteAddr)
 		scheme := "http"
 		if r.TLS != nil {
 			scheme = "https"

@@ -48,12 +48,16 @@ func resolveClaims(vs []Verdict) []Verdict {
 		var kept []route.Backend
 		var lost []Conflict
 		for _, b := range v.Backends {
-			h, ok := hosts[b.Host]
+			hk := b.Host
+			if b.TCP {
+				hk += " tcp" // passthrough has an edge of its own (entrypoints only)
+			}
+			h, ok := hosts[hk]
 			if !ok {
 				h = claim{edge: b.Edge, by: v.Name}
-				hosts[b.Host] = h
+				hosts[hk] = h
 			}
-			k := [2]string{b.Host, b.Path}
+			k := [2]string{hk, b.Path}
 			r, ok := routes[k]
 			if !ok {
 				r = claim{strip: b.Strip, proto: b.Proto, mws: b.Middlewares, auth: b.Auth, by: v.Name}

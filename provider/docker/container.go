@@ -43,6 +43,9 @@ type Container struct {
 	// Networks maps each network the container is attached to to its
 	// address there (the zero Addr when Docker gave it none).
 	Networks map[string]netip.Addr
+	// Networks6 maps each network to the container's global IPv6 address
+	// there, when it has one (--ip-family 6 routes it).
+	Networks6 map[string]netip.Addr
 	// Published maps each container TCP port published on the engine's
 	// host (-p) to its host port.
 	Published map[uint16]uint16
@@ -79,7 +82,7 @@ func fromInspect(in container.InspectResponse) Container {
 		slices.Sort(c.Exposed)
 	}
 	if in.NetworkSettings != nil {
-		c.Networks = endpointAddrs(in.NetworkSettings.Networks)
+		c.Networks, c.Networks6 = endpointAddrs(in.NetworkSettings.Networks)
 		c.Published = map[uint16]uint16{}
 		for port, bindings := range in.NetworkSettings.Ports {
 			if port.Proto() != "tcp" {
@@ -105,7 +108,7 @@ func (c Container) refresh(s container.Summary) Container {
 	c.NetworkMode = s.HostConfig.NetworkMode
 	c.Networks = map[string]netip.Addr{}
 	if s.NetworkSettings != nil {
-		c.Networks = endpointAddrs(s.NetworkSettings.Networks)
+		c.Networks, c.Networks6 = endpointAddrs(s.NetworkSettings.Networks)
 	}
 	// Host ports may change over a container's life (a -p without a host
 	// port gets a new one when the engine restarts it).
@@ -143,16 +146,24 @@ func healthFromStatus(status string) string {
 	return ""
 }
 
-func endpointAddrs(eps map[string]*network.EndpointSettings) map[string]netip.Addr {
-	m := make(map[string]netip.Addr, len(eps))
+// endpointAddrs gives each network's address (IPv4 where there is one)
+// and, apart, its global IPv6 address where there is one.
+func endpointAddrs(eps map[string]*network.EndpointSettings) (addrs, addrs6 map[string]netip.Addr) {
+	addrs = make(map[string]netip.Addr, len(eps))
 	for name, ep := range eps {
 		var a netip.Addr
 		if ep != nil {
 			a = pickAddr(ep.IPAddress, ep.GlobalIPv6Address)
+			if a6, err := netip.ParseAddr(ep.GlobalIPv6Address); err == nil && a6.Is6() {
+				if addrs6 == nil {
+					addrs6 = map[string]netip.Addr{}
+				}
+				addrs6[name] = a6
+			}
 		}
-		m[name] = a
+		addrs[name] = a
 	}
-	return m
+	return addrs, addrs6
 }
 
 // pickAddr prefers IPv4, which every proxy setup reaches, and falls back to

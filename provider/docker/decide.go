@@ -45,6 +45,12 @@ type Options struct {
 	// allows all (tests). The daemon sets both from its files.
 	Middleware func(name, host string) error
 	Auth       func(group string) error
+	// NoTCP refuses TLS passthrough routes (dockroute.tcp): the output
+	// cannot route them (Caddy).
+	NoTCP bool
+	// IPFamily picks the backend address on a network: "auto" (or "")
+	// its IPv4 address, else its IPv6 one; "4" only IPv4; "6" only IPv6.
+	IPFamily string
 	// TraefikLabels reads Traefik's Docker-provider labels of containers
 	// that set none of dockroute's own (--traefik-labels).
 	TraefikLabels bool
@@ -130,6 +136,10 @@ func Decide(c Container, opt Options) Verdict {
 		v.Code, v.Reason = "invalid_request", "invalid request: "+err.Error()
 		return v
 	}
+	if opt.NoTCP && slices.ContainsFunc(spec.Targets, func(t Target) bool { return t.TCP }) {
+		v.Code, v.Reason = "tcp_unsupported", setTCP.label+": TLS passthrough routes need Traefik (--output traefik); stock Caddy has no layer-4 proxy"
+		return v
+	}
 	if code, reason := operatorChoices(spec, opt); reason != "" {
 		v.Code, v.Reason = code, reason
 		return v
@@ -149,10 +159,15 @@ func Decide(c Container, opt Options) Verdict {
 		return v
 	}
 	for i, t := range targets {
-		v.Backends = append(v.Backends, route.Backend{
+		b := route.Backend{
 			Name: c.Name, Host: t.Host, Path: t.Path, Strip: t.Strip, Edge: spec.Edge, Proto: spec.Proto,
 			Middlewares: spec.Middlewares, Auth: spec.Auth, Server: servers[i],
-		})
+		}
+		if t.TCP {
+			// The connection stays encrypted: nothing HTTP applies.
+			b = route.Backend{Name: c.Name, Host: t.Host, Edge: route.Edge{EntryPoints: spec.Edge.EntryPoints}, TCP: true, Server: servers[i]}
+		}
+		v.Backends = append(v.Backends, b)
 	}
 	if opt.Address == AddrPublished {
 		v.Info = append(v.Info, fmt.Sprintf("addresses: published ports on %s, where the proxy reaches engine %s (addr=published)", opt.Advertise, cmp.Or(opt.Engine, "local")))
@@ -185,7 +200,7 @@ func operatorChoices(spec Spec, opt Options) (code, reason string) {
 // target's published host port on the engine's advertised address.
 func reach(c Container, opt Options, targets []Target) (servers []string, code, reason string) {
 	if opt.Address != AddrPublished {
-		addr, code, reason := address(c, opt.Network)
+		addr, code, reason := address(c, opt.Network, opt.IPFamily)
 		if reason == "" {
 			code, reason = portsReason(targets, c.Exposed)
 		}
@@ -233,7 +248,7 @@ func stateReason(c Container, opt Options) (code, reason string) {
 }
 
 // address finds the IP the proxy should dial, or why there is none.
-func address(c Container, network string) (addr netip.Addr, code, reason string) {
+func address(c Container, network, family string) (addr netip.Addr, code, reason string) {
 	switch mode := c.NetworkMode; {
 	case mode == "host":
 		return addr, "host_network", "container uses the host network, so it has no address of its own to route to; run it on a bridge or user-defined network"
@@ -246,8 +261,19 @@ func address(c Container, network string) (addr netip.Addr, code, reason string)
 	if reason != "" {
 		return addr, code, reason
 	}
-	if addr = c.Networks[name]; !addr.IsValid() {
-		return addr, "no_address", fmt.Sprintf("container has no IP address on network %q", name)
+	switch family {
+	case "4":
+		if addr = c.Networks[name]; !addr.Is4() {
+			return netip.Addr{}, "no_address", fmt.Sprintf("container has no IPv4 address on network %q (dockroute runs with --ip-family 4)", name)
+		}
+	case "6":
+		if addr = c.Networks6[name]; !addr.IsValid() {
+			return addr, "no_address", fmt.Sprintf("container has no IPv6 address on network %q (dockroute runs with --ip-family 6): create the network with --ipv6", name)
+		}
+	default:
+		if addr = c.Networks[name]; !addr.IsValid() {
+			return addr, "no_address", fmt.Sprintf("container has no IP address on network %q", name)
+		}
 	}
 	return addr, "", ""
 }

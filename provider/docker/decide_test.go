@@ -261,3 +261,71 @@ func TestMigrants(t *testing.T) {
 		t.Fatalf("a container with only Traefik labels: %+v", v)
 	}
 }
+
+// TestIPFamily: on a dual-stack network auto and 4 route the IPv4
+// address and 6 the IPv6 one; each family refuses a container without
+// such an address, saying why.
+func TestIPFamily(t *testing.T) {
+	dual := running("VIRTUALHOST=a.local", "PORT=8080")
+	dual.Networks = map[string]netip.Addr{"dual": netip.MustParseAddr("172.20.0.2")}
+	dual.Networks6 = map[string]netip.Addr{"dual": netip.MustParseAddr("fd00::2")}
+	v6only := running("VIRTUALHOST=a.local", "PORT=8080")
+	v6only.Networks = map[string]netip.Addr{"v6": netip.MustParseAddr("fd00::3")}
+	v6only.Networks6 = map[string]netip.Addr{"v6": netip.MustParseAddr("fd00::3")}
+	v4only := running("VIRTUALHOST=a.local", "PORT=8080")
+	for _, tc := range []struct {
+		c              Container
+		family, server string
+	}{
+		{dual, "", "172.20.0.2:8080"}, {dual, "auto", "172.20.0.2:8080"}, {dual, "4", "172.20.0.2:8080"}, {dual, "6", "[fd00::2]:8080"},
+		{v6only, "auto", "[fd00::3]:8080"}, {v6only, "6", "[fd00::3]:8080"}, {v6only, "4", "no IPv4 address"},
+		{v4only, "6", "no IPv6 address"}, {v4only, "4", "172.17.0.5:8080"},
+	} {
+		v := Decide(tc.c, Options{IPFamily: tc.family})
+		got := v.Reason
+		if v.Routed() {
+			got = v.Backends[0].Server
+		}
+		if !strings.Contains(got, tc.server) {
+			t.Errorf("family %q: %s, want %s", tc.family, got, tc.server)
+		}
+	}
+}
+
+// TestTLSPassthroughRequest: dockroute.tcp gives passthrough backends, alone
+// or beside HTTP ones, never with a path or HTTP settings; the Caddy
+// output refuses them.
+func TestTLSPassthroughRequest(t *testing.T) {
+	c := running("VIRTUALHOST=a.local", "PORT=8080")
+	c.Labels = map[string]string{"dockroute.tcp": "a.local:443, *.db.local:443", "dockroute.auth": "staff", "dockroute.entrypoints": "websecure"}
+	v := Decide(c, Options{})
+	if len(v.Backends) != 3 {
+		t.Fatalf("%+v", v)
+	}
+	var tcp []string
+	for _, b := range v.Backends {
+		if b.TCP {
+			tcp = append(tcp, b.Host+" "+b.Server)
+			if b.Auth != "" || b.Path != "" || b.Edge.EntryPoints != "websecure" || b.Edge.TLS != route.TLSDefault {
+				t.Errorf("a passthrough backend carries HTTP settings: %+v", b)
+			}
+		} else if b.Auth != "staff" {
+			t.Errorf("the HTTP backend lost its auth: %+v", b)
+		}
+	}
+	if want := []string{"*.db.local 172.17.0.5:443", "a.local 172.17.0.5:443"}; !slices.Equal(tcp, want) {
+		t.Errorf("passthrough backends %v, want %v", tcp, want)
+	}
+	only := running()
+	only.Labels = map[string]string{"dockroute.tcp": "only.local:443"}
+	if v := Decide(only, Options{}); !v.Routed() || !v.Backends[0].TCP {
+		t.Errorf("dockroute.tcp alone opts in: %+v", v)
+	}
+	if v := Decide(only, Options{NoTCP: true}); v.Routed() || v.Code != "tcp_unsupported" {
+		t.Errorf("the Caddy output: %+v", v)
+	}
+	only.Labels["dockroute.tcp"] = "only.local/x:443"
+	if v := Decide(only, Options{}); v.Routed() || !strings.Contains(v.Reason, "no path") {
+		t.Errorf("a path: %+v", v)
+	}
+}

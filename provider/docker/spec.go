@@ -37,6 +37,7 @@ var (
 	setProto        = setting{"dockroute.proto", []string{"VIRTUAL_PROTO"}}
 	setMiddlewares  = setting{"dockroute.middlewares", nil}
 	setAuth         = setting{"dockroute.auth", nil}
+	setTCP          = setting{"dockroute.tcp", nil}
 )
 
 // DefaultPort is the container port routed when none is given.
@@ -53,6 +54,9 @@ type Target struct {
 	// PORT, VIRTUAL_PORT or dockroute.port): Decide then routes the
 	// container's only exposed port, as nginx-proxy does, or else 80.
 	Unset bool
+	// TCP marks a TLS passthrough target (dockroute.tcp): connections
+	// whose SNI is Host reach Port still encrypted. Path is "".
+	TCP bool
 }
 
 // Spec is what a container asks for, from its labels and environment.
@@ -128,7 +132,8 @@ func ParseSpec(env []string, labels map[string]string) (spec Spec, optedIn bool,
 		}
 	}
 	hostVal, hostFrom := src.get(setHost)
-	if hostFrom == "" {
+	tcpVal, tcpFrom := src.get(setTCP)
+	if hostFrom == "" && tcpFrom == "" {
 		src.noteForeign(env, labels)
 		return spec, false, nil
 	}
@@ -137,8 +142,17 @@ func ParseSpec(env []string, labels map[string]string) (spec Spec, optedIn bool,
 		return spec, true, err
 	}
 	src.noteForeign(env, labels)
-	if spec.Targets, err = parseItems(hostVal, def); err != nil {
-		return spec, true, fmt.Errorf("%s: %w", hostFrom, err)
+	if hostFrom != "" {
+		if spec.Targets, err = parseItems(hostVal, def); err != nil {
+			return spec, true, fmt.Errorf("%s: %w", hostFrom, err)
+		}
+	}
+	if tcpFrom != "" {
+		tcp, err := parseTCPItems(tcpVal, def)
+		if err != nil {
+			return spec, true, fmt.Errorf("%s: %w", tcpFrom, err)
+		}
+		spec.Targets = append(spec.Targets, tcp...)
 	}
 	if spec.Edge, err = parseEdge(src); err != nil {
 		return spec, true, err
@@ -225,6 +239,22 @@ func parseItems(s string, def Target) ([]Target, error) {
 		}
 	}
 	return out, nil
+}
+
+// parseTCPItems reads dockroute.tcp: items "host[:port]", each a TLS
+// passthrough route for the SNI name host.
+func parseTCPItems(s string, def Target) ([]Target, error) {
+	def.Path, def.Strip = "", false
+	for item := range strings.SplitSeq(s, ",") {
+		if strings.Contains(item, "/") {
+			return nil, fmt.Errorf("item %q: a TLS passthrough route takes a whole host (the path is encrypted); no path", strings.TrimSpace(item))
+		}
+	}
+	out, err := parseItems(s, def)
+	for i := range out {
+		out[i].TCP = true
+	}
+	return out, err
 }
 
 // parseItem reads "host[/path][:port]". Paths cannot hold ":", so the last

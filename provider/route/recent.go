@@ -40,9 +40,11 @@ func (r *Recent) Keep(t Table, now time.Time) (Table, time.Time) {
 	}
 	present := make(map[key]bool, len(t.Routes))
 	for _, rt := range t.Routes {
-		k := key{rt.Host, rt.Path}
+		k := key{rt.Host, rt.Path, rt.TCP}
 		present[k] = true
-		if len(rt.Servers) > 0 {
+		// A TLS passthrough route is not kept: there is no HTTP answer
+		// to give on a connection that is not TLS-terminated.
+		if len(rt.Servers) > 0 && !rt.TCP {
 			down := rt
 			down.Servers = nil
 			r.seen[k] = recentRoute{route: down, until: now.Add(r.grace)}

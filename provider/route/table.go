@@ -46,6 +46,10 @@ type Backend struct {
 	// Auth names the operator's basic-auth group whose users may pass
 	// ("" for none).
 	Auth string
+	// TCP makes this a TLS passthrough route: TLS connections whose SNI
+	// is Host go, still encrypted, to Server (Traefik only). Path, Strip,
+	// Proto, Middlewares and Auth are unset.
+	TCP bool
 	// Server is "ip:port" (IPv6 in brackets) or "name:port".
 	Server string
 }
@@ -59,6 +63,7 @@ type Route struct {
 	Proto       string
 	Middlewares string
 	Auth        string
+	TCP         bool
 	Servers     []string
 }
 
@@ -70,7 +75,10 @@ type Table struct {
 	Routes []Route
 }
 
-type key struct{ host, path string }
+type key struct {
+	host, path string
+	tcp        bool
+}
 
 // Build turns backends into a table. The order of backends does not matter
 // and duplicates collapse. When the replicas of one host and path disagree
@@ -84,10 +92,10 @@ func Build(backends []Backend) Table {
 	}
 	byKey := make(map[key]*entry, len(backends))
 	for _, b := range backends {
-		k := key{b.Host, b.Path}
+		k := key{b.Host, b.Path, b.TCP}
 		e, ok := byKey[k]
 		if !ok {
-			e = &entry{route: &Route{Host: b.Host, Path: b.Path, Strip: b.Strip, Edge: b.Edge, Proto: b.Proto, Middlewares: b.Middlewares, Auth: b.Auth}, decider: b}
+			e = &entry{route: &Route{Host: b.Host, Path: b.Path, Strip: b.Strip, Edge: b.Edge, Proto: b.Proto, Middlewares: b.Middlewares, Auth: b.Auth, TCP: b.TCP}, decider: b}
 			byKey[k] = e
 		} else if cmp.Or(cmp.Compare(b.Name, e.decider.Name), cmp.Compare(b.Server, e.decider.Server)) < 0 {
 			e.route.Strip, e.route.Edge, e.route.Proto, e.decider = b.Strip, b.Edge, b.Proto, b
@@ -108,14 +116,25 @@ func Build(backends []Backend) Table {
 // sortRoutes orders routes by host, then path.
 func sortRoutes(rs []Route) {
 	slices.SortFunc(rs, func(a, b Route) int {
-		return cmp.Or(cmp.Compare(a.Host, b.Host), cmp.Compare(a.Path, b.Path))
+		return cmp.Or(cmp.Compare(a.Host, b.Host), cmp.Compare(a.Path, b.Path), compareBool(a.TCP, b.TCP))
 	})
+}
+
+// compareBool orders false before true.
+func compareBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }
 
 // Equal tells whether two tables are the same, route by route.
 func (t Table) Equal(o Table) bool {
 	return slices.EqualFunc(t.Routes, o.Routes, func(a, b Route) bool {
-		return a.Host == b.Host && a.Path == b.Path && a.Strip == b.Strip && a.Edge == b.Edge && a.Proto == b.Proto &&
+		return a.Host == b.Host && a.Path == b.Path && a.TCP == b.TCP && a.Strip == b.Strip && a.Edge == b.Edge && a.Proto == b.Proto &&
 			a.Middlewares == b.Middlewares && a.Auth == b.Auth && slices.Equal(a.Servers, b.Servers)
 	})
 }

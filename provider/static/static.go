@@ -175,7 +175,8 @@ func Merge(static, containers []route.Backend) (merged, overridden []route.Backe
 	}
 	merged = slices.Clone(static)
 	for _, b := range containers {
-		if claimed[[2]string{b.Host, b.Path}] {
+		// Static routes are HTTP: they never override a TLS passthrough.
+		if !b.TCP && claimed[[2]string{b.Host, b.Path}] {
 			overridden = append(overridden, b)
 			continue
 		}

@@ -8,7 +8,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,6 +22,8 @@ type Admin struct {
 	origin string // scheme://host used in request URLs
 	unix   bool
 	hc     *http.Client
+	// requests numbers the idempotency keys of PUTs and DELETEs.
+	requests atomic.Uint64
 }
 
 // NewAdmin accepts "http://127.0.0.1:2019", "127.0.0.1:2019", and unix
@@ -124,6 +128,15 @@ func (a *Admin) do(ctx context.Context, method, path string, body []byte, ifMatc
 	}
 	if ifMatch != "" {
 		req.Header.Set("If-Match", ifMatch)
+	}
+	if method == http.MethodPut || method == http.MethodDelete {
+		// Caddy may close an idle admin connection while it applies a
+		// config (another writer's, say); a request sent on it then fails
+		// with EOF. Go resends such a request on a fresh connection only
+		// when told it is idempotent, as PUT and DELETE are (and an
+		// If-Match one that did apply answers 412 when resent, which the
+		// publisher handles by reading again). Caddy ignores the header.
+		req.Header.Set("Idempotency-Key", strconv.FormatUint(a.requests.Add(1), 10))
 	}
 	resp, err := a.hc.Do(req)
 	if err != nil {

@@ -192,7 +192,9 @@ func Render(t route.Table, opt Options) Server {
 	case opt.NoRedirect:
 		s.AutomaticHTTPS = &AutoHTTPS{DisableRedirects: true}
 	}
-	routes := slices.Clone(t.Routes)
+	// TLS passthrough (TCP) routes are Traefik's: stock Caddy has no
+	// layer-4 app (the Docker provider refuses them for Caddy).
+	routes := slices.DeleteFunc(slices.Clone(t.Routes), func(r route.Route) bool { return r.TCP })
 	slices.SortStableFunc(routes, func(a, b route.Route) int {
 		return cmp.Or(
 			cmp.Compare(boolInt(route.IsWildcard(a.Host)), boolInt(route.IsWildcard(b.Host))),

@@ -77,6 +77,28 @@ type config struct {
 	// "http: {}" ("http cannot be a standalone element") and would then drop
 	// the whole directory, while an empty document loads as "no routes".
 	HTTP *httpConfig `yaml:"http,omitempty"`
+	// TCP holds the TLS passthrough routes; omitted when there are none,
+	// as "tcp: {}" is refused like "http: {}".
+	TCP *tcpConfig `yaml:"tcp,omitempty"`
+}
+
+type tcpConfig struct {
+	Routers  map[string]tcpRouter  `yaml:"routers"`
+	Services map[string]tcpService `yaml:"services"`
+}
+
+// tcpRouter routes TLS connections by their SNI, passing them through
+// still encrypted.
+type tcpRouter struct {
+	Rule        string   `yaml:"rule"`
+	Service     string   `yaml:"service"`
+	Priority    int      `yaml:"priority"`
+	EntryPoints []string `yaml:"entryPoints,omitempty,flow"`
+	// TLS is always {passthrough: true}.
+}
+
+type tcpService struct {
+	Servers []string // addresses, "ip:port"
 }
 
 type httpConfig struct {
@@ -170,21 +192,50 @@ func Routers(t route.Table, opt Options) []string {
 
 func build(t route.Table, opt Options) config {
 	var cfg config
-	if len(t.Routes) > 0 {
-		h := &httpConfig{
-			Routers:     make(map[string]router, len(t.Routes)),
-			Middlewares: map[string]middleware{},
-			Services:    make(map[string]service, len(t.Routes)),
-		}
-		for _, r := range t.Routes {
+	h := &httpConfig{
+		Routers:     make(map[string]router, len(t.Routes)),
+		Middlewares: map[string]middleware{},
+		Services:    make(map[string]service, len(t.Routes)),
+	}
+	tc := &tcpConfig{Routers: map[string]tcpRouter{}, Services: map[string]tcpService{}}
+	for _, r := range t.Routes {
+		if r.TCP {
+			addTCPRoute(tc, r, opt)
+		} else {
 			addRoute(h, r, opt)
 		}
-		if len(h.Middlewares) == 0 {
-			h.Middlewares = nil
-		}
+	}
+	if len(h.Middlewares) == 0 {
+		h.Middlewares = nil
+	}
+	if len(h.Routers) > 0 {
 		cfg.HTTP = h
 	}
+	if len(tc.Routers) > 0 {
+		cfg.TCP = tc
+	}
 	return cfg
+}
+
+// tcpPrefix names TLS passthrough routers and services.
+const tcpPrefix = NamePrefix + "tcp-"
+
+// addTCPRoute adds a TLS passthrough route: connections whose SNI is the
+// route's host go to its servers, still encrypted, on the route's (or
+// every) entrypoint. Traefik checks TCP routers before HTTP ones on an
+// entrypoint, so such a host is not served over HTTPS there.
+func addTCPRoute(tc *tcpConfig, r route.Route, opt Options) {
+	name := tcpPrefix + encode(r.Host, "")
+	rule := "HostSNI(`" + r.Host + "`)"
+	if rest, ok := strings.CutPrefix(r.Host, "*."); ok {
+		rule = "HostSNIRegexp(`^[^.]+\\." + regexp.QuoteMeta(rest) + "$`)"
+	}
+	rt := tcpRouter{Rule: rule, Service: name, Priority: Priority(r.Host, ""), EntryPoints: opt.EntryPoints}
+	if r.Edge.EntryPoints != "" {
+		rt.EntryPoints = strings.Split(r.Edge.EntryPoints, ",")
+	}
+	tc.Routers[name] = rt
+	tc.Services[name] = tcpService{Servers: r.Servers}
 }
 
 func addRoute(h *httpConfig, r route.Route, opt Options) {

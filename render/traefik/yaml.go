@@ -14,11 +14,44 @@ import (
 // still decodes into Traefik's configuration as before (the golden files
 // go through Traefik's own loader).
 func writeYAML(buf *bytes.Buffer, cfg config) {
-	if cfg.HTTP == nil {
+	if cfg.HTTP == nil && cfg.TCP == nil {
 		buf.WriteString("{}\n")
 		return
 	}
-	h := cfg.HTTP
+	if cfg.HTTP != nil {
+		writeHTTP(buf, cfg.HTTP)
+	}
+	if cfg.TCP != nil {
+		writeTCP(buf, cfg.TCP)
+	}
+}
+
+// writeTCP writes the TLS passthrough routes.
+func writeTCP(buf *bytes.Buffer, tc *tcpConfig) {
+	buf.WriteString("tcp:\n  routers:\n")
+	for _, name := range slices.Sorted(maps.Keys(tc.Routers)) {
+		r := tc.Routers[name]
+		key(buf, 4, name)
+		kq(buf, 6, "rule", r.Rule)
+		kq(buf, 6, "service", r.Service)
+		kv(buf, 6, "priority", strconv.Itoa(r.Priority))
+		if len(r.EntryPoints) > 0 {
+			kv(buf, 6, "entryPoints", flow(r.EntryPoints))
+		}
+		kv(buf, 6, "tls", "{passthrough: true}")
+	}
+	buf.WriteString("  services:\n")
+	for _, name := range slices.Sorted(maps.Keys(tc.Services)) {
+		key(buf, 4, name)
+		line(buf, 6, "loadBalancer:")
+		line(buf, 8, "servers:")
+		for _, a := range tc.Services[name].Servers {
+			kq(buf, 10, "- address", a)
+		}
+	}
+}
+
+func writeHTTP(buf *bytes.Buffer, h *httpConfig) {
 	buf.WriteString("http:\n")
 	if len(h.Routers) > 0 {
 		buf.WriteString("  routers:\n")

@@ -6,6 +6,7 @@ package dockertest
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -65,10 +66,20 @@ func Run(t testing.TB, args ...string) string {
 
 // Network creates a bridge network and removes it when the test ends
 // (after the containers, which are cleaned up first as they were made later).
-func Network(t testing.TB, name string) {
+func Network(t testing.TB, name string, extra ...string) {
 	t.Helper()
-	Docker(t, "network", "create", "--label", TestLabel, name)
+	Docker(t, append(append([]string{"network", "create", "--label", TestLabel}, extra...), name)...)
 	t.Cleanup(func() { exec.Command("docker", "network", "rm", name).Run() })
+}
+
+// DualStackNetwork creates a bridge network with IPv4 and IPv6 (a
+// random unique-local /64), as Network does.
+func DualStackNetwork(t testing.TB, name string) {
+	t.Helper()
+	b := make([]byte, 6)
+	rand.Read(b)
+	subnet := fmt.Sprintf("fd%02x:%02x%02x:%02x%02x:%02x00::/64", b[0], b[1], b[2], b[3], b[4], b[5])
+	Network(t, name, "--ipv6", "--subnet", subnet)
 }
 
 // IP is the container's address on network ("bridge" for the default).
