@@ -148,7 +148,7 @@ func TestOutputSelfHeals(t *testing.T) {
 	traefiktest.Check(t, d.dir, host)
 }
 
-func scrape(t *testing.T, addr string) map[string]*dto.MetricFamily {
+func scrape(t testing.TB, addr string) map[string]*dto.MetricFamily {
 	t.Helper()
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {

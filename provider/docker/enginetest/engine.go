@@ -66,6 +66,10 @@ type Engine struct {
 	vanish     map[string]bool
 	calls      map[string]int
 	services   map[string]*Service // nil: not a swarm manager
+	// LogLimit, when positive, bounds the events kept for replay
+	// (since/until) to the latest LogLimit to 2×LogLimit, as a real engine
+	// keeps only recent ones in memory; scale runs set it.
+	LogLimit int
 }
 
 // New returns a running engine with no containers.
@@ -106,6 +110,22 @@ func (e *Engine) Run(c Container) string {
 	e.emitLocked(events.ContainerEventType, events.ActionStart, c.ID, nil)
 	e.mu.Unlock()
 	return c.ID
+}
+
+// Age moves every container's creation and every logged event back by d,
+// as if the fleet had been running that long: a subscription's replay of
+// the recent past then holds none of them, as on an engine whose
+// containers started long before.
+func (e *Engine) Age(d time.Duration) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, c := range e.containers {
+		c.Created = c.Created.Add(-d)
+	}
+	for i := range e.log {
+		e.log[i].TimeNano -= d.Nanoseconds()
+		e.log[i].Time = e.log[i].TimeNano / 1e9
+	}
 }
 
 // Kill emits a kill event with signal (a number, as Docker reports it);
@@ -416,6 +436,9 @@ func (e *Engine) emitLocked(typ events.Type, action events.Action, id string, at
 	now := time.Now()
 	m := events.Message{Type: typ, Action: action, Actor: events.Actor{ID: id, Attributes: attrs}, Time: now.Unix(), TimeNano: now.UnixNano()}
 	e.log = append(e.log, m)
+	if e.LogLimit > 0 && len(e.log) > 2*e.LogLimit {
+		e.log = slices.Clone(e.log[len(e.log)-e.LogLimit:])
+	}
 	for s := range e.streams {
 		s.push(m)
 	}

@@ -1,0 +1,204 @@
+package main
+
+// The load harness: the real dockroute binary, with the real Docker
+// client, against the fake engine's Docker API (enginetest.Handler) at
+// 100, 1,000 and 10,000 containers, since 10,000 real containers do not fit
+// on this machine. `make bench` runs it; README's Performance section
+// records what it printed.
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/dockroute/dockroute/provider/docker/enginetest"
+	"github.com/dockroute/dockroute/render/caddy/caddytest"
+)
+
+// plainBinary builds dockroute without the race detector (which would
+// multiply its memory and CPU), once per run.
+func plainBinary(b *testing.B) string {
+	b.Helper()
+	bin := filepath.Join(filepath.Dir(binary), "dockroute-plain")
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		b.Fatalf("building dockroute: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// scaleContainer is the i-th synthetic container: a host of its own on
+// port 8080 at a distinct address.
+func scaleContainer(i int) enginetest.Container {
+	return enginetest.Container{
+		ID: fmt.Sprintf("%064x", i+1), Name: fmt.Sprintf("app%d", i),
+		Env: []string{fmt.Sprintf("VIRTUALHOST=app%d.scale.test", i), "PORT=8080"},
+		IP:  fmt.Sprintf("10.%d.%d.%d", (i+1)>>16&255, (i+1)>>8&255, (i+1)&255),
+	}
+}
+
+// BenchmarkScale reports, per fleet size: start-up to the first complete
+// publish, Docker API calls at start-up and per event, event→published
+// latency (p50/p99 of 50 single starts, the quiet window at its 1 ms
+// minimum), publishes for a burst of 100 starts, bytes per publish, peak
+// RSS and idle CPU. Run it with -benchtime 1x: each size runs once.
+func BenchmarkScale(b *testing.B) {
+	bin := plainBinary(b)
+	for _, n := range []int{100, 1000, 10000} {
+		b.Run(fmt.Sprintf("containers=%d", n), func(b *testing.B) {
+			for range b.N {
+				scaleRun(b, bin, n)
+			}
+		})
+	}
+}
+
+func scaleRun(b *testing.B, bin string, n int) {
+	e := enginetest.New()
+	e.LogLimit = 256
+	for i := range n {
+		e.Run(scaleContainer(i))
+	}
+	e.Age(time.Hour) // started long ago: no replay of their starts
+	dir := b.TempDir()
+	sock := filepath.Join(dir, "docker.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: enginetest.Handler(e)}
+	go srv.Serve(l)
+	defer srv.Close()
+
+	out := filepath.Join(dir, "dynamic")
+	os.MkdirAll(out, 0o755)
+	file := filepath.Join(out, "dockroute.yml")
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	w.Add(out)
+
+	metrics := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(b))
+	cmd := exec.Command(bin, "run", "--traefik-dir", out, "--swarm", "off", "--resync", "1h",
+		"--coalesce-quiet", "1ms", "--coalesce-max", "1ms", "--unavailable-grace", "0", "--metrics-addr", metrics, "--log-level", "warn")
+	cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+sock)
+	cmd.Stderr = os.Stderr
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+
+	waitRendered(b, w, file, 60*time.Second, func(data []byte) bool { return bytes.Count(data, []byte("\n      rule: ")) == n })
+	firstPublish := time.Since(start)
+	lists, inspects := e.Calls("ContainerList"), e.Calls("ContainerInspect")
+
+	// Single starts, one at a time: event → the file renamed into place
+	// with the new host.
+	var lat []time.Duration
+	before := e.Calls("ContainerInspect")
+	for i := n; i < n+50; i++ {
+		host := fmt.Sprintf("app%d.scale.test", i)
+		t0 := time.Now()
+		e.Run(scaleContainer(i))
+		waitRendered(b, w, file, 10*time.Second, func(data []byte) bool { return bytes.Contains(data, []byte("Host(`"+host+"`)")) })
+		lat = append(lat, time.Since(t0))
+	}
+	perEvent := float64(e.Calls("ContainerInspect")-before) / 50
+	slices.Sort(lat)
+
+	// A burst of 100 starts at once.
+	wrote := written(b, metrics)
+	for i := n + 50; i < n+150; i++ {
+		e.Run(scaleContainer(i))
+	}
+	last := fmt.Sprintf("app%d.scale.test", n+149)
+	waitRendered(b, w, file, 10*time.Second, func(data []byte) bool {
+		return bytes.Count(data, []byte("\n      rule: ")) == n+150 && bytes.Contains(data, []byte(last))
+	})
+	burst := written(b, metrics) - wrote
+	info, _ := os.Stat(file)
+
+	cpu0 := cpuTime(b, cmd.Process.Pid)
+	time.Sleep(2 * time.Second)
+	idle := (cpuTime(b, cmd.Process.Pid) - cpu0) / 2
+
+	b.ReportMetric(float64(firstPublish.Milliseconds()), "first-publish-ms")
+	b.ReportMetric(float64(lists), "start-lists")
+	b.ReportMetric(float64(inspects)/float64(n), "start-inspects/container")
+	b.ReportMetric(perEvent, "inspects/event")
+	b.ReportMetric(ms(lat[len(lat)/2]), "event-p50-ms")
+	b.ReportMetric(ms(lat[len(lat)*99/100]), "event-p99-ms")
+	b.ReportMetric(burst, "publishes/burst100")
+	b.ReportMetric(float64(info.Size()), "bytes/publish")
+	b.ReportMetric(peakRSS(b, cmd.Process.Pid), "peak-rss-MB")
+	b.ReportMetric(idle.Seconds()*1000, "idle-cpu-ms/s")
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// waitRendered waits until file, read after each change in its directory (or
+// every 50 ms), satisfies ok.
+func waitRendered(b *testing.B, w *fsnotify.Watcher, file string, timeout time.Duration, ok func([]byte) bool) {
+	b.Helper()
+	deadline := time.After(timeout)
+	for {
+		if data, err := os.ReadFile(file); err == nil && ok(data) {
+			return
+		}
+		select {
+		case <-w.Events:
+		case <-time.After(50 * time.Millisecond):
+		case <-deadline:
+			b.Fatalf("%s did not reach the expected state within %v", file, timeout)
+		}
+	}
+}
+
+// peakRSS is the process's high-water resident set (VmHWM), in MB.
+func peakRSS(b *testing.B, pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// cpuTime is the process's user+system CPU time so far.
+func cpuTime(b *testing.B, pid int) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Fields after the command (which may hold spaces) start past ")".
+	f := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+2:]))
+	utime, _ := strconv.Atoi(f[11])
+	stime, _ := strconv.Atoi(f[12])
+	return time.Duration(utime+stime) * time.Second / 100 // clock ticks (USER_HZ 100)
+}
+
+// written is dockroute's count of publishes that wrote the file.
+func written(b *testing.B, addr string) float64 {
+	return value(scrape(b, addr), "dockroute_publishes_total", "result=written")
+}
