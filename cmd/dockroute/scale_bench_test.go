@@ -9,6 +9,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -17,13 +18,16 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/dockroute/dockroute/provider/docker/dockertest"
 	"github.com/dockroute/dockroute/provider/docker/enginetest"
 	"github.com/dockroute/dockroute/render/caddy/caddytest"
+	"github.com/dockroute/dockroute/render/traefik/traefiktest"
 )
 
 // plainBinary builds dockroute without the race detector (which would
@@ -201,4 +205,95 @@ func cpuTime(b *testing.B, pid int) time.Duration {
 // written is dockroute's count of publishes that wrote the file.
 func written(b *testing.B, addr string) float64 {
 	return value(scrape(b, addr), "dockroute_publishes_total", "result=written")
+}
+
+// BenchmarkChurn runs a bounded request loop (one request at a time, on
+// loopback) to a stable two-replica host through each real proxy — Traefik
+// and both Caddys, each fed by its own dockroute — while other containers
+// come and go on the real engine in three waves of ten, and reports per
+// proxy: requests, failed requests, and dockroute's publishes (each one a
+// Traefik file reload or a Caddy config load).
+func BenchmarkChurn(b *testing.B) {
+	dockertest.Require(b)
+	for range b.N {
+		churn(b)
+	}
+}
+
+func churn(b *testing.B) {
+	stable := dockertest.Unique("stable") + ".test"
+	dockertest.Run(b, hello(stable)...)
+	dockertest.Run(b, hello(stable)...)
+	type proxy struct {
+		name, web, metrics string
+		caddy              *caddytest.Caddy
+	}
+	var proxies []proxy
+	tr := traefiktest.Start(b, b.TempDir()+"/dynamic")
+	m := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(b))
+	startDaemonDir(b, tr.Dir, nil, "--metrics-addr", m)
+	proxies = append(proxies, proxy{"traefik-v3.7.13", tr.Web, m, nil})
+	for _, bin := range caddytest.Binaries(b) {
+		c := caddytest.Start(b, bin, nil)
+		web, m := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(b)), fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(b))
+		startDaemon(b, nil, "--output", "caddy", "--caddy-admin", c.Admin, "--caddy-listen", web, "--metrics-addr", m)
+		version, _ := exec.Command(bin, "version").Output()
+		name, _, _ := strings.Cut(strings.TrimSpace(string(version)), " ")
+		if name == "" || name == "unknown" {
+			name = filepath.Base(bin) // bin/caddy-v2.11.9
+		}
+		proxies = append(proxies, proxy{strings.TrimPrefix(name, "caddy-"), web, m, c})
+	}
+	for _, p := range proxies {
+		waitAnswer(b, p.web, stable, 200, "hello from")
+	}
+	type tally struct{ requests, failed int }
+	tallies := make([]tally, len(proxies))
+	published := make([]float64, len(proxies))
+	for i, p := range proxies {
+		published[i] = written(b, p.metrics)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, p := range proxies {
+		wg.Go(func() {
+			c := &http.Client{Timeout: 5 * time.Second}
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				req, _ := http.NewRequest("GET", "http://"+p.web+"/", nil)
+				req.Host = stable
+				resp, err := c.Do(req)
+				tallies[i].requests++
+				if err != nil {
+					tallies[i].failed++
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					tallies[i].failed++
+				}
+			}
+		})
+	}
+	for range 3 {
+		var ids []string
+		for range 10 {
+			ids = append(ids, dockertest.Run(b, hello(dockertest.Unique("churn")+".test")...))
+		}
+		time.Sleep(time.Second)
+		dockertest.Docker(b, append([]string{"rm", "-f"}, ids...)...)
+		time.Sleep(time.Second)
+	}
+	close(stop)
+	wg.Wait()
+	for i, p := range proxies {
+		b.ReportMetric(float64(tallies[i].requests), "requests-"+p.name)
+		b.ReportMetric(float64(tallies[i].failed), "failed-"+p.name)
+		b.ReportMetric(written(b, p.metrics)-published[i], "publishes-"+p.name)
+	}
 }
