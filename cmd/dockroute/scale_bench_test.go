@@ -242,7 +242,7 @@ func churn(b *testing.B) {
 		if name == "" || name == "unknown" {
 			name = filepath.Base(bin) // bin/caddy-v2.11.9
 		}
-		proxies = append(proxies, proxy{strings.TrimPrefix(name, "caddy-"), web, m, c})
+		proxies = append(proxies, proxy{"caddy-" + strings.TrimPrefix(name, "caddy-"), web, m, c})
 	}
 	for _, p := range proxies {
 		waitAnswer(b, p.web, stable, 200, "hello from")
