@@ -25,11 +25,70 @@ type Conflict struct {
 // on that host has those routes refused, with a reason naming the
 // claimant, so no container can, say, turn another's TLS host into plain
 // HTTP. A container that loses every route is refused with code
-// claim_conflict. vs is not modified.
+// claim_conflict. vs is not modified; when nothing conflicts it is
+// returned as it is.
+//
+// Only a host several containers share can hold a conflict (one
+// container's routes always agree with each other), so the verdicts are
+// grouped by host in one pass and only shared hosts are settled, in
+// creation order: the cost follows the containers that share hosts, not
+// the size of the fleet.
 func resolveClaims(vs []Verdict) []Verdict {
-	order := slices.Clone(vs)
-	slices.SortFunc(order, func(a, b Verdict) int {
-		return cmp.Or(a.Created.Compare(b.Created), cmp.Compare(a.ID, b.ID))
+	byHost := map[string][]int{}
+	for i, v := range vs {
+		for _, b := range v.Backends {
+			hk := hostKey(b)
+			if idx := byHost[hk]; len(idx) == 0 || idx[len(idx)-1] != i {
+				byHost[hk] = append(idx, i)
+			}
+		}
+	}
+	lost := map[int]map[int]string{} // verdict → its refused backends → why
+	for hk, idx := range byHost {
+		if len(idx) > 1 {
+			settleHost(vs, hk, idx, lost)
+		}
+	}
+	if len(lost) == 0 {
+		return vs
+	}
+	out := slices.Clone(vs)
+	for i, reasons := range lost {
+		v := out[i]
+		var kept []route.Backend
+		var conflicts []Conflict
+		for j, b := range v.Backends {
+			if why, ok := reasons[j]; ok {
+				conflicts = append(conflicts, Conflict{b, why})
+			} else {
+				kept = append(kept, b)
+			}
+		}
+		v.Backends, v.Conflicts = kept, conflicts
+		if len(kept) == 0 {
+			v.Code, v.Reason = "claim_conflict", conflicts[0].Reason
+		}
+		out[i] = v
+	}
+	return out
+}
+
+// hostKey is what a backend claims: its host, or for a TLS passthrough
+// its host's passthrough, which has an edge of its own (entrypoints only).
+func hostKey(b route.Backend) string {
+	if b.TCP {
+		return b.Host + " tcp"
+	}
+	return b.Host
+}
+
+// settleHost settles one shared host among the verdicts idx (indexes into
+// vs): its first claimant by creation (then ID) decides the host's edge,
+// and each route's first claimant the route's settings; every later
+// backend that asks otherwise is added to lost with the reason.
+func settleHost(vs []Verdict, hk string, idx []int, lost map[int]map[int]string) {
+	slices.SortFunc(idx, func(a, b int) int {
+		return cmp.Or(vs[a].Created.Compare(vs[b].Created), cmp.Compare(vs[a].ID, vs[b].ID))
 	})
 	type claim struct {
 		edge  route.Edge
@@ -39,57 +98,45 @@ func resolveClaims(vs []Verdict) []Verdict {
 		auth  string
 		by    string
 	}
-	hosts := map[string]claim{}
-	routes := map[[2]string]claim{}
-	for i, v := range order {
-		if !v.Routed() {
-			continue
-		}
-		var kept []route.Backend
-		var lost []Conflict
-		for _, b := range v.Backends {
-			hk := b.Host
-			if b.TCP {
-				hk += " tcp" // passthrough has an edge of its own (entrypoints only)
+	var host *claim
+	routes := map[string]claim{} // by path
+	for _, i := range idx {
+		v := vs[i]
+		for j, b := range v.Backends {
+			if hostKey(b) != hk {
+				continue
 			}
-			h, ok := hosts[hk]
-			if !ok {
-				h = claim{edge: b.Edge, by: v.Name}
-				hosts[hk] = h
+			if host == nil {
+				host = &claim{edge: b.Edge, by: v.Name}
 			}
-			k := [2]string{hk, b.Path}
-			r, ok := routes[k]
+			r, ok := routes[b.Path]
 			if !ok {
 				r = claim{strip: b.Strip, proto: b.Proto, mws: b.Middlewares, auth: b.Auth, by: v.Name}
-				routes[k] = r
+				routes[b.Path] = r
 			}
+			var why string
 			switch {
-			case h.edge != b.Edge:
-				lost = append(lost, Conflict{b, fmt.Sprintf("%s is already routed with %s by container %s, created earlier; this container asks for %s, so its route for %s is refused (replicas must carry the same edge labels)",
-					b.Host, describeEdge(h.edge), h.by, describeEdge(b.Edge), b.Host+b.Path)})
+			case host.edge != b.Edge:
+				why = fmt.Sprintf("%s is already routed with %s by container %s, created earlier; this container asks for %s, so its route for %s is refused (replicas must carry the same edge labels)",
+					b.Host, describeEdge(host.edge), host.by, describeEdge(b.Edge), b.Host+b.Path)
 			case r.strip != b.Strip:
-				lost = append(lost, Conflict{b, fmt.Sprintf("%s%s is already routed by container %s, created earlier, with the prefix %s; this container asks for it %s, so its route is refused",
-					b.Host, b.Path, r.by, stripped(r.strip), stripped(b.Strip))})
+				why = fmt.Sprintf("%s%s is already routed by container %s, created earlier, with the prefix %s; this container asks for it %s, so its route is refused",
+					b.Host, b.Path, r.by, stripped(r.strip), stripped(b.Strip))
 			case r.proto != b.Proto:
-				lost = append(lost, Conflict{b, fmt.Sprintf("%s%s is already routed by container %s, created earlier, over %s; this container asks for %s, so its route is refused",
-					b.Host, b.Path, r.by, protoName(r.proto), protoName(b.Proto))})
+				why = fmt.Sprintf("%s%s is already routed by container %s, created earlier, over %s; this container asks for %s, so its route is refused",
+					b.Host, b.Path, r.by, protoName(r.proto), protoName(b.Proto))
 			case r.mws != b.Middlewares || r.auth != b.Auth:
-				lost = append(lost, Conflict{b, fmt.Sprintf("%s%s is already routed by container %s, created earlier, with %s; this container asks for %s, so its route is refused (replicas must carry the same dockroute.middlewares and dockroute.auth labels)",
-					b.Host, b.Path, r.by, describeGuards(r.mws, r.auth), describeGuards(b.Middlewares, b.Auth))})
+				why = fmt.Sprintf("%s%s is already routed by container %s, created earlier, with %s; this container asks for %s, so its route is refused (replicas must carry the same dockroute.middlewares and dockroute.auth labels)",
+					b.Host, b.Path, r.by, describeGuards(r.mws, r.auth), describeGuards(b.Middlewares, b.Auth))
 			default:
-				kept = append(kept, b)
+				continue
 			}
+			if lost[i] == nil {
+				lost[i] = map[int]string{}
+			}
+			lost[i][j] = why
 		}
-		if len(lost) == 0 {
-			continue
-		}
-		v.Backends, v.Conflicts = kept, lost
-		if len(kept) == 0 {
-			v.Code, v.Reason = "claim_conflict", lost[0].Reason
-		}
-		order[i] = v
 	}
-	return order
 }
 
 func describeEdge(e route.Edge) string {

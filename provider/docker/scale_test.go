@@ -80,3 +80,21 @@ func BenchmarkTable10k(b *testing.B) {
 		route.Build(backends)
 	}
 }
+
+// BenchmarkResolveClaims10k settles the claims of 10,000 containers on
+// hosts of their own plus 100 hosts shared by two replicas: the work done
+// on every publish.
+func BenchmarkResolveClaims10k(b *testing.B) {
+	vs := make([]Verdict, 0, 10200)
+	for i := range 10000 {
+		vs = append(vs, claimant(fmt.Sprintf("%064x", i), fmt.Sprintf("c%d", i), i, route.Edge{}, route.Backend{Host: fmt.Sprintf("app%d.example.com", i)}))
+	}
+	for i := range 100 {
+		for r := range 2 {
+			vs = append(vs, claimant(fmt.Sprintf("r%d-%d", i, r), fmt.Sprintf("r%d-%d", i, r), 20000+i, route.Edge{}, route.Backend{Host: fmt.Sprintf("shared%d.example.com", i)}))
+		}
+	}
+	for b.Loop() {
+		resolveClaims(vs)
+	}
+}

@@ -1,6 +1,7 @@
 package route
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -45,5 +46,22 @@ func TestRecentDisabled(t *testing.T) {
 	r.Keep(Build([]Backend{{Name: "a", Host: "a.test", Server: "10.0.0.1:80"}}), time.Now())
 	if got, _ := r.Keep(Table{}, time.Now()); len(got.Routes) != 0 {
 		t.Fatalf("grace 0 kept %+v", got.Routes)
+	}
+}
+
+// BenchmarkBuild10k builds the table of 10,000 containers, each its own
+// host, plus 100 hosts of two replicas: the table computed on every publish.
+func BenchmarkBuild10k(b *testing.B) {
+	var bs []Backend
+	for i := range 10000 {
+		bs = append(bs, Backend{Name: fmt.Sprintf("c%d", i), Host: fmt.Sprintf("app%d.example.com", i), Server: fmt.Sprintf("10.0.%d.%d:8080", i/256, i%256)})
+	}
+	for i := range 100 {
+		for r := range 2 {
+			bs = append(bs, Backend{Name: fmt.Sprintf("r%d-%d", i, r), Host: fmt.Sprintf("shared%d.example.com", i), Server: fmt.Sprintf("10.1.%d.%d:8080", i, r)})
+		}
+	}
+	for b.Loop() {
+		Build(bs)
 	}
 }

@@ -86,38 +86,63 @@ type key struct {
 // choice is stable (providers settle such claims before; this only keeps
 // the table deterministic whatever it is given).
 func Build(backends []Backend) Table {
-	type entry struct {
-		route   *Route
-		decider Backend // the backend whose Strip and Edge the route has
-	}
-	byKey := make(map[key]*entry, len(backends))
-	for _, b := range backends {
+	// First pass: which route each backend joins, and who decides it.
+	index := make(map[key]int, len(backends))
+	routeOf := make([]int, len(backends))
+	var decider []int // per route, the index of its deciding backend
+	var count []int   // per route, how many backends it has
+	for i, b := range backends {
 		k := key{b.Host, b.Path, b.TCP}
-		e, ok := byKey[k]
+		r, ok := index[k]
 		if !ok {
-			e = &entry{route: &Route{Host: b.Host, Path: b.Path, Strip: b.Strip, Edge: b.Edge, Proto: b.Proto, Middlewares: b.Middlewares, Auth: b.Auth, TCP: b.TCP}, decider: b}
-			byKey[k] = e
-		} else if cmp.Or(cmp.Compare(b.Name, e.decider.Name), cmp.Compare(b.Server, e.decider.Server)) < 0 {
-			e.route.Strip, e.route.Edge, e.route.Proto, e.decider = b.Strip, b.Edge, b.Proto, b
-			e.route.Middlewares, e.route.Auth = b.Middlewares, b.Auth
+			r = len(decider)
+			index[k] = r
+			decider, count = append(decider, i), append(count, 0)
+		} else if d := backends[decider[r]]; cmp.Or(cmp.Compare(b.Name, d.Name), cmp.Compare(b.Server, d.Server)) < 0 {
+			decider[r] = i
 		}
-		e.route.Servers = append(e.route.Servers, b.Server)
+		routeOf[i] = r
+		count[r]++
 	}
-	t := Table{Routes: make([]Route, 0, len(byKey))}
-	for _, e := range byKey {
-		slices.Sort(e.route.Servers)
-		e.route.Servers = slices.Compact(e.route.Servers)
-		t.Routes = append(t.Routes, *e.route)
+	// Second pass: the servers, carved from one array.
+	routes := make([]Route, len(decider))
+	all := make([]string, len(backends))
+	next := 0
+	for r, d := range decider {
+		b := backends[d]
+		routes[r] = Route{Host: b.Host, Path: b.Path, Strip: b.Strip, Edge: b.Edge, Proto: b.Proto,
+			Middlewares: b.Middlewares, Auth: b.Auth, TCP: b.TCP, Servers: all[next : next : next+count[r]]}
+		next += count[r]
 	}
-	sortRoutes(t.Routes)
+	for i, b := range backends {
+		r := &routes[routeOf[i]]
+		r.Servers = append(r.Servers, b.Server)
+	}
+	for r := range routes {
+		slices.Sort(routes[r].Servers)
+		routes[r].Servers = slices.Compact(routes[r].Servers)
+	}
+	// Sorting indexes moves ints, not whole routes.
+	order := make([]int, len(routes))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return compareRoutes(&routes[a], &routes[b]) })
+	t := Table{Routes: make([]Route, len(routes))}
+	for i, r := range order {
+		t.Routes[i] = routes[r]
+	}
 	return t
+}
+
+// compareRoutes orders routes by host, then path, HTTP before passthrough.
+func compareRoutes(a, b *Route) int {
+	return cmp.Or(cmp.Compare(a.Host, b.Host), cmp.Compare(a.Path, b.Path), compareBool(a.TCP, b.TCP))
 }
 
 // sortRoutes orders routes by host, then path.
 func sortRoutes(rs []Route) {
-	slices.SortFunc(rs, func(a, b Route) int {
-		return cmp.Or(cmp.Compare(a.Host, b.Host), cmp.Compare(a.Path, b.Path), compareBool(a.TCP, b.TCP))
-	})
+	slices.SortFunc(rs, func(a, b Route) int { return compareRoutes(&a, &b) })
 }
 
 // compareBool orders false before true.
