@@ -293,6 +293,9 @@ func (f *Fleet) current(all bool) ([]Verdict, bool) {
 // dedupe keeps one verdict per container ID, reporting engines that
 // share containers: the same engine reached twice.
 func (f *Fleet) dedupe(vs []Verdict) []Verdict {
+	if len(f.members) < 2 {
+		return vs // one engine reports each container once
+	}
 	seen := map[string]string{}
 	out := vs[:0:0]
 	for _, v := range vs {

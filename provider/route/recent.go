@@ -17,7 +17,8 @@ import (
 // was down before dockroute started answers 404).
 type Recent struct {
 	grace time.Duration
-	seen  map[key]recentRoute
+	prev  []Route             // the last table given, to see what left
+	down  map[key]recentRoute // routes kept without servers
 }
 
 type recentRoute struct {
@@ -27,41 +28,32 @@ type recentRoute struct {
 
 // NewRecent returns an empty memory; grace ≤ 0 disables it.
 func NewRecent(grace time.Duration) *Recent {
-	return &Recent{grace: grace, seen: map[key]recentRoute{}}
+	return &Recent{grace: grace, down: map[key]recentRoute{}}
 }
 
-// Keep returns t with the routes that had servers within the grace period
-// but have none now, as routes without servers, and the time the next of
-// them expires (zero when none is kept). t is not modified; the result is
-// sorted as Build sorts.
+// Keep returns t with the routes that lost their servers within the grace
+// period, as routes without servers, and the time the next of them
+// expires (zero when none is kept). t must be sorted as Build sorts it
+// and is not modified; the result is sorted the same way. The grace of a
+// route runs from the first Keep that finds it gone. The cost is one walk
+// of the previous and the new table: nothing is written per route.
 func (r *Recent) Keep(t Table, now time.Time) (Table, time.Time) {
 	if r.grace <= 0 {
 		return t, time.Time{}
 	}
-	present := make(map[key]bool, len(t.Routes))
-	for _, rt := range t.Routes {
-		k := key{rt.Host, rt.Path, rt.TCP}
-		present[k] = true
-		// A TLS passthrough route is not kept: there is no HTTP answer
-		// to give on a connection that is not TLS-terminated.
-		if len(rt.Servers) > 0 && !rt.TCP {
-			down := rt
-			down.Servers = nil
-			r.seen[k] = recentRoute{route: down, until: now.Add(r.grace)}
-		}
-	}
+	r.forgetReturned(t.Routes)
+	r.rememberGone(t.Routes, now)
+	r.prev = t.Routes
 	var kept []Route
 	var next time.Time
-	for k, e := range r.seen {
-		switch {
-		case present[k]:
-		case !now.Before(e.until):
-			delete(r.seen, k)
-		default:
-			kept = append(kept, e.route)
-			if next.IsZero() || e.until.Before(next) {
-				next = e.until
-			}
+	for k, e := range r.down {
+		if !now.Before(e.until) {
+			delete(r.down, k)
+			continue
+		}
+		kept = append(kept, e.route)
+		if next.IsZero() || e.until.Before(next) {
+			next = e.until
 		}
 	}
 	if len(kept) == 0 {
@@ -71,6 +63,33 @@ func (r *Recent) Keep(t Table, now time.Time) (Table, time.Time) {
 	out.Routes = append(append(out.Routes, t.Routes...), kept...)
 	sortRoutes(out.Routes)
 	return out, next
+}
+
+// forgetReturned drops the kept routes that are back in routes.
+func (r *Recent) forgetReturned(routes []Route) {
+	if len(r.down) == 0 {
+		return
+	}
+	for _, rt := range routes {
+		delete(r.down, key{rt.Host, rt.Path, rt.TCP})
+	}
+}
+
+// rememberGone keeps every route of the previous table missing from
+// routes (both sorted): a TLS passthrough is not kept, as there is no
+// HTTP answer to give on a connection that is not TLS-terminated.
+func (r *Recent) rememberGone(routes []Route, now time.Time) {
+	i := 0
+	for _, p := range r.prev {
+		for i < len(routes) && compareRoutes(&routes[i], &p) < 0 {
+			i++
+		}
+		if i < len(routes) && compareRoutes(&routes[i], &p) == 0 || p.TCP {
+			continue
+		}
+		p.Servers = nil
+		r.down[key{p.Host, p.Path, p.TCP}] = recentRoute{route: p, until: now.Add(r.grace)}
+	}
 }
 
 // Down tells whether a route is kept by Recent: it has no server left.

@@ -12,32 +12,40 @@ func TestRecentKeepsLostRoutesForTheGrace(t *testing.T) {
 	up := Build([]Backend{
 		{Name: "a", Host: "a.test", Server: "10.0.0.1:80", Auth: "ops"},
 		{Name: "b", Host: "b.test", Server: "10.0.0.2:80"},
+		{Name: "t", Host: "t.test", TCP: true, Server: "10.0.0.3:443"},
 	})
 	if got, next := r.Keep(up, t0); !got.Equal(up) || !next.IsZero() {
 		t.Fatalf("with every route up: %+v, next %v", got, next)
 	}
 	onlyB := Build([]Backend{{Name: "b", Host: "b.test", Server: "10.0.0.2:80"}})
-	got, next := r.Keep(onlyB, t0.Add(10*time.Second))
+	lost := t0.Add(10 * time.Second)
+	got, next := r.Keep(onlyB, lost)
 	want := Table{Routes: []Route{{Host: "a.test", Auth: "ops"}, onlyB.Routes[0]}}
 	if !got.Equal(want) {
-		t.Fatalf("a.test lost its server: got %+v, want it kept without servers", got.Routes)
+		t.Fatalf("a.test lost its server: got %+v, want it kept without servers (and the passthrough gone)", got.Routes)
 	}
 	if !got.Routes[0].Down() || got.Routes[1].Down() {
 		t.Fatalf("Down: %v %v", got.Routes[0].Down(), got.Routes[1].Down())
 	}
-	if want := t0.Add(time.Minute); !next.Equal(want) {
-		t.Fatalf("next expiry %v, want %v (a minute after a.test was last up)", next, want)
+	if want := lost.Add(time.Minute); !next.Equal(want) {
+		t.Fatalf("next expiry %v, want %v (a minute after a.test was found gone)", next, want)
 	}
 	if len(onlyB.Routes) != 1 {
 		t.Fatal("Keep modified its input")
 	}
-	if got, next := r.Keep(onlyB, t0.Add(time.Minute)); !got.Equal(onlyB) || !next.IsZero() {
+	if got, _ := r.Keep(onlyB, lost.Add(59*time.Second)); len(got.Routes) != 2 {
+		t.Fatalf("still within the grace: %+v", got.Routes)
+	}
+	if got, next := r.Keep(onlyB, lost.Add(time.Minute)); !got.Equal(onlyB) || !next.IsZero() {
 		t.Fatalf("after the grace: %+v, next %v; want a.test gone", got.Routes, next)
 	}
-	// Coming back renews the memory.
+	// Coming back ends the memory; going again starts a new grace.
 	r.Keep(up, t0.Add(2*time.Minute))
-	if got, _ := r.Keep(Table{}, t0.Add(2*time.Minute+59*time.Second)); len(got.Routes) != 2 {
-		t.Fatalf("both lost within the grace: %+v", got.Routes)
+	if got, _ := r.Keep(up, t0.Add(2*time.Minute)); !got.Equal(up) {
+		t.Fatalf("back up: %+v", got.Routes)
+	}
+	if got, _ := r.Keep(Table{}, t0.Add(3*time.Minute)); len(got.Routes) != 2 {
+		t.Fatalf("both HTTP routes lost: %+v", got.Routes)
 	}
 }
 
