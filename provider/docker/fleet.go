@@ -244,7 +244,11 @@ func (f *Fleet) expireLost(ctx context.Context) {
 // there are several, while lost for less than the grace.
 func (f *Fleet) Backends() ([]route.Backend, bool) {
 	vs, ok := f.current(false)
-	var bs []route.Backend
+	n := 0
+	for _, v := range vs {
+		n += len(v.Backends)
+	}
+	bs := make([]route.Backend, 0, n)
 	for _, v := range vs {
 		bs = append(bs, v.Backends...)
 	}

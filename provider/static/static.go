@@ -169,6 +169,9 @@ func parseURL(s string) (server, proto string, err error) {
 // the file names, container backends are dropped (the static route wins);
 // overridden lists the dropped ones.
 func Merge(static, containers []route.Backend) (merged, overridden []route.Backend) {
+	if len(static) == 0 {
+		return containers, nil // nothing to override: no copy of the fleet
+	}
 	claimed := map[[2]string]bool{}
 	for _, b := range static {
 		claimed[[2]string{b.Host, b.Path}] = true

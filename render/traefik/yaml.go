@@ -53,9 +53,11 @@ func writeTCP(buf *bytes.Buffer, tc *tcpConfig) {
 
 func writeHTTP(buf *bytes.Buffer, h *httpConfig) {
 	buf.WriteString("http:\n")
+	// Every service is named after its router: one sort serves both.
+	names := slices.Sorted(maps.Keys(h.Routers))
 	if len(h.Routers) > 0 {
 		buf.WriteString("  routers:\n")
-		for _, name := range slices.Sorted(maps.Keys(h.Routers)) {
+		for _, name := range names {
 			r := h.Routers[name]
 			key(buf, 4, name)
 			kq(buf, 6, "rule", r.Rule)
@@ -107,7 +109,10 @@ func writeHTTP(buf *bytes.Buffer, h *httpConfig) {
 	}
 	if len(h.Services) > 0 {
 		buf.WriteString("  services:\n")
-		for _, name := range slices.Sorted(maps.Keys(h.Services)) {
+		for _, name := range names {
+			if _, ok := h.Services[name]; !ok {
+				continue // a redirect or default router: it names another's service
+			}
 			key(buf, 4, name)
 			line(buf, 6, "loadBalancer:")
 			lb := h.Services[name].LoadBalancer
