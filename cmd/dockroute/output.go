@@ -56,6 +56,9 @@ type traefikOutput struct {
 	log   *slog.Logger
 	dir   *watchfile.Watcher // the output directory
 	deliv *traefikDelivery   // nil without --traefik-api
+	// renderer keeps each route's text between publishes; only publish
+	// (one goroutine, the coalescer's) uses it.
+	renderer traefik.Renderer
 
 	mu  sync.Mutex
 	opt traefik.Options
@@ -115,7 +118,7 @@ func (o *traefikOutput) publish(_ context.Context, t route.Table) (bool, error) 
 	if same {
 		return false, nil
 	}
-	data := traefik.Render(t, opt)
+	data := o.renderer.Render(t, opt)
 	wrote, err := o.pub.Publish(data)
 	if err != nil {
 		return false, fmt.Errorf("write %s: %w", o.pub.Path(), err)

@@ -158,8 +158,11 @@ func compareBool(a, b bool) int {
 
 // Equal tells whether two tables are the same, route by route.
 func (t Table) Equal(o Table) bool {
-	return slices.EqualFunc(t.Routes, o.Routes, func(a, b Route) bool {
-		return a.Host == b.Host && a.Path == b.Path && a.TCP == b.TCP && a.Strip == b.Strip && a.Edge == b.Edge && a.Proto == b.Proto &&
-			a.Middlewares == b.Middlewares && a.Auth == b.Auth && slices.Equal(a.Servers, b.Servers)
-	})
+	return slices.EqualFunc(t.Routes, o.Routes, Route.Equal)
+}
+
+// Equal tells whether two routes are the same in every field.
+func (r Route) Equal(o Route) bool {
+	return r.Host == o.Host && r.Path == o.Path && r.TCP == o.TCP && r.Strip == o.Strip && r.Edge == o.Edge && r.Proto == o.Proto &&
+		r.Middlewares == o.Middlewares && r.Auth == o.Auth && slices.Equal(r.Servers, o.Servers)
 }

@@ -4,7 +4,6 @@
 package traefik
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -168,11 +167,8 @@ type server struct {
 // give equal bytes (yaml.v3 writes map keys sorted), so an unchanged table
 // never causes a rewrite. Hosts and paths in t must be canonical.
 func Render(t route.Table, opt Options) []byte {
-	var buf bytes.Buffer
-	buf.Grow(len(header) + 400*len(t.Routes))
-	buf.WriteString(header)
-	writeYAML(&buf, build(t, opt))
-	return buf.Bytes()
+	var rd Renderer
+	return rd.Render(t, opt)
 }
 
 // Routers lists the names of the routers Render writes for t, sorted, as

@@ -303,3 +303,29 @@ func FuzzRender(f *testing.F) {
 		}
 	})
 }
+
+// TestRendererReusesOnlyWhatIsUnchanged renders a sequence of tables and
+// options with one Renderer and checks every result against a fresh
+// Render: a kept piece is never stale.
+func TestRendererReusesOnlyWhatIsUnchanged(t *testing.T) {
+	var rd Renderer
+	steps := []golden{
+		goldens["paths_tls_redirect"],
+		{table: goldens["paths_tls_redirect"].table, opt: Options{}},
+		goldens["guards"],
+		goldens["fallback"],
+		goldens["tcp_passthrough"],
+		goldens["protos"],
+		goldens["empty"],
+		goldens["protos"],
+	}
+	moved := goldens["guards"]
+	moved.table = route.Table{Routes: slices.Clone(moved.table.Routes)}
+	moved.table.Routes[1].Servers = []string{"172.17.0.99:80"}
+	steps = append(steps, goldens["guards"], moved, goldens["guards"])
+	for i, s := range steps {
+		if got, want := rd.Render(s.table, s.opt), Render(s.table, s.opt); !bytes.Equal(got, want) {
+			t.Fatalf("step %d: the Renderer gives\n%s\nwant\n%s", i, got, want)
+		}
+	}
+}

@@ -7,135 +7,104 @@ import (
 	"strconv"
 )
 
-// writeYAML writes cfg as YAML, by hand: the shape is fixed and small, and
+// The writers below write dockroute's YAML by hand, one named block at a
+// time (Renderer assembles them): the shape is fixed and small, and
 // yaml.v3's reflection cost 0.3 s for 10,000 routes on every change. The
-// output is deterministic (keys sorted), every string is double-quoted
-// (Go's quoting of the ASCII dockroute writes is valid YAML), and the file
-// still decodes into Traefik's configuration as before (the golden files
-// go through Traefik's own loader).
-func writeYAML(buf *bytes.Buffer, cfg config) {
-	if cfg.HTTP == nil && cfg.TCP == nil {
-		buf.WriteString("{}\n")
+// output is deterministic, every string is double-quoted (Go's quoting of
+// the ASCII dockroute writes is valid YAML), and the file decodes into
+// Traefik's configuration (the golden files go through Traefik's own
+// loader).
+
+func writeTCPRouter(buf *bytes.Buffer, name string, r tcpRouter) {
+	key(buf, 4, name)
+	kq(buf, 6, "rule", r.Rule)
+	kq(buf, 6, "service", r.Service)
+	kv(buf, 6, "priority", strconv.Itoa(r.Priority))
+	if len(r.EntryPoints) > 0 {
+		kv(buf, 6, "entryPoints", flow(r.EntryPoints))
+	}
+	kv(buf, 6, "tls", "{passthrough: true}")
+}
+
+func writeTCPService(buf *bytes.Buffer, name string, s tcpService) {
+	key(buf, 4, name)
+	line(buf, 6, "loadBalancer:")
+	line(buf, 8, "servers:")
+	for _, a := range s.Servers {
+		kq(buf, 10, "- address", a)
+	}
+}
+
+func writeRouter(buf *bytes.Buffer, name string, r router) {
+	key(buf, 4, name)
+	kq(buf, 6, "rule", r.Rule)
+	kq(buf, 6, "service", r.Service)
+	kv(buf, 6, "priority", strconv.Itoa(r.Priority))
+	if len(r.EntryPoints) > 0 {
+		kv(buf, 6, "entryPoints", flow(r.EntryPoints))
+	}
+	if len(r.Middlewares) > 0 {
+		kv(buf, 6, "middlewares", flow(r.Middlewares))
+	}
+	if r.TLS == nil {
 		return
 	}
-	if cfg.HTTP != nil {
-		writeHTTP(buf, cfg.HTTP)
+	if r.TLS.CertResolver == "" && len(r.TLS.Domains) == 0 {
+		kv(buf, 6, "tls", "{}")
+		return
 	}
-	if cfg.TCP != nil {
-		writeTCP(buf, cfg.TCP)
+	line(buf, 6, "tls:")
+	if r.TLS.CertResolver != "" {
+		kq(buf, 8, "certResolver", r.TLS.CertResolver)
+	}
+	if len(r.TLS.Domains) > 0 {
+		line(buf, 8, "domains:")
+		for _, d := range r.TLS.Domains {
+			line(buf, 10, "- main: "+quote(d.Main))
+		}
 	}
 }
 
-// writeTCP writes the TLS passthrough routes.
-func writeTCP(buf *bytes.Buffer, tc *tcpConfig) {
-	buf.WriteString("tcp:\n  routers:\n")
-	for _, name := range slices.Sorted(maps.Keys(tc.Routers)) {
-		r := tc.Routers[name]
-		key(buf, 4, name)
-		kq(buf, 6, "rule", r.Rule)
-		kq(buf, 6, "service", r.Service)
-		kv(buf, 6, "priority", strconv.Itoa(r.Priority))
-		if len(r.EntryPoints) > 0 {
-			kv(buf, 6, "entryPoints", flow(r.EntryPoints))
-		}
-		kv(buf, 6, "tls", "{passthrough: true}")
+func writeMiddleware(buf *bytes.Buffer, name string, m middleware) {
+	if m.Raw != nil {
+		kv(buf, 4, name, string(m.Raw))
+		return
 	}
-	buf.WriteString("  services:\n")
-	for _, name := range slices.Sorted(maps.Keys(tc.Services)) {
-		key(buf, 4, name)
-		line(buf, 6, "loadBalancer:")
+	key(buf, 4, name)
+	if m.StripPrefix != nil {
+		line(buf, 6, "stripPrefix:")
+		kv(buf, 8, "prefixes", flow(m.StripPrefix.Prefixes))
+	}
+	if m.RedirectScheme != nil {
+		line(buf, 6, "redirectScheme:")
+		kq(buf, 8, "scheme", m.RedirectScheme.Scheme)
+		kv(buf, 8, "permanent", strconv.FormatBool(m.RedirectScheme.Permanent))
+	}
+}
+
+func writeService(buf *bytes.Buffer, name string, svc service) {
+	key(buf, 4, name)
+	line(buf, 6, "loadBalancer:")
+	lb := svc.LoadBalancer
+	if len(lb.Servers) == 0 {
+		// A down route: Traefik answers 503 for a service without servers.
+		line(buf, 8, "servers: []")
+	} else {
 		line(buf, 8, "servers:")
-		for _, a := range tc.Services[name].Servers {
-			kq(buf, 10, "- address", a)
-		}
+	}
+	for _, s := range lb.Servers {
+		kq(buf, 10, "- url", s.URL)
+	}
+	if lb.ServersTransport != "" {
+		kq(buf, 8, "serversTransport", lb.ServersTransport)
 	}
 }
 
-func writeHTTP(buf *bytes.Buffer, h *httpConfig) {
-	buf.WriteString("http:\n")
-	// Every service is named after its router: one sort serves both.
-	names := slices.Sorted(maps.Keys(h.Routers))
-	if len(h.Routers) > 0 {
-		buf.WriteString("  routers:\n")
-		for _, name := range names {
-			r := h.Routers[name]
-			key(buf, 4, name)
-			kq(buf, 6, "rule", r.Rule)
-			kq(buf, 6, "service", r.Service)
-			kv(buf, 6, "priority", strconv.Itoa(r.Priority))
-			if len(r.EntryPoints) > 0 {
-				kv(buf, 6, "entryPoints", flow(r.EntryPoints))
-			}
-			if len(r.Middlewares) > 0 {
-				kv(buf, 6, "middlewares", flow(r.Middlewares))
-			}
-			if r.TLS != nil {
-				if r.TLS.CertResolver == "" && len(r.TLS.Domains) == 0 {
-					kv(buf, 6, "tls", "{}")
-					continue
-				}
-				line(buf, 6, "tls:")
-				if r.TLS.CertResolver != "" {
-					kq(buf, 8, "certResolver", r.TLS.CertResolver)
-				}
-				if len(r.TLS.Domains) > 0 {
-					line(buf, 8, "domains:")
-					for _, d := range r.TLS.Domains {
-						line(buf, 10, "- main: "+quote(d.Main))
-					}
-				}
-			}
-		}
-	}
-	if len(h.Middlewares) > 0 {
-		buf.WriteString("  middlewares:\n")
-		for _, name := range slices.Sorted(maps.Keys(h.Middlewares)) {
-			m := h.Middlewares[name]
-			if m.Raw != nil {
-				kv(buf, 4, name, string(m.Raw))
-				continue
-			}
-			key(buf, 4, name)
-			if m.StripPrefix != nil {
-				line(buf, 6, "stripPrefix:")
-				kv(buf, 8, "prefixes", flow(m.StripPrefix.Prefixes))
-			}
-			if m.RedirectScheme != nil {
-				line(buf, 6, "redirectScheme:")
-				kq(buf, 8, "scheme", m.RedirectScheme.Scheme)
-				kv(buf, 8, "permanent", strconv.FormatBool(m.RedirectScheme.Permanent))
-			}
-		}
-	}
-	if len(h.Services) > 0 {
-		buf.WriteString("  services:\n")
-		for _, name := range names {
-			if _, ok := h.Services[name]; !ok {
-				continue // a redirect or default router: it names another's service
-			}
-			key(buf, 4, name)
-			line(buf, 6, "loadBalancer:")
-			lb := h.Services[name].LoadBalancer
-			if len(lb.Servers) == 0 {
-				// A down route: Traefik answers 503 for a service without servers.
-				line(buf, 8, "servers: []")
-			} else {
-				line(buf, 8, "servers:")
-			}
-			for _, s := range lb.Servers {
-				kq(buf, 10, "- url", s.URL)
-			}
-			if lb.ServersTransport != "" {
-				kq(buf, 8, "serversTransport", lb.ServersTransport)
-			}
-		}
-	}
-	if len(h.ServersTransports) > 0 {
-		buf.WriteString("  serversTransports:\n")
-		for _, name := range slices.Sorted(maps.Keys(h.ServersTransports)) {
-			key(buf, 4, name)
-			kv(buf, 6, "insecureSkipVerify", strconv.FormatBool(h.ServersTransports[name].InsecureSkipVerify))
-		}
+func writeTransports(buf *bytes.Buffer, ts map[string]serversTransport) {
+	buf.WriteString("  serversTransports:\n")
+	for _, name := range slices.Sorted(maps.Keys(ts)) {
+		key(buf, 4, name)
+		kv(buf, 6, "insecureSkipVerify", strconv.FormatBool(ts[name].InsecureSkipVerify))
 	}
 }
 
