@@ -164,8 +164,9 @@ type server struct {
 }
 
 // Render returns the file contents for t. It is deterministic: equal tables
-// give equal bytes (yaml.v3 writes map keys sorted), so an unchanged table
-// never causes a rewrite. Hosts and paths in t must be canonical.
+// give equal bytes (every section's entries are written sorted by name), so
+// an unchanged table never causes a rewrite. Hosts and paths in t must be
+// canonical. A Renderer gives the same bytes, reusing unchanged routes.
 func Render(t route.Table, opt Options) []byte {
 	var rd Renderer
 	return rd.Render(t, opt)
