@@ -60,20 +60,31 @@ func waitFile(b testing.TB, d *proc, host string, present bool) {
 func BenchmarkTraefikPickup(b *testing.B) {
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }))
 	b.Cleanup(backend.Close)
+	// Beside 0, 1,000 and 10,000 other routes: how long Traefik takes to
+	// load a file of that size again (issue 13 asks for its reload time).
+	for _, n := range []int{0, 1000, 10000} {
+		b.Run(fmt.Sprintf("routes=%d", n), func(b *testing.B) { pickup(b, backend.URL, n) })
+	}
+}
+
+func pickup(b *testing.B, backend string, n int) {
 	tr := traefiktest.Start(b, b.TempDir()+"/dynamic")
 	routes := filepath.Join(b.TempDir(), "routes.yaml")
-	os.WriteFile(routes, []byte("routes: {}\n"), 0o644)
-	d := startDaemonDir(b, tr.Dir, nil, "--routes-file", routes)
-	d.waitPublished(b)
-	var pickup time.Duration
 	var lines []string
+	for i := range n {
+		lines = append(lines, fmt.Sprintf("  other-%d.test: %s\n", i, backend))
+	}
+	os.WriteFile(routes, []byte("routes:\n"+strings.Join(lines, "")+"  first.test: "+backend+"\n"), 0o644)
+	d := startDaemonDir(b, tr.Dir, nil, "--routes-file", routes)
+	waitFile(b, d, "first.test", true)
+	var pickup time.Duration
 	for i := 0; b.Loop(); i++ {
 		host := fmt.Sprintf("pickup-%d.test", i)
-		lines = append(lines, fmt.Sprintf("  %s: %s\n", host, backend.URL))
+		lines = append(lines, fmt.Sprintf("  %s: %s\n", host, backend))
 		os.WriteFile(routes, []byte("routes:\n"+strings.Join(lines, "")), 0o644)
 		waitFile(b, d, host, true)
 		renamed := time.Now()
-		for deadline := renamed.Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		for deadline := renamed.Add(60 * time.Second); ; time.Sleep(time.Millisecond) {
 			if s, _, _, err := through("http://"+tr.Web, host, "/"); err == nil && s == 200 {
 				break
 			}
