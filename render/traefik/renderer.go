@@ -14,8 +14,17 @@ import (
 // not rendered again, so a change of one container renders one route and
 // the rest is assembly. It is not safe for concurrent use.
 type Renderer struct {
-	opt    Options
-	pieces map[pieceKey]*piece
+	opt     Options
+	pieces  map[pieceKey]*piece
+	scratch scratch
+}
+
+// scratch is what rendering one route needs, reused route after route.
+type scratch struct {
+	h   httpConfig
+	tc  tcpConfig
+	buf bytes.Buffer
+	at  []int // where each entry written to buf ends
 }
 
 type pieceKey struct {
@@ -45,14 +54,15 @@ func (rd *Renderer) Render(t route.Table, opt Options) []byte {
 		rd.pieces, rd.opt = map[pieceKey]*piece{}, opt
 	}
 	next := make(map[pieceKey]*piece, len(t.Routes))
-	var routers, middlewares, services, tcpRouters, tcpServices []entry
+	routers, services := make([]entry, 0, len(t.Routes)), make([]entry, 0, len(t.Routes))
+	var middlewares, tcpRouters, tcpServices []entry
 	transports := map[string]serversTransport{}
 	seen := map[string]bool{} // middlewares several routes share
 	for _, r := range t.Routes {
 		k := pieceKey{r.Host, r.Path, r.TCP}
 		p := rd.pieces[k]
 		if p == nil || !p.route.Equal(r) {
-			p = renderPiece(r, opt)
+			p = rd.scratch.piece(r, opt)
 		}
 		next[k] = p
 		routers, services = append(routers, p.routers...), append(services, p.services...)
@@ -103,38 +113,57 @@ func section(buf *bytes.Buffer, heading string, es []entry) {
 	}
 }
 
-// renderPiece writes one route's entries.
-func renderPiece(r route.Route, opt Options) *piece {
+// piece writes one route's entries: each into the shared buffer, then all
+// of them copied out at once.
+func (s *scratch) piece(r route.Route, opt Options) *piece {
 	p := &piece{route: r}
 	p.route.Servers = slices.Clone(r.Servers)
-	var buf bytes.Buffer
-	text := func(write func(*bytes.Buffer)) []byte {
-		buf.Reset()
-		write(&buf)
-		return bytes.Clone(buf.Bytes())
+	s.buf.Reset()
+	s.at = s.at[:0]
+	var names []string
+	var lists []*[]entry
+	add := func(list *[]entry, name string, write func(*bytes.Buffer)) {
+		write(&s.buf)
+		s.at = append(s.at, s.buf.Len())
+		names, lists = append(names, name), append(lists, list)
 	}
 	if r.TCP {
-		tc := &tcpConfig{Routers: map[string]tcpRouter{}, Services: map[string]tcpService{}}
-		addTCPRoute(tc, r, opt)
-		for name, rt := range tc.Routers {
-			p.tcpRouters = append(p.tcpRouters, entry{name, text(func(b *bytes.Buffer) { writeTCPRouter(b, name, rt) })})
+		s.tc = tcpConfig{Routers: clearMap(s.tc.Routers), Services: clearMap(s.tc.Services)}
+		addTCPRoute(&s.tc, r, opt)
+		for name, rt := range s.tc.Routers {
+			add(&p.tcpRouters, name, func(b *bytes.Buffer) { writeTCPRouter(b, name, rt) })
 		}
-		for name, s := range tc.Services {
-			p.tcpServices = append(p.tcpServices, entry{name, text(func(b *bytes.Buffer) { writeTCPService(b, name, s) })})
+		for name, svc := range s.tc.Services {
+			add(&p.tcpServices, name, func(b *bytes.Buffer) { writeTCPService(b, name, svc) })
 		}
-		return p
+	} else {
+		s.h = httpConfig{Routers: clearMap(s.h.Routers), Middlewares: clearMap(s.h.Middlewares), Services: clearMap(s.h.Services)}
+		addRoute(&s.h, r, opt)
+		for name, rt := range s.h.Routers {
+			add(&p.routers, name, func(b *bytes.Buffer) { writeRouter(b, name, rt) })
+		}
+		for name, m := range s.h.Middlewares {
+			add(&p.middlewares, name, func(b *bytes.Buffer) { writeMiddleware(b, name, m) })
+		}
+		for name, svc := range s.h.Services {
+			add(&p.services, name, func(b *bytes.Buffer) { writeService(b, name, svc) })
+		}
+		p.transports = s.h.ServersTransports
 	}
-	h := &httpConfig{Routers: map[string]router{}, Middlewares: map[string]middleware{}, Services: map[string]service{}}
-	addRoute(h, r, opt)
-	for name, rt := range h.Routers {
-		p.routers = append(p.routers, entry{name, text(func(b *bytes.Buffer) { writeRouter(b, name, rt) })})
+	text := bytes.Clone(s.buf.Bytes())
+	from := 0
+	for i, to := range s.at {
+		*lists[i] = append(*lists[i], entry{names[i], text[from:to:to]})
+		from = to
 	}
-	for name, m := range h.Middlewares {
-		p.middlewares = append(p.middlewares, entry{name, text(func(b *bytes.Buffer) { writeMiddleware(b, name, m) })})
-	}
-	for name, s := range h.Services {
-		p.services = append(p.services, entry{name, text(func(b *bytes.Buffer) { writeService(b, name, s) })})
-	}
-	p.transports = h.ServersTransports
 	return p
+}
+
+// clearMap empties m for reuse, or makes it.
+func clearMap[K comparable, V any](m map[K]V) map[K]V {
+	if m == nil {
+		return map[K]V{}
+	}
+	clear(m)
+	return m
 }
