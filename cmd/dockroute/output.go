@@ -127,7 +127,7 @@ func (o *traefikOutput) publish(_ context.Context, t route.Table) (bool, error) 
 	o.lastTable, o.lastOpt, o.lastBytes = &t, opt, data
 	o.mu.Unlock()
 	if o.deliv != nil {
-		o.deliv.published(traefik.Routers(t, opt))
+		o.deliv.published(o.renderer.Routers())
 	}
 	return wrote, nil
 }

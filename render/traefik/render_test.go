@@ -327,5 +327,8 @@ func TestRendererReusesOnlyWhatIsUnchanged(t *testing.T) {
 		if got, want := rd.Render(s.table, s.opt), Render(s.table, s.opt); !bytes.Equal(got, want) {
 			t.Fatalf("step %d: the Renderer gives\n%s\nwant\n%s", i, got, want)
 		}
+		if got, want := rd.Routers(), Routers(s.table, s.opt); !slices.Equal(got, want) {
+			t.Fatalf("step %d: the Renderer's routers %v, want %v", i, got, want)
+		}
 	}
 }

@@ -100,6 +100,20 @@ func (rd *Renderer) Render(t route.Table, opt Options) []byte {
 	return buf.Bytes()
 }
 
+// Routers lists the names of the HTTP routers the last Render wrote,
+// sorted, as Traefik's API names them ("NAME@file"): what Routers gives
+// for that table, without building it again.
+func (rd *Renderer) Routers() []string {
+	var names []string
+	for _, p := range rd.pieces {
+		for _, e := range p.routers {
+			names = append(names, e.name+"@file")
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
 // section writes a heading and its entries sorted by name (nothing when
 // there are none).
 func section(buf *bytes.Buffer, heading string, es []entry) {
