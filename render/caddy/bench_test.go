@@ -1,0 +1,65 @@
+package caddy
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dockroute/dockroute/provider/route"
+	"github.com/dockroute/dockroute/render/caddy/caddytest"
+)
+
+// BenchmarkCaddyChange is a one-upstream change pushed to a real Caddy
+// (each version) holding 100, 1,000 or 10,000 routes: render, the admin
+// API's PUT (a full config load in Caddy) and the read-back, until it
+// answers. Issue 13 asks what a change costs Caddy at scale before
+// choosing how to feed it.
+func BenchmarkCaddyChange(b *testing.B) {
+	for _, bin := range caddytest.Binaries(b) {
+		for _, n := range []int{100, 1000, 10000} {
+			b.Run(fmt.Sprintf("%s/routes=%d", version(bin), n), func(b *testing.B) {
+				c := caddytest.Start(b, bin, nil)
+				admin, err := NewAdmin(c.Admin)
+				if err != nil {
+					b.Fatal(err)
+				}
+				p := NewPublisher(admin, Options{ID: "dockroute", Listen: []string{fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(b))}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+				bs := make([]route.Backend, n)
+				for i := range bs {
+					bs[i] = route.Backend{Host: fmt.Sprintf("app%d.example.com", i), Server: fmt.Sprintf("10.0.%d.%d:8080", i/256, i%256)}
+				}
+				ctx := context.Background()
+				if err := p.Publish(ctx, route.Build(bs)); err != nil {
+					b.Fatal(err)
+				}
+				var took time.Duration
+				for i := 0; b.Loop(); i++ {
+					bs[i%n].Server = fmt.Sprintf("10.1.%d.%d:8080", i/256%256, i%256) // one replica moved
+					start := time.Now()
+					if err := p.Publish(ctx, route.Build(bs)); err != nil {
+						b.Fatal(err)
+					}
+					took += time.Since(start)
+				}
+				b.ReportMetric(float64(took.Microseconds())/1000/float64(b.N), "ms/change")
+			})
+		}
+	}
+}
+
+// version names a Caddy binary by what it says of itself, or by its file
+// name when it does not know (a go install build prints "unknown").
+func version(bin string) string {
+	out, _ := exec.Command(bin, "version").Output()
+	v, _, _ := strings.Cut(strings.TrimSpace(string(out)), " ")
+	if v == "" || v == "unknown" {
+		v = strings.TrimPrefix(filepath.Base(bin), "caddy-")
+	}
+	return v
+}
