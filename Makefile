@@ -87,8 +87,9 @@ standins: caddy traefik
 	done; rm -rf bin/standin
 
 ## bench: benchmarks (route table, render, Docker resync at scale)
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+bench: hello oracle caddy traefik
+	DOCKROUTE_ORACLE=$(ORACLE) DOCKROUTE_CADDY=$(CADDY_DEBIAN),$(CADDY_CURRENT) DOCKROUTE_TRAEFIK=$(TRAEFIK) \
+	  $(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
 
 ## fuzz: each fuzz target for FUZZTIME (seed corpora live in testdata/fuzz)
 fuzz:
