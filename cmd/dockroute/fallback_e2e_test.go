@@ -25,7 +25,7 @@ func TestFallback(t *testing.T) {
 	homeID := dockertest.Run(t, hello(home)...)[:12]
 	appID := dockertest.Run(t, hello(app, "--stop-timeout", "1")...)[:12]
 	const grace = 8 * time.Second
-	proxies := protoProxies(t, "--default-host", home, "--unavailable-grace", grace.String())
+	proxies := everyProxy(t, "--default-host", home, "--unavailable-grace", grace.String())
 
 	each := func(what string, check func(t *testing.T, addr string)) {
 		t.Helper()

@@ -116,7 +116,7 @@ func TestGuards(t *testing.T) {
 	bad := dockertest.Run(t, hello(unknown, "--label", "dockroute.middlewares=nope")...)
 	dockertest.Run(t, hello(onlyTraefik, "--label", "dockroute.middlewares=traefik-only")...)
 
-	proxies := protoProxies(t, "--middlewares-file", mwFile, "--auth-file", authFile)
+	proxies := everyProxy(t, "--middlewares-file", mwFile, "--auth-file", authFile)
 	for name, addr := range proxies {
 		t.Run(name, func(t *testing.T) {
 			a := waitAsk(t, addr, "GET", guarded, "/", "alice", "alice-pw", func(a answer) bool { return a.status == 200 }, "200")

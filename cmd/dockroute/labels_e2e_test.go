@@ -29,7 +29,7 @@ func TestTraefikLabels(t *testing.T) {
 		"--label", "traefik.http.services.g.loadbalancer.server.port=9000",
 		"--label", "traefik.http.services.g.loadbalancer.server.scheme=h2c",
 		dockertest.HelloImage)[:12]
-	for name, addr := range protoProxies(t, "--traefik-labels") {
+	for name, addr := range everyProxy(t, "--traefik-labels") {
 		t.Run(name, func(t *testing.T) {
 			waitAnswer(t, addr, a, 200, "hello from "+web)
 			waitAnswer(t, addr, b, 200, "hello from "+web)
@@ -38,7 +38,7 @@ func TestTraefikLabels(t *testing.T) {
 			waitAnswer(t, addr, grpc, 200, "HTTP/2.0")
 		})
 	}
-	for name, addr := range protoProxies(t) {
+	for name, addr := range everyProxy(t) {
 		t.Run(name+"/off", func(t *testing.T) {
 			waitAnswer(t, addr, "nothing.test", 404, "")
 			waitAnswer(t, addr, a, 404, "")
@@ -56,7 +56,7 @@ func TestIPv6Backend(t *testing.T) {
 	host := dockertest.Unique("v6") + ".test"
 	id := dockertest.Run(t, append([]string{"--network", network}, hello(host)...)...)[:12]
 	for family, v6 := range map[string]bool{"6": true, "auto": false} {
-		for name, addr := range protoProxies(t, "--network", network, "--ip-family", family) {
+		for name, addr := range everyProxy(t, "--network", network, "--ip-family", family) {
 			t.Run(family+"/"+name, func(t *testing.T) {
 				a := waitAsk(t, addr, "GET", host, "/", "", "", func(a answer) bool { return a.status == 200 }, "200")
 				// The proxy's address as the app sees it: [fd…]:port over

@@ -16,9 +16,9 @@ import (
 	"github.com/dockroute/dockroute/render/traefik/traefiktest"
 )
 
-// protoProxies starts Traefik and every Caddy, each fed by its own
+// everyProxy starts Traefik and every Caddy, each fed by its own
 // dockroute with args, and returns name → web address.
-func protoProxies(t *testing.T, args ...string) map[string]string {
+func everyProxy(t *testing.T, args ...string) map[string]string {
 	t.Helper()
 	proxies := map[string]string{}
 	tr := traefiktest.Start(t, t.TempDir()+"/dynamic")
@@ -65,14 +65,14 @@ func TestUpstreamProtocols(t *testing.T) {
 	dockertest.Run(t, hello(h2c, "-e", "PROTO=h2c", "-e", "VIRTUAL_PROTO=grpc")...)
 	dockertest.Run(t, hello(tlsHost, "-e", "PROTO=https", "--label", "dockroute.proto=https")...)
 
-	for name, addr := range protoProxies(t, "--upstream-insecure") {
+	for name, addr := range everyProxy(t, "--upstream-insecure") {
 		t.Run(name, func(t *testing.T) {
 			waitAnswer(t, addr, plain, 200, "proto http HTTP/1.1")
 			waitAnswer(t, addr, h2c, 200, "proto http HTTP/2.0")
 			waitAnswer(t, addr, tlsHost, 200, "proto https")
 		})
 	}
-	for name, addr := range protoProxies(t) {
+	for name, addr := range everyProxy(t) {
 		t.Run(name+"/verified", func(t *testing.T) {
 			t.Parallel() // each waits out Caddy's retries
 			waitAnswer(t, addr, plain, 200, "proto http HTTP/1.1")

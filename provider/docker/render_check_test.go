@@ -90,21 +90,29 @@ func TestSeedsLoadInTraefik(t *testing.T) {
 		}
 		accepted++
 		table, out := renderBoth(t, spec)
-		path := filepath.Join(t.TempDir(), "dockroute.yml")
-		os.WriteFile(path, out, 0o644)
-		var reqs []string
-		for _, r := range table.Routes {
-			reqs = append(reqs, strings.Replace(r.Host, "*", "x", 1)+r.Path+"/y")
-		}
-		routes := traefiktest.Check(t, path, reqs...)
-		for i, r := range table.Routes {
-			if got := routes[reqs[i]].Router; got != traefik.Name(r.Host, r.Path) {
-				t.Errorf("%s: %s reaches %q", f, reqs[i], got)
-			}
-		}
+		checkInTraefik(t, f, t.TempDir(), table, out)
 	}
 	if accepted < 3 {
 		t.Fatalf("only %d seeds are accepted requests; the corpus should hold good ones too", accepted)
+	}
+}
+
+// checkInTraefik writes seed's Traefik rendering out into dir and has
+// Traefik's own loader and router take it: every route's host and path
+// reach its router.
+func checkInTraefik(t *testing.T, seed, dir string, table route.Table, out []byte) {
+	t.Helper()
+	path := filepath.Join(dir, "dockroute.yml")
+	os.WriteFile(path, out, 0o644)
+	var reqs []string
+	for _, r := range table.Routes {
+		reqs = append(reqs, strings.Replace(r.Host, "*", "x", 1)+r.Path+"/y")
+	}
+	routes := traefiktest.Check(t, path, reqs...)
+	for i, r := range table.Routes {
+		if got := routes[reqs[i]].Router; got != traefik.Name(r.Host, r.Path) {
+			t.Errorf("%s: %s reaches %q in Traefik", seed, reqs[i], got)
+		}
 	}
 }
 
@@ -236,18 +244,7 @@ func TestTraefikLabelSeedsLoad(t *testing.T) {
 		accepted++
 		table, out := renderBoth(t, spec)
 		dir := t.TempDir()
-		path := filepath.Join(dir, "dockroute.yml")
-		os.WriteFile(path, out, 0o644)
-		var reqs []string
-		for _, r := range table.Routes {
-			reqs = append(reqs, strings.Replace(r.Host, "*", "x", 1)+r.Path+"/y")
-		}
-		routes := traefiktest.Check(t, path, reqs...)
-		for i, r := range table.Routes {
-			if got := routes[reqs[i]].Router; got != traefik.Name(r.Host, r.Path) {
-				t.Errorf("%s: %s reaches %q in Traefik", f, reqs[i], got)
-			}
-		}
+		checkInTraefik(t, f, dir, table, out)
 		caddyConfig := filepath.Join(dir, "caddy.json")
 		os.WriteFile(caddyConfig, []byte(`{"apps":{"http":{"servers":{"d":`+string(caddy.Render(table, caddyFuzzOptions).JSON())+`}}}}`), 0o644)
 		for _, bin := range caddytest.Binaries(t) {

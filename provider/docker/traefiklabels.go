@@ -163,6 +163,7 @@ func unsupportedTraefikLabel(k string) error {
 // middlewares they must agree on (dockroute gives a container one edge).
 func (tl *traefikLabels) spec() (Spec, bool, error) {
 	spec := Spec{Network: tl.network}
+	services := tl.services()
 	names := slices.Sorted(maps.Keys(tl.routers))
 	for i, name := range names {
 		r := tl.routers[name]
@@ -173,11 +174,17 @@ func (tl *traefikLabels) spec() (Spec, bool, error) {
 		if err != nil {
 			return spec, true, fmt.Errorf("label traefik.http.routers.%s.rule: %w", name, err)
 		}
-		port, unset, err := tl.port(name, r)
+		svc, err := serviceOf(name, r, services)
 		if err != nil {
 			return spec, true, err
 		}
-		svc, _ := tl.serviceOf(name, r) // checked by port
+		// No port set: the container's only exposed port, or 80, as
+		// Traefik does.
+		port, set := tl.ports[svc]
+		unset := !set
+		if unset {
+			port = DefaultPort
+		}
 		proto := tl.schemes[svc]
 		for _, h := range rr.Hosts {
 			spec.Targets = append(spec.Targets, Target{Host: h, Path: rr.Path, Port: port, Unset: unset})
@@ -204,23 +211,8 @@ func (tl *traefikLabels) spec() (Spec, bool, error) {
 	return spec, true, nil
 }
 
-// port is the container port router name serves: its service's, else the
-// one service's; unset (the container's only exposed port, or 80, as
-// Traefik does) when that service sets no port or there is none.
-func (tl *traefikLabels) port(name string, r *traefikRouter) (uint16, bool, error) {
-	svc, err := tl.serviceOf(name, r)
-	if err != nil {
-		return 0, false, err
-	}
-	if p, ok := tl.ports[svc]; ok {
-		return p, false, nil
-	}
-	return DefaultPort, true, nil
-}
-
-// serviceOf names the service a router uses: its own, else the one the
-// container defines ("" when none).
-func (tl *traefikLabels) serviceOf(name string, r *traefikRouter) (string, error) {
+// services lists the services the labels define (by port or scheme).
+func (tl *traefikLabels) services() map[string]bool {
 	services := map[string]bool{}
 	for s := range tl.ports {
 		services[s] = true
@@ -228,6 +220,12 @@ func (tl *traefikLabels) serviceOf(name string, r *traefikRouter) (string, error
 	for s := range tl.schemes {
 		services[s] = true
 	}
+	return services
+}
+
+// serviceOf names the service a router uses: its own, else the one the
+// container defines ("" when none).
+func serviceOf(name string, r *traefikRouter, services map[string]bool) (string, error) {
 	switch {
 	case r.service != "" && !services[r.service]:
 		return "", fmt.Errorf("router %s names service %s, which no traefik.http.services.%s.loadbalancer.server label defines", name, r.service, r.service)

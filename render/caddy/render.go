@@ -201,20 +201,21 @@ func Render(t route.Table, opt Options) Server {
 			cmp.Compare(len(b.Path), len(a.Path)),
 		)
 	})
+	var defaults []Route
 	for _, r := range routes {
-		s.Routes = append(s.Routes, proxyRoute(r, opt))
-	}
-	// The default host's routes again, for any host, after every host's.
-	for _, r := range routes {
+		pr := proxyRoute(r, opt)
+		s.Routes = append(s.Routes, pr)
 		if r.Host == opt.DefaultHost {
-			dr := proxyRoute(r, opt)
-			dr.Match = []Match{{PathRegexp: dr.Match[0].PathRegexp}}
-			if dr.Match[0].PathRegexp == nil {
-				dr.Match = nil
+			// Again for any host: the same handlers, the path match alone.
+			pr.Match = nil
+			if r.Path != "" {
+				pr.Match = []Match{{PathRegexp: s.Routes[len(s.Routes)-1].Match[0].PathRegexp}}
 			}
-			s.Routes = append(s.Routes, dr)
+			defaults = append(defaults, pr)
 		}
 	}
+	// The default host's routes come after every host's.
+	s.Routes = append(s.Routes, defaults...)
 	s.Routes = append(s.Routes, notFound)
 	return s
 }

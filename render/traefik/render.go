@@ -71,16 +71,6 @@ func (o Options) Equal(p Options) bool {
 
 // The shapes below are the subset of Traefik's dynamic configuration that
 // dockroute writes, with Traefik's own key names.
-type config struct {
-	// HTTP is omitted when there are no routes: Traefik refuses an empty
-	// "http: {}" ("http cannot be a standalone element") and would then drop
-	// the whole directory, while an empty document loads as "no routes".
-	HTTP *httpConfig `yaml:"http,omitempty"`
-	// TCP holds the TLS passthrough routes; omitted when there are none,
-	// as "tcp: {}" is refused like "http: {}".
-	TCP *tcpConfig `yaml:"tcp,omitempty"`
-}
-
 type tcpConfig struct {
 	Routers  map[string]tcpRouter  `yaml:"routers"`
 	Services map[string]tcpService `yaml:"services"`
@@ -175,43 +165,9 @@ func Render(t route.Table, opt Options) []byte {
 // Routers lists the names of the routers Render writes for t, sorted, as
 // Traefik's API names them ("NAME@file").
 func Routers(t route.Table, opt Options) []string {
-	cfg := build(t, opt)
-	if cfg.HTTP == nil {
-		return nil
-	}
-	names := make([]string, 0, len(cfg.HTTP.Routers))
-	for n := range cfg.HTTP.Routers {
-		names = append(names, n+"@file")
-	}
-	slices.Sort(names)
-	return names
-}
-
-func build(t route.Table, opt Options) config {
-	var cfg config
-	h := &httpConfig{
-		Routers:     make(map[string]router, len(t.Routes)),
-		Middlewares: map[string]middleware{},
-		Services:    make(map[string]service, len(t.Routes)),
-	}
-	tc := &tcpConfig{Routers: map[string]tcpRouter{}, Services: map[string]tcpService{}}
-	for _, r := range t.Routes {
-		if r.TCP {
-			addTCPRoute(tc, r, opt)
-		} else {
-			addRoute(h, r, opt)
-		}
-	}
-	if len(h.Middlewares) == 0 {
-		h.Middlewares = nil
-	}
-	if len(h.Routers) > 0 {
-		cfg.HTTP = h
-	}
-	if len(tc.Routers) > 0 {
-		cfg.TCP = tc
-	}
-	return cfg
+	var rd Renderer
+	rd.Render(t, opt)
+	return rd.Routers()
 }
 
 // tcpPrefix names TLS passthrough routers and services.

@@ -249,6 +249,13 @@ func TestNameIsOneToOne(t *testing.T) {
 	}
 }
 
+// config is the file's top level, the shape these tests decode the output
+// into (strictly, with yaml.v3) to check it holds nothing else.
+type config struct {
+	HTTP *httpConfig `yaml:"http,omitempty"`
+	TCP  *tcpConfig  `yaml:"tcp,omitempty"`
+}
+
 func decode(t *testing.T, out []byte) config {
 	t.Helper()
 	var cfg config

@@ -79,6 +79,9 @@ func (rd *Renderer) Render(t route.Table, opt Options) []byte {
 	var buf bytes.Buffer
 	buf.Grow(len(header) + 260*len(t.Routes))
 	buf.WriteString(header)
+	// An empty section ("http: {}", "tcp: {}") is refused by Traefik as
+	// standalone and would drop the whole directory; an empty document
+	// loads as "no routes".
 	if len(routers) == 0 && len(tcpRouters) == 0 {
 		buf.WriteString("{}\n")
 		return buf.Bytes()
