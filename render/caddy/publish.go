@@ -10,6 +10,7 @@ import (
 	"maps"
 	"net/http"
 	"reflect"
+	"slices"
 	"sync"
 
 	"github.com/dockroute/dockroute/provider/route"
@@ -67,6 +68,11 @@ func (p *Publisher) Writes() int {
 // publishes all the others. It fails only when nothing could be published
 // (Caddy unreachable, or refusing even a server without routes); Caddy then
 // keeps its previous config and the caller retries.
+//
+// With lookups (Options.Lookup), a table that differs from the last one
+// only in upstream addresses is not pushed at all: the lookup answers carry
+// the change, and Caddy keeps the upstreams it was last given as its
+// fallback for when dockroute does not answer.
 func (p *Publisher) Publish(ctx context.Context, t route.Table) error {
 	return p.publish(ctx, Render(t, p.Options()))
 }
@@ -74,6 +80,7 @@ func (p *Publisher) Publish(ctx context.Context, t route.Table) error {
 func (p *Publisher) publish(ctx context.Context, want Server) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	want = keepFallbacks(want, p.pushed)
 	err := p.ensure(ctx, want)
 	if !isRefusal(err) {
 		return err
@@ -279,6 +286,41 @@ func (p *Publisher) accepted(ctx context.Context) Server {
 		json.Unmarshal(raw, &s)
 	}
 	return s
+}
+
+// keepFallbacks returns want with the upstream lists Caddy already has,
+// if that makes it what Caddy already runs: a change of looked-up
+// upstreams alone then writes nothing. Any other change is a config load
+// anyway, which then also brings every fallback list up to date.
+func keepFallbacks(want Server, pushed *Server) Server {
+	if pushed == nil || len(pushed.Routes) != len(want.Routes) {
+		return want
+	}
+	kept := want
+	kept.Routes = slices.Clone(want.Routes)
+	for i, r := range kept.Routes {
+		old := pushed.Routes[i]
+		if !looksUp(r) || !looksUp(old) || !reflect.DeepEqual(withoutUpstreams(r), withoutUpstreams(old)) {
+			continue
+		}
+		kept.Routes[i] = old
+	}
+	if !reflect.DeepEqual(kept, *pushed) {
+		return want
+	}
+	return kept
+}
+
+// looksUp tells whether r proxies to looked-up upstreams.
+func looksUp(r Route) bool {
+	return len(r.Handle) > 0 && r.Handle[len(r.Handle)-1].DynamicUpstreams != nil
+}
+
+// withoutUpstreams is r without its proxy's fallback upstreams.
+func withoutUpstreams(r Route) Route {
+	r.Handle = slices.Clone(r.Handle)
+	r.Handle[len(r.Handle)-1].Upstreams = nil
+	return r
 }
 
 // isRefusal tells whether Caddy rejected a config change as invalid (400 or

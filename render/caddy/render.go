@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/dockroute/dockroute/provider/route"
 	"github.com/dockroute/dockroute/render/auth"
@@ -39,13 +40,27 @@ type Options struct {
 	// routes choose by name.
 	Middlewares *mw.Catalog
 	Auth        *auth.Groups
+	// Lookup, when set, has Caddy ask dockroute for each route's upstreams
+	// by DNS, so that a replica starting or stopping needs no config load.
+	Lookup *Lookup
+}
+
+// Lookup is where Caddy asks for upstreams and how often.
+type Lookup struct {
+	// Resolver is the address Caddy dials, as Caddy writes network
+	// addresses: "udp/127.0.0.1:5353".
+	Resolver string
+	// Refresh is how long Caddy uses an answer before asking again: the
+	// longest a stopping replica can still be sent new requests, and the
+	// longest a new one waits for its first.
+	Refresh time.Duration
 }
 
 // Equal tells whether two option sets render alike.
 func (o Options) Equal(p Options) bool {
 	return o.ID == p.ID && slices.Equal(o.Listen, p.Listen) && o.AutoHTTPS == p.AutoHTTPS && o.NoRedirect == p.NoRedirect &&
 		o.InsecureUpstream == p.InsecureUpstream && o.Middlewares.Equal(p.Middlewares) && o.Auth.Equal(p.Auth) &&
-		o.DefaultHost == p.DefaultHost
+		o.DefaultHost == p.DefaultHost && (o.Lookup == nil) == (p.Lookup == nil) && (o.Lookup == nil || *o.Lookup == *p.Lookup)
 }
 
 // The types below are the subset of Caddy's JSON that dockroute writes. Each
@@ -92,11 +107,14 @@ type PathPattern struct {
 
 // Handler is a reverse_proxy or static_response handler.
 type Handler struct {
-	Handler       string         `json:"handler"`
-	Upstreams     []Upstream     `json:"upstreams,omitempty"`
-	LoadBalancing *LoadBalancing `json:"load_balancing,omitempty"`
-	HealthChecks  *HealthChecks  `json:"health_checks,omitempty"`
-	Transport     *Transport     `json:"transport,omitempty"`
+	Handler   string     `json:"handler"`
+	Upstreams []Upstream `json:"upstreams,omitempty"`
+	// DynamicUpstreams, when set, is where Caddy gets the upstreams from;
+	// Upstreams are then only used when the lookup fails.
+	DynamicUpstreams *DynamicUpstreams `json:"dynamic_upstreams,omitempty"`
+	LoadBalancing    *LoadBalancing    `json:"load_balancing,omitempty"`
+	HealthChecks     *HealthChecks     `json:"health_checks,omitempty"`
+	Transport        *Transport        `json:"transport,omitempty"`
 	// StripPathPrefix is the rewrite handler's prefix removal.
 	StripPathPrefix string              `json:"strip_path_prefix,omitempty"`
 	StatusCode      int                 `json:"status_code,omitempty"`
@@ -116,6 +134,22 @@ func (h Handler) MarshalJSON() ([]byte, error) {
 		return h.Raw, nil
 	}
 	return json.Marshal(handlerFields(h))
+}
+
+// DynamicUpstreams is reverse_proxy's "a" source: Caddy looks Name up
+// (A and AAAA) at most once per Refresh, while requests arrive, and dials
+// each address at Port. Every field is in Caddy 2.6.0 and later.
+type DynamicUpstreams struct {
+	Source   string    `json:"source"`
+	Name     string    `json:"name"`
+	Port     string    `json:"port"`
+	Refresh  string    `json:"refresh"`
+	Resolver *Resolver `json:"resolver"`
+}
+
+// Resolver is the DNS server the source asks.
+type Resolver struct {
+	Addresses []string `json:"addresses"`
 }
 
 // Upstream is one backend address.
@@ -254,8 +288,9 @@ func proxyRoute(r route.Route, opt Options) Route {
 	return Route{
 		Match: []Match{m},
 		Handle: append(handle, Handler{
-			Handler:   "reverse_proxy",
-			Upstreams: ups,
+			Handler:          "reverse_proxy",
+			Upstreams:        ups,
+			DynamicUpstreams: dynamic(r, opt.Lookup),
 			LoadBalancing: &LoadBalancing{
 				SelectionPolicy: &SelectionPolicy{Policy: "round_robin"},
 				TryDuration:     "5s",

@@ -1,0 +1,88 @@
+package caddy
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"net"
+	"net/netip"
+	"slices"
+
+	"github.com/dockroute/dockroute/provider/route"
+	"github.com/dockroute/dockroute/render/caddy/lookup"
+)
+
+// lookupDomain holds the names dockroute makes up for routes. ".internal"
+// is reserved for private use (ICANN, 2024): no real name can clash.
+const lookupDomain = ".dockroute.internal."
+
+// target is how Caddy finds a route's upstreams by lookup: the name
+// dockroute answers, the port every upstream shares, and the addresses.
+type target struct {
+	name, port string
+	addrs      []netip.Addr
+}
+
+// lookupTarget returns r's target; ok is false for a route whose upstreams
+// cannot be looked up: servers that are not IP addresses (a routes file
+// may name hosts) or replicas listening on different ports. Such a route
+// keeps its upstreams in the config, reloaded on every change, as without
+// lookups.
+//
+// The name covers the host, path and port, so a route whose port changes
+// asks under a new name, and the answers for the old one (which Caddy's
+// old config still asks for until the new config is loaded) are gone
+// instead of wrong.
+func lookupTarget(r route.Route) (t target, ok bool) {
+	if len(r.Servers) == 0 || r.TCP {
+		return t, false
+	}
+	for _, s := range r.Servers {
+		host, port, err := net.SplitHostPort(s)
+		if err != nil {
+			return t, false
+		}
+		a, err := netip.ParseAddr(host)
+		if err != nil || a.Zone() != "" || t.port != "" && port != t.port {
+			return t, false
+		}
+		t.port = port
+		t.addrs = append(t.addrs, a.Unmap())
+	}
+	slices.SortFunc(t.addrs, netip.Addr.Compare)
+	t.addrs = slices.Compact(t.addrs)
+	if len(t.addrs) != len(r.Servers) {
+		return t, false // one address twice (two ports): not a set of replicas
+	}
+	sum := sha256.Sum256([]byte(r.Host + "\x00" + r.Path + "\x00" + t.port))
+	t.name = "r" + hex.EncodeToString(sum[:10]) + lookupDomain
+	return t, true
+}
+
+// dynamic is the reverse_proxy source for r, nil without lookups or when
+// r cannot be looked up.
+func dynamic(r route.Route, l *Lookup) *DynamicUpstreams {
+	if l == nil {
+		return nil
+	}
+	t, ok := lookupTarget(r)
+	if !ok {
+		return nil
+	}
+	return &DynamicUpstreams{
+		Source: "a", Name: t.name, Port: t.port, Refresh: l.Refresh.String(),
+		Resolver: &Resolver{Addresses: []string{l.Resolver}},
+	}
+}
+
+// Answers is what the lookup server answers for t: every route's
+// upstreams under its name. It is computed from the table alone, so it is
+// right whatever Caddy's config is doing.
+func Answers(t route.Table) lookup.Answers {
+	a := make(lookup.Answers)
+	for _, r := range t.Routes {
+		if tg, ok := lookupTarget(r); ok {
+			a[tg.name] = tg.addrs
+		}
+	}
+	return a
+}

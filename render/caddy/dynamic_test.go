@@ -1,0 +1,208 @@
+package caddy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/dockroute/dockroute/provider/route"
+	"github.com/dockroute/dockroute/render/caddy/caddytest"
+	"github.com/dockroute/dockroute/render/caddy/lookup"
+)
+
+func TestLookupTarget(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		servers []string
+		ok      bool
+		port    string
+		addrs   []string
+	}{
+		{"replicas", []string{"172.17.0.3:8080", "172.17.0.2:8080"}, true, "8080", []string{"172.17.0.2", "172.17.0.3"}},
+		{"ipv6", []string{"[fd00::2]:80"}, true, "80", []string{"fd00::2"}},
+		{"mixed ports", []string{"172.17.0.2:8080", "172.17.0.3:9090"}, false, "", nil},
+		{"one address, two ports", []string{"172.17.0.2:8080", "172.17.0.2:8080"}, false, "", nil},
+		{"host name", []string{"api.internal:8080"}, false, "", nil},
+		{"zone", []string{"[fe80::1%eth0]:80"}, false, "", nil},
+		{"no servers", nil, false, "", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tg, ok := lookupTarget(route.Route{Host: "a.test", Servers: tc.servers})
+			if ok != tc.ok {
+				t.Fatalf("ok = %v, want %v", ok, tc.ok)
+			}
+			if !ok {
+				return
+			}
+			var addrs []string
+			for _, a := range tg.addrs {
+				addrs = append(addrs, a.String())
+			}
+			if tg.port != tc.port || !slices.Equal(addrs, tc.addrs) {
+				t.Fatalf("got port %q addrs %v", tg.port, addrs)
+			}
+		})
+	}
+	// The name follows host, path and port, and nothing else.
+	name := func(host, path string, servers ...string) string {
+		tg, _ := lookupTarget(route.Route{Host: host, Path: path, Servers: servers})
+		return tg.name
+	}
+	a := name("a.test", "", "10.0.0.1:80")
+	if a != name("a.test", "", "10.0.0.2:80", "10.0.0.3:80") {
+		t.Fatal("replicas changed the name")
+	}
+	for _, other := range []string{name("b.test", "", "10.0.0.1:80"), name("a.test", "/api", "10.0.0.1:80"), name("a.test", "", "10.0.0.1:81")} {
+		if other == a {
+			t.Fatal("two routes share a name")
+		}
+	}
+}
+
+func TestRenderGoldenWithLookups(t *testing.T) {
+	tbl := route.Table{Routes: []route.Route{
+		{Host: "a.example.com", Servers: []string{"172.17.0.2:8080", "172.17.0.3:8080"}},
+		{Host: "mixed.example.com", Servers: []string{"172.17.0.4:80", "172.17.0.5:81"}},
+	}}
+	opt := Options{ID: "dockroute", Listen: []string{":80"}, Lookup: &Lookup{Resolver: "udp/127.0.0.1:5353", Refresh: 250 * time.Millisecond}}
+	got, _ := json.MarshalIndent(Render(tbl, opt), "", "  ")
+	const path = "testdata/server-lookups.golden.json"
+	if *update {
+		os.WriteFile(path, got, 0o644)
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("Render differs from %s (go test -update to accept):\n%s", path, got)
+	}
+}
+
+// listenAt serves name's answers on addr (a loopback IP and port).
+func listenAt(t *testing.T, addr, name string) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintf(w, "%s %s", name, r.Host) })}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+}
+
+// TestLookupChangesNeedNoLoad runs the lookup server beside a real Caddy
+// (both versions): replicas coming and going change what Caddy routes to
+// without one config load; a new host loads once, and that load also
+// brings the fallback upstreams up to date, which Caddy uses when
+// dockroute stops answering.
+func TestLookupChangesNeedNoLoad(t *testing.T) {
+	caddytest.Each(t, func(t *testing.T, bin string) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		srv := lookup.New(slog.Default())
+		serve, dnsAddr, err := srv.Listen("127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		served := make(chan struct{})
+		go func() { serve(ctx); close(served) }()
+
+		// Two "replicas" on one port, as containers are: 127.0.0.2 and .3.
+		port := strconv.Itoa(caddytest.FreePort(t))
+		a, b := "127.0.0.2:"+port, "127.0.0.3:"+port
+		listenAt(t, a, "a")
+		listenAt(t, b, "b")
+
+		c := caddytest.Start(t, bin, caddytest.UserConfig(caddytest.FreePort(t)))
+		p, _ := newPublisher(t, c, caddytest.FreePort(t))
+		opt := p.Options()
+		const refresh = 100 * time.Millisecond
+		opt.Lookup = &Lookup{Resolver: "udp/" + dnsAddr, Refresh: refresh}
+		p.SetOptions(opt)
+		via := opt.Listen[0]
+		publish := func(routes map[string][]string) {
+			t.Helper()
+			tbl := table(routes)
+			srv.Set(Answers(tbl))
+			if err := p.Publish(ctx, tbl); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// until polls until app.test is answered by exactly want.
+		until := func(want ...string) {
+			t.Helper()
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				got := answers(t, via, "app.test", 20)
+				var who []string
+				for k := range got {
+					who = append(who, k)
+				}
+				slices.Sort(who)
+				if slices.Equal(who, want) {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("app.test answered %v, want %v", got, want)
+				}
+				time.Sleep(refresh / 2)
+			}
+		}
+
+		publish(map[string][]string{"app.test": {a}})
+		until("200 a")
+		loads := c.Loads()
+		publish(map[string][]string{"app.test": {a, b}})
+		until("200 a", "200 b")
+		publish(map[string][]string{"app.test": {b}})
+		until("200 b")
+		if got := c.Loads(); got != loads {
+			t.Fatalf("replica changes loaded caddy's config %d times, want 0", got-loads)
+		}
+		if srv.Queries.Load() == 0 {
+			t.Fatal("caddy never asked the lookup server")
+		}
+
+		// A new host is a config change: one load, with every fallback
+		// list as it is now.
+		publish(map[string][]string{"app.test": {b}, "new.test": {a}})
+		for deadline := time.Now().Add(2 * time.Second); c.Loads() == loads && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond) // Caddy logs the autosave just after it answers
+		}
+		if got := c.Loads(); got != loads+1 {
+			t.Fatalf("a new host: %d loads, want 1", got-loads)
+		}
+		if got := answers(t, via, "new.test", 2); got["200 a"] != 2 {
+			t.Fatalf("new.test: %v", got)
+		}
+
+		// dockroute gone: Caddy falls back to the upstreams of that load.
+		cancel()
+		<-served
+		time.Sleep(2 * refresh)
+		until("200 b")
+	})
+}
+
+func TestAnswersFollowTheTable(t *testing.T) {
+	tbl := route.Table{Routes: []route.Route{
+		{Host: "a.test", Servers: []string{"10.0.0.2:80", "10.0.0.1:80"}},
+		{Host: "files.test", Servers: []string{"files.internal:80"}},
+		{Host: "down.test"},
+	}}
+	got := Answers(tbl)
+	tg, _ := lookupTarget(tbl.Routes[0])
+	if len(got) != 1 || !slices.Equal(got[tg.name], []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")}) {
+		t.Fatalf("answers %v", got)
+	}
+}

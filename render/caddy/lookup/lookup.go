@@ -1,0 +1,278 @@
+// Package lookup answers the DNS questions a stock Caddy asks for its
+// dynamic upstreams (the "a" source of reverse_proxy), so that a replica
+// starting or stopping changes an answer here instead of Caddy's config:
+// Caddy reloads its whole config on every admin API change, and a lookup
+// changes nothing but the one route's upstream list.
+//
+// It is a tiny authoritative server for names dockroute made up: A and AAAA
+// for the names it was given, NXDOMAIN for every other name, no recursion.
+// It answers over UDP and, for answers too long for a datagram, TCP, as Go's
+// resolver (Caddy's) expects.
+package lookup
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/dns/dnsmessage"
+)
+
+// Answers maps a name (lower case, with its final dot) to its addresses.
+type Answers map[string][]netip.Addr
+
+const (
+	// udpLimit is the answer size every DNS client takes over UDP; larger
+	// ones need the asker's EDNS0 size (Go asks 1232).
+	udpLimit = 512
+	// ednsLimit caps the EDNS0 size dockroute honours: 1232 bytes is the
+	// size that avoids IP fragmentation (DNS Flag Day 2020).
+	ednsLimit = 1232
+	// tcpIdle is how long a TCP connection may sit without a question.
+	tcpIdle = 10 * time.Second
+)
+
+// Server answers from the last Answers it was given. Its zero value
+// answers NXDOMAIN for everything; it is safe for concurrent use.
+type Server struct {
+	answers atomic.Pointer[Answers]
+	log     *slog.Logger
+	// Queries counts the questions answered, for metrics and tests.
+	Queries atomic.Int64
+}
+
+// New returns a server that logs to log.
+func New(log *slog.Logger) *Server { return &Server{log: log} }
+
+// Set replaces every answer at once: a question sees the old set or the
+// new, never a mix. a must not be changed afterwards.
+func (s *Server) Set(a Answers) { s.answers.Store(&a) }
+
+// lookup returns name's addresses; ok is false for a name not given.
+func (s *Server) lookup(name string) (addrs []netip.Addr, ok bool) {
+	a := s.answers.Load()
+	if a == nil {
+		return nil, false
+	}
+	addrs, ok = (*a)[strings.ToLower(name)]
+	return addrs, ok
+}
+
+// Listen binds UDP and TCP on addr (host:port) and returns the function
+// that serves them until its context ends, and the address bound (addr
+// may ask for any port). Binding here, not in serve, makes an address in
+// use fail the start-up instead of a goroutine.
+func (s *Server) Listen(addr string) (serve func(context.Context), bound string, err error) {
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return nil, "", err
+	}
+	bound = pc.LocalAddr().String()
+	ln, err := net.Listen("tcp", bound)
+	if err != nil {
+		pc.Close()
+		return nil, "", err
+	}
+	return func(ctx context.Context) {
+		var wg sync.WaitGroup
+		wg.Go(func() { s.serveUDP(pc) })
+		wg.Go(func() { s.serveTCP(ln) })
+		<-ctx.Done()
+		pc.Close()
+		ln.Close()
+		wg.Wait()
+	}, bound, nil
+}
+
+func (s *Server) serveUDP(pc net.PacketConn) {
+	buf := make([]byte, 65535)
+	for {
+		n, from, err := pc.ReadFrom(buf)
+		if errors.Is(err, net.ErrClosed) {
+			return
+		}
+		if err != nil {
+			s.log.Warn("upstream lookups: reading a question", "err", err)
+			continue
+		}
+		if resp := s.Answer(buf[:n], udpLimit); resp != nil {
+			pc.WriteTo(resp, from)
+		}
+	}
+}
+
+func (s *Server) serveTCP(ln net.Listener) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	var mu sync.Mutex
+	conns := map[net.Conn]bool{}
+	defer func() {
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	}()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return // closed
+		}
+		mu.Lock()
+		conns[c] = true
+		mu.Unlock()
+		wg.Go(func() {
+			s.serveConn(c)
+			mu.Lock()
+			delete(conns, c)
+			mu.Unlock()
+		})
+	}
+}
+
+// serveConn answers length-prefixed questions on c until it idles or
+// closes (RFC 7766).
+func (s *Server) serveConn(c net.Conn) {
+	defer c.Close()
+	var size [2]byte
+	for {
+		c.SetDeadline(time.Now().Add(tcpIdle))
+		if _, err := io.ReadFull(c, size[:]); err != nil {
+			return
+		}
+		req := make([]byte, binary.BigEndian.Uint16(size[:]))
+		if _, err := io.ReadFull(c, req); err != nil {
+			return
+		}
+		resp := s.Answer(req, 65535)
+		if resp == nil {
+			return
+		}
+		if _, err := c.Write(binary.BigEndian.AppendUint16(nil, uint16(len(resp)))); err != nil {
+			return
+		}
+		if _, err := c.Write(resp); err != nil {
+			return
+		}
+	}
+}
+
+// Answer returns the response to the DNS message req, at most limit bytes
+// long (an EDNS0 size in req may raise a UDP limit); an answer that does
+// not fit is sent truncated, without records, so the asker retries over
+// TCP. It returns nil for what deserves no answer: a message too broken to
+// carry an ID, or a response.
+func (s *Server) Answer(req []byte, limit int) []byte {
+	var p dnsmessage.Parser
+	h, err := p.Start(req)
+	if err != nil || h.Response {
+		return nil
+	}
+	q, err := p.Question()
+	if err != nil {
+		return reply(h, nil, dnsmessage.RCodeFormatError, nil, false, false)
+	}
+	edns := false
+	if limit == udpLimit {
+		limit, edns = udpSize(&p)
+	}
+	if h.OpCode != 0 {
+		return reply(h, &q, dnsmessage.RCodeNotImplemented, nil, edns, false)
+	}
+	if q.Class != dnsmessage.ClassINET {
+		return reply(h, &q, dnsmessage.RCodeRefused, nil, edns, false)
+	}
+	s.Queries.Add(1)
+	addrs, ok := s.lookup(q.Name.String())
+	if !ok {
+		return reply(h, &q, dnsmessage.RCodeNameError, nil, edns, false)
+	}
+	var want []netip.Addr
+	for _, a := range addrs {
+		if q.Type == dnsmessage.TypeA && a.Is4() || q.Type == dnsmessage.TypeAAAA && a.Is6() && !a.Is4In6() {
+			want = append(want, a)
+		}
+	}
+	resp := reply(h, &q, dnsmessage.RCodeSuccess, want, edns, false)
+	if len(resp) > limit {
+		return reply(h, &q, dnsmessage.RCodeSuccess, nil, edns, true)
+	}
+	return resp
+}
+
+// udpSize reads the asker's EDNS0 UDP size from the additional section:
+// the answer limit, and whether the asker speaks EDNS0 at all (then the
+// answer carries an OPT record too, RFC 6891).
+func udpSize(p *dnsmessage.Parser) (limit int, edns bool) {
+	if p.SkipAllQuestions() != nil || p.SkipAllAnswers() != nil || p.SkipAllAuthorities() != nil {
+		return udpLimit, false
+	}
+	for {
+		h, err := p.AdditionalHeader()
+		if err != nil {
+			return udpLimit, false
+		}
+		if h.Type == dnsmessage.TypeOPT {
+			return min(max(int(h.Class), udpLimit), ednsLimit), true
+		}
+		if p.SkipAdditional() != nil {
+			return udpLimit, false
+		}
+	}
+}
+
+// reply builds the answer to the question of req's header h; q is nil when
+// the question could not be read.
+func reply(h dnsmessage.Header, q *dnsmessage.Question, rcode dnsmessage.RCode, addrs []netip.Addr, edns, truncated bool) []byte {
+	b := dnsmessage.NewBuilder(make([]byte, 0, 512), dnsmessage.Header{
+		ID: h.ID, Response: true, OpCode: h.OpCode, Authoritative: rcode == dnsmessage.RCodeSuccess || rcode == dnsmessage.RCodeNameError,
+		RecursionDesired: h.RecursionDesired, RCode: rcode, Truncated: truncated,
+	})
+	b.EnableCompression()
+	// Errors below can only come from a name or record that does not
+	// encode, and every one of them comes from the question just parsed.
+	if q != nil {
+		if b.StartQuestions() != nil || b.Question(*q) != nil {
+			return nil
+		}
+		if b.StartAnswers() != nil {
+			return nil
+		}
+		// TTL 0: Caddy caches by its own refresh interval; nothing else
+		// should keep these.
+		rh := dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET}
+		for _, a := range addrs {
+			var err error
+			if a.Is4() {
+				err = b.AResource(rh, dnsmessage.AResource{A: a.As4()})
+			} else {
+				err = b.AAAAResource(rh, dnsmessage.AAAAResource{AAAA: a.As16()})
+			}
+			if err != nil {
+				return nil
+			}
+		}
+	}
+	if edns {
+		if b.StartAdditionals() != nil {
+			return nil
+		}
+		var oh dnsmessage.ResourceHeader
+		if oh.SetEDNS0(ednsLimit, dnsmessage.RCodeSuccess, false) != nil || b.OPTResource(oh, dnsmessage.OPTResource{}) != nil {
+			return nil
+		}
+	}
+	resp, err := b.Finish()
+	if err != nil {
+		return nil
+	}
+	return resp
+}
