@@ -121,8 +121,8 @@ func BenchmarkPublishUnchanged10k(b *testing.B) {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		if wrote, err := o.publish(context.Background(), t); err != nil || wrote {
-			b.Fatalf("an unchanged publish wrote (%v) or failed: %v", wrote, err)
+		if did, err := o.publish(context.Background(), t); err != nil || did != unchanged {
+			b.Fatalf("an unchanged publish was %s or failed: %v", did, err)
 		}
 	}
 }

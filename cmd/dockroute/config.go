@@ -2,12 +2,15 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -44,6 +47,9 @@ type config struct {
 	CaddyTLS            bool
 	CaddyNoRedirect     bool
 	CaddyCheck          time.Duration
+	CaddyDNS            string
+	CaddyDNSAdvertise   string
+	CaddyDNSRefresh     time.Duration
 	TraefikEntryPoints  string
 	TraefikTLS          bool
 	TraefikCertResolver string
@@ -87,7 +93,7 @@ var liveKeys = map[string]bool{
 	"log-level": true, "network": true, "health": true,
 	"traefik-entrypoints": true, "traefik-tls": true, "traefik-certresolver": true, "traefik-redirect": true,
 	"caddy-listen": true, "caddy-tls": true, "caddy-no-redirect": true, "upstream-insecure": true,
-	"default-host": true, "traefik-labels": true, "ip-family": true,
+	"default-host": true, "traefik-labels": true, "ip-family": true, "caddy-dns-refresh": true,
 }
 
 func (c config) dockerOptions() docker.Options {
@@ -103,8 +109,16 @@ func (c config) caddyOptions() caddy.Options {
 	return caddy.Options{
 		ID: c.CaddyServer, Listen: splitList(c.CaddyListen), AutoHTTPS: c.CaddyTLS, NoRedirect: c.CaddyNoRedirect,
 		InsecureUpstream: c.UpstreamInsecure, Middlewares: c.files.catalog, Auth: c.files.groups,
-		DefaultHost: c.defaultHost(),
+		DefaultHost: c.defaultHost(), Lookup: c.caddyLookup(),
 	}
+}
+
+// caddyLookup is where Caddy asks for upstreams, nil without --caddy-dns.
+func (c config) caddyLookup() *caddy.Lookup {
+	if c.CaddyDNS == "" {
+		return nil
+	}
+	return &caddy.Lookup{Resolver: "udp/" + cmp.Or(c.CaddyDNSAdvertise, c.CaddyDNS), Refresh: c.CaddyDNSRefresh}
 }
 
 // defaultHost is --default-host in canonical form ("" if unset).
@@ -148,6 +162,9 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.CaddyTLS, "caddy-tls", false, "keep Caddy's automatic HTTPS on for routed hosts (use with --caddy-listen :443)")
 	fs.BoolVar(&c.CaddyNoRedirect, "caddy-no-redirect", false, "with --caddy-tls, do not redirect HTTP to HTTPS")
 	durationVar(fs, &c.CaddyCheck, "caddy-check", 5*time.Second, "how often to check that Caddy still has dockroute's server, restoring it if lost")
+	fs.StringVar(&c.CaddyDNS, "caddy-dns", "", "answer Caddy's upstream lookups on this address (HOST:PORT, UDP and TCP), so replicas starting and stopping change no Caddy config; off when empty")
+	fs.StringVar(&c.CaddyDNSAdvertise, "caddy-dns-advertise", "", "the address Caddy reaches --caddy-dns at, when not the same (e.g. dockroute:5353 beside Caddy in Compose)")
+	durationVar(fs, &c.CaddyDNSRefresh, "caddy-dns-refresh", 250*time.Millisecond, "with --caddy-dns, how long Caddy uses an answer before asking again: the longest a stopping replica may still get new requests")
 	fs.StringVar(&c.DockerHost, "docker-host", "", "Docker engines to follow, comma-separated URLs (unix:///PATH, tcp://HOST:PORT) with optional ?tls=DIR&addr=network|published&advertise=ADDR&name=NAME; default: DOCKER_HOST or the local socket")
 	fs.StringVar(&c.Swarm, "swarm", "auto", "follow swarm services: auto (on an engine that is a swarm manager), on (require it), off")
 	durationVar(fs, &c.EngineGrace, "engine-grace", time.Minute, "with several engines, how long an engine that went away keeps its routes before they are dropped")
@@ -313,6 +330,32 @@ func (c config) where(err error) error {
 	return err
 }
 
+// validateDNS checks --caddy-dns and the settings beside it.
+func (c config) validateDNS() error {
+	if c.CaddyDNS == "" {
+		return nil
+	}
+	if c.Output != "caddy" {
+		return invalid("caddy-dns", "--caddy-dns %q: only --output caddy looks upstreams up", c.CaddyDNS)
+	}
+	host, port, err := net.SplitHostPort(c.CaddyDNS)
+	if err != nil || port == "" || port == "0" {
+		return invalid("caddy-dns", "--caddy-dns %q: want HOST:PORT, e.g. 127.0.0.1:5353", c.CaddyDNS)
+	}
+	if ip, err := netip.ParseAddr(host); c.CaddyDNSAdvertise == "" && (host == "" || err == nil && ip.IsUnspecified()) {
+		return invalid("caddy-dns", "--caddy-dns %q listens on every address: say which one Caddy reaches with --caddy-dns-advertise", c.CaddyDNS)
+	}
+	if c.CaddyDNSAdvertise != "" {
+		if _, port, err := net.SplitHostPort(c.CaddyDNSAdvertise); err != nil || port == "" {
+			return invalid("caddy-dns-advertise", "--caddy-dns-advertise %q: want HOST:PORT", c.CaddyDNSAdvertise)
+		}
+	}
+	if c.CaddyDNSRefresh <= 0 {
+		return invalid("caddy-dns-refresh", "--caddy-dns-refresh %v: must be positive", c.CaddyDNSRefresh)
+	}
+	return nil
+}
+
 // validate checks the settings as a whole, as they will run. A reload
 // validates the merged result (what the file changes live on top of what
 // keeps running), not only the new file.
@@ -332,6 +375,9 @@ func (c config) validate(cmd string) error {
 		case c.CaddyCheck <= 0:
 			return invalid("caddy-check", "--caddy-check %v: must be positive", c.CaddyCheck)
 		}
+	}
+	if err := c.validateDNS(); err != nil {
+		return err
 	}
 	for _, h := range splitList(c.DockerHost) {
 		if _, err := docker.ParseEndpoint(h); err != nil {

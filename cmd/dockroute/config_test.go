@@ -78,6 +78,12 @@ func TestConfigRejects(t *testing.T) {
 		{args: []string{"--resync", "soon"}, want: "not a duration: write it as a number with a unit, like 30s"},
 		{args: []string{"--resyncc", "1s"}, want: "unknown flag --resyncc (did you mean --resync?)"},
 		{file: "resync: soon\n", want: "line 1: resync: not a duration"},
+		{args: []string{"--caddy-dns", "127.0.0.1:5353"}, want: "only --output caddy"},
+		{args: []string{"--output", "caddy", "--caddy-dns", "127.0.0.1"}, want: "want HOST:PORT"},
+		{args: []string{"--output", "caddy", "--caddy-dns", ":5353"}, want: "--caddy-dns-advertise"},
+		{args: []string{"--output", "caddy", "--caddy-dns", "0.0.0.0:5353"}, want: "--caddy-dns-advertise"},
+		{args: []string{"--output", "caddy", "--caddy-dns", ":5353", "--caddy-dns-advertise", "dockroute"}, want: "--caddy-dns-advertise \"dockroute\": want HOST:PORT"},
+		{args: []string{"--output", "caddy", "--caddy-dns", "127.0.0.1:5353", "--caddy-dns-refresh", "0s"}, want: "must be positive"},
 	} {
 		t.Run(strings.Join(tc.args, " ")+tc.env+tc.file, func(t *testing.T) {
 			if tc.env != "" {

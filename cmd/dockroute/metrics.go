@@ -34,7 +34,7 @@ func newMetrics(w *docker.Fleet, dl *delivery) *metrics {
 			Name: "dockroute_unavailable_routes", Help: "Routes in the last table published that answer 503: their containers all stopped within --unavailable-grace.",
 		}),
 		publishes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "dockroute_publishes_total", Help: "Publish attempts by result: written, unchanged or error.",
+			Name: "dockroute_publishes_total", Help: "Publish attempts by result: written (the proxy's config changed: a Traefik file, a Caddy load), answered (with --caddy-dns, only Caddy's upstream lookups answer differently), unchanged or error.",
 		}, []string{"result"}),
 		publishSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "dockroute_publish_duration_seconds", Help: "Time to render and publish a table.",
@@ -58,24 +58,20 @@ func newMetrics(w *docker.Fleet, dl *delivery) *metrics {
 			}, func() float64 { _, n, _ := dl.state(); return float64(n) }),
 		)
 	}
-	for _, r := range []string{"written", "unchanged", "error"} {
+	for _, r := range []string{"written", "answered", "unchanged", "error"} {
 		m.publishes.WithLabelValues(r) // show zeros before the first publish
 	}
 	return m
 }
 
 // observe records one publish.
-func (m *metrics) observe(t route.Table, took time.Duration, wrote bool, err error) {
+func (m *metrics) observe(t route.Table, took time.Duration, did outcome, err error) {
 	m.publishSeconds.Observe(took.Seconds())
-	switch {
-	case err != nil:
+	if err != nil {
 		m.publishes.WithLabelValues("error").Inc()
 		return
-	case wrote:
-		m.publishes.WithLabelValues("written").Inc()
-	default:
-		m.publishes.WithLabelValues("unchanged").Inc()
 	}
+	m.publishes.WithLabelValues(string(did)).Inc()
 	m.routes.Set(float64(len(t.Routes)))
 	down := 0
 	for _, r := range t.Routes {

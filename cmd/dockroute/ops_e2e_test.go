@@ -476,6 +476,16 @@ func TestComposeStacksRun(t *testing.T) {
 			}
 		}
 		if s == c {
+			// A second replica comes by lookup (--caddy-dns): Caddy's
+			// admin API is not written to.
+			logs, _ := s.run("logs", "caddy")
+			writes := strings.Count(logs, `"method":"PATCH"`)
+			id2 := dockertest.Run(t, "--network", s.project+"_routed", "-e", "VIRTUALHOST="+app, "-e", "PORT=8080", dockertest.HelloImage)
+			waitReplicas(t, "http://"+s.addr(), app, id, id2)
+			if logs, _ = s.run("logs", "caddy"); strings.Count(logs, `"method":"PATCH"`) != writes {
+				t.Errorf("a second replica in the Caddy stack wrote Caddy's config:\n%s", logs)
+			}
+			dockertest.Docker(t, "rm", "-f", id2)
 			out, err := s.run("exec", "-T", "dockroute", "/dockroute", "explain")
 			if err != nil || !strings.Contains(out, "answered by the running dockroute") || !strings.Contains(lineFor(out, id[:12]), ": routed") {
 				t.Errorf("the Caddy stack's explain recipe: %v\n%s", err, out)

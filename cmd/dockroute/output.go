@@ -13,15 +13,16 @@ import (
 	"github.com/dockroute/dockroute/provider/route"
 	"github.com/dockroute/dockroute/provider/watchfile"
 	"github.com/dockroute/dockroute/render/caddy"
+	"github.com/dockroute/dockroute/render/caddy/lookup"
 	"github.com/dockroute/dockroute/render/traefik"
 )
 
 // output is where routes go: a Traefik file-provider directory or a Caddy
 // admin API.
 type output interface {
-	// publish makes the proxy serve t; wrote tells whether anything
-	// changed there; an error means "retry later".
-	publish(ctx context.Context, t route.Table) (wrote bool, err error)
+	// publish makes the proxy serve t and says how; an error means
+	// "retry later".
+	publish(ctx context.Context, t route.Table) (outcome, error)
 	// watch repairs the output until ctx ends, when something other than
 	// dockroute changed it: it calls poke to have the table published again.
 	watch(ctx context.Context, poke func())
@@ -36,6 +37,15 @@ type output interface {
 	String() string
 }
 
+// outcome is what a publish did to the proxy.
+type outcome string
+
+const (
+	unchanged outcome = "unchanged" // it already ran the table
+	written   outcome = "written"   // its config changed: a Traefik file, a Caddy load
+	answered  outcome = "answered"  // only Caddy's upstream lookups answer differently: no load
+)
+
 func newOutput(cfg config, log *slog.Logger) (output, error) {
 	switch cfg.Output {
 	case "traefik":
@@ -45,8 +55,11 @@ func newOutput(cfg config, log *slog.Logger) (output, error) {
 		if err != nil {
 			return nil, err
 		}
-		opt := cfg.caddyOptions()
-		return &caddyOutput{pub: caddy.NewPublisher(admin, opt, log), check: cfg.CaddyCheck, admin: cfg.CaddyAdmin, log: log, deliv: &delivery{}}, nil
+		o := &caddyOutput{pub: caddy.NewPublisher(admin, cfg.caddyOptions(), log), check: cfg.CaddyCheck, admin: cfg.CaddyAdmin, log: log, deliv: &delivery{}}
+		if cfg.CaddyDNS != "" {
+			o.lookup = lookup.New(log)
+		}
+		return o, nil
 	}
 	return nil, fmt.Errorf("unknown output %q", cfg.Output)
 }
@@ -110,18 +123,18 @@ func (o *traefikOutput) setOptions(cfg config) {
 
 func (o *traefikOutput) render(t route.Table) []byte { return traefik.Render(t, o.options()) }
 
-func (o *traefikOutput) publish(_ context.Context, t route.Table) (bool, error) {
+func (o *traefikOutput) publish(_ context.Context, t route.Table) (outcome, error) {
 	opt := o.options()
 	o.mu.Lock()
 	same := o.lastTable != nil && o.lastOpt.Equal(opt) && o.lastTable.Equal(t)
 	o.mu.Unlock()
 	if same {
-		return false, nil
+		return unchanged, nil
 	}
 	data := o.renderer.Render(t, opt)
 	wrote, err := o.pub.Publish(data)
 	if err != nil {
-		return false, fmt.Errorf("write %s: %w", o.pub.Path(), err)
+		return unchanged, fmt.Errorf("write %s: %w", o.pub.Path(), err)
 	}
 	o.mu.Lock()
 	o.lastTable, o.lastOpt, o.lastBytes = &t, opt, data
@@ -129,7 +142,10 @@ func (o *traefikOutput) publish(_ context.Context, t route.Table) (bool, error) 
 	if o.deliv != nil {
 		o.deliv.published(o.renderer.Routers())
 	}
-	return wrote, nil
+	if !wrote {
+		return unchanged, nil
+	}
+	return written, nil
 }
 
 // repair puts the last published bytes back if the file differs (someone
@@ -185,10 +201,12 @@ func (o *traefikOutput) watch(ctx context.Context, poke func()) {
 func (o *traefikOutput) rearm() { o.dir.Rearm() }
 
 type caddyOutput struct {
-	pub   *caddy.Publisher
-	check time.Duration
-	admin string
-	log   *slog.Logger
+	pub *caddy.Publisher
+	// lookup answers Caddy's upstream lookups (--caddy-dns); nil without.
+	lookup *lookup.Server
+	check  time.Duration
+	admin  string
+	log    *slog.Logger
 	// onError is told of every failed push or check, for metrics.
 	onError func()
 	deliv   *delivery
@@ -218,14 +236,19 @@ func (o *caddyOutput) rearm() {}
 func (o *caddyOutput) setOptions(cfg config) { o.pub.SetOptions(cfg.caddyOptions()) }
 
 // publish pushes t; Caddy's answer to the read that follows every push is
-// the config it runs, so a publish that succeeds is delivered.
-func (o *caddyOutput) publish(ctx context.Context, t route.Table) (bool, error) {
+// the config it runs, so a publish that succeeds is delivered. With
+// lookups, the answers change first: they are right for t whatever Caddy
+// runs, and a table that changes only upstreams is then not pushed.
+func (o *caddyOutput) publish(ctx context.Context, t route.Table) (outcome, error) {
 	opt := o.pub.Options()
 	o.mu.Lock()
 	same := o.lastTable != nil && o.lastTable.Equal(t) && o.lastOpt.Equal(opt)
 	o.mu.Unlock()
 	if same { // unchanged, and Caddy runs it (the check says otherwise)
-		return false, nil
+		return unchanged, nil
+	}
+	if o.lookup != nil {
+		o.lookup.Set(caddy.Answers(t))
 	}
 	before := o.pub.Writes()
 	o.deliv.published()
@@ -233,13 +256,19 @@ func (o *caddyOutput) publish(ctx context.Context, t route.Table) (bool, error) 
 		o.failed()
 		o.deliv.set(len(t.Routes), []string{err.Error()})
 		o.forget()
-		return false, err
+		return unchanged, err
 	}
 	o.mu.Lock()
 	o.lastTable, o.lastOpt = &t, opt
 	o.mu.Unlock()
 	o.deliv.set(len(t.Routes), nil)
-	return o.pub.Writes() != before, nil
+	switch {
+	case o.pub.Writes() != before:
+		return written, nil
+	case o.lookup != nil:
+		return answered, nil // the table changed, Caddy's config did not
+	}
+	return unchanged, nil
 }
 
 // forget makes the next publish push whatever the table.

@@ -206,7 +206,7 @@ func TestHealthIgnored(t *testing.T) {
 func TestDrainUnderLoad(t *testing.T) {
 	dockertest.Require(t)
 	caddytest.Each(t, func(t *testing.T, bin string) {
-		stopUnderLoad(t, bin, "-e", "DRAIN=2s")
+		stopUnderLoad(t, bin, nil, "-e", "DRAIN=2s")
 	})
 }
 
@@ -216,21 +216,22 @@ func TestDrainUnderLoad(t *testing.T) {
 func TestAbruptStopUnderLoad(t *testing.T) {
 	dockertest.Require(t)
 	caddytest.Each(t, func(t *testing.T, bin string) {
-		stopUnderLoad(t, bin, "-e", "ABRUPT=1")
+		stopUnderLoad(t, bin, nil, "-e", "ABRUPT=1")
 	})
 }
 
 // stopUnderLoad runs two replicas (hello with extra arguments) behind
-// Caddy, puts a bounded request loop on them through Caddy on loopback,
-// stops one, and fails the test if any request failed.
-func stopUnderLoad(t *testing.T, bin string, extra ...string) {
+// Caddy (dockroute with the daemon arguments), puts a bounded request loop
+// on them through Caddy on loopback, stops one, and fails the test if any
+// request failed.
+func stopUnderLoad(t *testing.T, bin string, daemon []string, extra ...string) {
 	c := caddytest.Start(t, bin, nil)
 	proxy := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(t))
-	d := startCaddyDaemon(t, c, proxy)
+	d := startCaddyDaemon(t, c, proxy, daemon...)
 	host := dockertest.Unique("stop") + ".test"
 	a := dockertest.Run(t, hello(host, extra...)...)
 	b := dockertest.Run(t, hello(host, extra...)...)
-	waitUpstreams(t, c, 2)
+	waitReplicas(t, "http://"+proxy, host, a, b)
 
 	// The load: sequential requests on two connections, bounded in count
 	// and time, until told to stop.

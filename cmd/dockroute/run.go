@@ -119,6 +119,15 @@ func (d *daemon) run(ctx context.Context) error {
 		}
 		goroutine(func() { <-ctx.Done(); srv.Close() })
 	}
+	if co, ok := d.out.(*caddyOutput); ok && co.lookup != nil {
+		addr := d.config().CaddyDNS
+		serve, _, err := co.lookup.Listen(addr)
+		if err != nil {
+			return fmt.Errorf("--caddy-dns: %w", err)
+		}
+		d.log.Info("answering caddy's upstream lookups", "addr", addr, "caddy_asks", d.config().caddyLookup().Resolver)
+		goroutine(func() { serve(ctx) })
+	}
 	goroutine(func() { d.fleet.Run(ctx) })
 	goroutine(func() { d.out.watch(ctx, d.poke) })
 	goroutine(func() { forward(ctx, d.fleet.Changed(), d.poke) })
@@ -195,9 +204,9 @@ func (d *daemon) publish(ctx context.Context) error {
 	}
 	t = d.keepRecent(t)
 	start := time.Now()
-	wrote, err := d.out.publish(ctx, t)
+	did, err := d.out.publish(ctx, t)
 	took := time.Since(start)
-	d.metrics.observe(t, took, wrote, err)
+	d.metrics.observe(t, took, did, err)
 	if err != nil {
 		d.publishErr.Store(&err)
 		d.log.Error("publish failed; will retry", "output", d.out.String(), "err", err)
@@ -205,8 +214,11 @@ func (d *daemon) publish(ctx context.Context) error {
 	}
 	d.publishErr.Store(nil)
 	d.published.Store(true)
-	if wrote {
+	switch did {
+	case written:
 		d.log.Info("published", "output", d.out.String(), "routes", len(t.Routes), "took", took)
+	case answered:
+		d.log.Info("published by lookup answers alone (caddy's config unchanged)", "routes", len(t.Routes), "took", took)
 	}
 	return nil
 }

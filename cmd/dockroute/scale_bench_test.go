@@ -127,7 +127,7 @@ func scaleRun(b *testing.B, bin string, n int) {
 	slices.Sort(lat)
 
 	// A burst of 100 starts at once.
-	wrote := written(b, metrics)
+	wrote := writtenCount(b, metrics)
 	for i := n + 50; i < n+150; i++ {
 		e.Run(scaleContainer(i))
 	}
@@ -135,7 +135,7 @@ func scaleRun(b *testing.B, bin string, n int) {
 	waitRendered(b, w, file, 10*time.Second, func(data []byte) bool {
 		return bytes.Count(data, []byte("\n      rule: ")) == n+150 && bytes.Contains(data, []byte(last))
 	})
-	burst := written(b, metrics) - wrote
+	burst := writtenCount(b, metrics) - wrote
 	info, _ := os.Stat(file)
 
 	cpu0 := cpuTime(b, cmd.Process.Pid)
@@ -210,8 +210,8 @@ func cpuTime(b *testing.B, pid int) time.Duration {
 	return time.Duration(utime+stime) * time.Second / 100 // clock ticks (USER_HZ 100)
 }
 
-// written is dockroute's count of publishes that wrote the file.
-func written(b *testing.B, addr string) float64 {
+// writtenCount is dockroute's count of publishes that wrote the file.
+func writtenCount(b *testing.B, addr string) float64 {
 	return value(scrape(b, addr), "dockroute_publishes_total", "result=written")
 }
 
@@ -259,7 +259,7 @@ func churn(b *testing.B) {
 	tallies := make([]tally, len(proxies))
 	published := make([]float64, len(proxies))
 	for i, p := range proxies {
-		published[i] = written(b, p.metrics)
+		published[i] = writtenCount(b, p.metrics)
 	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -302,6 +302,6 @@ func churn(b *testing.B) {
 	for i, p := range proxies {
 		b.ReportMetric(float64(tallies[i].requests), "requests-"+p.name)
 		b.ReportMetric(float64(tallies[i].failed), "failed-"+p.name)
-		b.ReportMetric(written(b, p.metrics)-published[i], "publishes-"+p.name)
+		b.ReportMetric(writtenCount(b, p.metrics)-published[i], "publishes-"+p.name)
 	}
 }
