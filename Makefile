@@ -100,6 +100,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz 'FuzzParse$$' -fuzztime $(FUZZTIME) ./render/middleware
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./render/auth
 	$(GO) test -run '^$$' -fuzz FuzzParseMiddlewares -fuzztime $(FUZZTIME) ./provider/route
+	$(GO) test -run '^$$' -fuzz FuzzAnswer -fuzztime $(FUZZTIME) ./render/caddy/lookup
 	$(GO) test -run '^$$' -fuzz FuzzConfigFile -fuzztime $(FUZZTIME) ./cmd/dockroute
 
 clean:

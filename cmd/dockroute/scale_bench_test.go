@@ -216,11 +216,13 @@ func writtenCount(b *testing.B, addr string) float64 {
 }
 
 // BenchmarkChurn runs a bounded request loop (one request at a time, on
-// loopback) to a stable two-replica host through each real proxy — Traefik
-// and both Caddys, each fed by its own dockroute — while other containers
-// come and go on the real engine in three waves of ten, and reports per
-// proxy: requests, failed requests, and dockroute's publishes (each one a
-// Traefik file reload or a Caddy config load).
+// loopback) to a stable two-replica host through each real proxy — Traefik,
+// and both Caddys with and without --caddy-dns, each fed by its own
+// dockroute — while other containers come and go on the real engine, in
+// two phases of three waves of ten: replicas of one existing host (a
+// deploy, a scale up and down), then containers of new hosts. It reports,
+// per proxy and phase, failed requests and config loads (Traefik: file
+// writes; Caddy: the loads it logged).
 func BenchmarkChurn(b *testing.B) {
 	dockertest.Require(b)
 	for range b.N {
@@ -228,38 +230,94 @@ func BenchmarkChurn(b *testing.B) {
 	}
 }
 
-func churn(b *testing.B) {
-	stable := dockertest.Unique("stable") + ".test"
-	dockertest.Run(b, hello(stable)...)
-	dockertest.Run(b, hello(stable)...)
-	type proxy struct {
-		name, web, metrics string
-		caddy              *caddytest.Caddy
+// churnProxy is one proxy under the request loop.
+type churnProxy struct {
+	name, web, metrics string
+	caddy              *caddytest.Caddy
+}
+
+// loads is the proxy's count of config loads so far.
+func (p churnProxy) loads(b *testing.B) float64 {
+	if p.caddy != nil {
+		return float64(p.caddy.Loads())
 	}
-	var proxies []proxy
+	return writtenCount(b, p.metrics)
+}
+
+func churnProxies(b *testing.B) []churnProxy {
 	tr := traefiktest.Start(b, b.TempDir()+"/dynamic")
 	m := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(b))
 	startDaemonDir(b, tr.Dir, nil, "--metrics-addr", m)
-	proxies = append(proxies, proxy{"traefik-v3.7.13", tr.Web, m, nil})
+	proxies := []churnProxy{{"traefik-v3.7.13", tr.Web, m, nil}}
 	for _, bin := range caddytest.Binaries(b) {
-		c := caddytest.Start(b, bin, nil)
-		web, m := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(b)), fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(b))
-		startDaemon(b, nil, "--output", "caddy", "--caddy-admin", c.Admin, "--caddy-listen", web, "--metrics-addr", m)
 		version, _ := exec.Command(bin, "version").Output()
 		name, _, _ := strings.Cut(strings.TrimSpace(string(version)), " ")
 		if name == "" || name == "unknown" {
 			name = filepath.Base(bin) // bin/caddy-v2.11.9
 		}
-		proxies = append(proxies, proxy{"caddy-" + strings.TrimPrefix(name, "caddy-"), web, m, c})
+		name = "caddy-" + strings.TrimPrefix(name, "caddy-")
+		for _, dns := range []bool{false, true} {
+			c := caddytest.Start(b, bin, nil)
+			web, m := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(b)), fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(b))
+			args := []string{"--output", "caddy", "--caddy-admin", c.Admin, "--caddy-listen", web, "--metrics-addr", m}
+			p := churnProxy{name, web, m, c}
+			if dns {
+				args = append(args, "--caddy-dns", fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(b)))
+				p.name += "-dns"
+			}
+			startDaemon(b, nil, args...)
+			proxies = append(proxies, p)
+		}
 	}
+	return proxies
+}
+
+func churn(b *testing.B) {
+	stable := dockertest.Unique("stable") + ".test"
+	dockertest.Run(b, hello(stable)...)
+	dockertest.Run(b, hello(stable)...)
+	busy := dockertest.Unique("busy") + ".test"
+	dockertest.Run(b, hello(busy)...)
+	proxies := churnProxies(b)
 	for _, p := range proxies {
 		waitAnswer(b, p.web, stable, 200, "hello from")
+		waitAnswer(b, p.web, busy, 200, "hello from")
 	}
-	type tally struct{ requests, failed int }
-	tallies := make([]tally, len(proxies))
-	published := make([]float64, len(proxies))
+	time.Sleep(500 * time.Millisecond) // the first loads' log lines
+	waves := func(name func() string) {
+		for range 3 {
+			var ids []string
+			for range 10 {
+				ids = append(ids, dockertest.Run(b, hello(name())...))
+			}
+			time.Sleep(time.Second)
+			dockertest.Docker(b, append([]string{"rm", "-f"}, ids...)...)
+			time.Sleep(time.Second)
+		}
+	}
+	phases := []struct {
+		name string
+		work func()
+	}{
+		{"replicas", func() { waves(func() string { return busy }) }},
+		{"hosts", func() { waves(func() string { return dockertest.Unique("churn") + ".test" }) }},
+	}
+	for _, ph := range phases {
+		requests, failed, loads := underLoad(b, proxies, stable, ph.work)
+		for i, p := range proxies {
+			b.ReportMetric(float64(requests[i]), "requests-"+ph.name+"-"+p.name)
+			b.ReportMetric(float64(failed[i]), "failed-"+ph.name+"-"+p.name)
+			b.ReportMetric(loads[i], "loads-"+ph.name+"-"+p.name)
+		}
+	}
+}
+
+// underLoad runs work while one request loop per proxy asks for host, and
+// returns per proxy the requests, failed requests and config loads.
+func underLoad(b *testing.B, proxies []churnProxy, host string, work func()) (requests, failed []int, loads []float64) {
+	requests, failed, loads = make([]int, len(proxies)), make([]int, len(proxies)), make([]float64, len(proxies))
 	for i, p := range proxies {
-		published[i] = writtenCount(b, p.metrics)
+		loads[i] = -p.loads(b)
 	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -273,35 +331,27 @@ func churn(b *testing.B) {
 				default:
 				}
 				req, _ := http.NewRequest("GET", "http://"+p.web+"/", nil)
-				req.Host = stable
+				req.Host = host
 				resp, err := c.Do(req)
-				tallies[i].requests++
+				requests[i]++
 				if err != nil {
-					tallies[i].failed++
+					failed[i]++
 					continue
 				}
 				io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 				if resp.StatusCode != 200 {
-					tallies[i].failed++
+					failed[i]++
 				}
 			}
 		})
 	}
-	for range 3 {
-		var ids []string
-		for range 10 {
-			ids = append(ids, dockertest.Run(b, hello(dockertest.Unique("churn")+".test")...))
-		}
-		time.Sleep(time.Second)
-		dockertest.Docker(b, append([]string{"rm", "-f"}, ids...)...)
-		time.Sleep(time.Second)
-	}
+	work()
 	close(stop)
 	wg.Wait()
+	time.Sleep(500 * time.Millisecond) // the last loads' log lines
 	for i, p := range proxies {
-		b.ReportMetric(float64(tallies[i].requests), "requests-"+p.name)
-		b.ReportMetric(float64(tallies[i].failed), "failed-"+p.name)
-		b.ReportMetric(writtenCount(b, p.metrics)-published[i], "publishes-"+p.name)
+		loads[i] += p.loads(b)
 	}
+	return requests, failed, loads
 }
