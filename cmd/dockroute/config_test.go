@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -176,4 +177,22 @@ func TestJSONLogs(t *testing.T) {
 	if len(line) > 2000 || !strings.Contains(line, "(1048576 bytes)") {
 		t.Errorf("a 1 MB value made a %d-byte line", len(line))
 	}
+}
+
+// TestFlagsDocumented: every flag has its row in README's flag table, with
+// its environment variable.
+func TestFlagsDocumented(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c config
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	c.flags(fs)
+	fs.VisitAll(func(f *flag.Flag) {
+		row := fmt.Sprintf("| `--%s` | `%s%s` |", f.Name, envPrefix, strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_")))
+		if !strings.Contains(string(readme), row) {
+			t.Errorf("README's flag table has no row starting %q", row)
+		}
+	})
 }
