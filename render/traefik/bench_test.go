@@ -43,3 +43,21 @@ func BenchmarkPublishUnchanged10k(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRendererChange10k is a Renderer's cost for a one-route change
+// beside the 5,000 hosts of BenchmarkRender10k: a host arriving, then
+// leaving.
+func BenchmarkRendererChange10k(b *testing.B) {
+	t := table(10000)
+	more := table(10001)
+	var rd Renderer
+	rd.Render(t, Options{})
+	i := 0
+	for b.Loop() {
+		if i++; i%2 == 0 {
+			rd.Render(t, Options{})
+		} else {
+			rd.Render(more, Options{})
+		}
+	}
+}

@@ -2,8 +2,10 @@ package traefik
 
 import (
 	"bytes"
+	"cmp"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -338,4 +340,58 @@ func TestRendererReusesOnlyWhatIsUnchanged(t *testing.T) {
 			t.Fatalf("step %d: the Renderer's routers %v, want %v", i, got, want)
 		}
 	}
+}
+
+// TestRendererFollowsSmallChanges adds and removes a few routes at a time
+// among many (HTTP, paths, TLS passthrough, the default host), the case
+// where the Renderer keeps its order by insertion instead of sorting: each
+// result must equal a fresh Render.
+func TestRendererFollowsSmallChanges(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var pool []route.Route
+	for i := range 60 {
+		r := route.Route{Host: fmt.Sprintf("h%d.example.com", i%25), Servers: []string{fmt.Sprintf("10.0.0.%d:80", i)}}
+		switch i % 4 {
+		case 1:
+			r.Path = fmt.Sprintf("/p%d", i)
+		case 2:
+			r.TCP = true
+		}
+		pool = append(pool, r)
+	}
+	type key struct {
+		host, path string
+		tcp        bool
+	}
+	in := map[key]route.Route{}
+	opt := Options{DefaultHost: "h3.example.com"}
+	var rd Renderer
+	for step := range 300 {
+		for range 1 + rng.IntN(3) {
+			r := pool[rng.IntN(len(pool))]
+			k := key{r.Host, r.Path, r.TCP}
+			if _, ok := in[k]; ok {
+				delete(in, k)
+			} else {
+				in[k] = r
+			}
+		}
+		var tbl route.Table
+		for _, r := range in {
+			tbl.Routes = append(tbl.Routes, r)
+		}
+		slices.SortFunc(tbl.Routes, func(a, b route.Route) int {
+			return cmp.Or(cmp.Compare(a.Host, b.Host), cmp.Compare(a.Path, b.Path), cmp.Compare(boolInt(a.TCP), boolInt(b.TCP)))
+		})
+		if got, want := rd.Render(tbl, opt), Render(tbl, opt); !bytes.Equal(got, want) {
+			t.Fatalf("step %d: the Renderer gives\n%s\nwant\n%s", step, got, want)
+		}
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -14,10 +14,30 @@ import (
 // not rendered again, so a change of one container renders one route and
 // the rest is assembly. It is not safe for concurrent use.
 type Renderer struct {
-	opt     Options
-	pieces  map[pieceKey]*piece
+	opt    Options
+	pieces map[pieceKey]*piece
+	// order is every piece's key sorted by its name, kept from render to
+	// render: with pieces assembled in this order, a section's entries
+	// usually come out sorted already, and sorting 10,000 of them on each
+	// publish was a quarter of a one-container change.
+	order   []ordered
 	scratch scratch
 }
+
+// ordered is a piece's key and the name that sorts it: its router's.
+type ordered struct {
+	name string
+	key  pieceKey
+}
+
+func orderedOf(k pieceKey) ordered {
+	if k.tcp {
+		return ordered{tcpPrefix + encode(k.host, ""), k}
+	}
+	return ordered{Name(k.host, k.path), k}
+}
+
+func compareOrdered(a, b ordered) int { return cmp.Compare(a.name, b.name) }
 
 // scratch is what rendering one route needs, reused route after route.
 type scratch struct {
@@ -51,20 +71,28 @@ type entry struct {
 // the package's Render gives.
 func (rd *Renderer) Render(t route.Table, opt Options) []byte {
 	if rd.pieces == nil || !rd.opt.Equal(opt) {
-		rd.pieces, rd.opt = map[pieceKey]*piece{}, opt
+		rd.pieces, rd.opt, rd.order = map[pieceKey]*piece{}, opt, nil
 	}
 	next := make(map[pieceKey]*piece, len(t.Routes))
-	routers, services := make([]entry, 0, len(t.Routes)), make([]entry, 0, len(t.Routes))
-	var middlewares, tcpRouters, tcpServices []entry
-	transports := map[string]serversTransport{}
-	seen := map[string]bool{} // middlewares several routes share
+	var added []ordered
 	for _, r := range t.Routes {
 		k := pieceKey{r.Host, r.Path, r.TCP}
 		p := rd.pieces[k]
+		if p == nil {
+			added = append(added, orderedOf(k))
+		}
 		if p == nil || !p.route.Equal(r) {
 			p = rd.scratch.piece(r, opt)
 		}
 		next[k] = p
+	}
+	rd.reorder(next, added)
+	routers, services := make([]entry, 0, len(t.Routes)), make([]entry, 0, len(t.Routes))
+	var middlewares, tcpRouters, tcpServices []entry
+	transports := map[string]serversTransport{}
+	seen := map[string]bool{} // middlewares several routes share
+	for _, o := range rd.order {
+		p := next[o.key]
 		routers, services = append(routers, p.routers...), append(services, p.services...)
 		tcpRouters, tcpServices = append(tcpRouters, p.tcpRouters...), append(tcpServices, p.tcpServices...)
 		for _, m := range p.middlewares {
@@ -103,6 +131,24 @@ func (rd *Renderer) Render(t route.Table, opt Options) []byte {
 	return buf.Bytes()
 }
 
+// reorder brings rd.order to the keys of next: the keys gone are dropped,
+// the added ones inserted in place (a full sort only when many arrive at
+// once, as on the first render).
+func (rd *Renderer) reorder(next map[pieceKey]*piece, added []ordered) {
+	if gone := len(rd.order) - (len(next) - len(added)); gone > 0 {
+		rd.order = slices.DeleteFunc(rd.order, func(o ordered) bool { return next[o.key] == nil })
+	}
+	if len(added) > len(rd.order)/8 {
+		rd.order = append(rd.order, added...)
+		slices.SortFunc(rd.order, compareOrdered)
+		return
+	}
+	for _, o := range added {
+		i, _ := slices.BinarySearchFunc(rd.order, o, compareOrdered)
+		rd.order = slices.Insert(rd.order, i, o)
+	}
+}
+
 // Routers lists the names of the HTTP routers the last Render wrote,
 // sorted, as Traefik's API names them ("NAME@file"): what Routers gives
 // for that table, without building it again.
@@ -123,7 +169,10 @@ func section(buf *bytes.Buffer, heading string, es []entry) {
 	if len(es) == 0 {
 		return
 	}
-	slices.SortFunc(es, func(a, b entry) int { return cmp.Compare(a.name, b.name) })
+	byName := func(a, b entry) int { return cmp.Compare(a.name, b.name) }
+	if !slices.IsSortedFunc(es, byName) {
+		slices.SortFunc(es, byName)
+	}
 	buf.WriteString(heading)
 	for _, e := range es {
 		buf.Write(e.text)
