@@ -97,3 +97,33 @@ func stat(t *testing.T, path string) os.FileInfo {
 	}
 	return st
 }
+
+// TestPublishComparesWhatIsThere: a file of the same size but other bytes
+// (anywhere, even past the first block the comparison reads) is
+// rewritten; only identical contents are left alone.
+func TestPublishComparesWhatIsThere(t *testing.T) {
+	p := FilePublisher{Dir: t.TempDir(), Name: "dockroute.yml"}
+	data := bytes.Repeat([]byte("0123456789abcdef"), 10000) // 160 kB, several blocks
+	if wrote, err := p.Publish(data); err != nil || !wrote {
+		t.Fatalf("first publish: wrote=%v err=%v", wrote, err)
+	}
+	if wrote, err := p.Publish(data); err != nil || wrote {
+		t.Fatalf("same bytes: wrote=%v err=%v", wrote, err)
+	}
+	for _, at := range []int{0, 70000, len(data) - 1} {
+		other := bytes.Clone(data)
+		other[at] = 'x'
+		if wrote, err := p.Publish(other); err != nil || !wrote {
+			t.Fatalf("byte %d differs: wrote=%v err=%v", at, wrote, err)
+		}
+		if got, _ := os.ReadFile(p.Path()); !bytes.Equal(got, other) {
+			t.Fatalf("byte %d differs: the file was not replaced", at)
+		}
+		if wrote, _ := p.Publish(data); !wrote {
+			t.Fatal("back to data: not written")
+		}
+	}
+	if wrote, _ := p.Publish(data[:len(data)-1]); !wrote {
+		t.Fatal("shorter: not written")
+	}
+}
