@@ -17,7 +17,7 @@ import (
 
 // BenchmarkCaddyChange is a one-upstream change pushed to a real Caddy
 // (each version) holding 100, 1,000 or 10,000 routes: render, the admin
-// API's PUT (a full config load in Caddy) and the read-back, until it
+// API's PATCH (a full config load in Caddy) and the read-back, until it
 // answers. Issue 13 asks what a change costs Caddy at scale before
 // choosing how to feed it.
 func BenchmarkCaddyChange(b *testing.B) {
