@@ -14,30 +14,34 @@ import (
 // not rendered again, so a change of one container renders one route and
 // the rest is assembly. It is not safe for concurrent use.
 type Renderer struct {
-	opt    Options
-	pieces map[pieceKey]*piece
-	// order is every piece's key sorted by its name, kept from render to
-	// render: with pieces assembled in this order, a section's entries
-	// usually come out sorted already, and sorting 10,000 of them on each
-	// publish was a quarter of a one-container change.
-	order   []ordered
+	opt Options
+	// slots holds each route's piece by key, and order the same slots
+	// sorted by name, kept from render to render: with pieces assembled
+	// in this order, a section's entries usually come out sorted already
+	// (sorting 10,000 of them on each publish was a quarter of a
+	// one-container change), and assembling needs no map lookups.
+	slots   map[pieceKey]*slot
+	order   []*slot
+	gen     uint64 // the render in progress, to find slots no longer used
 	scratch scratch
 }
 
-// ordered is a piece's key and the name that sorts it: its router's.
-type ordered struct {
-	name string
+// slot is one route's place in the file.
+type slot struct {
+	name string // its router's, which sorts it
 	key  pieceKey
+	p    *piece
+	gen  uint64 // the last render that used it
 }
 
-func orderedOf(k pieceKey) ordered {
+func newSlot(k pieceKey) *slot {
 	if k.tcp {
-		return ordered{tcpPrefix + encode(k.host, ""), k}
+		return &slot{name: tcpPrefix + encode(k.host, ""), key: k}
 	}
-	return ordered{Name(k.host, k.path), k}
+	return &slot{name: Name(k.host, k.path), key: k}
 }
 
-func compareOrdered(a, b ordered) int { return cmp.Compare(a.name, b.name) }
+func compareSlots(a, b *slot) int { return cmp.Compare(a.name, b.name) }
 
 // scratch is what rendering one route needs, reused route after route.
 type scratch struct {
@@ -70,29 +74,34 @@ type entry struct {
 // Render returns the file contents for t under opt, byte for byte what
 // the package's Render gives.
 func (rd *Renderer) Render(t route.Table, opt Options) []byte {
-	if rd.pieces == nil || !rd.opt.Equal(opt) {
-		rd.pieces, rd.opt, rd.order = map[pieceKey]*piece{}, opt, nil
+	if rd.slots == nil || !rd.opt.Equal(opt) {
+		rd.slots, rd.opt, rd.order = map[pieceKey]*slot{}, opt, nil
 	}
-	next := make(map[pieceKey]*piece, len(t.Routes))
-	var added []ordered
+	rd.gen++
+	var added []*slot
+	used := 0
 	for _, r := range t.Routes {
 		k := pieceKey{r.Host, r.Path, r.TCP}
-		p := rd.pieces[k]
-		if p == nil {
-			added = append(added, orderedOf(k))
+		sl := rd.slots[k]
+		if sl == nil {
+			sl = newSlot(k)
+			rd.slots[k] = sl
+			added = append(added, sl)
 		}
-		if p == nil || !p.route.Equal(r) {
-			p = rd.scratch.piece(r, opt)
+		if sl.p == nil || !sl.p.route.Equal(r) {
+			sl.p = rd.scratch.piece(r, opt)
 		}
-		next[k] = p
+		if sl.gen != rd.gen {
+			sl.gen, used = rd.gen, used+1
+		}
 	}
-	rd.reorder(next, added)
+	rd.reorder(added, len(rd.slots)-used)
 	routers, services := make([]entry, 0, len(t.Routes)), make([]entry, 0, len(t.Routes))
 	var middlewares, tcpRouters, tcpServices []entry
 	transports := map[string]serversTransport{}
 	seen := map[string]bool{} // middlewares several routes share
-	for _, o := range rd.order {
-		p := next[o.key]
+	for _, sl := range rd.order {
+		p := sl.p
 		routers, services = append(routers, p.routers...), append(services, p.services...)
 		tcpRouters, tcpServices = append(tcpRouters, p.tcpRouters...), append(tcpServices, p.tcpServices...)
 		for _, m := range p.middlewares {
@@ -103,7 +112,6 @@ func (rd *Renderer) Render(t route.Table, opt Options) []byte {
 		}
 		maps.Copy(transports, p.transports)
 	}
-	rd.pieces = next
 	var buf bytes.Buffer
 	buf.Grow(len(header) + 260*len(t.Routes))
 	buf.WriteString(header)
@@ -131,21 +139,27 @@ func (rd *Renderer) Render(t route.Table, opt Options) []byte {
 	return buf.Bytes()
 }
 
-// reorder brings rd.order to the keys of next: the keys gone are dropped,
-// the added ones inserted in place (a full sort only when many arrive at
-// once, as on the first render).
-func (rd *Renderer) reorder(next map[pieceKey]*piece, added []ordered) {
-	if gone := len(rd.order) - (len(next) - len(added)); gone > 0 {
-		rd.order = slices.DeleteFunc(rd.order, func(o ordered) bool { return next[o.key] == nil })
+// reorder drops the slots this render did not use (there are unused of
+// them) and inserts the added ones in place (a full sort only when many
+// arrive at once, as on the first render).
+func (rd *Renderer) reorder(added []*slot, unused int) {
+	if unused > 0 {
+		rd.order = slices.DeleteFunc(rd.order, func(sl *slot) bool {
+			if sl.gen != rd.gen {
+				delete(rd.slots, sl.key)
+				return true
+			}
+			return false
+		})
 	}
 	if len(added) > len(rd.order)/8 {
 		rd.order = append(rd.order, added...)
-		slices.SortFunc(rd.order, compareOrdered)
+		slices.SortFunc(rd.order, compareSlots)
 		return
 	}
-	for _, o := range added {
-		i, _ := slices.BinarySearchFunc(rd.order, o, compareOrdered)
-		rd.order = slices.Insert(rd.order, i, o)
+	for _, sl := range added {
+		i, _ := slices.BinarySearchFunc(rd.order, sl, compareSlots)
+		rd.order = slices.Insert(rd.order, i, sl)
 	}
 }
 
@@ -154,8 +168,8 @@ func (rd *Renderer) reorder(next map[pieceKey]*piece, added []ordered) {
 // for that table, without building it again.
 func (rd *Renderer) Routers() []string {
 	var names []string
-	for _, p := range rd.pieces {
-		for _, e := range p.routers {
+	for _, sl := range rd.order {
+		for _, e := range sl.p.routers {
 			names = append(names, e.name+"@file")
 		}
 	}
