@@ -82,8 +82,12 @@ func TestCaddyLookups(t *testing.T) {
 		if got := c.Writes() - writes; got != 0 {
 			t.Fatalf("replica changes wrote caddy's config %d times, want 0\n%s", got, c.Log())
 		}
-		if n := value(scrape(t, metrics), "dockroute_publishes_total", "result=answered"); n < 2 {
+		fams := scrape(t, metrics)
+		if n := value(fams, "dockroute_publishes_total", "result=answered"); n < 2 {
 			t.Fatalf("%v publishes by answers alone, want at least 2", n)
+		}
+		if n := value(fams, "dockroute_caddy_lookups_total", ""); n <= 0 {
+			t.Fatalf("dockroute_caddy_lookups_total is %v after requests through looked-up routes", n)
 		}
 		<-stopped
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/dockroute/dockroute/provider/docker"
 	"github.com/dockroute/dockroute/provider/route"
+	"github.com/dockroute/dockroute/render/caddy/lookup"
 )
 
 // metrics are dockroute's Prometheus metrics, on a registry of its own.
@@ -62,6 +63,13 @@ func newMetrics(w *docker.Fleet, dl *delivery) *metrics {
 		m.publishes.WithLabelValues(r) // show zeros before the first publish
 	}
 	return m
+}
+
+// countLookups exports how many upstream lookups the server answered.
+func (m *metrics) countLookups(srv *lookup.Server) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "dockroute_caddy_lookups_total", Help: "Caddy's upstream lookups answered (--caddy-dns). It grows while Caddy serves looked-up routes; flat under traffic means Caddy does not reach dockroute.",
+	}, func() float64 { return float64(srv.Queries.Load()) }))
 }
 
 // observe records one publish.

@@ -89,6 +89,9 @@ func run(ctx context.Context, cfg config, args []string) error {
 	d.metrics = newMetrics(d.fleet, out.delivery())
 	if co, ok := out.(*caddyOutput); ok {
 		co.onError = d.metrics.caddyErrors.Inc
+		if co.lookup != nil {
+			d.metrics.countLookups(co.lookup)
+		}
 	}
 	if cfg.RoutesFile != "" {
 		d.static = static.NewSource(cfg.RoutesFile, log)
