@@ -287,7 +287,11 @@ func (f *Fleet) current(all bool) ([]Verdict, bool) {
 				mv[i].Engine = m.Endpoint.Name
 			}
 		}
-		vs = append(vs, mv...)
+		if vs == nil {
+			vs = mv // the one engine's, or the first: no copy
+		} else {
+			vs = append(vs, mv...)
+		}
 	}
 	resolved := resolveClaims(f.dedupe(vs))
 	f.logConflicts(resolved)

@@ -82,7 +82,13 @@ func (w *Watcher) state() (vs []Verdict, synced bool, lostAt time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	synced, lostAt = w.linkState()
-	return slices.Collect(maps.Values(w.verdicts)), synced, lostAt
+	// Sized up front: collecting 10,000 verdicts by appending allocated
+	// three times their size on every publish.
+	vs = make([]Verdict, 0, len(w.verdicts))
+	for _, v := range w.verdicts {
+		vs = append(vs, v)
+	}
+	return vs, synced, lostAt
 }
 
 // SetOptions changes the operator's choices and re-decides every known

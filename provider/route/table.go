@@ -128,11 +128,31 @@ func Build(backends []Backend) Table {
 		order[i] = i
 	}
 	slices.SortFunc(order, func(a, b int) int { return compareRoutes(&routes[a], &routes[b]) })
-	t := Table{Routes: make([]Route, len(routes))}
-	for i, r := range order {
-		t.Routes[i] = routes[r]
+	permute(routes, order)
+	return Table{Routes: routes}
+}
+
+// permute puts rs[order[i]] at i for every i, in place, following each
+// cycle of the permutation (a second array of 10,000 routes was 1.6 MB of
+// garbage per publish). It consumes order.
+func permute(rs []Route, order []int) {
+	for i := range order {
+		if order[i] < 0 {
+			continue
+		}
+		first := rs[i]
+		j := i
+		for {
+			k := order[j]
+			order[j] = -1
+			if k == i {
+				rs[j] = first
+				break
+			}
+			rs[j] = rs[k]
+			j = k
+		}
 	}
-	return t
 }
 
 // compareRoutes orders routes by host, then path, HTTP before passthrough.
