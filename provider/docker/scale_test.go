@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/client"
 
 	"github.com/dockroute/dockroute/provider/docker/enginetest"
 	"github.com/dockroute/dockroute/provider/route"
@@ -29,7 +28,7 @@ func fakeWatcher(b *testing.B, n int) (*Watcher, *enginetest.Engine) {
 	}
 	srv := httptest.NewServer(enginetest.Handler(e))
 	b.Cleanup(srv.Close)
-	cli, err := client.NewClientWithOpts(client.WithHost("tcp://"+srv.Listener.Addr().String()), client.WithAPIVersionNegotiation())
+	cli, err := Endpoint{Host: "tcp://" + srv.Listener.Addr().String()}.Client() // dockroute's own client settings
 	if err != nil {
 		b.Fatal(err)
 	}
