@@ -117,7 +117,19 @@ func (e Endpoint) Client() (*client.Client, error) {
 	if e.TLSDir != "" {
 		opts = append(opts, client.WithTLSClientConfig(filepath.Join(e.TLSDir, "ca.pem"), filepath.Join(e.TLSDir, "cert.pem"), filepath.Join(e.TLSDir, "key.pem")))
 	}
-	return client.NewClientWithOpts(opts...)
+	return client.NewClientWithOpts(append(opts, keepConnections)...)
+}
+
+// keepConnections lets the client keep a connection per inspect in flight
+// (and the event stream's): its transport kept Go's default of 2 idle
+// connections per host, so a sync's parallel inspects closed and dialed
+// connections all along.
+func keepConnections(c *client.Client) error {
+	if tr, ok := c.HTTPClient().Transport.(*http.Transport); ok {
+		tr.MaxIdleConnsPerHost = inspectConcurrency + 2
+		tr.MaxIdleConns = max(tr.MaxIdleConns, tr.MaxIdleConnsPerHost)
+	}
+	return nil
 }
 
 func (e Endpoint) String() string {

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/dockroute/dockroute/provider/docker/enginetest"
 	"github.com/dockroute/dockroute/provider/route"
 )
