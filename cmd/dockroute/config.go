@@ -163,7 +163,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.CaddyNoRedirect, "caddy-no-redirect", false, "with --caddy-tls, do not redirect HTTP to HTTPS")
 	durationVar(fs, &c.CaddyCheck, "caddy-check", 5*time.Second, "how often to check that Caddy still has dockroute's server, restoring it if lost")
 	fs.StringVar(&c.CaddyDNS, "caddy-dns", "", "answer Caddy's upstream lookups on this address (HOST:PORT, UDP and TCP), so replicas starting and stopping change no Caddy config; off when empty")
-	fs.StringVar(&c.CaddyDNSAdvertise, "caddy-dns-advertise", "", "the address Caddy reaches --caddy-dns at, when not the same (e.g. dockroute:5353 beside Caddy in Compose)")
+	fs.StringVar(&c.CaddyDNSAdvertise, "caddy-dns-advertise", "", "the address Caddy reaches --caddy-dns at, when not the same (e.g. dockroute:1053 beside Caddy in Compose)")
 	durationVar(fs, &c.CaddyDNSRefresh, "caddy-dns-refresh", 250*time.Millisecond, "with --caddy-dns, how long Caddy uses an answer before asking again: the longest a stopping replica may still get new requests")
 	fs.StringVar(&c.DockerHost, "docker-host", "", "Docker engines to follow, comma-separated URLs (unix:///PATH, tcp://HOST:PORT) with optional ?tls=DIR&addr=network|published&advertise=ADDR&name=NAME; default: DOCKER_HOST or the local socket")
 	fs.StringVar(&c.Swarm, "swarm", "auto", "follow swarm services: auto (on an engine that is a swarm manager), on (require it), off")
@@ -340,7 +340,7 @@ func (c config) validateDNS() error {
 	}
 	host, port, err := net.SplitHostPort(c.CaddyDNS)
 	if err != nil || port == "" || port == "0" {
-		return invalid("caddy-dns", "--caddy-dns %q: want HOST:PORT, e.g. 127.0.0.1:5353", c.CaddyDNS)
+		return invalid("caddy-dns", "--caddy-dns %q: want HOST:PORT, e.g. 127.0.0.1:1053", c.CaddyDNS)
 	}
 	if ip, err := netip.ParseAddr(host); c.CaddyDNSAdvertise == "" && (host == "" || err == nil && ip.IsUnspecified()) {
 		return invalid("caddy-dns", "--caddy-dns %q listens on every address: say which one Caddy reaches with --caddy-dns-advertise", c.CaddyDNS)

@@ -48,7 +48,7 @@ type Options struct {
 // Lookup is where Caddy asks for upstreams and how often.
 type Lookup struct {
 	// Resolver is the address Caddy dials, as Caddy writes network
-	// addresses: "udp/127.0.0.1:5353".
+	// addresses: "udp/127.0.0.1:1053".
 	Resolver string
 	// Refresh is how long Caddy uses an answer before asking again: the
 	// longest a stopping replica can still be sent new requests, and the
