@@ -23,6 +23,10 @@ type metrics struct {
 	publishes      *prometheus.CounterVec
 	publishSeconds prometheus.Histogram
 	caddyErrors    prometheus.Counter
+	// changeToPublish is from a Docker event's arrival to the publish
+	// that carries it: the quiet window, the inspect, the table, the
+	// render and the write.
+	changeToPublish prometheus.Histogram
 }
 
 func newMetrics(w *docker.Fleet, dl *delivery) *metrics {
@@ -44,8 +48,12 @@ func newMetrics(w *docker.Fleet, dl *delivery) *metrics {
 		caddyErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "dockroute_caddy_push_errors_total", Help: "Caddy pushes and checks that failed.",
 		}),
+		changeToPublish: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "dockroute_docker_change_publish_seconds", Help: "From a Docker event's arrival (or a sync finding a change) to the publish that carries it to the proxy: quiet window, inspect, table, render and write.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
 	}
-	m.reg.MustRegister(m.routes, m.unavailable, m.publishes, m.publishSeconds, m.caddyErrors,
+	m.reg.MustRegister(m.routes, m.unavailable, m.publishes, m.publishSeconds, m.caddyErrors, m.changeToPublish,
 		newEngineCollector(w),
 		newContainerCollector(w),
 	)

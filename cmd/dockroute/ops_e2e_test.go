@@ -256,6 +256,13 @@ func TestMetricsAndHealthz(t *testing.T) {
 	if n := value(fams, "dockroute_publish_duration_seconds", ""); n < 2 {
 		t.Errorf("publish latency histogram has %v samples", n)
 	}
+	// The new route's publish carried a Docker change: its latency from
+	// the event's arrival was observed.
+	if n := value(fams, "dockroute_docker_change_publish_seconds", ""); n < 1 {
+		t.Errorf("change → publish histogram has %v samples, want at least 1", n)
+	} else if h := fams["dockroute_docker_change_publish_seconds"].Metric[0].Histogram; h.GetSampleSum()/n <= 0 || h.GetSampleSum()/n > 5 {
+		t.Errorf("change → publish took %.3f s on average, want a plausible latency (the quiet window is 0.1 s)", h.GetSampleSum()/n)
+	}
 
 	proxy.Stop()
 	waitHealthz(t, addr, 503, "docker is unreachable")

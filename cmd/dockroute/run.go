@@ -45,6 +45,10 @@ type daemon struct {
 	// --unavailable-grace; expiry pokes a publish when the next one ends.
 	recent *route.Recent
 	expiry *time.Timer
+	// changedSince is when the oldest Docker change not yet published
+	// happened (zero: none); only publish, on the coalescer's goroutine,
+	// uses it.
+	changedSince time.Time
 
 	kick      chan struct{} // anything changed: publish again
 	published atomic.Bool   // a complete publish has happened
@@ -206,6 +210,9 @@ func (d *daemon) publish(ctx context.Context) error {
 		return nil
 	}
 	t = d.keepRecent(t)
+	if since := d.fleet.ChangedSince(); !since.IsZero() && (d.changedSince.IsZero() || since.Before(d.changedSince)) {
+		d.changedSince = since
+	}
 	start := time.Now()
 	did, err := d.out.publish(ctx, t)
 	took := time.Since(start)
@@ -217,11 +224,20 @@ func (d *daemon) publish(ctx context.Context) error {
 	}
 	d.publishErr.Store(nil)
 	d.published.Store(true)
+	// The Docker change this publish carries, from the event's arrival.
+	var sinceChange time.Duration
+	if !d.changedSince.IsZero() {
+		sinceChange = time.Since(d.changedSince)
+		d.changedSince = time.Time{}
+		if did != unchanged {
+			d.metrics.changeToPublish.Observe(sinceChange.Seconds())
+		}
+	}
 	switch did {
 	case written:
-		d.log.Info("published", "output", d.out.String(), "routes", len(t.Routes), "took", took)
+		d.log.Info("published", "output", d.out.String(), "routes", len(t.Routes), "took", took, "since_change", sinceChange)
 	case answered:
-		d.log.Info("published by lookup answers alone (caddy's config unchanged)", "routes", len(t.Routes), "took", took)
+		d.log.Info("published by lookup answers alone (caddy's config unchanged)", "routes", len(t.Routes), "took", took, "since_change", sinceChange)
 	}
 	return nil
 }

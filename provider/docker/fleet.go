@@ -107,6 +107,26 @@ func (f *Fleet) notify() {
 	}
 }
 
+// ChangedSince returns when the oldest change not yet taken happened on
+// any engine (an event's arrival, or a sync finding a change), zero if
+// none, and starts over: the start of the latency from Docker to the
+// proxy.
+func (f *Fleet) ChangedSince() time.Time {
+	var oldest time.Time
+	take := func(t time.Time) {
+		if !t.IsZero() && (oldest.IsZero() || t.Before(oldest)) {
+			oldest = t
+		}
+	}
+	for _, m := range f.members {
+		take(m.Watcher.ChangedSince())
+		if sw := f.servicesOf(m); sw != nil {
+			take(sw.ChangedSince())
+		}
+	}
+	return oldest
+}
+
 // Run follows every engine until ctx ends.
 func (f *Fleet) Run(ctx context.Context) {
 	var wg sync.WaitGroup

@@ -245,14 +245,14 @@ func (w *Watcher) apply(ctx context.Context, first events.Message, msgs <-chan e
 		ch := changes[id]
 		if c, ok := w.cached(id); ok && !ch.inspect {
 			if ch.gone {
-				w.update(id, Container{}, false, time.Now())
+				w.update(id, Container{}, false, time.Now(), now)
 			} else {
-				w.update(id, ch.applyTo(c), true, time.Now())
+				w.update(id, ch.applyTo(c), true, time.Now(), now)
 			}
 			continue
 		}
 		if ch.gone && !ch.inspect {
-			w.update(id, Container{}, false, time.Now())
+			w.update(id, Container{}, false, time.Now(), now)
 			continue
 		}
 		c, found, err := inspect(ctx, w.engine, id)
@@ -263,7 +263,7 @@ func (w *Watcher) apply(ctx context.Context, first events.Message, msgs <-chan e
 			w.inspectFailed(id, err, time.Now())
 			continue
 		}
-		w.update(id, c, found, time.Now())
+		w.update(id, c, found, time.Now(), now)
 	}
 	return nil
 }

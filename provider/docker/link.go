@@ -14,6 +14,10 @@ type link struct {
 	changed    chan struct{}
 	resyncNow  chan struct{}
 	reconnects atomic.Int64
+	// since is when the oldest change not yet taken by ChangedSince
+	// happened, in Unix nanoseconds (0: none): where the latency from a
+	// Docker event to the publish that carries it starts.
+	since atomic.Int64
 
 	mu        sync.Mutex
 	synced    bool      // a full sync succeeded and the engine was not lost since
@@ -30,11 +34,31 @@ func newLink() link {
 // was last read; changes in between collapse into one.
 func (l *link) Changed() <-chan struct{} { return l.changed }
 
-func (l *link) notify() {
+func (l *link) notify() { l.notifySince(time.Now()) }
+
+// notifySince says that something changed, as a consequence of what
+// happened at t (an event's arrival, before the inspect it cost).
+func (l *link) notifySince(t time.Time) {
+	n := t.UnixNano()
+	for {
+		old := l.since.Load()
+		if old != 0 && old <= n || l.since.CompareAndSwap(old, n) {
+			break
+		}
+	}
 	select {
 	case l.changed <- struct{}{}:
 	default:
 	}
+}
+
+// ChangedSince returns when the oldest change since the last call
+// happened, zero if none, and starts over.
+func (l *link) ChangedSince() time.Time {
+	if n := l.since.Swap(0); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
 }
 
 // ResyncNow asks for a full resync as soon as possible (SIGHUP).

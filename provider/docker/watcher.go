@@ -250,8 +250,9 @@ func (w *Watcher) cached(id string) (Container, bool) {
 	return c, ok
 }
 
-// update installs what one inspect found.
-func (w *Watcher) update(id string, c Container, found bool, now time.Time) {
+// update installs what one inspect found, for events that arrived at
+// received.
+func (w *Watcher) update(id string, c Container, found bool, now, received time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	found = found && w.opt.Scope.Matches(c) // out of scope is as good as gone
@@ -264,7 +265,7 @@ func (w *Watcher) update(id string, c Container, found bool, now time.Time) {
 		delete(w.kills, id)
 	}
 	if w.setVerdictLocked(id, v, found) {
-		w.notify()
+		w.notifySince(received)
 	}
 }
 
