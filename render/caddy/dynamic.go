@@ -51,7 +51,9 @@ func lookupTarget(r route.Route) (t target, ok bool) {
 	slices.SortFunc(t.addrs, netip.Addr.Compare)
 	t.addrs = slices.Compact(t.addrs)
 	if len(t.addrs) != len(r.Servers) {
-		return t, false // one address twice (two ports): not a set of replicas
+		// One address twice (as IPv4 and IPv4-mapped IPv6): an answer
+		// cannot say it twice, so keep the upstreams in the config.
+		return t, false
 	}
 	sum := sha256.Sum256([]byte(r.Host + "\x00" + r.Path + "\x00" + t.port))
 	t.name = "r" + hex.EncodeToString(sum[:10]) + lookupDomain

@@ -31,7 +31,7 @@ func TestLookupTarget(t *testing.T) {
 		{"replicas", []string{"172.17.0.3:8080", "172.17.0.2:8080"}, true, "8080", []string{"172.17.0.2", "172.17.0.3"}},
 		{"ipv6", []string{"[fd00::2]:80"}, true, "80", []string{"fd00::2"}},
 		{"mixed ports", []string{"172.17.0.2:8080", "172.17.0.3:9090"}, false, "", nil},
-		{"one address, two ports", []string{"172.17.0.2:8080", "172.17.0.2:8080"}, false, "", nil},
+		{"one address twice", []string{"172.17.0.2:8080", "[::ffff:172.17.0.2]:8080"}, false, "", nil},
 		{"host name", []string{"api.internal:8080"}, false, "", nil},
 		{"zone", []string{"[fe80::1%eth0]:80"}, false, "", nil},
 		{"no servers", nil, false, "", nil},
