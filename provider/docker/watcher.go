@@ -84,11 +84,7 @@ func (w *Watcher) state() (vs []Verdict, synced bool, lostAt time.Time) {
 	synced, lostAt = w.linkState()
 	// Sized up front: collecting 10,000 verdicts by appending allocated
 	// three times their size on every publish.
-	vs = make([]Verdict, 0, len(w.verdicts))
-	for _, v := range w.verdicts {
-		vs = append(vs, v)
-	}
-	return vs, synced, lostAt
+	return slices.AppendSeq(make([]Verdict, 0, len(w.verdicts)), maps.Values(w.verdicts)), synced, lostAt
 }
 
 // SetOptions changes the operator's choices and re-decides every known

@@ -1,7 +1,6 @@
 package caddy
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"slices"
 	"strconv"
 	"testing"
@@ -76,17 +74,7 @@ func TestRenderGoldenWithLookups(t *testing.T) {
 	}}
 	opt := Options{ID: "dockroute", Listen: []string{":80"}, Lookup: &Lookup{Resolver: "udp/127.0.0.1:5353", Refresh: 250 * time.Millisecond}}
 	got, _ := json.MarshalIndent(Render(tbl, opt), "", "  ")
-	const path = "testdata/server-lookups.golden.json"
-	if *update {
-		os.WriteFile(path, got, 0o644)
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("Render differs from %s (go test -update to accept):\n%s", path, got)
-	}
+	checkGolden(t, "testdata/server-lookups.golden.json", got)
 }
 
 // listenAt serves name's answers on addr (a loopback IP and port).

@@ -14,15 +14,10 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
-func TestRenderGolden(t *testing.T) {
-	tbl := route.Table{Routes: []route.Route{
-		{Host: "*.example.com", Servers: []string{"172.17.0.4:80"}},
-		{Host: "a.example.com", Servers: []string{"172.17.0.2:8080", "172.17.0.3:8080"}},
-		{Host: "a.example.com", Path: "/api", Strip: true, Servers: []string{"172.17.0.5:9000"}},
-		{Host: "v6.local", Servers: []string{"[fd00::2]:8080"}},
-	}}
-	got, _ := json.MarshalIndent(Render(tbl, Options{ID: "dockroute", Listen: []string{":80"}}), "", "  ")
-	const path = "testdata/server.golden.json"
+// checkGolden compares got with the golden file at path (go test -update
+// rewrites it).
+func checkGolden(t *testing.T, path string, got []byte) {
+	t.Helper()
 	if *update {
 		os.WriteFile(path, got, 0o644)
 	}
@@ -33,6 +28,17 @@ func TestRenderGolden(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Fatalf("Render differs from %s (go test -update to accept):\n%s", path, got)
 	}
+}
+
+func TestRenderGolden(t *testing.T) {
+	tbl := route.Table{Routes: []route.Route{
+		{Host: "*.example.com", Servers: []string{"172.17.0.4:80"}},
+		{Host: "a.example.com", Servers: []string{"172.17.0.2:8080", "172.17.0.3:8080"}},
+		{Host: "a.example.com", Path: "/api", Strip: true, Servers: []string{"172.17.0.5:9000"}},
+		{Host: "v6.local", Servers: []string{"[fd00::2]:8080"}},
+	}}
+	got, _ := json.MarshalIndent(Render(tbl, Options{ID: "dockroute", Listen: []string{":80"}}), "", "  ")
+	checkGolden(t, "testdata/server.golden.json", got)
 	// Exact hosts before wildcards, longer paths first, then the 404
 	// fallback.
 	s := Render(tbl, Options{ID: "x"})

@@ -15,14 +15,19 @@ import (
 // Traefik's configuration (the golden files go through Traefik's own
 // loader).
 
-func writeTCPRouter(buf *bytes.Buffer, name string, r tcpRouter) {
+// writeRouterHead writes what HTTP and TCP routers have alike.
+func writeRouterHead(buf *bytes.Buffer, name, rule, service string, priority int, entryPoints []string) {
 	key(buf, 4, name)
-	kq(buf, 6, "rule", r.Rule)
-	kq(buf, 6, "service", r.Service)
-	kv(buf, 6, "priority", strconv.Itoa(r.Priority))
-	if len(r.EntryPoints) > 0 {
-		kv(buf, 6, "entryPoints", flow(r.EntryPoints))
+	kq(buf, 6, "rule", rule)
+	kq(buf, 6, "service", service)
+	kv(buf, 6, "priority", strconv.Itoa(priority))
+	if len(entryPoints) > 0 {
+		kv(buf, 6, "entryPoints", flow(entryPoints))
 	}
+}
+
+func writeTCPRouter(buf *bytes.Buffer, name string, r tcpRouter) {
+	writeRouterHead(buf, name, r.Rule, r.Service, r.Priority, r.EntryPoints)
 	kv(buf, 6, "tls", "{passthrough: true}")
 }
 
@@ -36,13 +41,7 @@ func writeTCPService(buf *bytes.Buffer, name string, s tcpService) {
 }
 
 func writeRouter(buf *bytes.Buffer, name string, r router) {
-	key(buf, 4, name)
-	kq(buf, 6, "rule", r.Rule)
-	kq(buf, 6, "service", r.Service)
-	kv(buf, 6, "priority", strconv.Itoa(r.Priority))
-	if len(r.EntryPoints) > 0 {
-		kv(buf, 6, "entryPoints", flow(r.EntryPoints))
-	}
+	writeRouterHead(buf, name, r.Rule, r.Service, r.Priority, r.EntryPoints)
 	if len(r.Middlewares) > 0 {
 		kv(buf, 6, "middlewares", flow(r.Middlewares))
 	}
