@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -150,6 +151,7 @@ func TestLookupChangesNeedNoLoad(t *testing.T) {
 		publish(map[string][]string{"app.test": {a}})
 		until("200 a")
 		loads := c.Loads()
+		asked := strings.Count(c.Log(), "received request") // admin API requests
 		publish(map[string][]string{"app.test": {a, b}})
 		until("200 a", "200 b")
 		publish(map[string][]string{"app.test": {b}})
@@ -157,6 +159,20 @@ func TestLookupChangesNeedNoLoad(t *testing.T) {
 		if got := c.Loads(); got != loads {
 			t.Fatalf("replica changes loaded caddy's config %d times, want 0", got-loads)
 		}
+		// Nor did they ask Caddy anything: what it runs is known.
+		if got := strings.Count(c.Log(), "received request") - asked; got != 0 {
+			t.Fatalf("replica changes made %d admin requests, want 0", got)
+		}
+
+		// Caddy restarted with its own config alone: Check finds the
+		// server gone, and the next publish of the same table restores it.
+		c.Restart(t, caddytest.UserConfig(caddytest.FreePort(t)))
+		if ok, err := p.Check(ctx); ok || err != nil {
+			t.Fatalf("Check after Caddy lost the server: %v %v, want false", ok, err)
+		}
+		publish(map[string][]string{"app.test": {b}})
+		until("200 b")
+		loads = c.Loads()
 		if srv.Queries.Load() == 0 {
 			t.Fatal("caddy never asked the lookup server")
 		}
