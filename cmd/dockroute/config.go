@@ -172,7 +172,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Network, "network", "", "Docker network whose container addresses are routed; needed when containers are on several networks. auto: the network of dockroute's own container (which must be on one), considering only containers on it")
 	fs.StringVar(&c.Health, "health", "require", "require: route containers with a healthcheck only while healthy; ignore: route them whatever it says")
 	durationVar(fs, &c.Resync, "resync", 30*time.Second, "interval of the full resync that repairs anything a lost event missed")
-	durationVar(fs, &c.Coalesce.Quiet, "coalesce-quiet", 100*time.Millisecond, "publish once events have paused this long")
+	durationVar(fs, &c.Coalesce.Quiet, "coalesce-quiet", 100*time.Millisecond, "publish once events have paused this long (0: at once; changes during a publish go in the next)")
 	durationVar(fs, &c.Coalesce.MaxDelay, "coalesce-max", 500*time.Millisecond, "publish at most this long after the first event of a burst")
 	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
@@ -432,8 +432,8 @@ func (c config) validate(cmd string) error {
 	if c.Resync <= 0 {
 		return invalid("resync", "--resync %v: must be positive", c.Resync)
 	}
-	if c.Coalesce.Quiet <= 0 {
-		return invalid("coalesce-quiet", "--coalesce-quiet %v: must be positive", c.Coalesce.Quiet)
+	if c.Coalesce.Quiet < 0 {
+		return invalid("coalesce-quiet", "--coalesce-quiet %v: must not be negative", c.Coalesce.Quiet)
 	}
 	if c.Coalesce.MaxDelay < c.Coalesce.Quiet {
 		return invalid("coalesce-max", "--coalesce-max %v must be at least --coalesce-quiet %v", c.Coalesce.MaxDelay, c.Coalesce.Quiet)

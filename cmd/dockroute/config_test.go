@@ -44,6 +44,15 @@ traefik-tls: true
 	}
 }
 
+// TestNoQuietWindow: --coalesce-quiet 0 is valid (publish at once), and
+// so is a --coalesce-max of 0 beside it.
+func TestNoQuietWindow(t *testing.T) {
+	c, err := parseConfig("run", []string{"--coalesce-quiet", "0", "--coalesce-max", "0"}, io.Discard)
+	if err != nil || c.Coalesce.Quiet != 0 || c.Coalesce.MaxDelay != 0 {
+		t.Fatalf("--coalesce-quiet 0: %+v %v", c.Coalesce, err)
+	}
+}
+
 func TestConfigFileFromEnv(t *testing.T) {
 	t.Setenv("DOCKROUTE_CONFIG", writeConfig(t, "health: ignore\n"))
 	c, err := parseConfig("run", nil, io.Discard)
@@ -62,6 +71,7 @@ func TestConfigRejects(t *testing.T) {
 		{args: []string{"--traefik-file", "routes.json"}, want: "must end in .yml"},
 		{args: []string{"--traefik-file", "a/b.yml"}, want: "plain file name"},
 		{args: []string{"--coalesce-quiet", "1s", "--coalesce-max", "10ms"}, want: "at least"},
+		{args: []string{"--coalesce-quiet", "-1ms"}, want: "must not be negative"},
 		{args: []string{"--log-format", "xml"}, want: "text or json"},
 		{args: []string{"--health", "maybe"}, want: "require or ignore"},
 		{args: []string{"--traefik-entrypoints", "web,a b"}, want: "not allowed"},

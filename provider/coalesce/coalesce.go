@@ -9,7 +9,11 @@ import (
 
 // Config sets the timing of a Coalescer.
 type Config struct {
-	// Quiet is how long the signals must pause before a flush.
+	// Quiet is how long the signals must pause before a flush. Zero
+	// flushes at once: signals that arrive during a flush are carried by
+	// the one flush that follows it, so a burst still costs few flushes
+	// (as many as the flushes it outlasts), and a lone change costs no
+	// wait at all.
 	Quiet time.Duration
 	// MaxDelay bounds how long a flush may wait after the first signal of a
 	// burst, so a steady trickle of signals cannot postpone it forever.

@@ -11,8 +11,13 @@ import (
 // start runs a coalescer and returns its kick channel and flush counter.
 func start(t *testing.T, cfg Config, flush func() error) chan struct{} {
 	t.Helper()
+	return startWith(t, cfg, make(chan struct{}), flush)
+}
+
+// startWith runs a coalescer on the given kick channel.
+func startWith(t *testing.T, cfg Config, kick chan struct{}, flush func() error) chan struct{} {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	kick := make(chan struct{})
 	done := make(chan struct{})
 	go func() { Run(ctx, cfg, kick, flush); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
@@ -70,5 +75,40 @@ func TestFailedFlushIsRetried(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	if got := n.Load(); got != 3 {
 		t.Fatalf("flushed %d times; after the first success nothing should follow", got)
+	}
+}
+
+// TestNoQuietWindowFlushesAtOnce: with Quiet 0 a kick flushes without
+// waiting, and the kicks that arrive during a flush cost one flush more,
+// not one each.
+func TestNoQuietWindowFlushesAtOnce(t *testing.T) {
+	var n atomic.Int32
+	release := make(chan struct{})
+	entered := make(chan struct{}, 10)
+	// Buffered as the daemon's is: a poke during a flush waits in it.
+	kick := startWith(t, Config{Quiet: 0, MaxDelay: 0, Retry: time.Hour}, make(chan struct{}, 1), func() error {
+		entered <- struct{}{}
+		if n.Add(1) == 1 {
+			<-release // the first flush is slow: the kicks below arrive during it
+		}
+		return nil
+	})
+	t0 := time.Now()
+	kick <- struct{}{}
+	<-entered
+	if d := time.Since(t0); d > time.Second {
+		t.Fatalf("the flush waited %v", d)
+	}
+	for range 100 {
+		select { // the daemon's poke: a kick already waiting is enough
+		case kick <- struct{}{}:
+		default:
+		}
+	}
+	close(release)
+	waitFor(t, "the flush after the slow one", func() bool { return n.Load() == 2 })
+	time.Sleep(50 * time.Millisecond)
+	if got := n.Load(); got != 2 {
+		t.Fatalf("kicks during a flush gave %d flushes after it, want 1", got-1)
 	}
 }
