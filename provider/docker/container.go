@@ -40,21 +40,53 @@ type Container struct {
 	// routing at once so the proxy sends it no new requests.
 	Stopping    bool
 	NetworkMode string
-	// Networks maps each network the container is attached to to its
-	// address there (the zero Addr when Docker gave it none).
-	Networks map[string]netip.Addr
-	// Networks6 maps each network to the container's global IPv6 address
-	// there, when it has one (--ip-family 6 routes it).
-	Networks6 map[string]netip.Addr
+	// Networks are the networks the container is attached to, with its
+	// addresses there.
+	Networks Networks
 	// Published maps each container TCP port published on the engine's
-	// host (-p) to its host port.
+	// host (-p) to its host port (nil when none is).
 	Published map[uint16]uint16
+}
+
+// Attachment is a container's place on one network.
+type Attachment struct {
+	Network string
+	// Addr is its address there: IPv4 where it has one, else its global
+	// IPv6 address (zero when Docker gave it none).
+	Addr netip.Addr
+	// Addr6 is its global IPv6 address there, when it has one
+	// (--ip-family 6 routes it).
+	Addr6 netip.Addr
+}
+
+// Networks are a container's attachments, sorted by network name. A
+// slice, not a map: nearly every container is on one network, and a map
+// for it was ~500 bytes of every cached container (5 MB at 10,000).
+type Networks []Attachment
+
+// Get returns the attachment to the named network.
+func (ns Networks) Get(name string) (Attachment, bool) {
+	for _, a := range ns {
+		if a.Network == name {
+			return a, true
+		}
+	}
+	return Attachment{}, false
+}
+
+// Names lists the networks, sorted.
+func (ns Networks) Names() []string {
+	names := make([]string, len(ns))
+	for i, a := range ns {
+		names[i] = a.Network
+	}
+	return names
 }
 
 // fromInspect reduces a full inspect answer. Docker's answer may lack any
 // pointer field (older engines, odd states), so none is trusted to be set.
 func fromInspect(in container.InspectResponse) Container {
-	c := Container{Networks: map[string]netip.Addr{}}
+	var c Container
 	if in.ContainerJSONBase != nil {
 		c.ID = in.ID
 		c.Name = strings.TrimPrefix(in.Name, "/")
@@ -82,15 +114,14 @@ func fromInspect(in container.InspectResponse) Container {
 		slices.Sort(c.Exposed)
 	}
 	if in.NetworkSettings != nil {
-		c.Networks, c.Networks6 = endpointAddrs(in.NetworkSettings.Networks)
-		c.Published = map[uint16]uint16{}
+		c.Networks = attachments(in.NetworkSettings.Networks)
 		for port, bindings := range in.NetworkSettings.Ports {
 			if port.Proto() != "tcp" {
 				continue
 			}
 			for _, b := range bindings {
 				if hp, err := strconv.ParseUint(b.HostPort, 10, 16); err == nil && hp > 0 {
-					c.Published[uint16(port.Int())] = uint16(hp)
+					c.publish(uint16(port.Int()), uint16(hp))
 					break
 				}
 			}
@@ -106,21 +137,30 @@ func (c Container) refresh(s container.Summary) Container {
 	c.Health = healthFromStatus(s.Status)
 	c.Name = summaryName(s)
 	c.NetworkMode = s.HostConfig.NetworkMode
-	c.Networks = map[string]netip.Addr{}
+	c.Networks = nil
 	if s.NetworkSettings != nil {
-		c.Networks, c.Networks6 = endpointAddrs(s.NetworkSettings.Networks)
+		c.Networks = attachments(s.NetworkSettings.Networks)
 	}
 	// Host ports may change over a container's life (a -p without a host
 	// port gets a new one when the engine restarts it).
-	c.Published = map[uint16]uint16{}
+	c.Published = nil
 	for _, p := range s.Ports {
 		if p.Type == "tcp" && p.PublicPort != 0 {
 			if _, ok := c.Published[p.PrivatePort]; !ok {
-				c.Published[p.PrivatePort] = p.PublicPort
+				c.publish(p.PrivatePort, p.PublicPort)
 			}
 		}
 	}
 	return c
+}
+
+// publish records that port is published on the engine's host as
+// hostPort (the map is made only for containers that publish a port).
+func (c *Container) publish(port, hostPort uint16) {
+	if c.Published == nil {
+		c.Published = map[uint16]uint16{}
+	}
+	c.Published[port] = hostPort
 }
 
 // summaryName is a list entry's container name, for messages.
@@ -146,24 +186,25 @@ func healthFromStatus(status string) string {
 	return ""
 }
 
-// endpointAddrs gives each network's address (IPv4 where there is one)
-// and, apart, its global IPv6 address where there is one.
-func endpointAddrs(eps map[string]*network.EndpointSettings) (addrs, addrs6 map[string]netip.Addr) {
-	addrs = make(map[string]netip.Addr, len(eps))
+// attachments gives each network's address (IPv4 where there is one) and
+// its global IPv6 address where there is one, sorted by network.
+func attachments(eps map[string]*network.EndpointSettings) Networks {
+	if len(eps) == 0 {
+		return nil
+	}
+	ns := make(Networks, 0, len(eps))
 	for name, ep := range eps {
-		var a netip.Addr
+		a := Attachment{Network: name}
 		if ep != nil {
-			a = pickAddr(ep.IPAddress, ep.GlobalIPv6Address)
+			a.Addr = pickAddr(ep.IPAddress, ep.GlobalIPv6Address)
 			if a6, err := netip.ParseAddr(ep.GlobalIPv6Address); err == nil && a6.Is6() {
-				if addrs6 == nil {
-					addrs6 = map[string]netip.Addr{}
-				}
-				addrs6[name] = a6
+				a.Addr6 = a6
 			}
 		}
-		addrs[name] = a
+		ns = append(ns, a)
 	}
-	return addrs, addrs6
+	slices.SortFunc(ns, func(a, b Attachment) int { return strings.Compare(a.Network, b.Network) })
+	return ns
 }
 
 // pickAddr prefers IPv4, which every proxy setup reaches, and falls back to
@@ -178,14 +219,7 @@ func pickAddr(v4, v6 string) netip.Addr {
 }
 
 // networkNames lists the container's networks, sorted, for messages.
-func (c Container) networkNames() string {
-	names := make([]string, 0, len(c.Networks))
-	for n := range c.Networks {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return strings.Join(names, ", ")
-}
+func (c Container) networkNames() string { return strings.Join(c.Networks.Names(), ", ") }
 
 // short is the 12-character ID Docker's CLI shows.
 func short(id string) string {

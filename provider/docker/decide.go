@@ -257,21 +257,22 @@ func address(c Container, network, family string) (addr netip.Addr, code, reason
 	case strings.HasPrefix(mode, "container:"):
 		return addr, "shared_network", fmt.Sprintf("container shares another container's network (%s); route that container instead", mode)
 	}
-	name, code, reason := chooseNetwork(c, network)
+	on, code, reason := chooseNetwork(c, network)
 	if reason != "" {
 		return addr, code, reason
 	}
+	name := on.Network
 	switch family {
 	case "4":
-		if addr = c.Networks[name]; !addr.Is4() {
+		if addr = on.Addr; !addr.Is4() {
 			return netip.Addr{}, "no_address", fmt.Sprintf("container has no IPv4 address on network %q (dockroute runs with --ip-family 4)", name)
 		}
 	case "6":
-		if addr = c.Networks6[name]; !addr.IsValid() {
+		if addr = on.Addr6; !addr.IsValid() {
 			return addr, "no_address", fmt.Sprintf("container has no IPv6 address on network %q (dockroute runs with --ip-family 6): create the network with --ipv6", name)
 		}
 	default:
-		if addr = c.Networks[name]; !addr.IsValid() {
+		if addr = on.Addr; !addr.IsValid() {
 			return addr, "no_address", fmt.Sprintf("container has no IP address on network %q", name)
 		}
 	}
@@ -324,22 +325,20 @@ func portReason(port uint16, exposed []string) string {
 	return fmt.Sprintf("port %d is not exposed (exposed: %s); %s", port, strings.Join(exposed, ", "), fix)
 }
 
-func chooseNetwork(c Container, want string) (name, code, reason string) {
+func chooseNetwork(c Container, want string) (on Attachment, code, reason string) {
 	if want != "" {
-		if _, ok := c.Networks[want]; ok {
-			return want, "", ""
+		if a, ok := c.Networks.Get(want); ok {
+			return a, "", ""
 		}
-		return "", "network_missing", fmt.Sprintf("container is not on network %q (dockroute --network or the label dockroute.network); it is on: %s", want, orNone(c.networkNames()))
+		return on, "network_missing", fmt.Sprintf("container is not on network %q (dockroute --network or the label dockroute.network); it is on: %s", want, orNone(c.networkNames()))
 	}
 	switch len(c.Networks) {
 	case 0:
-		return "", "no_network", "container is on no network"
+		return on, "no_network", "container is on no network"
 	case 1:
-		for name := range c.Networks {
-			return name, "", ""
-		}
+		return c.Networks[0], "", ""
 	}
-	return "", "network_ambiguous", fmt.Sprintf("container is on several networks (%s); start dockroute with --network NAME, or set the label dockroute.network, to choose the one the proxy reaches", c.networkNames())
+	return on, "network_ambiguous", fmt.Sprintf("container is on several networks (%s); start dockroute with --network NAME, or set the label dockroute.network, to choose the one the proxy reaches", c.networkNames())
 }
 
 func orNone(s string) string {

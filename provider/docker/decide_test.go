@@ -104,14 +104,14 @@ func running(env ...string) Container {
 	return Container{
 		ID: "0123456789abcdef", Name: "app", Env: env, Exposed: []string{"443/tcp", "8080/tcp"},
 		State: "running", NetworkMode: "bridge",
-		Networks: map[string]netip.Addr{"bridge": netip.MustParseAddr("172.17.0.5")},
+		Networks: Networks{{Network: "bridge", Addr: netip.MustParseAddr("172.17.0.5")}},
 	}
 }
 
 func TestDecide(t *testing.T) {
 	twoNets := running("VIRTUALHOST=a.local", "PORT=8080")
 	twoNets.NetworkMode = "front"
-	twoNets.Networks = map[string]netip.Addr{"front": netip.MustParseAddr("10.1.0.2"), "back": netip.MustParseAddr("10.2.0.2")}
+	twoNets.Networks = Networks{{Network: "back", Addr: netip.MustParseAddr("10.2.0.2")}, {Network: "front", Addr: netip.MustParseAddr("10.1.0.2")}}
 	with := func(c Container, f func(*Container)) Container { f(&c); return c }
 	operator := Options{
 		Middleware: func(name, host string) error {
@@ -146,7 +146,7 @@ func TestDecide(t *testing.T) {
 		{name: "two networks, none chosen", c: twoNets, reason: "several networks (back, front)"},
 		{name: "two networks, one chosen", c: twoNets, opt: Options{Network: "back"}, addr: "10.2.0.2:8080"},
 		{name: "chosen network missing", c: twoNets, opt: Options{Network: "other"}, reason: `not on network "other" (dockroute --network or the label dockroute.network); it is on: back, front`},
-		{name: "no address", c: with(running("VIRTUALHOST=a.local", "PORT=8080"), func(c *Container) { c.Networks = map[string]netip.Addr{"bridge": {}} }), reason: "no IP address"},
+		{name: "no address", c: with(running("VIRTUALHOST=a.local", "PORT=8080"), func(c *Container) { c.Networks = Networks{{Network: "bridge"}} }), reason: "no IP address"},
 		{name: "invalid request", c: running("VIRTUALHOST=a..local"), reason: "invalid request: VIRTUALHOST"},
 		{name: "second target's port not exposed", c: running("VIRTUALHOST=a.local:8080,b.local:9090"), reason: "port 9090 is not exposed"},
 		{name: "network label", c: with(twoNets, func(c *Container) { c.Labels = map[string]string{"dockroute.network": "front"} }), addr: "10.1.0.2:8080"},
@@ -267,11 +267,9 @@ func TestMigrants(t *testing.T) {
 // such an address, saying why.
 func TestIPFamily(t *testing.T) {
 	dual := running("VIRTUALHOST=a.local", "PORT=8080")
-	dual.Networks = map[string]netip.Addr{"dual": netip.MustParseAddr("172.20.0.2")}
-	dual.Networks6 = map[string]netip.Addr{"dual": netip.MustParseAddr("fd00::2")}
+	dual.Networks = Networks{{Network: "dual", Addr: netip.MustParseAddr("172.20.0.2"), Addr6: netip.MustParseAddr("fd00::2")}}
 	v6only := running("VIRTUALHOST=a.local", "PORT=8080")
-	v6only.Networks = map[string]netip.Addr{"v6": netip.MustParseAddr("fd00::3")}
-	v6only.Networks6 = map[string]netip.Addr{"v6": netip.MustParseAddr("fd00::3")}
+	v6only.Networks = Networks{{Network: "v6", Addr: netip.MustParseAddr("fd00::3"), Addr6: netip.MustParseAddr("fd00::3")}}
 	v4only := running("VIRTUALHOST=a.local", "PORT=8080")
 	for _, tc := range []struct {
 		c              Container

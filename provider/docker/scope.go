@@ -70,7 +70,7 @@ func (s Scope) Matches(c Container) bool {
 	if len(s.networks) == 0 {
 		return true
 	}
-	return slices.ContainsFunc(s.networks, func(n string) bool { _, ok := c.Networks[n]; return ok })
+	return slices.ContainsFunc(s.networks, func(n string) bool { _, ok := c.Networks.Get(n); return ok })
 }
 
 func (s Scope) String() string {

@@ -3,10 +3,8 @@ package docker
 import (
 	"context"
 	"fmt"
-	"maps"
 	"os"
 	"regexp"
-	"slices"
 	"strings"
 )
 
@@ -35,7 +33,7 @@ func OwnNetwork(ctx context.Context, e Engine) (string, error) {
 	if !found {
 		return "", fmt.Errorf("--network auto: dockroute does not run in a container of this engine (no container %s); name the network with --network", short(ref))
 	}
-	names := slices.Sorted(maps.Keys(c.Networks))
+	names := c.Networks.Names()
 	if len(names) != 1 {
 		return "", fmt.Errorf("--network auto: dockroute's container %s is on %d networks (%s); put it on the proxy's network only, or name the network with --network", c.Name, len(names), strings.Join(names, ", "))
 	}

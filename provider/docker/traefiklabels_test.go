@@ -123,7 +123,7 @@ func TestParseTraefikLabels(t *testing.T) {
 // settings win over Traefik's when both are set.
 func TestTraefikLabelsNeedTheSwitch(t *testing.T) {
 	c := Container{ID: "c1", Name: "app", State: "running", Exposed: []string{"80/tcp"},
-		Networks: map[string]netip.Addr{"bridge": netip.MustParseAddr("172.17.0.9")},
+		Networks: Networks{{Network: "bridge", Addr: netip.MustParseAddr("172.17.0.9")}},
 		Labels:   map[string]string{"traefik.enable": "true", "traefik.http.routers.a.rule": "Host(`a.test`)"}}
 	if v := Decide(c, Options{}); v.Routed() || v.Code != "not_opted_in" {
 		t.Fatalf("without the switch: %+v", v)
