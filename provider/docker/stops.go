@@ -114,10 +114,10 @@ func stopEvents() filters.Args {
 // recentKills reads, from the engine's event log, the kills each of the
 // given containers received since it last started, as far back as the
 // longest stop window among them.
-func recentKills(ctx context.Context, e Engine, cs map[string]Container, now time.Time) (kills, error) {
+func recentKills(ctx context.Context, e Engine, cs map[string]*Container, now time.Time) (kills, error) {
 	window := time.Duration(0)
 	for _, c := range cs {
-		window = max(window, stopWindow(c))
+		window = max(window, stopWindow(*c))
 	}
 	k := kills{}
 	if len(cs) == 0 {

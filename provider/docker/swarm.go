@@ -56,7 +56,7 @@ type ServiceWatcher struct {
 	mu         sync.Mutex
 	opt        Options
 	services   map[string]Service
-	verdicts   map[string]Verdict
+	verdicts   verdictSet
 	networks   map[string]string    // network ID → name
 	converging map[string]time.Time // service ID → polled until
 	nextPoll   time.Time
@@ -66,7 +66,7 @@ type ServiceWatcher struct {
 func NewServiceWatcher(engine SwarmEngine, opt Options, resync time.Duration, log *slog.Logger) *ServiceWatcher {
 	return &ServiceWatcher{engine: engine, opt: opt, log: log, resync: resync,
 		link:     newLink(),
-		services: map[string]Service{}, verdicts: map[string]Verdict{}, networks: map[string]string{}, converging: map[string]time.Time{}}
+		services: map[string]Service{}, verdicts: newVerdictSet(), networks: map[string]string{}, converging: map[string]time.Time{}}
 }
 
 // Run follows the services until ctx ends.
@@ -92,7 +92,7 @@ func (w *ServiceWatcher) state() ([]Verdict, bool, time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	synced, lostAt := w.linkState()
-	return slices.Collect(maps.Values(w.verdicts)), synced, lostAt
+	return w.verdicts.values(), synced, lostAt
 }
 
 // Backends returns the services' backends and whether they are current.
@@ -144,7 +144,7 @@ func (w *ServiceWatcher) Sync(ctx context.Context) error {
 	}
 	for id := range w.services {
 		if _, ok := next[id]; !ok {
-			delete(w.verdicts, id)
+			w.verdicts.remove(id)
 			changed = true
 		}
 	}
@@ -197,8 +197,7 @@ func (w *ServiceWatcher) refresh(ctx context.Context, id string) error {
 	if i < 0 {
 		delete(w.services, id)
 		delete(w.converging, id)
-		if _, had := w.verdicts[id]; had {
-			delete(w.verdicts, id)
+		if w.verdicts.remove(id) {
 			w.log.Info("service removed", "id", short(id))
 			w.notify()
 		}
@@ -295,10 +294,10 @@ func (w *ServiceWatcher) wake(ctx context.Context, now time.Time) error {
 
 // setLocked records a service's verdict and logs a change.
 func (w *ServiceWatcher) setLocked(id string, v Verdict) bool {
-	if old, had := w.verdicts[id]; had && old.equal(v) {
+	if old, had := w.verdicts.get(id); had && old.equal(v) {
 		return false
 	}
-	w.verdicts[id] = v
+	w.verdicts.put(id, v)
 	switch {
 	case v.Routed():
 		w.log.Info("routed service", "service", v.Name, "id", short(id), "routes", logRoutes(v.Backends))

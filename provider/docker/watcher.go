@@ -30,10 +30,15 @@ type Watcher struct {
 	log    *slog.Logger
 	resync time.Duration
 
-	mu       sync.Mutex
-	cache    map[string]Container // running or paused containers, by ID
-	kills    kills                // signals sent to them since they started
-	verdicts map[string]Verdict
+	mu sync.Mutex
+	// cache holds the running or paused containers by ID, as pointers
+	// (a map of 10,000 whole containers kept a container-sized slot for
+	// every place it had room for); a cached container is never
+	// modified, only replaced.
+	cache map[string]*Container
+	// kills are the signals sent to them since they started.
+	kills    kills
+	verdicts verdictSet
 	// retryAt is when containers Docker failed to inspect are tried again
 	// (zero: none failed), and retryWait how long the next wait is.
 	retryAt   time.Time
@@ -49,9 +54,9 @@ func New(engine Engine, opt Options, resync time.Duration, log *slog.Logger) *Wa
 		log:      log,
 		resync:   resync,
 		link:     newLink(),
-		cache:    map[string]Container{},
+		cache:    map[string]*Container{},
 		kills:    kills{},
-		verdicts: map[string]Verdict{},
+		verdicts: newVerdictSet(),
 	}
 }
 
@@ -67,8 +72,8 @@ func New(engine Engine, opt Options, resync time.Duration, log *slog.Logger) *Wa
 func (w *Watcher) Backends() ([]route.Backend, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	backends := make([]route.Backend, 0, len(w.verdicts))
-	for _, v := range w.verdicts {
+	backends := make([]route.Backend, 0, w.verdicts.len())
+	for _, v := range w.verdicts.byID {
 		backends = append(backends, v.Backends...)
 	}
 	synced, _ := w.linkState()
@@ -82,9 +87,7 @@ func (w *Watcher) state() (vs []Verdict, synced bool, lostAt time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	synced, lostAt = w.linkState()
-	// Sized up front: collecting 10,000 verdicts by appending allocated
-	// three times their size on every publish.
-	return slices.AppendSeq(make([]Verdict, 0, len(w.verdicts)), maps.Values(w.verdicts)), synced, lostAt
+	return w.verdicts.values(), synced, lostAt
 }
 
 // SetOptions changes the operator's choices and re-decides every known
@@ -100,7 +103,7 @@ func (w *Watcher) SetOptions(opt Options) {
 func (w *Watcher) Verdicts() []Verdict {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return sortVerdicts(slices.Collect(maps.Values(w.verdicts)))
+	return sortVerdicts(w.verdicts.values())
 }
 
 // Sync lists the running containers and rebuilds every verdict, with the
@@ -119,12 +122,13 @@ func (w *Watcher) Sync(ctx context.Context) error {
 		return err
 	}
 
-	next := make(map[string]Container, len(list))
+	next := make(map[string]*Container, len(list))
 	failed := map[string]Verdict{}
 	var fresh []container.Summary
 	for _, s := range list {
 		if c, ok := known[s.ID]; ok {
-			next[s.ID] = c.refresh(s)
+			r := c.refresh(s)
+			next[s.ID] = &r
 		} else {
 			fresh = append(fresh, s)
 		}
@@ -135,7 +139,7 @@ func (w *Watcher) Sync(ctx context.Context) error {
 		case r.err != nil:
 			failed[s.ID] = inspectFailed(s.ID, summaryName(s), r.err)
 		case r.found:
-			next[s.ID] = r.c
+			next[s.ID] = &r.c
 		}
 	}
 	now := time.Now()
@@ -205,11 +209,11 @@ func inspect(ctx context.Context, e Engine, id string) (c Container, found bool,
 
 // replace installs a complete new set of containers. ks, when not nil,
 // replaces the kills known so far.
-func (w *Watcher) replace(next map[string]Container, failed map[string]Verdict, ks kills, now time.Time) {
+func (w *Watcher) replace(next map[string]*Container, failed map[string]Verdict, ks kills, now time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	changed := false
-	for id := range w.verdicts {
+	for id := range w.verdicts.byID {
 		_, running := next[id]
 		_, failing := failed[id]
 		if !running && !failing {
@@ -226,7 +230,7 @@ func (w *Watcher) replace(next map[string]Container, failed map[string]Verdict, 
 	}
 	w.cache = next
 	for id, c := range next {
-		changed = w.setVerdictLocked(id, w.decideLocked(c, now), true) || changed
+		changed = w.setVerdictLocked(id, w.decideLocked(*c, now), true) || changed
 	}
 	for id, v := range failed {
 		changed = w.setVerdictLocked(id, v, true) || changed
@@ -242,8 +246,10 @@ func (w *Watcher) replace(next map[string]Container, failed map[string]Verdict, 
 func (w *Watcher) cached(id string) (Container, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	c, ok := w.cache[id]
-	return c, ok
+	if c, ok := w.cache[id]; ok {
+		return *c, true
+	}
+	return Container{}, false
 }
 
 // update installs what one inspect found, for events that arrived at
@@ -254,7 +260,7 @@ func (w *Watcher) update(id string, c Container, found bool, now, received time.
 	found = found && w.opt.Scope.Matches(c) // out of scope is as good as gone
 	var v Verdict
 	if found {
-		w.cache[id] = c
+		w.cache[id] = &c
 		v = w.decideLocked(c, now)
 	} else {
 		delete(w.cache, id)
@@ -313,7 +319,7 @@ func (w *Watcher) decideLocked(c Container, now time.Time) Verdict {
 func (w *Watcher) redecideLocked(now time.Time) {
 	changed := false
 	for id, c := range w.cache {
-		changed = w.setVerdictLocked(id, w.decideLocked(c, now), true) || changed
+		changed = w.setVerdictLocked(id, w.decideLocked(*c, now), true) || changed
 	}
 	if changed {
 		w.notify()
@@ -327,7 +333,7 @@ func (w *Watcher) expireStops(now time.Time) {
 	defer w.mu.Unlock()
 	for id, ks := range w.kills {
 		c, ok := w.cache[id]
-		if !ok || !now.Before(stoppingUntil(c, ks)) {
+		if !ok || !now.Before(stoppingUntil(*c, ks)) {
 			delete(w.kills, id)
 			if ok && c.State == "running" {
 				w.log.Info("container survived its stop signal past its stop timeout; routing it again", "container", c.Name, "id", short(id))
@@ -345,7 +351,7 @@ func (w *Watcher) nextWake() time.Time {
 	var next []time.Time
 	for id, ks := range w.kills {
 		if c, ok := w.cache[id]; ok {
-			next = append(next, stoppingUntil(c, ks))
+			next = append(next, stoppingUntil(*c, ks))
 		}
 	}
 	return earliest(append(next, w.retryAt)...)
@@ -368,12 +374,11 @@ func (w *Watcher) noteEvent(m events.Message, now time.Time) {
 // setVerdictLocked records a verdict (or its removal when !present), logs
 // what changed for the user, and reports whether anything did.
 func (w *Watcher) setVerdictLocked(id string, v Verdict, present bool) bool {
-	old, had := w.verdicts[id]
+	old, had := w.verdicts.get(id)
 	if !present {
-		if !had {
+		if !w.verdicts.remove(id) {
 			return false
 		}
-		delete(w.verdicts, id)
 		if old.Routed() {
 			w.log.Info("unrouted: container is gone", "container", old.Name, "id", short(id))
 		}
@@ -382,7 +387,7 @@ func (w *Watcher) setVerdictLocked(id string, v Verdict, present bool) bool {
 	if had && old.equal(v) {
 		return false
 	}
-	w.verdicts[id] = v
+	w.verdicts.put(id, v)
 	switch {
 	case v.Routed():
 		w.log.Info("routed", "container", v.Name, "id", short(id), "routes", logRoutes(v.Backends))
@@ -438,7 +443,7 @@ func evaluate(ctx context.Context, e Engine, opt Options, names []string) (evalu
 			names = append(names, s.ID)
 		}
 	}
-	cs := map[string]Container{}
+	cs := map[string]*Container{}
 	for _, n := range names {
 		c, ok, err := inspect(ctx, e, n)
 		switch {
@@ -449,7 +454,7 @@ func evaluate(ctx context.Context, e Engine, opt Options, names []string) (evalu
 		case !opt.Scope.Matches(c):
 			ev.other = append(ev.other, Verdict{ID: c.ID, Name: c.Name, Code: "out_of_scope", Reason: "outside dockroute's scope (--filter " + opt.Scope.String() + "): not considered at all"})
 		default:
-			cs[c.ID], ev.wanted[c.ID] = c, true
+			cs[c.ID], ev.wanted[c.ID] = &c, true
 		}
 	}
 	for _, s := range running {
@@ -457,7 +462,7 @@ func evaluate(ctx context.Context, e Engine, opt Options, names []string) (evalu
 			continue
 		}
 		if c, ok, err := inspect(ctx, e, s.ID); err == nil && ok {
-			cs[c.ID] = c
+			cs[c.ID] = &c
 		}
 	}
 	now := time.Now()
@@ -465,7 +470,8 @@ func evaluate(ctx context.Context, e Engine, opt Options, names []string) (evalu
 	if err != nil {
 		return ev, err
 	}
-	for _, c := range cs {
+	for _, cp := range cs {
+		c := *cp
 		c.Stopping = now.Before(stoppingUntil(c, ks[c.ID]))
 		v := Decide(c, opt)
 		v.Engine = opt.Engine
