@@ -41,6 +41,10 @@ type daemon struct {
 	operator   operatorSources
 	out        output
 	metrics    *metrics
+	// routes is the route table, kept from publish to publish: each
+	// publish applies what changed (only publish, on the coalescer's
+	// goroutine, uses it).
+	routes *route.Builder
 	// recent keeps routes that lost their last server as 503s for
 	// --unavailable-grace; expiry pokes a publish when the next one ends.
 	recent *route.Recent
@@ -88,6 +92,7 @@ func run(ctx context.Context, cfg config, args []string) error {
 		args: args, log: log, level: level, cfg: cfg, out: out, ownNetwork: own,
 		fleet: fleet, operator: operator,
 		kick:   make(chan struct{}, 1),
+		routes: route.NewBuilder(),
 		recent: route.NewRecent(cfg.UnavailableGrace),
 	}
 	d.metrics = newMetrics(d.fleet, out.delivery())
@@ -189,23 +194,27 @@ func forward(ctx context.Context, from <-chan struct{}, poke func()) {
 	}
 }
 
-// table merges the providers' backends; false until Docker has been synced
-// once, as an unknown table must never be published as an empty one.
-func (d *daemon) table() (route.Table, []route.Backend, bool) {
-	containers, ok := d.fleet.Backends()
+// table is the route table of the providers' backends now, the routes
+// file's winning where both name a host and path (static.Merge); false
+// until Docker has been synced once, as an unknown table must never be
+// published as an empty one. Only what changed since the last call is
+// worked on.
+func (d *daemon) table() (route.Table, bool) {
+	changes, ok := d.fleet.Changes()
 	if !ok {
-		return route.Table{}, nil, false
+		return route.Table{}, false
 	}
-	var fromFile []route.Backend
+	for id, bs := range changes {
+		d.routes.Set(id, bs)
+	}
 	if d.static != nil {
-		fromFile = d.static.Value()
+		d.routes.Override(d.static.Value())
 	}
-	merged, overridden := static.Merge(fromFile, containers)
-	return route.Build(merged), overridden, true
+	return d.routes.Table(), true
 }
 
 func (d *daemon) publish(ctx context.Context) error {
-	t, _, ok := d.table()
+	t, ok := d.table()
 	if !ok {
 		return nil
 	}
@@ -427,14 +436,14 @@ func render(ctx context.Context, cfg config, stdout io.Writer) error {
 		return err
 	}
 	defer fleet.Close()
-	d := &daemon{log: log, cfg: cfg, out: out, fleet: fleet}
+	d := &daemon{log: log, cfg: cfg, out: out, fleet: fleet, routes: route.NewBuilder()}
 	if d.static, err = loadRoutesFile(cfg, log); err != nil {
 		return err
 	}
 	if err := d.fleet.Sync(ctx); err != nil {
 		return err
 	}
-	t, _, _ := d.table()
+	t, _ := d.table()
 	_, err = stdout.Write(out.render(t))
 	return err
 }

@@ -41,6 +41,10 @@ type Fleet struct {
 	log     *slog.Logger
 	changed chan struct{}
 
+	// vmu guards view, what Changes last handed out.
+	vmu  sync.Mutex
+	view *view
+
 	mu        sync.Mutex
 	opt       Options
 	conflicts map[string]bool // refused claims already logged
@@ -67,7 +71,7 @@ func NewFleet(eps []Endpoint, opt Options, resync, grace time.Duration, log *slo
 
 // NewFleetOf watches engines already connected (tests give fake ones).
 func NewFleetOf(members []*Member, opt Options, resync, grace time.Duration, log *slog.Logger) *Fleet {
-	f := &Fleet{members: members, grace: grace, log: log, changed: make(chan struct{}, 1), opt: opt, dropped: map[*Member]bool{}}
+	f := &Fleet{members: members, grace: grace, log: log, changed: make(chan struct{}, 1), opt: opt, dropped: map[*Member]bool{}, view: newView()}
 	for _, m := range members {
 		l := log
 		if len(members) > 1 {

@@ -1,0 +1,303 @@
+package docker
+
+import (
+	"slices"
+	"time"
+
+	"github.com/dockroute/dockroute/provider/route"
+)
+
+// The incremental side of a Fleet: what each publish needs is not every
+// verdict again (a copy of 10,000 verdicts, their claims settled anew and
+// a table built from scratch were most of a one-container change's cost
+// and garbage) but the containers whose routes changed. Changes hands
+// those out, settling claims only on the hosts a change touches; what it
+// hands out over time always adds up to what Backends computes from
+// scratch (TestChangesAddUp).
+
+// view is what Changes last handed out: which verdicts count and what of
+// them settling needs, who claims each host, and what claims refused.
+type view struct {
+	counted map[srcKey]bool
+	held    map[string]held     // by verdict ID: the verdicts that count
+	claims  map[string][]string // host key → IDs with a backend there
+	// lost holds, by ID, the backends (indexes into its verdict's) that
+	// claims refused, and why.
+	lost map[string]map[int]string
+}
+
+// srcKey names one of the fleet's sources: an engine's containers or its
+// services.
+type srcKey struct {
+	member   int
+	services bool
+}
+
+func (k srcKey) before(o srcKey) bool {
+	return k.member < o.member || k.member == o.member && !k.services && o.services
+}
+
+// held is a verdict that counts, as it was taken (shared with its
+// source, which never modifies it), and where it came from.
+type held struct {
+	src srcKey
+	v   *Verdict
+}
+
+func newView() *view {
+	return &view{counted: map[srcKey]bool{}, held: map[string]held{}, claims: map[string][]string{}, lost: map[string]map[int]string{}}
+}
+
+// takeSource is one of the sources as a Changes call sees it.
+type takeSource struct {
+	key    srcKey
+	src    verdictSource
+	counts bool
+}
+
+// Changes returns, for every verdict whose routes may have changed since
+// the last call, its backends now, claims settled (nil: it has none), and
+// whether the fleet may be published at all (see Backends). While it may
+// not, nothing is taken: the changes wait for the next call. A caller
+// that applies every answer in order (route.Builder.Set) holds what
+// Backends would give.
+func (f *Fleet) Changes() (map[string][]route.Backend, bool) {
+	f.vmu.Lock()
+	defer f.vmu.Unlock()
+	srcs, fresh := f.sources(time.Now())
+	if !fresh {
+		return nil, false
+	}
+	c := changeSet{f: f, v: f.view, srcs: srcs, dirty: map[string]bool{}, emit: map[string]bool{}}
+	for _, s := range srcs {
+		c.takeFrom(s)
+	}
+	c.settle()
+	return c.resolved(), true
+}
+
+// sources lists the fleet's sources in order, each with whether it
+// counts now (as current counts them), and whether any engine is synced.
+func (f *Fleet) sources(now time.Time) (srcs []takeSource, fresh bool) {
+	for i, m := range f.members {
+		synced, lostAt := m.Watcher.linkState()
+		fresh = fresh || synced
+		counts := synced || len(f.members) > 1 && !lostAt.IsZero() && now.Sub(lostAt) < f.grace
+		srcs = append(srcs, takeSource{srcKey{i, false}, m.Watcher, counts})
+		if sw := f.servicesOf(m); sw != nil {
+			ssynced, _ := sw.linkState()
+			srcs = append(srcs, takeSource{srcKey{i, true}, sw, counts && ssynced})
+		}
+	}
+	return srcs, fresh
+}
+
+// changeSet is one Changes call at work.
+type changeSet struct {
+	f     *Fleet
+	v     *view
+	srcs  []takeSource
+	dirty map[string]bool // host keys to settle again
+	emit  map[string]bool // IDs whose backends to hand out
+}
+
+// takeFrom takes one source's changes: all of its verdicts when it starts
+// to count, none (and its verdicts leave) when it stops.
+func (c *changeSet) takeFrom(s takeSource) {
+	was := c.v.counted[s.key]
+	c.v.counted[s.key] = s.counts
+	chs := s.src.takeChanges(s.counts && !was)
+	switch {
+	case !s.counts && was:
+		for id, h := range c.v.held {
+			if h.src == s.key {
+				c.drop(id)
+			}
+		}
+		return
+	case !s.counts:
+		return
+	}
+	for _, ch := range chs {
+		h, ok := c.v.held[ch.id]
+		switch {
+		case ch.v != nil && ok && h.src != s.key && h.src.before(s.key):
+			c.f.warnTwins(h.src, s.key) // the same engine reached twice
+		case ch.v != nil:
+			c.place(ch.id, s.key, ch.v)
+		case ok && h.src == s.key:
+			c.drop(ch.id)
+		}
+	}
+}
+
+// place makes v, from src, the verdict that counts for id.
+func (c *changeSet) place(id string, src srcKey, v *Verdict) {
+	c.unclaim(id)
+	c.v.held[id] = held{src, v}
+	for _, hk := range hostKeys(v.Backends) {
+		c.v.claims[hk] = append(c.v.claims[hk], id)
+		c.dirty[hk] = true
+	}
+	c.emit[id] = true
+}
+
+// drop removes id's verdict, falling back to another source that counts
+// and has it (an engine reached twice).
+func (c *changeSet) drop(id string) {
+	from := c.v.held[id].src
+	c.unclaim(id)
+	delete(c.v.held, id)
+	c.emit[id] = true
+	for _, s := range c.srcs {
+		if s.counts && s.key != from {
+			if v := s.src.verdict(id); v != nil {
+				c.place(id, s.key, v)
+				return
+			}
+		}
+	}
+}
+
+// unclaim takes id's claims off its hosts, which are settled again.
+func (c *changeSet) unclaim(id string) {
+	h, ok := c.v.held[id]
+	if !ok {
+		return
+	}
+	for _, hk := range hostKeys(h.v.Backends) {
+		if ids := remove(c.v.claims[hk], id); len(ids) > 0 {
+			c.v.claims[hk] = ids
+		} else {
+			delete(c.v.claims, hk)
+		}
+		c.dirty[hk] = true
+	}
+	delete(c.v.lost, id)
+}
+
+// settle settles the claims of every host a change touched, logging the
+// refusals that are new.
+func (c *changeSet) settle() {
+	for hk := range c.dirty {
+		ids := c.v.claims[hk]
+		before := c.refusedOn(hk, ids)
+		for _, id := range ids {
+			c.emit[id] = true
+			c.clearLost(id, hk)
+		}
+		if len(ids) < 2 {
+			continue // one claimant agrees with itself
+		}
+		vs := make([]Verdict, len(ids))
+		idx := make([]int, len(ids))
+		for i, id := range ids {
+			vs[i], idx[i] = *c.v.held[id].v, i
+		}
+		lost := map[int]map[int]string{}
+		settleHost(vs, hk, idx, lost)
+		for i, reasons := range lost {
+			id := ids[i]
+			if c.v.lost[id] == nil {
+				c.v.lost[id] = map[int]string{}
+			}
+			for j, why := range reasons {
+				c.v.lost[id][j] = why
+				if b := vs[i].Backends[j]; !before[refusal(id, b)] {
+					c.f.log.Warn("route refused", "container", vs[i].Name, "id", short(id), "reason", why)
+				}
+			}
+		}
+	}
+}
+
+// refusedOn lists the refusals on host hk so far, to log only new ones.
+func (c *changeSet) refusedOn(hk string, ids []string) map[string]bool {
+	out := map[string]bool{}
+	for _, id := range ids {
+		bs := c.v.held[id].v.Backends
+		for j := range c.v.lost[id] {
+			if hostKey(bs[j]) == hk {
+				out[refusal(id, bs[j])] = true
+			}
+		}
+	}
+	return out
+}
+
+func refusal(id string, b route.Backend) string { return id + " " + b.Host + b.Path }
+
+// clearLost forgets what settling hk refused of id.
+func (c *changeSet) clearLost(id, hk string) {
+	lost := c.v.lost[id]
+	bs := c.v.held[id].v.Backends
+	for j := range lost {
+		if hostKey(bs[j]) == hk {
+			delete(lost, j)
+		}
+	}
+	if len(lost) == 0 {
+		delete(c.v.lost, id)
+	}
+}
+
+// resolved hands out the backends of every ID a change touched, less the
+// ones claims refused.
+func (c *changeSet) resolved() map[string][]route.Backend {
+	out := make(map[string][]route.Backend, len(c.emit))
+	for id := range c.emit {
+		h, ok := c.v.held[id]
+		if !ok {
+			out[id] = nil
+			continue
+		}
+		lost := c.v.lost[id]
+		if len(lost) == 0 {
+			out[id] = h.v.Backends // shared: a verdict's backends are never modified
+			continue
+		}
+		var kept []route.Backend
+		for j, b := range h.v.Backends {
+			if _, refused := lost[j]; !refused {
+				kept = append(kept, b)
+			}
+		}
+		out[id] = kept
+	}
+	return out
+}
+
+// hostKeys lists the host keys of bs, each once.
+func hostKeys(bs []route.Backend) []string {
+	var out []string
+	for _, b := range bs {
+		if hk := hostKey(b); !slices.Contains(out, hk) {
+			out = append(out, hk)
+		}
+	}
+	return out
+}
+
+// remove deletes id from ids (order does not matter).
+func remove(ids []string, id string) []string {
+	if i := slices.Index(ids, id); i >= 0 {
+		ids[i] = ids[len(ids)-1]
+		return ids[:len(ids)-1]
+	}
+	return ids
+}
+
+// warnTwins reports, once per pair, two sources that hold the same
+// containers: one engine reached twice, counted once.
+func (f *Fleet) warnTwins(first, second srcKey) {
+	pair := f.members[first.member].Endpoint.Name + " " + f.members[second.member].Endpoint.Name
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.twins == nil {
+		f.twins = map[string]bool{}
+	}
+	if !f.twins[pair] {
+		f.twins[pair] = true
+		f.log.Warn("two engines report the same containers: one engine reached twice; counting it once", "engines", []string{f.members[first.member].Endpoint.Name, f.members[second.member].Endpoint.Name})
+	}
+}
