@@ -69,19 +69,21 @@ type traefikOutput struct {
 	log   *slog.Logger
 	dir   *watchfile.Watcher // the output directory
 	deliv *traefikDelivery   // nil without --traefik-api
-	// renderer keeps each route's text between publishes; only publish
-	// (one goroutine, the coalescer's) uses it.
+	// renderer keeps each route's text between publishes, and so knows
+	// whether a table changes the file; only publish (one goroutine, the
+	// coalescer's) uses it.
 	renderer traefik.Renderer
 
 	mu  sync.Mutex
 	opt traefik.Options
-	// last is what was last published: its table, options and bytes. An
-	// unchanged table is not rendered again; the file changed by someone
-	// else is repaired from the bytes, without rendering either.
-	lastTable *route.Table
-	lastOpt   traefik.Options
-	lastBytes []byte
-	poke      func() // the daemon's: publish again
+	// version is the file as dockroute last wrote it (or found it equal),
+	// so that the directory watcher can tell dockroute's own writes from
+	// anyone else's without reading the file; stale says the file must be
+	// written again whatever the table: someone else changed it, or
+	// writing it failed.
+	version traefik.Version
+	stale   bool
+	poke    func() // the daemon's: publish again
 }
 
 func newTraefikOutput(cfg config, log *slog.Logger) (*traefikOutput, error) {
@@ -124,21 +126,25 @@ func (o *traefikOutput) setOptions(cfg config) {
 func (o *traefikOutput) render(t route.Table) []byte { return traefik.Render(t, o.options()) }
 
 func (o *traefikOutput) publish(_ context.Context, t route.Table) (outcome, error) {
-	opt := o.options()
+	changed := o.renderer.Update(t, o.options())
 	o.mu.Lock()
-	same := o.lastTable != nil && o.lastOpt.Equal(opt) && o.lastTable.Equal(t)
+	stale, first := o.stale, o.version == traefik.Version{}
 	o.mu.Unlock()
-	if same {
+	if !changed && !stale {
 		return unchanged, nil
 	}
-	data := o.renderer.Render(t, opt)
-	wrote, err := o.pub.Publish(data)
+	wrote, err := o.write(changed && !stale && !first)
 	if err != nil {
+		o.setStale()
 		return unchanged, fmt.Errorf("write %s: %w", o.pub.Path(), err)
 	}
+	v, err := o.pub.Version()
 	o.mu.Lock()
-	o.lastTable, o.lastOpt, o.lastBytes = &t, opt, data
+	o.version, o.stale = v, err != nil
 	o.mu.Unlock()
+	if stale && wrote && !changed {
+		o.log.Info("the output was changed or removed by someone else; put it back", "file", o.pub.Path())
+	}
 	if o.deliv != nil {
 		o.deliv.published(o.renderer.Routers())
 	}
@@ -148,28 +154,37 @@ func (o *traefikOutput) publish(_ context.Context, t route.Table) (outcome, erro
 	return written, nil
 }
 
-// repair puts the last published bytes back if the file differs (someone
-// deleted or edited it; dockroute's own writes find it equal), without
-// rendering. If that fails, the next publish renders and writes again,
-// with the publisher's backoff.
-func (o *traefikOutput) repair() {
+// write writes the renderer's file. Known to differ from what dockroute
+// last wrote, it is streamed into place; otherwise (the first write of
+// this run, a repair, a retry) it is compared with the file first, so
+// that a restart of dockroute, or a write that failed after all, does not
+// make Traefik reload an unchanged file.
+func (o *traefikOutput) write(differs bool) (bool, error) {
+	if differs {
+		return true, o.pub.WriteFrom(&o.renderer)
+	}
+	return o.pub.Publish(o.renderer.Bytes())
+}
+
+func (o *traefikOutput) setStale() {
 	o.mu.Lock()
-	data := o.lastBytes
+	o.stale = true
 	o.mu.Unlock()
-	if data == nil {
+}
+
+// repair has the file written again when it is not as dockroute left it
+// (someone deleted, replaced or edited it); dockroute's own writes are
+// recognised by the file's identity, at the cost of a stat.
+func (o *traefikOutput) repair() {
+	v, err := o.pub.Version()
+	o.mu.Lock()
+	ours := err == nil && v == o.version
+	o.mu.Unlock()
+	if ours {
 		return
 	}
-	wrote, err := o.pub.Publish(data)
-	switch {
-	case err != nil:
-		o.log.Warn("could not repair the output; publishing it again", "file", o.pub.Path(), "err", err)
-		o.mu.Lock()
-		o.lastTable = nil
-		o.mu.Unlock()
-		o.poke()
-	case wrote:
-		o.log.Info("the output was changed or removed by someone else; put it back", "file", o.pub.Path())
-	}
+	o.setStale()
+	o.poke()
 }
 
 // watch follows the output directory, even when it is re-created: when

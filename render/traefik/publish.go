@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // FilePublisher writes rendered configs to one file in Traefik's watched
@@ -47,13 +49,46 @@ func (p FilePublisher) Publish(data []byte) (bool, error) {
 	if same {
 		return false, nil
 	}
-	if err := os.MkdirAll(p.Dir, 0o755); err != nil {
-		return false, fmt.Errorf("create output directory: %w", err)
-	}
-	if err := writeAtomic(p.Dir, p.Name, data); err != nil {
+	if err := p.WriteFrom(bytes.NewReader(data)); err != nil {
 		return false, err
 	}
 	return true, nil
+}
+
+// WriteFrom replaces the file, as Publish does, with what src writes,
+// without comparing it first: for a renderer that knows its output
+// changed, and writes it straight into the file rather than into a copy
+// of the whole in memory first.
+func (p FilePublisher) WriteFrom(src io.WriterTo) error {
+	if err := os.MkdirAll(p.Dir, 0o755); err != nil {
+		return fmt.Errorf("create output directory: %w", err)
+	}
+	return writeAtomic(p.Dir, p.Name, src)
+}
+
+// Version identifies one version of the file: its inode, size and
+// modification time. A rewrite by anyone (a rename over it, an edit in
+// place) gives another; the zero Version is no file.
+type Version struct {
+	dev, ino uint64
+	size     int64
+	mtime    time.Time
+}
+
+// Version returns the file's current version.
+func (p FilePublisher) Version() (Version, error) {
+	fi, err := os.Stat(p.Path())
+	if errors.Is(err, fs.ErrNotExist) {
+		return Version{}, nil
+	}
+	if err != nil {
+		return Version{}, err
+	}
+	v := Version{size: fi.Size(), mtime: fi.ModTime()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		v.dev, v.ino = uint64(st.Dev), st.Ino
+	}
+	return v, nil
 }
 
 // holds tells whether the file already holds data. A file of another size
@@ -117,7 +152,7 @@ func (p FilePublisher) RemoveTemps() (removed []string, err error) {
 	return removed, errors.Join(errs...)
 }
 
-func writeAtomic(dir, name string, data []byte) (err error) {
+func writeAtomic(dir, name string, src io.WriterTo) (err error) {
 	tmp, err := os.CreateTemp(dir, "."+name+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("create temporary file: %w", err)
@@ -132,7 +167,7 @@ func writeAtomic(dir, name string, data []byte) (err error) {
 	if err := tmp.Chmod(0o644); err != nil {
 		return fmt.Errorf("chmod temporary file: %w", err)
 	}
-	if _, err := tmp.Write(data); err != nil {
+	if _, err := src.WriteTo(tmp); err != nil {
 		return fmt.Errorf("write temporary file: %w", err)
 	}
 	if err := tmp.Close(); err != nil {
