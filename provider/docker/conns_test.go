@@ -47,7 +47,11 @@ func TestSyncReusesConnections(t *testing.T) {
 	if bs, _ := w.Backends(); len(bs) != 500 {
 		t.Fatalf("%d backends after the sync, want 500", len(bs))
 	}
-	if n := conns.Load(); n > inspectConcurrency+2 {
-		t.Fatalf("the sync opened %d connections to the engine, want at most %d", n, inspectConcurrency+2)
+	// One per inspect in flight, and a few more: Go's transport may dial
+	// for a request in the instant before a finished one's connection is
+	// back in the pool, more often on a loaded machine (11 seen once
+	// beside the package's other tests). Without the larger pool: 27.
+	if n, most := conns.Load(), int64(2*inspectConcurrency); n > most {
+		t.Fatalf("the sync opened %d connections to the engine, want at most %d", n, most)
 	}
 }
