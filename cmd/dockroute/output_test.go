@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dockroute/dockroute/provider/route"
+)
+
+// TestOwnWritesAreNotRepairs: the output directory's watcher sees
+// dockroute's own writes and must leave them be (before, each of them cost
+// a read of the whole file; a broken check would cost a publish each),
+// while a change by anyone else has the file written again.
+func TestOwnWritesAreNotRepairs(t *testing.T) {
+	cfg, _ := parseConfig("run", []string{"--traefik-dir", t.TempDir()}, io.Discard)
+	o, err := newTraefikOutput(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pokes atomic.Int32
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go o.watch(ctx, func() { pokes.Add(1) })
+	time.Sleep(200 * time.Millisecond) // the watch is set up
+	for i, host := range []string{"a.test", "b.test", "c.test"} {
+		tbl := route.Build([]route.Backend{{Host: host, Server: "10.0.0.1:80"}})
+		if did, err := o.publish(ctx, tbl); err != nil || did != written {
+			t.Fatalf("publish %d: %s %v", i, did, err)
+		}
+		time.Sleep(150 * time.Millisecond) // past the watch's 50 ms debounce
+	}
+	if n := pokes.Load(); n != 0 {
+		t.Fatalf("dockroute's own writes were taken for outside changes %d times", n)
+	}
+	if err := os.WriteFile(o.pub.Path(), []byte("# someone else's\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(2 * time.Second); pokes.Load() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("an outside change was not repaired")
+		}
+	}
+	tbl := route.Build([]route.Backend{{Host: "c.test", Server: "10.0.0.1:80"}})
+	if did, err := o.publish(ctx, tbl); err != nil || did != written {
+		t.Fatalf("the repair's publish: %s %v", did, err)
+	}
+	if data, _ := os.ReadFile(o.pub.Path()); !strings.Contains(string(data), "c.test") {
+		t.Fatalf("not repaired:\n%s", data)
+	}
+}
