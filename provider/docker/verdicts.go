@@ -71,7 +71,13 @@ func (s *verdictSet) take(all bool) []change {
 			out = append(out, change{id, s.byID[id]})
 		}
 	}
-	clear(s.dirty)
+	if len(s.dirty) > 64 {
+		// A map keeps the room it grew to: after a first sync, that of
+		// every container.
+		s.dirty = map[string]struct{}{}
+	} else {
+		clear(s.dirty)
+	}
 	return out
 }
 

@@ -124,22 +124,26 @@ func (w *Watcher) Sync(ctx context.Context) error {
 
 	next := make(map[string]*Container, len(list))
 	failed := map[string]Verdict{}
-	var fresh []container.Summary
+	// Of a container to inspect, only its ID and name are kept, so that
+	// the list itself can be collected while the inspects run: decoded,
+	// a list of 10,000 containers was 17 MB.
+	var fresh []listed
 	for _, s := range list {
 		if c, ok := known[s.ID]; ok {
 			r := c.refresh(s)
 			next[s.ID] = &r
 		} else {
-			fresh = append(fresh, s)
+			fresh = append(fresh, listed{s.ID, summaryName(s)})
 		}
 	}
 	for i, r := range inspectAll(ctx, w.engine, fresh) {
-		s := fresh[i]
+		l := fresh[i]
 		switch {
 		case r.err != nil:
-			failed[s.ID] = inspectFailed(s.ID, summaryName(s), r.err)
-		case r.found:
-			next[s.ID] = &r.c
+			failed[l.id] = inspectFailed(l.id, l.name, r.err)
+		case r.c != nil:
+			r.c.ID = l.id // one copy of the ID for the cache, its verdict and the table
+			next[l.id] = r.c
 		}
 	}
 	now := time.Now()
@@ -169,24 +173,31 @@ func listRunning(ctx context.Context, e Engine, scope Scope) ([]container.Summar
 // (3.7 s here); the engine serves a few at once without strain.
 const inspectConcurrency = 8
 
+// listed is a container a sync must inspect.
+type listed struct{ id, name string }
+
+// inspected is an inspect's result: the container (nil when it no longer
+// exists) or what failed.
 type inspected struct {
-	c     Container
-	found bool
-	err   error
+	c   *Container
+	err error
 }
 
 // inspectAll inspects the listed containers, a few at a time; results are
 // in the order of list.
-func inspectAll(ctx context.Context, e Engine, list []container.Summary) []inspected {
+func inspectAll(ctx context.Context, e Engine, list []listed) []inspected {
 	out := make([]inspected, len(list))
 	sem := make(chan struct{}, inspectConcurrency)
 	var wg sync.WaitGroup
-	for i, s := range list {
+	for i, l := range list {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			c, found, err := inspect(ctx, e, s.ID)
-			out[i] = inspected{c, found, err}
+			c, found, err := inspect(ctx, e, l.id)
+			if found {
+				out[i].c = &c
+			}
+			out[i].err = err
 		})
 	}
 	wg.Wait()
