@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unique"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
@@ -92,13 +93,13 @@ func fromInspect(in container.InspectResponse) Container {
 		c.Name = strings.TrimPrefix(in.Name, "/")
 		c.Created, _ = time.Parse(time.RFC3339Nano, in.Created)
 		if in.State != nil {
-			c.State = in.State.Status
+			c.State = intern(string(in.State.Status))
 			if in.State.Health != nil {
-				c.Health = in.State.Health.Status
+				c.Health = intern(string(in.State.Health.Status))
 			}
 		}
 		if in.HostConfig != nil {
-			c.NetworkMode = string(in.HostConfig.NetworkMode)
+			c.NetworkMode = intern(string(in.HostConfig.NetworkMode))
 		}
 	}
 	if in.Config != nil {
@@ -109,7 +110,7 @@ func fromInspect(in container.InspectResponse) Container {
 			c.StopTimeout = time.Duration(*t) * time.Second
 		}
 		for p := range in.Config.ExposedPorts {
-			c.Exposed = append(c.Exposed, string(p))
+			c.Exposed = append(c.Exposed, intern(string(p)))
 		}
 		slices.Sort(c.Exposed)
 	}
@@ -133,10 +134,10 @@ func fromInspect(in container.InspectResponse) Container {
 // refresh returns c with the fields that can change during a container's
 // life taken from a list entry.
 func (c Container) refresh(s container.Summary) Container {
-	c.State = string(s.State)
+	c.State = intern(string(s.State))
 	c.Health = healthFromStatus(s.Status)
 	c.Name = summaryName(s)
-	c.NetworkMode = s.HostConfig.NetworkMode
+	c.NetworkMode = intern(s.HostConfig.NetworkMode)
 	c.Networks = nil
 	if s.NetworkSettings != nil {
 		c.Networks = attachments(s.NetworkSettings.Networks)
@@ -162,6 +163,11 @@ func (c *Container) publish(port, hostPort uint16) {
 	}
 	c.Published[port] = hostPort
 }
+
+// intern returns the one copy of s kept for every container: states,
+// network names and modes, exposed ports are the same few strings
+// thousands of times over, each decoded anew from every answer.
+func intern(s string) string { return unique.Make(s).Value() }
 
 // summaryName is a list entry's container name, for messages.
 func summaryName(s container.Summary) string {
@@ -194,7 +200,7 @@ func attachments(eps map[string]*network.EndpointSettings) Networks {
 	}
 	ns := make(Networks, 0, len(eps))
 	for name, ep := range eps {
-		a := Attachment{Network: name}
+		a := Attachment{Network: intern(name)}
 		if ep != nil {
 			a.Addr = pickAddr(ep.IPAddress, ep.GlobalIPv6Address)
 			if a6, err := netip.ParseAddr(ep.GlobalIPv6Address); err == nil && a6.Is6() {
