@@ -112,7 +112,11 @@ func (b *Builder) Table() Table {
 	}
 	clear(b.dirty)
 	slices.SortFunc(changed, func(x, y Route) int { return compareRoutes(&x, &y) })
-	b.routes = merge(b.routes, changed, gone)
+	if len(b.routes) == 0 && len(gone) == 0 {
+		b.routes = changed // the first table: nothing to merge with
+	} else {
+		b.routes = merge(b.routes, changed, gone)
+	}
 	return Table{Routes: b.routes}
 }
 
