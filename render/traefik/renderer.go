@@ -28,15 +28,19 @@ type Renderer struct {
 	scratch scratch
 }
 
-// slot is one route's place in the file.
+// slot is one route's place in the file, and its share of it: its
+// routers, middlewares and services (or TCP routers and services), each
+// entry already written.
 type slot struct {
 	name string // its router's, which sorts it
 	key  pieceKey
-	// route is the route p was rendered from: in the last table given,
-	// which is never modified, so no copy of it is kept.
-	route *route.Route
-	p     *piece
-	gen   uint64 // the last render that used it
+	// route is the route the entries were rendered from (nil: none yet):
+	// in the last table given, which is never modified, so no copy of it
+	// is kept.
+	route      *route.Route
+	entries    []entry
+	transports map[string]serversTransport
+	gen        uint64 // the last render that used it
 }
 
 func newSlot(k pieceKey) *slot {
@@ -61,19 +65,24 @@ type pieceKey struct {
 	tcp        bool
 }
 
-// piece is one route's share of the file: its routers, middlewares and
-// services (or TCP routers and services), each entry already written.
-type piece struct {
-	routers, middlewares, services []entry
-	tcpRouters, tcpServices        []entry
-	transports                     map[string]serversTransport
+// entry is one named block of YAML, in one of the file's sections.
+type entry struct {
+	section section
+	name    string
+	text    []byte
 }
 
-// entry is one named block of YAML.
-type entry struct {
-	name string
-	text []byte
-}
+// section is where an entry goes.
+type section uint8
+
+const (
+	routers section = iota
+	middlewares
+	services
+	tcpRouters
+	tcpServices
+	sections
+)
 
 // Render returns the file contents for t under opt, byte for byte what
 // the package's Render gives.
@@ -104,8 +113,8 @@ func (rd *Renderer) Update(t route.Table, opt Options) (changed bool) {
 			rd.slots[k] = sl
 			added = append(added, sl)
 		}
-		if sl.p == nil || sl.route != r && !sl.route.Equal(*r) {
-			sl.p = rd.scratch.piece(*r, opt)
+		if sl.route == nil || sl.route != r && !sl.route.Equal(*r) {
+			sl.entries, sl.transports = rd.scratch.piece(*r, opt)
 			changed = true
 		}
 		sl.route = r
@@ -130,21 +139,21 @@ func (rd *Renderer) Bytes() []byte {
 // publish streams it into the file rather than holding a copy of the
 // whole (2.6 MB at 10,000 routes).
 func (rd *Renderer) WriteTo(w io.Writer) (int64, error) {
-	routers, services := make([]entry, 0, len(rd.order)), make([]entry, 0, len(rd.order))
-	var middlewares, tcpRouters, tcpServices []entry
+	var es [sections][]entry
+	es[routers], es[services] = make([]entry, 0, len(rd.order)), make([]entry, 0, len(rd.order))
 	transports := map[string]serversTransport{}
 	seen := map[string]bool{} // middlewares several routes share
 	for _, sl := range rd.order {
-		p := sl.p
-		routers, services = append(routers, p.routers...), append(services, p.services...)
-		tcpRouters, tcpServices = append(tcpRouters, p.tcpRouters...), append(tcpServices, p.tcpServices...)
-		for _, m := range p.middlewares {
-			if !seen[m.name] {
-				seen[m.name] = true
-				middlewares = append(middlewares, m)
+		for _, e := range sl.entries {
+			if e.section == middlewares {
+				if seen[e.name] {
+					continue
+				}
+				seen[e.name] = true
 			}
+			es[e.section] = append(es[e.section], e)
 		}
-		maps.Copy(transports, p.transports)
+		maps.Copy(transports, sl.transports)
 	}
 	cw := &countingWriter{w: w}
 	bw := bufio.NewWriterSize(cw, 64<<10)
@@ -152,24 +161,24 @@ func (rd *Renderer) WriteTo(w io.Writer) (int64, error) {
 	// An empty section ("http: {}", "tcp: {}") is refused by Traefik as
 	// standalone and would drop the whole directory; an empty document
 	// loads as "no routes".
-	if len(routers) == 0 && len(tcpRouters) == 0 {
+	if len(es[routers]) == 0 && len(es[tcpRouters]) == 0 {
 		bw.WriteString("{}\n")
 	}
-	if len(routers) > 0 {
+	if len(es[routers]) > 0 {
 		bw.WriteString("http:\n")
-		section(bw, "  routers:\n", routers)
-		section(bw, "  middlewares:\n", middlewares)
-		section(bw, "  services:\n", services)
+		writeSection(bw, "  routers:\n", es[routers])
+		writeSection(bw, "  middlewares:\n", es[middlewares])
+		writeSection(bw, "  services:\n", es[services])
 		if len(transports) > 0 {
 			var buf bytes.Buffer
 			writeTransports(&buf, transports)
 			bw.Write(buf.Bytes())
 		}
 	}
-	if len(tcpRouters) > 0 {
+	if len(es[tcpRouters]) > 0 {
 		bw.WriteString("tcp:\n")
-		section(bw, "  routers:\n", tcpRouters)
-		section(bw, "  services:\n", tcpServices)
+		writeSection(bw, "  routers:\n", es[tcpRouters])
+		writeSection(bw, "  services:\n", es[tcpServices])
 	}
 	err := bw.Flush()
 	return cw.n, err
@@ -217,17 +226,19 @@ func (rd *Renderer) reorder(added []*slot, unused int) {
 func (rd *Renderer) Routers() []string {
 	var names []string
 	for _, sl := range rd.order {
-		for _, e := range sl.p.routers {
-			names = append(names, e.name+"@file")
+		for _, e := range sl.entries {
+			if e.section == routers {
+				names = append(names, e.name+"@file")
+			}
 		}
 	}
 	slices.Sort(names)
 	return names
 }
 
-// section writes a heading and its entries sorted by name (nothing when
-// there are none).
-func section(buf *bufio.Writer, heading string, es []entry) {
+// writeSection writes a heading and its entries sorted by name (nothing
+// when there are none).
+func writeSection(buf *bufio.Writer, heading string, es []entry) {
 	if len(es) == 0 {
 		return
 	}
@@ -243,47 +254,46 @@ func section(buf *bufio.Writer, heading string, es []entry) {
 
 // piece writes one route's entries: each into the shared buffer, then all
 // of them copied out at once.
-func (s *scratch) piece(r route.Route, opt Options) *piece {
-	p := &piece{}
+func (s *scratch) piece(r route.Route, opt Options) ([]entry, map[string]serversTransport) {
 	s.buf.Reset()
 	s.at = s.at[:0]
-	var names []string
-	var lists []*[]entry
-	add := func(list *[]entry, name string, write func(*bytes.Buffer)) {
+	var es []entry
+	add := func(sec section, name string, write func(*bytes.Buffer)) {
 		write(&s.buf)
 		s.at = append(s.at, s.buf.Len())
-		names, lists = append(names, name), append(lists, list)
+		es = append(es, entry{section: sec, name: name})
 	}
+	var transports map[string]serversTransport
 	if r.TCP {
 		s.tc = tcpConfig{Routers: clearMap(s.tc.Routers), Services: clearMap(s.tc.Services)}
 		addTCPRoute(&s.tc, r, opt)
 		for name, rt := range s.tc.Routers {
-			add(&p.tcpRouters, name, func(b *bytes.Buffer) { writeTCPRouter(b, name, rt) })
+			add(tcpRouters, name, func(b *bytes.Buffer) { writeTCPRouter(b, name, rt) })
 		}
 		for name, svc := range s.tc.Services {
-			add(&p.tcpServices, name, func(b *bytes.Buffer) { writeTCPService(b, name, svc) })
+			add(tcpServices, name, func(b *bytes.Buffer) { writeTCPService(b, name, svc) })
 		}
 	} else {
 		s.h = httpConfig{Routers: clearMap(s.h.Routers), Middlewares: clearMap(s.h.Middlewares), Services: clearMap(s.h.Services)}
 		addRoute(&s.h, r, opt)
 		for name, rt := range s.h.Routers {
-			add(&p.routers, name, func(b *bytes.Buffer) { writeRouter(b, name, rt) })
+			add(routers, name, func(b *bytes.Buffer) { writeRouter(b, name, rt) })
 		}
 		for name, m := range s.h.Middlewares {
-			add(&p.middlewares, name, func(b *bytes.Buffer) { writeMiddleware(b, name, m) })
+			add(middlewares, name, func(b *bytes.Buffer) { writeMiddleware(b, name, m) })
 		}
 		for name, svc := range s.h.Services {
-			add(&p.services, name, func(b *bytes.Buffer) { writeService(b, name, svc) })
+			add(services, name, func(b *bytes.Buffer) { writeService(b, name, svc) })
 		}
-		p.transports = s.h.ServersTransports
+		transports = s.h.ServersTransports
 	}
 	text := bytes.Clone(s.buf.Bytes())
 	from := 0
 	for i, to := range s.at {
-		*lists[i] = append(*lists[i], entry{names[i], text[from:to:to]})
+		es[i].text = text[from:to:to]
 		from = to
 	}
-	return p
+	return es, transports
 }
 
 // clearMap empties m for reuse, or makes it.
