@@ -61,6 +61,8 @@ type daemon struct {
 	publishErr atomic.Pointer[error]
 	// configWatch follows the --config file (nil without one).
 	configWatch *watchfile.Watcher
+	// gc sizes the collector's headroom to the route state (gc.go).
+	gc gcTuner
 
 	mu  sync.Mutex
 	cfg config
@@ -233,6 +235,7 @@ func (d *daemon) publish(ctx context.Context) error {
 	}
 	d.publishErr.Store(nil)
 	d.published.Store(true)
+	d.gc.tune()
 	// The Docker change this publish carries, from the event's arrival.
 	var sinceChange time.Duration
 	if !d.changedSince.IsZero() {
