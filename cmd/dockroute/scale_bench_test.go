@@ -31,15 +31,18 @@ import (
 	"github.com/dockroute/dockroute/render/traefik/traefiktest"
 )
 
-// plainBinary builds dockroute without the race detector (which would
-// multiply its memory and CPU), once per run.
+// plainBinary builds dockroute as `make build` does, static and without
+// the race detector (which would multiply its memory and CPU), once per
+// run.
 func plainBinary(b *testing.B) string {
 	b.Helper()
 	bin := filepath.Join(filepath.Dir(binary), "dockroute-plain")
 	if _, err := os.Stat(bin); err == nil {
 		return bin
 	}
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
 		b.Fatalf("building dockroute: %v\n%s", err, out)
 	}
 	return bin
@@ -73,9 +76,10 @@ func BenchmarkScale(b *testing.B) {
 }
 
 // scaleSamples is how many single starts the latencies are taken from: of
-// 200, the p99 is the second slowest (of 50 it was the slowest, one
-// scheduling hiccup of the shared 2 cores).
-const scaleSamples = 200
+// 500, the p99 is the fifth slowest (of 50 it was the slowest: one
+// hiccup of the 2 cores the harness shares with dockroute, or of the
+// disk, decided it).
+const scaleSamples = 500
 
 func scaleRun(b *testing.B, bin string, n int) {
 	e := enginetest.New()
