@@ -15,6 +15,9 @@ import (
 // so the deciding backend matters.
 func randomBackends(r *rand.Rand, owner string) []route.Backend {
 	n := r.IntN(4) // none, sometimes
+	if r.IntN(8) == 0 {
+		n = 20 + r.IntN(20) // an owner with many, as the routes file has
+	}
 	bs := make([]route.Backend, 0, n)
 	for range n {
 		b := route.Backend{
@@ -100,6 +103,23 @@ func TestBuilderUnchangedIsFree(t *testing.T) {
 	b.Set("a", slices.Clone(bs))
 	if second := b.Table(); &second.Routes[0] != &first.Routes[0] {
 		t.Fatal("an unchanged Set built a new table")
+	}
+}
+
+// BenchmarkBuilderRoutesFile10k is a routes file of 10,000 routes given
+// to the Builder and built: a walk of all of them for each of its routes
+// took 10 s.
+func BenchmarkBuilderRoutesFile10k(b *testing.B) {
+	var bs []route.Backend
+	for i := range 10000 {
+		bs = append(bs, route.Backend{Name: "file", Host: fmt.Sprintf("app%d.example.com", i), Server: "10.0.0.1:80"})
+	}
+	for b.Loop() {
+		bl := route.NewBuilder()
+		bl.Override(bs)
+		if n := len(bl.Table().Routes); n != 10000 {
+			b.Fatalf("%d routes", n)
+		}
 	}
 }
 
