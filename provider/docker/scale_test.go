@@ -96,3 +96,36 @@ func BenchmarkResolveClaims10k(b *testing.B) {
 		resolveClaims(vs)
 	}
 }
+
+// BenchmarkChanges10k is the fleet's share of a one-container change
+// beside 10,000 others: the changed verdict taken, its host settled, its
+// backends handed out (Changes), where a publish once gathered and settled
+// every verdict (BenchmarkTable10k).
+func BenchmarkChanges10k(b *testing.B) {
+	w, _ := fakeWatcher(b, 10000)
+	if err := w.Sync(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	f := NewFleetOf([]*Member{{Endpoint: Endpoint{Name: "local"}}}, Options{}, time.Hour, 0, w.log)
+	f.members[0].Watcher = w // the synced one
+	if _, ok := f.Changes(); !ok {
+		b.Fatal("not publishable after a sync")
+	}
+	v := w.verdict(fmt.Sprintf("%064x", 5000))
+	if v == nil {
+		b.Fatal("no such container")
+	}
+	i := 0
+	for b.Loop() {
+		moved := *v
+		moved.Backends = []route.Backend{v.Backends[0]}
+		moved.Backends[0].Server = fmt.Sprintf("10.9.%d.%d:8080", i/256%256, i%256)
+		i++
+		w.mu.Lock()
+		w.setVerdictLocked(v.ID, moved, true)
+		w.mu.Unlock()
+		if changes, _ := f.Changes(); len(changes) != 1 {
+			b.Fatalf("%d changes, want 1", len(changes))
+		}
+	}
+}

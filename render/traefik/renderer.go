@@ -26,6 +26,7 @@ type Renderer struct {
 	order   []*slot
 	gen     uint64 // the render in progress, to find slots no longer used
 	scratch scratch
+	last    []route.Route // the table of the last Update
 }
 
 // slot is one route's place in the file, and its share of it: its
@@ -100,7 +101,10 @@ func (rd *Renderer) Update(t route.Table, opt Options) (changed bool) {
 	if rd.slots == nil || !rd.opt.Equal(opt) {
 		rd.slots, rd.opt, rd.order = map[pieceKey]*slot{}, opt, nil
 		changed = true
+	} else if len(t.Routes) > 0 && len(t.Routes) == len(rd.last) && &t.Routes[0] == &rd.last[0] {
+		return false // the very table of the last Update (route.Builder's, unchanged)
 	}
+	rd.last = t.Routes
 	rd.gen++
 	var added []*slot
 	used := 0
