@@ -86,10 +86,11 @@ standins: caddy traefik
 	  out=$$(docker build -q -t $$1 -f compose/standins/$$3.Dockerfile bin/standin 2>&1) || { echo "$$out"; exit 1; }; \
 	done; rm -rf bin/standin
 
-## bench: benchmarks (route table, render, Docker resync at scale)
+## bench: benchmarks (route table, render, Docker resync at scale), one
+## package at a time: run side by side, they took each other's cores
 bench: hello oracle caddy traefik
 	DOCKROUTE_ORACLE=$(ORACLE) DOCKROUTE_CADDY=$(CADDY_DEBIAN),$(CADDY_CURRENT) DOCKROUTE_TRAEFIK=$(TRAEFIK) \
-	  $(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
+	  $(GO) test -p 1 -run '^$$' -bench . -benchmem -timeout 30m ./...
 
 ## fuzz: each fuzz target for FUZZTIME (seed corpora live in testdata/fuzz)
 fuzz:
