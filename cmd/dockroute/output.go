@@ -174,11 +174,13 @@ func (o *traefikOutput) setStale() {
 
 // repair has the file written again when it is not as dockroute left it
 // (someone deleted, replaced or edited it); dockroute's own writes are
-// recognised by the file's identity, at the cost of a stat.
+// recognised by the file's identity, at the cost of a stat. A write still
+// owed (the last one failed) is tried again at once: a change in the
+// directory may be the space it lacked coming back.
 func (o *traefikOutput) repair() {
 	v, err := o.pub.Version()
 	o.mu.Lock()
-	ours := err == nil && v == o.version
+	ours := err == nil && v == o.version && !o.stale
 	o.mu.Unlock()
 	if ours {
 		return
