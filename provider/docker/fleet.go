@@ -45,11 +45,10 @@ type Fleet struct {
 	vmu  sync.Mutex
 	view *view
 
-	mu        sync.Mutex
-	opt       Options
-	conflicts map[string]bool // refused claims already logged
-	twins     map[string]bool // engine pairs already reported as one
-	dropped   map[*Member]bool
+	mu      sync.Mutex
+	opt     Options
+	twins   map[string]bool // engine pairs already reported as one
+	dropped map[*Member]bool
 }
 
 // NewFleet connects to every endpoint (connecting does not wait for the
@@ -286,7 +285,8 @@ func (f *Fleet) Verdicts() []Verdict {
 }
 
 // current gathers the verdicts that count (all of them with all) and
-// settles claims across engines, logging each refused claim once.
+// settles claims across engines, from scratch: for explain and metrics,
+// and as what Changes must add up to. (Changes logs refused claims.)
 func (f *Fleet) current(all bool) ([]Verdict, bool) {
 	now := time.Now()
 	var vs []Verdict
@@ -317,9 +317,7 @@ func (f *Fleet) current(all bool) ([]Verdict, bool) {
 			vs = append(vs, mv...)
 		}
 	}
-	resolved := resolveClaims(f.dedupe(vs))
-	f.logConflicts(resolved)
-	return resolved, fresh
+	return resolveClaims(f.dedupe(vs)), fresh
 }
 
 // dedupe keeps one verdict per container ID, reporting engines that
@@ -361,22 +359,6 @@ func dedupe(vs []Verdict) []Verdict {
 		seen[v.ID] = true
 		return dup
 	})
-}
-
-func (f *Fleet) logConflicts(vs []Verdict) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	seen := map[string]bool{}
-	for _, v := range vs {
-		for _, c := range v.Conflicts {
-			k := v.ID + " " + c.Backend.Host + c.Backend.Path
-			seen[k] = true
-			if !f.conflicts[k] {
-				f.log.Warn("route refused", "container", v.Name, "id", short(v.ID), "reason", c.Reason)
-			}
-		}
-	}
-	f.conflicts = seen
 }
 
 // EngineState is one engine's health, for metrics and /healthz.

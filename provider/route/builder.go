@@ -27,7 +27,7 @@ type Builder struct {
 	// them all took 10 s.
 	bigOwners map[string]map[key][]int
 	dirty     map[key]struct{}
-	routes []Route // the last table, sorted as Build sorts
+	routes    []Route // the last table, sorted as Build sorts
 	// scratch collects one route's backends while it is rebuilt.
 	scratch []Backend
 }
