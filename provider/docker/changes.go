@@ -82,7 +82,7 @@ func (f *Fleet) sources(now time.Time) (srcs []takeSource, fresh bool) {
 	for i, m := range f.members {
 		synced, lostAt := m.Watcher.linkState()
 		fresh = fresh || synced
-		counts := synced || len(f.members) > 1 && !lostAt.IsZero() && now.Sub(lostAt) < f.grace
+		counts := f.counts(synced, lostAt, now)
 		srcs = append(srcs, takeSource{srcKey{i, false}, m.Watcher, counts})
 		if sw := f.servicesOf(m); sw != nil {
 			ssynced, _ := sw.linkState()
@@ -122,7 +122,7 @@ func (c *changeSet) takeFrom(s takeSource) {
 		h, ok := c.v.held[ch.id]
 		switch {
 		case ch.v != nil && ok && h.src != s.key && h.src.before(s.key):
-			c.f.warnTwins(h.src, s.key) // the same engine reached twice
+			c.f.warnTwins(c.f.members[h.src.member].Endpoint.Name, c.f.members[s.key.member].Endpoint.Name)
 		case ch.v != nil:
 			c.place(ch.id, s.key, ch.v)
 		case ok && h.src == s.key:
@@ -285,19 +285,4 @@ func remove(ids []string, id string) []string {
 		return ids[:len(ids)-1]
 	}
 	return ids
-}
-
-// warnTwins reports, once per pair, two sources that hold the same
-// containers: one engine reached twice, counted once.
-func (f *Fleet) warnTwins(first, second srcKey) {
-	pair := f.members[first.member].Endpoint.Name + " " + f.members[second.member].Endpoint.Name
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.twins == nil {
-		f.twins = map[string]bool{}
-	}
-	if !f.twins[pair] {
-		f.twins[pair] = true
-		f.log.Warn("two engines report the same containers: one engine reached twice; counting it once", "engines", []string{f.members[first.member].Endpoint.Name, f.members[second.member].Endpoint.Name})
-	}
 }

@@ -302,8 +302,7 @@ func (f *Fleet) current(all bool) ([]Verdict, bool) {
 			}
 		}
 		fresh = fresh || synced
-		counts := synced || len(f.members) > 1 && !lostAt.IsZero() && now.Sub(lostAt) < f.grace
-		if !counts && !all {
+		if !f.counts(synced, lostAt, now) && !all {
 			continue
 		}
 		if len(f.members) > 1 {
@@ -320,6 +319,26 @@ func (f *Fleet) current(all bool) ([]Verdict, bool) {
 	return resolveClaims(f.dedupe(vs)), fresh
 }
 
+// counts tells whether an engine's verdicts count: while it is synced, or,
+// when there are several engines, while lost for less than the grace.
+func (f *Fleet) counts(synced bool, lostAt, now time.Time) bool {
+	return synced || len(f.members) > 1 && !lostAt.IsZero() && now.Sub(lostAt) < f.grace
+}
+
+// warnTwins reports, once per pair, two engines that hold the same
+// containers: one engine reached twice, counted once.
+func (f *Fleet) warnTwins(first, second string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.twins == nil {
+		f.twins = map[string]bool{}
+	}
+	if pair := first + " " + second; !f.twins[pair] {
+		f.twins[pair] = true
+		f.log.Warn("two engines report the same containers: one engine reached twice; counting it once", "engines", []string{first, second})
+	}
+}
+
 // dedupe keeps one verdict per container ID, reporting engines that
 // share containers: the same engine reached twice.
 func (f *Fleet) dedupe(vs []Verdict) []Verdict {
@@ -330,16 +349,7 @@ func (f *Fleet) dedupe(vs []Verdict) []Verdict {
 	out := vs[:0:0]
 	for _, v := range vs {
 		if first, dup := seen[v.ID]; dup && v.ID != "" {
-			pair := first + " " + v.Engine
-			f.mu.Lock()
-			if f.twins == nil {
-				f.twins = map[string]bool{}
-			}
-			if !f.twins[pair] {
-				f.twins[pair] = true
-				f.log.Warn("two engines report the same containers: one engine reached twice; counting it once", "engines", []string{first, v.Engine})
-			}
-			f.mu.Unlock()
+			f.warnTwins(first, v.Engine)
 			continue
 		}
 		seen[v.ID] = v.Engine
