@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 )
 
 // FilePublisher writes rendered configs to one file in Traefik's watched
@@ -72,7 +71,7 @@ func (p FilePublisher) WriteFrom(src io.WriterTo) error {
 type Version struct {
 	dev, ino uint64
 	size     int64
-	mtime    time.Time
+	mtime    int64 // nanoseconds since the epoch
 }
 
 // Version returns the file's current version.
@@ -84,7 +83,7 @@ func (p FilePublisher) Version() (Version, error) {
 	if err != nil {
 		return Version{}, err
 	}
-	v := Version{size: fi.Size(), mtime: fi.ModTime()}
+	v := Version{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		v.dev, v.ino = uint64(st.Dev), st.Ino
 	}
