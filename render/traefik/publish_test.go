@@ -7,6 +7,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestPublishWritesOnlyChanges(t *testing.T) {
@@ -126,4 +127,40 @@ func TestPublishComparesWhatIsThere(t *testing.T) {
 	if wrote, _ := p.Publish(data[:len(data)-1]); !wrote {
 		t.Fatal("shorter: not written")
 	}
+}
+
+// TestPublishClosesWhatItReplaces publishes many times: each publish
+// holds the file it replaces open across the rename and closes it in the
+// background, and none of those may stay open (a Traefik directory
+// rewritten for weeks would run dockroute out of descriptors), nor may
+// the file keep blocks reserved past its end.
+func TestPublishClosesWhatItReplaces(t *testing.T) {
+	p := FilePublisher{Dir: t.TempDir(), Name: "dockroute.yml"}
+	before := openFiles(t)
+	for i := range 200 {
+		data := bytes.Repeat([]byte{'a' + byte(i%26)}, 1000+i*100)
+		if _, err := p.Publish(data); err != nil {
+			t.Fatal(err)
+		}
+		if st := stat(t, p.Path()); st.Size() != int64(len(data)) || st.Sys().(*syscall.Stat_t).Blocks*512 > st.Size()+4096 {
+			t.Fatalf("publish %d: %d bytes, %d blocks of 512, want %d bytes in as few blocks", i, st.Size(), st.Sys().(*syscall.Stat_t).Blocks, len(data))
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for openFiles(t) > before+1 { // +1: the last replaced file may be closing still
+		if time.Now().After(deadline) {
+			t.Fatalf("%d files open after 200 publishes, %d before", openFiles(t), before)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// openFiles counts this process's open file descriptors.
+func openFiles(t *testing.T) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd here to count open files: %v", err)
+	}
+	return len(fds)
 }

@@ -333,9 +333,11 @@ func TestRendererReusesOnlyWhatIsUnchanged(t *testing.T) {
 	moved.table.Routes[1].Servers = []string{"172.17.0.99:80"}
 	steps = append(steps, goldens["guards"], moved, goldens["guards"])
 	for i, s := range steps {
-		if got, want := rd.Render(s.table, s.opt), Render(s.table, s.opt); !bytes.Equal(got, want) {
+		want := Render(s.table, s.opt)
+		if got := rd.Render(s.table, s.opt); !bytes.Equal(got, want) {
 			t.Fatalf("step %d: the Renderer gives\n%s\nwant\n%s", i, got, want)
 		}
+		checkReserved(t, &rd, want)
 		if got, want := rd.Routers(), Routers(s.table, s.opt); !slices.Equal(got, want) {
 			t.Fatalf("step %d: the Renderer's routers %v, want %v", i, got, want)
 		}
@@ -383,9 +385,35 @@ func TestRendererFollowsSmallChanges(t *testing.T) {
 		slices.SortFunc(tbl.Routes, func(a, b route.Route) int {
 			return cmp.Or(cmp.Compare(a.Host, b.Host), cmp.Compare(a.Path, b.Path), cmp.Compare(boolInt(a.TCP), boolInt(b.TCP)))
 		})
-		if got, want := rd.Render(tbl, opt), Render(tbl, opt); !bytes.Equal(got, want) {
+		want := Render(tbl, opt)
+		if got := rd.Render(tbl, opt); !bytes.Equal(got, want) {
 			t.Fatalf("step %d: the Renderer gives\n%s\nwant\n%s", step, got, want)
 		}
+		checkReserved(t, &rd, want)
+	}
+}
+
+// reserving is a file being published, to the Renderer's WriteTo: it
+// keeps the size it is told before the bytes come.
+type reserving struct {
+	bytes.Buffer
+	told int64
+}
+
+func (r *reserving) reserve(n int64) { r.told = n }
+
+// checkReserved checks that rd, writing its file for a publish, tells
+// the file its exact size first: fewer bytes reserved than written would
+// leave ext4 some to allocate at the rename, more would reserve disk
+// blocks past the file's end.
+func checkReserved(t *testing.T, rd *Renderer, want []byte) {
+	t.Helper()
+	var r reserving
+	if _, err := rd.WriteTo(&r); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(r.Bytes(), want) || r.told != int64(len(want)) {
+		t.Fatalf("WriteTo reserved %d bytes and wrote %d, want %d:\n%s", r.told, r.Len(), len(want), r.Bytes())
 	}
 }
 
