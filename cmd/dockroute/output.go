@@ -231,6 +231,9 @@ type caddyOutput struct {
 	mu        sync.Mutex
 	lastTable *route.Table // what Caddy last accepted; nil: publish regardless
 	lastOpt   caddy.Options
+	// answers are the lookup answers last set, for the table answered.
+	answers  lookup.Answers
+	answered route.Table
 }
 
 func (o *caddyOutput) delivery() *delivery { return o.deliv }
@@ -265,7 +268,8 @@ func (o *caddyOutput) publish(ctx context.Context, t route.Table) (outcome, erro
 		return unchanged, nil
 	}
 	if o.lookup != nil {
-		o.lookup.Set(caddy.Answers(t))
+		o.answers, o.answered = caddy.NextAnswers(o.answers, o.answered, t), t
+		o.lookup.Set(o.answers)
 	}
 	before := o.pub.Writes()
 	o.deliv.published()

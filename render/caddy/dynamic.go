@@ -3,6 +3,7 @@ package caddy
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -87,4 +88,37 @@ func Answers(t route.Table) lookup.Answers {
 		}
 	}
 	return a
+}
+
+// NextAnswers returns Answers(t), given a = Answers(last): when t has
+// last's routes, only those that differ are looked at (a replica started
+// or stopped beside 10,000 routes), otherwise it is Answers(t). a is not
+// modified: the lookup server may still be answering from it.
+func NextAnswers(a lookup.Answers, last, t route.Table) lookup.Answers {
+	if a == nil || len(last.Routes) != len(t.Routes) {
+		return Answers(t)
+	}
+	var next lookup.Answers
+	for i := range t.Routes {
+		old, r := last.Routes[i], t.Routes[i]
+		if old.Equal(r) {
+			continue
+		}
+		if old.Host != r.Host || old.Path != r.Path || old.TCP != r.TCP {
+			return Answers(t)
+		}
+		if next == nil {
+			next = maps.Clone(a)
+		}
+		if tg, ok := lookupTarget(old); ok {
+			delete(next, tg.name)
+		}
+		if tg, ok := lookupTarget(r); ok {
+			next[tg.name] = tg.addrs
+		}
+	}
+	if next == nil {
+		return a
+	}
+	return next
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
@@ -208,5 +210,136 @@ func TestAnswersFollowTheTable(t *testing.T) {
 	tg, _ := lookupTarget(tbl.Routes[0])
 	if len(got) != 1 || !slices.Equal(got[tg.name], []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")}) {
 		t.Fatalf("answers %v", got)
+	}
+}
+
+// randomTables makes n tables over a few hosts and paths, each route in
+// one of several forms: replicas at other addresses (what lookups carry),
+// another port, a host name for a server, no servers, another Strip or
+// protocol, a TLS passthrough route, the default host (which Caddy's
+// server has twice: for its host, and for any host); consecutive
+// tables differ in one to three routes.
+func randomTables(n int) []route.Table {
+	rng := rand.New(rand.NewPCG(7, 13))
+	servers := [][]string{
+		{"10.0.0.1:80"}, {"10.0.0.2:80"}, {"10.0.0.1:80", "10.0.0.2:80"}, {"[fd00::1]:80", "10.0.0.3:80"},
+		{"10.0.0.1:81"}, {"app.internal:80"}, {"app2.internal:80"}, {"10.0.0.1:80", "10.0.0.2:81"}, {"10.0.0.1:80", "10.0.0.3:81"}, nil,
+	}
+	type key struct{ host, path string }
+	var keys []key
+	for _, h := range []string{"a.test", "b.test", "default.test", "t.test"} {
+		for _, p := range []string{"", "/api"} {
+			keys = append(keys, key{h, p})
+		}
+	}
+	cur := map[key]route.Route{}
+	var out []route.Table
+	for range n {
+		for range 1 + rng.IntN(3) {
+			k := keys[rng.IntN(len(keys))]
+			if _, ok := cur[k]; ok && rng.IntN(4) == 0 {
+				delete(cur, k)
+				continue
+			}
+			r := route.Route{Host: k.host, Path: k.path, Servers: servers[rng.IntN(len(servers))]}
+			switch rng.IntN(8) {
+			case 0:
+				r.Strip = r.Path != ""
+			case 1:
+				r.Proto = "h2c"
+			}
+			r.TCP = k.host == "t.test" && k.path == "" && rng.IntN(2) == 0
+			cur[k] = r
+		}
+		var t route.Table
+		for _, k := range keys { // sorted by host, then path
+			if r, ok := cur[k]; ok {
+				t.Routes = append(t.Routes, r)
+			}
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// TestOnlyUpstreamsIsKeepFallbacks checks the Publisher's shortcut
+// against what it stands for: whenever onlyUpstreams says a table
+// changes nothing in Caddy but upstreams, keepFallbacks on the whole
+// rendered servers agrees; and a change of replicas alone (the common
+// case) takes the shortcut.
+func TestOnlyUpstreamsIsKeepFallbacks(t *testing.T) {
+	opt := Options{ID: "dockroute", DefaultHost: "default.test", Lookup: &Lookup{Resolver: "udp/127.0.0.1:53", Refresh: time.Second}}
+	tables := randomTables(3000)
+	var short, replicas int
+	for i := 1; i < len(tables); i++ {
+		last, next := tables[i-1], tables[i]
+		pushed := Render(last, opt)
+		_, same := keepFallbacks(Render(next, opt), &pushed)
+		got := onlyUpstreams(last, next, opt)
+		if got && !same {
+			t.Fatalf("step %d: onlyUpstreams says nothing but upstreams changed, keepFallbacks disagrees:\n%+v\n->\n%+v", i, last.Routes, next.Routes)
+		}
+		if got {
+			short++
+		}
+		if same && replicasOnly(last, next) {
+			replicas++
+			if !got {
+				t.Fatalf("step %d: a change of replicas alone took the long way:\n%+v\n->\n%+v", i, last.Routes, next.Routes)
+			}
+		}
+		if onlyUpstreams(last, next, Options{ID: "dockroute"}) {
+			t.Fatalf("step %d: the shortcut was taken without lookups", i)
+		}
+	}
+	if replicas < 100 || short < replicas {
+		t.Fatalf("only %d replica changes (%d shortcuts) in %d steps: the test no longer tests", replicas, short, len(tables))
+	}
+}
+
+// replicasOnly tells whether b is a with other IP replicas on the same
+// port in some routes (not TLS passthrough).
+func replicasOnly(a, b route.Table) bool {
+	if len(a.Routes) != len(b.Routes) {
+		return false
+	}
+	for i := range a.Routes {
+		x, y := a.Routes[i], b.Routes[i]
+		x.Servers, y.Servers = nil, nil
+		if !x.Equal(y) {
+			return false
+		}
+		if a.Routes[i].Equal(b.Routes[i]) {
+			continue
+		}
+		tx, okx := lookupTarget(a.Routes[i])
+		ty, oky := lookupTarget(b.Routes[i])
+		if !okx || !oky || tx.name != ty.name {
+			return false
+		}
+	}
+	return true
+}
+
+// TestNextAnswersIsAnswers follows a sequence of tables with NextAnswers:
+// each result is what Answers gives for the table, and the answers it
+// started from are left as they were (the lookup server may be reading
+// them).
+func TestNextAnswersIsAnswers(t *testing.T) {
+	tables := randomTables(3000)
+	a := Answers(tables[0])
+	for i := 1; i < len(tables); i++ {
+		before := maps.Clone(a)
+		next := NextAnswers(a, tables[i-1], tables[i])
+		if !maps.EqualFunc(next, Answers(tables[i]), slices.Equal) {
+			t.Fatalf("step %d: NextAnswers gives %v, Answers %v", i, next, Answers(tables[i]))
+		}
+		if !maps.EqualFunc(a, before, slices.Equal) {
+			t.Fatalf("step %d: NextAnswers modified the answers it was given", i)
+		}
+		a = next
+	}
+	if got := NextAnswers(nil, route.Table{}, tables[5]); !maps.EqualFunc(got, Answers(tables[5]), slices.Equal) {
+		t.Fatalf("from no answers: %v", got)
 	}
 }

@@ -248,7 +248,7 @@ func TestRefusedRouteDoesNotBlockOthers(t *testing.T) {
 		bad := want.Routes[1]
 		bad.Match = []Match{{Host: []string{"bad.test", "bad.test"}}}
 		want.Routes = append(want.Routes[:1], append([]Route{bad}, want.Routes[1:]...)...)
-		if err := p.publish(context.Background(), want); err != nil {
+		if err := p.publish(context.Background(), want, nil); err != nil {
 			t.Fatal(err)
 		}
 		addr := fmt.Sprintf("127.0.0.1:%d", port)
@@ -355,7 +355,7 @@ func TestRefusalNeverPublishesLessThanAccepted(t *testing.T) {
 		}
 		bad := Route{Match: []Match{{Host: []string{"bad.test", "bad.test"}}}, Handle: want.Routes[0].Handle, Terminal: true}
 		want.Routes = append([]Route{bad}, want.Routes...)
-		if err := p.publish(ctx, want); err != nil {
+		if err := p.publish(ctx, want, nil); err != nil {
 			t.Fatal(err)
 		}
 
