@@ -178,7 +178,7 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // sinceChange reads, from dockroute's JSON log, each publish's latency
 // from the Docker event's arrival to the publish's end (the file renamed
-// and its directory synced): the pipeline's own share of event →
+// into place): the pipeline's own share of event →
 // published, without the harness's (the fake engine sending the event,
 // fsnotify waking the benchmark, its reading the file). Sorted.
 func sinceChange(b *testing.B, log string) []time.Duration {
