@@ -26,7 +26,8 @@ type Renderer struct {
 	order   []*slot
 	gen     uint64 // the render in progress, to find slots no longer used
 	scratch scratch
-	last    []route.Route // the table of the last Update
+	last    []route.Route     // the table of the last Update
+	laid    [sections][]entry // the sections of the last layout, for reuse
 }
 
 // slot is one route's place in the file, and its share of it: its
@@ -166,7 +167,14 @@ type layout struct {
 
 func (rd *Renderer) layout() layout {
 	var l layout
-	l.es[routers], l.es[services] = make([]entry, 0, len(rd.order)), make([]entry, 0, len(rd.order))
+	for sec := range l.es {
+		// The sections' lists of the last write are reused: made anew
+		// they were over a third of what a one-container change
+		// allocated (BenchmarkChangePublish10k: 2.6 -> 1.7 MB).
+		clear(rd.laid[sec]) // no texts of routes gone kept alive
+		l.es[sec] = rd.laid[sec][:0]
+	}
+	defer func() { rd.laid = l.es }()
 	transports := map[string]serversTransport{}
 	seen := map[string]bool{} // middlewares several routes share
 	for _, sl := range rd.order {
@@ -179,7 +187,9 @@ func (rd *Renderer) layout() layout {
 			}
 			l.es[e.section] = append(l.es[e.section], e)
 		}
-		maps.Copy(transports, sl.transports)
+		if len(sl.transports) > 0 {
+			maps.Copy(transports, sl.transports)
+		}
 	}
 	for _, es := range l.es {
 		sortEntries(es)
