@@ -43,6 +43,10 @@ type slot struct {
 	entries    []entry
 	transports map[string]serversTransport
 	gen        uint64 // the last render that used it
+	// plain is a slot whose entries are one router and one service,
+	// both named as the slot: slots are kept sorted by name, so such
+	// entries come out sorted without a look at their names.
+	plain bool
 }
 
 func newSlot(k pieceKey) *slot {
@@ -120,6 +124,7 @@ func (rd *Renderer) Update(t route.Table, opt Options) (changed bool) {
 		}
 		if sl.route == nil || sl.route != r && !sl.route.Equal(*r) {
 			sl.entries, sl.transports = rd.scratch.piece(*r, opt)
+			sl.plain = isPlain(sl)
 			changed = true
 		}
 		sl.route = r
@@ -177,7 +182,9 @@ func (rd *Renderer) layout() layout {
 	defer func() { rd.laid = l.es }()
 	transports := map[string]serversTransport{}
 	seen := map[string]bool{} // middlewares several routes share
+	plain := true
 	for _, sl := range rd.order {
+		plain = plain && sl.plain
 		for _, e := range sl.entries {
 			if e.section == middlewares {
 				if seen[e.name] {
@@ -191,8 +198,10 @@ func (rd *Renderer) layout() layout {
 			maps.Copy(transports, sl.transports)
 		}
 	}
-	for _, es := range l.es {
-		sortEntries(es)
+	if !plain { // checking that they are sorted was half of this
+		for _, es := range l.es {
+			sortEntries(es)
+		}
 	}
 	if len(transports) > 0 {
 		var buf bytes.Buffer
@@ -288,6 +297,14 @@ func (rd *Renderer) Routers() []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// isPlain tells whether sl's entries are one router and one service
+// named as sl.
+func isPlain(sl *slot) bool {
+	es := sl.entries
+	return len(es) == 2 && es[0].section == routers && es[0].name == sl.name &&
+		es[1].section == services && es[1].name == sl.name && len(sl.transports) == 0
 }
 
 // sortEntries sorts a section's entries by name; they usually are already.
