@@ -306,15 +306,30 @@ func writtenCount(b *testing.B, addr string) float64 {
 // loopback) to a stable two-replica host through each real proxy — Traefik,
 // and both Caddys with and without --caddy-dns, each fed by its own
 // dockroute — while other containers come and go on the real engine, in
-// two phases of three waves of ten: replicas of one existing host (a
-// deploy, a scale up and down), then containers of new hosts. It reports,
-// per proxy and phase, failed requests and config loads (Traefik: file
-// writes; Caddy: the loads it logged).
+// two phases of three waves of ten (churnWaves): replicas of one existing
+// host (a deploy, a scale up and down), then containers of new hosts. It
+// reports, per proxy and phase, failed requests and config loads
+// (Traefik: file writes; Caddy: the loads it logged).
 func BenchmarkChurn(b *testing.B) {
 	dockertest.Require(b)
 	for range b.N {
 		churn(b)
 	}
+}
+
+// churnWaves is the number of waves of ten containers per phase: 3 in
+// make bench, DOCKROUTE_CHURN_WAVES to run the 300-container churn
+// (15: 150 containers per phase).
+func churnWaves(b *testing.B) int {
+	v := os.Getenv("DOCKROUTE_CHURN_WAVES")
+	if v == "" {
+		return 3
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		b.Fatalf("DOCKROUTE_CHURN_WAVES=%q: want a number of waves, 1 or more", v)
+	}
+	return n
 }
 
 // churnProxy is one proxy under the request loop.
@@ -371,8 +386,9 @@ func churn(b *testing.B) {
 		waitAnswer(b, p.web, busy, 200, "hello from")
 	}
 	time.Sleep(500 * time.Millisecond) // the first loads' log lines
+	n := churnWaves(b)
 	waves := func(name func() string) {
-		for range 3 {
+		for range n {
 			var ids []string
 			for range 10 {
 				ids = append(ids, dockertest.Run(b, hello(name())...))
