@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -71,10 +72,33 @@ func (e *APIError) Error() string {
 	return fmt.Sprintf("caddy %s %s: %d: %s", e.Method, e.Path, e.Status, e.Message)
 }
 
+// getAttempts bounds how often Get asks. Caddy replaces its admin server
+// after every config load, a refused one's rollback included, and the
+// requests in flight on the old one end in EOF (seen with 2.11.9, a GET
+// right after a refused PATCH); a read is safe to ask again.
+const getAttempts = 3
+
 // Get reads the config at path and the ETag Caddy gives it. Caddy 2.6 sends
 // the ETag as an HTTP trailer (it hashes while streaming), Caddy ≥ 2.8 as a
-// header; the trailer is readable once the body is.
+// header; the trailer is readable once the body is. A read cut off before
+// Caddy answered is tried again; an answer (a 404, say) is returned as it
+// is.
 func (a *Admin) Get(ctx context.Context, path string) (body []byte, etag string, err error) {
+	for attempt := 1; ; attempt++ {
+		body, etag, err = a.get(ctx, path)
+		var refused *APIError
+		if err == nil || errors.As(err, &refused) || attempt == getAttempts {
+			return body, etag, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, "", err
+		case <-time.After(time.Duration(attempt) * 20 * time.Millisecond):
+		}
+	}
+}
+
+func (a *Admin) get(ctx context.Context, path string) (body []byte, etag string, err error) {
 	resp, err := a.do(ctx, http.MethodGet, path, nil, "")
 	if err != nil {
 		return nil, "", err

@@ -1,0 +1,67 @@
+package caddy
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+)
+
+// cutOff is an admin API that closes the first cut connections without an
+// answer and then answers GETs with status and a body. A fake: what it
+// stands for is Caddy 2.11.9 replacing its admin server after a refused
+// load and closing a GET in flight on the old one, which on a real Caddy
+// happens only when the timing falls so (once in CI, as
+// TestRefusedRouteDoesNotBlockOthers failing with EOF).
+func cutOff(t *testing.T, cut int32, status int) (*Admin, *atomic.Int32) {
+	t.Helper()
+	var asked atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if asked.Add(1) <= cut {
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+			return
+		}
+		w.Header().Set("Etag", `"/id/dockroute 1"`)
+		w.WriteHeader(status)
+		w.Write([]byte(`{"error":"unknown object ID 'dockroute'"}`))
+	}))
+	t.Cleanup(srv.Close)
+	a, err := NewAdmin(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, &asked
+}
+
+func TestGetSurvivesAdminRestart(t *testing.T) {
+	a, asked := cutOff(t, 2, http.StatusOK)
+	body, etag, err := a.Get(context.Background(), "/id/dockroute")
+	if err != nil || etag != `"/id/dockroute 1"` || len(body) == 0 {
+		t.Fatalf("Get after two cut-off reads: %q, %q, %v", body, etag, err)
+	}
+	if n := asked.Load(); n != 3 {
+		t.Fatalf("asked %d times, want 3", n)
+	}
+}
+
+func TestGetGivesUpAndKeepsAnswers(t *testing.T) {
+	a, asked := cutOff(t, 10, http.StatusOK)
+	if _, _, err := a.Get(context.Background(), "/id/dockroute"); err == nil {
+		t.Fatal("Get succeeded with every read cut off")
+	}
+	if n := asked.Load(); n != getAttempts {
+		t.Fatalf("asked %d times, want %d", n, getAttempts)
+	}
+	// An answer, even a refusal, is not asked again.
+	a, asked = cutOff(t, 0, http.StatusNotFound)
+	if _, _, err := a.Get(context.Background(), "/id/dockroute"); !isStatus(err, http.StatusNotFound) {
+		t.Fatalf("Get of a missing server: %v, want Caddy's 404", err)
+	}
+	if n := asked.Load(); n != 1 {
+		t.Fatalf("a 404 was asked %d times, want once", n)
+	}
+}
