@@ -95,30 +95,41 @@ func Answers(t route.Table) lookup.Answers {
 // or stopped beside 10,000 routes), otherwise it is Answers(t). a is not
 // modified: the lookup server may still be answering from it.
 func NextAnswers(a lookup.Answers, last, t route.Table) lookup.Answers {
-	if a == nil || len(last.Routes) != len(t.Routes) {
+	changed, ok := changedRoutes(last, t)
+	if a == nil || !ok {
 		return Answers(t)
 	}
-	var next lookup.Answers
-	for i := range t.Routes {
-		old, r := last.Routes[i], t.Routes[i]
-		if old.Equal(r) {
-			continue
-		}
-		if old.Host != r.Host || old.Path != r.Path || old.TCP != r.TCP {
-			return Answers(t)
-		}
-		if next == nil {
-			next = maps.Clone(a)
-		}
-		if tg, ok := lookupTarget(old); ok {
+	if len(changed) == 0 {
+		return a
+	}
+	next := maps.Clone(a)
+	for _, i := range changed {
+		if tg, ok := lookupTarget(last.Routes[i]); ok {
 			delete(next, tg.name)
 		}
-		if tg, ok := lookupTarget(r); ok {
+		if tg, ok := lookupTarget(t.Routes[i]); ok {
 			next[tg.name] = tg.addrs
 		}
 	}
-	if next == nil {
-		return a
-	}
 	return next
+}
+
+// changedRoutes lists the places where t's route differs from last's; ok
+// is false when the two do not hold the same routes (by host, path and
+// TLS passthrough) in the same places, a route added or removed.
+func changedRoutes(last, t route.Table) (changed []int, ok bool) {
+	if len(last.Routes) != len(t.Routes) {
+		return nil, false
+	}
+	for i := range t.Routes {
+		a, b := &last.Routes[i], &t.Routes[i]
+		if a.Equal(*b) {
+			continue
+		}
+		if a.Host != b.Host || a.Path != b.Path || a.TCP != b.TCP {
+			return nil, false
+		}
+		changed = append(changed, i)
+	}
+	return changed, true
 }

@@ -134,18 +134,19 @@ func (p *Publisher) publish(ctx context.Context, want Server, from *route.Table)
 // upstreams. (The default host's route, which Render also copies for any
 // host, copies the same proxy: its copy differs in upstreams alone too.)
 func onlyUpstreams(last, t route.Table, opt Options) bool {
-	if opt.Lookup == nil || len(last.Routes) != len(t.Routes) {
+	if opt.Lookup == nil {
 		return false
 	}
-	for i := range t.Routes {
-		a, b := &last.Routes[i], &t.Routes[i]
-		if a.Equal(*b) {
-			continue
-		}
-		if a.Host != b.Host || a.Path != b.Path || a.TCP || b.TCP {
+	changed, ok := changedRoutes(last, t)
+	if !ok {
+		return false
+	}
+	for _, i := range changed {
+		a, b := last.Routes[i], t.Routes[i]
+		if a.TCP {
 			return false
 		}
-		ra, rb := proxyRoute(*a, opt), proxyRoute(*b, opt)
+		ra, rb := proxyRoute(a, opt), proxyRoute(b, opt)
 		if !looksUp(ra) || !looksUp(rb) || !reflect.DeepEqual(withoutUpstreams(ra), withoutUpstreams(rb)) {
 			return false
 		}
