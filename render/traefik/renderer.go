@@ -179,7 +179,6 @@ func (rd *Renderer) layout() layout {
 		clear(rd.laid[sec]) // no texts of routes gone kept alive
 		l.es[sec] = rd.laid[sec][:0]
 	}
-	defer func() { rd.laid = l.es }()
 	transports := map[string]serversTransport{}
 	seen := map[string]bool{} // middlewares several routes share
 	plain := true
@@ -208,6 +207,7 @@ func (rd *Renderer) layout() layout {
 		writeTransports(&buf, transports)
 		l.transports = buf.Bytes()
 	}
+	rd.laid = l.es
 	return l
 }
 
@@ -304,7 +304,7 @@ func (rd *Renderer) Routers() []string {
 func isPlain(sl *slot) bool {
 	es := sl.entries
 	return len(es) == 2 && es[0].section == routers && es[0].name == sl.name &&
-		es[1].section == services && es[1].name == sl.name && len(sl.transports) == 0
+		es[1].section == services && es[1].name == sl.name
 }
 
 // sortEntries sorts a section's entries by name; they usually are already.
