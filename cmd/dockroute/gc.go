@@ -20,7 +20,8 @@ import (
 // saves is a few MB. So small fleets keep Go's default, large ones a
 // tighter goal (README, Performance). An operator's GOGC is left alone.
 type gcTuner struct {
-	percent int // what was last set (0: nothing yet)
+	percent int  // what was last set (0: nothing yet)
+	off     bool // GOGC set by the operator
 	sample  []rtmetrics.Sample
 }
 
@@ -33,11 +34,12 @@ const (
 // collection found it. It is cheap: one runtime metric, and a call into
 // the runtime only when the target moves by 5 points or more.
 func (t *gcTuner) tune() {
-	if os.Getenv("GOGC") != "" {
-		return
-	}
-	if t.sample == nil {
+	if t.sample == nil { // the first publish
+		t.off = os.Getenv("GOGC") != ""
 		t.sample = []rtmetrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	}
+	if t.off {
+		return
 	}
 	rtmetrics.Read(t.sample)
 	if t.sample[0].Value.Kind() != rtmetrics.KindUint64 {
