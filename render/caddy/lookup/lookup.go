@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/net/dns/dnsmessage"
@@ -71,14 +72,8 @@ func (s *Server) lookup(name string) (addrs []netip.Addr, ok bool) {
 // may ask for any port). Binding here, not in serve, makes an address in
 // use fail the start-up instead of a goroutine.
 func (s *Server) Listen(addr string) (serve func(context.Context), bound string, err error) {
-	pc, err := net.ListenPacket("udp", addr)
+	pc, ln, err := bind(addr)
 	if err != nil {
-		return nil, "", err
-	}
-	bound = pc.LocalAddr().String()
-	ln, err := net.Listen("tcp", bound)
-	if err != nil {
-		pc.Close()
 		return nil, "", err
 	}
 	return func(ctx context.Context) {
@@ -89,7 +84,37 @@ func (s *Server) Listen(addr string) (serve func(context.Context), bound string,
 		pc.Close()
 		ln.Close()
 		wg.Wait()
-	}, bound, nil
+	}, pc.LocalAddr().String(), nil
+}
+
+// anyPortTries bounds how often bind picks another port when asked for
+// any port.
+const anyPortTries = 32
+
+// bind binds UDP on addr, then TCP on the port UDP got. Asked for any
+// port, it tries others when TCP's is taken: the kernel picks UDP's port
+// among the ephemeral ports, which every outgoing TCP connection also
+// takes from, so the same TCP port is in use now and then (a CI run's
+// test failed so). A port that was asked for is the caller's to change.
+func bind(addr string) (net.PacketConn, net.Listener, error) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	for try := 1; ; try++ {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, ln, nil
+		}
+		pc.Close()
+		if (port != "0" && port != "") || !errors.Is(err, syscall.EADDRINUSE) || try == anyPortTries {
+			return nil, nil, err
+		}
+	}
 }
 
 func (s *Server) serveUDP(pc net.PacketConn) {

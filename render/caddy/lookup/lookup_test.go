@@ -3,10 +3,13 @@ package lookup
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -176,4 +179,60 @@ func FuzzAnswer(f *testing.F) {
 			t.Fatalf("answer %+v to question ID %d", m.Header, h.ID)
 		}
 	})
+}
+
+// TestAnyPortAvoidsTakenTCPPorts takes two fifths of the ephemeral ports
+// with TCP listeners, as outgoing connections take them on a busy host,
+// and asks for any port 40 times: UDP's pick is then taken for TCP two
+// times in five, and binding without trying another port fails all but
+// once in a billion runs.
+func TestAnyPortAvoidsTakenTCPPorts(t *testing.T) {
+	var lo, hi int
+	raw, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if _, serr := fmt.Sscan(string(raw), &lo, &hi); err != nil || serr != nil {
+		t.Fatalf("ephemeral port range: %v %v", err, serr)
+	}
+	var fds syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &fds); err != nil {
+		t.Fatal(err)
+	}
+	take := (hi - lo + 1) * 2 / 5
+	if limit := int(fds.Cur) - 1000; take > limit {
+		t.Fatalf("taking %d ports needs more file descriptors than the %d allowed", take, fds.Cur)
+	}
+	// Named ports bind at once; asking the kernel for any port 11,000
+	// times took 27 s, as its search slows while the range fills.
+	for p := lo; take > 0 && p <= hi; p++ {
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue // in use already: taken all the same
+		}
+		defer ln.Close()
+		take--
+	}
+	for range 40 {
+		pc, ln, err := bind("127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("any port: %v", err)
+		}
+		pc.Close()
+		ln.Close()
+	}
+}
+
+// TestPortAskedForIsNotChanged: a taken port the operator named fails
+// the start-up rather than binding somewhere else.
+func TestPortAskedForIsNotChanged(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if pc, l, err := bind(ln.Addr().String()); !errors.Is(err, syscall.EADDRINUSE) {
+		if err == nil {
+			pc.Close()
+			l.Close()
+		}
+		t.Fatalf("binding a taken TCP port: %v, want address in use", err)
+	}
 }
