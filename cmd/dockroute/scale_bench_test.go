@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -324,14 +325,21 @@ func BenchmarkChurn(b *testing.B) {
 // churnWaves is the number of waves of ten containers per phase: 3 in
 // make bench, DOCKROUTE_CHURN_WAVES to run the 300-container churn
 // (15: 150 containers per phase).
-func churnWaves(b *testing.B) int {
-	v := os.Getenv("DOCKROUTE_CHURN_WAVES")
+func churnWaves(b *testing.B) int { return churnKnob(b, "DOCKROUTE_CHURN_WAVES", 3) }
+
+// churnLoops is the number of request loops per proxy: 1 in make bench,
+// DOCKROUTE_CHURN_LOOPS for more traffic to the stable host (a reload's
+// chance to catch a request grows with the requests in flight).
+func churnLoops(b *testing.B) int { return churnKnob(b, "DOCKROUTE_CHURN_LOOPS", 1) }
+
+func churnKnob(b *testing.B, name string, def int) int {
+	v := os.Getenv(name)
 	if v == "" {
-		return 3
+		return def
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 {
-		b.Fatalf("DOCKROUTE_CHURN_WAVES=%q: want a number of waves, 1 or more", v)
+		b.Fatalf("%s=%q: want a number, 1 or more", name, v)
 	}
 	return n
 }
@@ -419,46 +427,58 @@ func churn(b *testing.B) {
 	}
 }
 
-// underLoad runs work while one request loop per proxy asks for host, and
-// returns per proxy the requests, failed requests and config loads.
+// underLoad runs work while churnLoops request loops per proxy ask for
+// host, and returns per proxy the requests, failed requests and config
+// loads.
 func underLoad(b *testing.B, proxies []churnProxy, host string, work func()) (requests, failed []int, loads []float64) {
-	requests, failed, loads = make([]int, len(proxies)), make([]int, len(proxies)), make([]float64, len(proxies))
+	loads = make([]float64, len(proxies))
 	for i, p := range proxies {
 		loads[i] = -p.loads(b)
 	}
+	asked, refused := make([]atomic.Int64, len(proxies)), make([]atomic.Int64, len(proxies))
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for i, p := range proxies {
-		wg.Go(func() {
-			c := &http.Client{Timeout: 5 * time.Second}
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				req, _ := http.NewRequest("GET", "http://"+p.web+"/", nil)
-				req.Host = host
-				resp, err := c.Do(req)
-				requests[i]++
-				if err != nil {
-					failed[i]++
-					continue
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					failed[i]++
-				}
-			}
-		})
+		for range churnLoops(b) {
+			wg.Go(func() { requestLoop(p.web, host, stop, &asked[i], &refused[i]) })
+		}
 	}
 	work()
 	close(stop)
 	wg.Wait()
 	time.Sleep(500 * time.Millisecond) // the last loads' log lines
+	requests, failed = make([]int, len(proxies)), make([]int, len(proxies))
 	for i, p := range proxies {
 		loads[i] += p.loads(b)
+		requests[i], failed[i] = int(asked[i].Load()), int(refused[i].Load())
 	}
 	return requests, failed, loads
+}
+
+// requestLoop asks web for host, one request at a time on a kept-alive
+// connection, until stop; a request fails on any error or a status but 200.
+func requestLoop(web, host string, stop <-chan struct{}, asked, failed *atomic.Int64) {
+	// A transport of its own: loops sharing one would share its two idle
+	// connections per proxy, and the rest dial a new one per request.
+	c := &http.Client{Timeout: 5 * time.Second, Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		req, _ := http.NewRequest("GET", "http://"+web+"/", nil)
+		req.Host = host
+		resp, err := c.Do(req)
+		asked.Add(1)
+		if err != nil {
+			failed.Add(1)
+			continue
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			failed.Add(1)
+		}
+	}
 }
