@@ -2,9 +2,13 @@ package docker
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/dockroute/dockroute/provider/docker/enginetest"
 )
 
 // Routes are objects in JSON logs and readable text in text logs.
@@ -18,5 +22,39 @@ func TestLogRoutes(t *testing.T) {
 	}
 	if want := `routes="a.test/api -> 10.0.0.2:8080, b.test -> 10.0.0.3:80"`; !strings.Contains(txt.String(), want) {
 		t.Errorf("text: %s\nwant %s", txt.String(), want)
+	}
+}
+
+// A full sync logs the first syncRoutedLines routed containers at Info,
+// the rest at Debug with one line counting them; every container that is
+// not routed gets its warning, and a start after the sync its Info line.
+func TestSyncBoundsRoutedLines(t *testing.T) {
+	e := enginetest.New()
+	const routed, broken = syncRoutedLines + 10, 3
+	for i := range routed {
+		e.Run(app(fmt.Sprintf("a%d", i), fmt.Sprintf("10.0.1.%d", i+1)))
+	}
+	for i := range broken {
+		e.Run(enginetest.Container{Name: fmt.Sprintf("bad%d", i), IP: fmt.Sprintf("10.0.2.%d", i+1), Env: []string{"VIRTUALHOST=bad_host!", "PORT=8080"}})
+	}
+	e.Age(time.Hour) // long running: the sync, not their start events, finds them
+	w, rec := watch(t, e)
+	waitFor(t, 5*time.Second, "the sync's count of quiet routed lines", func() bool {
+		return rec.count("INFO routed more containers in this sync count=10") == 1
+	})
+	if got := rec.count("INFO routed container="); got != syncRoutedLines {
+		t.Errorf("the sync logged %d routed containers at Info, want %d", got, syncRoutedLines)
+	}
+	if got := rec.count("DEBUG routed container="); got != routed-syncRoutedLines {
+		t.Errorf("the sync logged %d routed containers at Debug, want %d", got, routed-syncRoutedLines)
+	}
+	if got := rec.count("WARN not routed"); got != broken {
+		t.Errorf("%d not-routed warnings, want one per broken container (%d)", got, broken)
+	}
+
+	e.Run(app("late", "10.0.3.1"))
+	waitRouted(t, w, 5*time.Second, "late.test", "10.0.3.1:8080")
+	if got := rec.count("INFO routed container=late"); got != 1 {
+		t.Errorf("a start after the sync logged %d Info lines, want 1", got)
 	}
 }

@@ -43,20 +43,32 @@ type Watcher struct {
 	// (zero: none failed), and retryWait how long the next wait is.
 	retryAt   time.Time
 	retryWait time.Duration
+	// routedLines is how many more "routed" lines the sync under way logs
+	// at Info (negative: no bound, outside a sync), and quietRouted how
+	// many it logged at Debug instead.
+	routedLines, quietRouted int
 }
+
+// syncRoutedLines bounds the "routed" lines one full sync logs at Info:
+// a first sync of 10,000 containers logged 10,000, which said little and
+// cost it ~7% of its time. Those past the bound are logged at Debug and
+// counted in one line; what is not routed is always logged, each
+// container with its reason, and so is every change an event brings.
+const syncRoutedLines = 20
 
 // New returns a watcher of engine that resyncs in full every resync
 // interval.
 func New(engine Engine, opt Options, resync time.Duration, log *slog.Logger) *Watcher {
 	return &Watcher{
-		engine:   engine,
-		opt:      opt,
-		log:      log,
-		resync:   resync,
-		link:     newLink(),
-		cache:    map[string]*Container{},
-		kills:    kills{},
-		verdicts: newVerdictSet(),
+		engine:      engine,
+		opt:         opt,
+		log:         log,
+		resync:      resync,
+		link:        newLink(),
+		routedLines: -1,
+		cache:       map[string]*Container{},
+		kills:       kills{},
+		verdicts:    newVerdictSet(),
 	}
 }
 
@@ -240,9 +252,14 @@ func (w *Watcher) replace(next map[string]*Container, failed map[string]Verdict,
 		}
 	}
 	w.cache = next
+	w.routedLines, w.quietRouted = syncRoutedLines, 0
 	for id, c := range next {
 		changed = w.setVerdictLocked(id, w.decideLocked(*c, now), true) || changed
 	}
+	if w.quietRouted > 0 {
+		w.log.Info("routed more containers in this sync", "count", w.quietRouted, "see", "dockroute explain, or --log-level debug")
+	}
+	w.routedLines = -1
 	for id, v := range failed {
 		changed = w.setVerdictLocked(id, v, true) || changed
 	}
@@ -400,7 +417,11 @@ func (w *Watcher) setVerdictLocked(id string, v Verdict, present bool) bool {
 	}
 	w.verdicts.put(id, v)
 	switch {
+	case v.Routed() && w.routedLines == 0:
+		w.quietRouted++
+		w.log.Debug("routed", "container", v.Name, "id", short(id), "routes", logRoutes(v.Backends))
 	case v.Routed():
+		w.routedLines--
 		w.log.Info("routed", "container", v.Name, "id", short(id), "routes", logRoutes(v.Backends))
 	case v.Code == "inspect_failed":
 		w.log.Warn("not synced", "container", v.Name, "id", short(id), "reason", v.Reason)
