@@ -94,9 +94,14 @@ const anyPortTries = 32
 // bind binds UDP on addr, then TCP on the port UDP got. Asked for any
 // port, it tries others when TCP's is taken: the kernel picks UDP's port
 // among the ephemeral ports, which every outgoing TCP connection also
-// takes from, so the same TCP port is in use now and then (a CI run's
-// test failed so). A port that was asked for is the caller's to change.
+// takes from, so the same TCP port is in use now and then (a test run
+// here failed so). A port that was asked for is the caller's to change.
 func bind(addr string) (net.PacketConn, net.Listener, error) {
+	return bindWith(addr, net.Listen)
+}
+
+// bindWith is bind with listenTCP for net.Listen.
+func bindWith(addr string, listenTCP func(network, addr string) (net.Listener, error)) (net.PacketConn, net.Listener, error) {
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, nil, err
@@ -106,7 +111,7 @@ func bind(addr string) (net.PacketConn, net.Listener, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		ln, err := listenTCP("tcp", pc.LocalAddr().String())
 		if err == nil {
 			return pc, ln, nil
 		}
