@@ -65,7 +65,7 @@ func TestCaddyEndToEnd(t *testing.T) {
 		waitAnswer(t, proxy, host, 200, "hello from "+b[:12])
 		seen := map[string]int{}
 		for range 20 {
-			_, body, err := caddytest.Get(proxy, host, "/")
+			_, body, err := caddytest.GetAnswered(proxy, host, "/")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -81,7 +81,7 @@ func TestCaddyEndToEnd(t *testing.T) {
 		dockertest.Docker(t, "stop", "-t", "1", a)
 		waitUpstreams(t, c, 1)
 		for range 10 {
-			if s, body, err := caddytest.Get(proxy, host, "/"); err != nil || s != 200 || !strings.Contains(body, b[:12]) {
+			if s, body, err := caddytest.GetAnswered(proxy, host, "/"); err != nil || s != 200 || !strings.Contains(body, b[:12]) {
 				t.Fatalf("with one replica stopped: %d %q %v", s, body, err)
 			}
 		}

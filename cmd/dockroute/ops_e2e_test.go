@@ -477,7 +477,7 @@ func TestComposeStacksRun(t *testing.T) {
 		waitAnswer(t, s.addr(), app, 200, "hello from "+id[:12])
 		for _, other := range []*stack{a, b, c} {
 			if other != s {
-				if status, body, err := caddytest.Get(other.addr(), app, "/"); status != 404 {
+				if status, body, err := caddytest.GetAnswered(other.addr(), app, "/"); status != 404 {
 					t.Errorf("%s answers %d %q %v for %s, an app on %s's network; want 404 (not routed)", other.project, status, body, err, app, s.project)
 				}
 			}
@@ -567,7 +567,7 @@ func TestComposeTraefikLabels(t *testing.T) {
 		status, body, err := caddytest.Get(s.addr(), app, "/api/x")
 		return status == 200 && strings.Contains(body, "hello from "+id[:12]) && strings.Contains(body, "path /api/x"), fmt.Sprintf("%d %q %v", status, body, err)
 	})
-	if status, _, _ := caddytest.Get(s.addr(), app, "/"); status != 404 {
+	if status, _, _ := caddytest.GetAnswered(s.addr(), app, "/"); status != 404 {
 		t.Errorf("%s/ answers %d, want 404 (only /api is routed)", app, status)
 	}
 	bad := dockertest.Run(t, "--network", s.project+"_default",

@@ -87,7 +87,7 @@ func TestProxiesAgree(t *testing.T) {
 	for name, addr := range proxies {
 		waitAnswer(t, addr, "a.test", 200, "A") // first publish loaded
 		for _, r := range parityRequests {
-			status, body, err := caddytest.Get(addr, r.host, r.path)
+			status, body, err := caddytest.GetAnswered(addr, r.host, r.path)
 			got := body
 			if err != nil || status == 404 {
 				got = "404"

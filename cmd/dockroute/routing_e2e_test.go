@@ -140,7 +140,7 @@ func TestPathsAndStrip(t *testing.T) {
 			"/apix":     root[:12] + " port 8080 host " + host + " path /apix",
 			"/":         root[:12] + " port 8080 host " + host + " path /",
 		} {
-			status, body, err := caddytest.Get(proxy, host, path)
+			status, body, err := caddytest.GetAnswered(proxy, host, path)
 			if err != nil || status != 200 || !strings.Contains(body, want) {
 				t.Errorf("GET %s%s via Caddy: %d %q %v, want %q", host, path, status, body, err, want)
 			}
@@ -167,7 +167,7 @@ func TestHealthAwareRouting(t *testing.T) {
 		t.Fatal("routed while its healthcheck is starting")
 	}
 	for _, p := range proxies {
-		if status, _, _ := caddytest.Get(p, host, "/"); status != 404 {
+		if status, _, _ := caddytest.GetAnswered(p, host, "/"); status != 404 {
 			t.Fatalf("Caddy at %s answers %d while the healthcheck is starting", p, status)
 		}
 	}

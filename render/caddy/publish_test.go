@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/dockroute/dockroute/provider/route"
 	"github.com/dockroute/dockroute/render/caddy/caddytest"
@@ -62,28 +61,14 @@ func withoutOurs(t *testing.T, c *caddytest.Caddy) map[string]any {
 	return cfg
 }
 
-// answers sends n requests for host to addr and counts them by status
-// and the first word of the body (which backend answered).
-//
-// A request that gets no answer at all is sent again, up to twice: every
-// config load replaces all of Caddy's servers and listeners, and a request
-// in that moment can be refused, reset, or closed unanswered (Go's
-// http.Server does that to a request it read after its Shutdown began).
-// Requests on fresh connections during 200 back-to-back loads: 27 such
-// failures on Caddy 2.6.2, 150 on 2.11.9. A fresh-clone CI run failed on
-// one right after a load ("GET new.test: EOF"). What Caddy answers is
-// never retried, so a wrong route or backend still fails; the churn
-// benchmark, not this, counts dropped requests.
+// answers sends n requests for host to addr (as caddytest.GetAnswered:
+// they follow loads) and counts them by status and the first word of the
+// body (which backend answered).
 func answers(t *testing.T, addr, host string, n int) map[string]int {
 	t.Helper()
 	seen := map[string]int{}
 	for range n {
-		status, body, err := caddytest.Get(addr, host, "/")
-		for retry := 0; err != nil && retry < 2; retry++ {
-			t.Logf("GET %s via %s: %v; sending it again", host, addr, err)
-			time.Sleep(20 * time.Millisecond)
-			status, body, err = caddytest.Get(addr, host, "/")
-		}
+		status, body, err := caddytest.GetAnswered(addr, host, "/")
 		if err != nil {
 			t.Fatalf("GET %s via %s: %v", host, addr, err)
 		}
