@@ -332,6 +332,8 @@ func churnWaves(b *testing.B) int { return churnKnob(b, "DOCKROUTE_CHURN_WAVES",
 // chance to catch a request grows with the requests in flight).
 func churnLoops(b *testing.B) int { return churnKnob(b, "DOCKROUTE_CHURN_LOOPS", 1) }
 
+// churnKnob reads a count from the environment variable name (def when
+// unset), failing the benchmark on anything but a number of 1 or more.
 func churnKnob(b *testing.B, name string, def int) int {
 	v := os.Getenv(name)
 	if v == "" {
