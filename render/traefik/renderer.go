@@ -43,10 +43,6 @@ type slot struct {
 	entries    []entry
 	transports map[string]serversTransport
 	gen        uint64 // the last render that used it
-	// plain is a slot whose entries are one router and one service,
-	// both named as the slot: slots are kept sorted by name, so such
-	// entries come out sorted without a look at their names.
-	plain bool
 }
 
 func newSlot(k pieceKey) *slot {
@@ -124,7 +120,6 @@ func (rd *Renderer) Update(t route.Table, opt Options) (changed bool) {
 		}
 		if sl.route == nil || sl.route != r && !sl.route.Equal(*r) {
 			sl.entries, sl.transports = rd.scratch.piece(*r, opt)
-			sl.plain = isPlain(sl)
 			changed = true
 		}
 		sl.route = r
@@ -183,7 +178,7 @@ func (rd *Renderer) layout() layout {
 	seen := map[string]bool{} // middlewares several routes share
 	plain := true
 	for _, sl := range rd.order {
-		plain = plain && sl.plain
+		plain = plain && isPlain(sl)
 		for _, e := range sl.entries {
 			if e.section == middlewares {
 				if seen[e.name] {
@@ -300,7 +295,8 @@ func (rd *Renderer) Routers() []string {
 }
 
 // isPlain tells whether sl's entries are one router and one service
-// named as sl.
+// named as sl: slots are kept sorted by name, so such entries come out
+// sorted without a look at their names.
 func isPlain(sl *slot) bool {
 	es := sl.entries
 	return len(es) == 2 && es[0].section == routers && es[0].name == sl.name &&
