@@ -308,9 +308,10 @@ func (e *Engine) ContainerList(ctx context.Context, opts container.ListOptions) 
 		if !opts.All && c.State != "running" && c.State != "paused" || !c.matches(opts.Filters) {
 			continue
 		}
-		s := container.Summary{ID: c.ID, Names: []string{"/" + c.Name}, Created: c.Created.Unix(), State: container.ContainerState(c.State), Status: "Up",
+		s := container.Summary{ID: c.ID, Names: []string{"/" + c.Name}, Created: c.Created.Unix(), State: container.ContainerState(c.State), Status: c.status(),
 			Labels: c.Labels, NetworkSettings: &container.NetworkSettingsSummary{Networks: c.networks()}}
 		s.HostConfig.NetworkMode = "bridge"
+		c.fillSummary(&s)
 		for p, hp := range c.Published {
 			s.Ports = append(s.Ports, container.Port{PrivatePort: p, PublicPort: hp, Type: "tcp"})
 		}
@@ -346,14 +347,16 @@ func (e *Engine) ContainerInspect(ctx context.Context, ref string) (container.In
 	if c.StopTimeout > 0 {
 		timeout = &c.StopTimeout
 	}
-	return container.InspectResponse{
+	in := container.InspectResponse{
 		ContainerJSONBase: &container.ContainerJSONBase{ID: c.ID, Name: "/" + c.Name, Created: c.Created.Format(time.RFC3339Nano),
 			State:      c.state(),
-			HostConfig: &container.HostConfig{NetworkMode: "bridge"}},
+			HostConfig: realisticHostConfig()},
 		Config: &container.Config{Env: c.Env, Labels: c.Labels, ExposedPorts: ports,
 			StopSignal: c.StopSignal, StopTimeout: timeout},
 		NetworkSettings: &container.NetworkSettings{Networks: c.networks(), NetworkSettingsBase: container.NetworkSettingsBase{Ports: c.portMap()}},
-	}, nil
+	}
+	c.fill(&in)
+	return in, nil
 }
 
 func (e *Engine) find(ref string) *Container {
@@ -398,7 +401,19 @@ func (c *Container) portMap() nat.PortMap {
 }
 
 func (c *Container) networks() map[string]*network.EndpointSettings {
-	return map[string]*network.EndpointSettings{"bridge": {IPAddress: c.IP}}
+	return map[string]*network.EndpointSettings{"bridge": c.endpoint()}
+}
+
+// status is the list's status line, which carries the health as a real
+// engine's does ("Up 2 hours (healthy)").
+func (c *Container) status() string {
+	switch c.Health {
+	case "":
+		return "Up 2 hours"
+	case "starting":
+		return "Up 2 hours (health: starting)"
+	}
+	return "Up 2 hours (" + c.Health + ")"
 }
 
 // Events streams the events matching opts: the past ones from opts.Since
