@@ -92,10 +92,14 @@ bench: hello oracle caddy traefik
 	DOCKROUTE_ORACLE=$(ORACLE) DOCKROUTE_CADDY=$(CADDY_DEBIAN),$(CADDY_CURRENT) DOCKROUTE_TRAEFIK=$(TRAEFIK) \
 	  $(GO) test -p 1 -run '^$$' -bench . -benchmem -timeout 30m ./...
 
-## fuzz: each fuzz target for FUZZTIME (seed corpora live in testdata/fuzz)
+## fuzz: each fuzz target for FUZZTIME (seed corpora live in testdata/)
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseSpec -fuzztime $(FUZZTIME) ./provider/docker
 	$(GO) test -run '^$$' -fuzz FuzzTraefikLabels -fuzztime $(FUZZTIME) ./provider/docker
+	@# Its seeds are whole inspect answers (5 kB): minimizing a new input for
+	@# Go's default of 60 s took most of a short run.
+	$(GO) test -run '^$$' -fuzz FuzzInspectAnswer -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./provider/docker
+	$(GO) test -run '^$$' -fuzz FuzzListAnswer -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./provider/docker
 	$(GO) test -run '^$$' -fuzz FuzzRender -fuzztime $(FUZZTIME) ./render/traefik
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./provider/static
 	$(GO) test -run '^$$' -fuzz 'FuzzParse$$' -fuzztime $(FUZZTIME) ./render/middleware

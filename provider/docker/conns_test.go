@@ -36,7 +36,7 @@ func TestSyncReusesConnections(t *testing.T) {
 	}
 	srv.Start()
 	defer srv.Close()
-	cli, err := Endpoint{Host: "tcp://" + srv.Listener.Addr().String()}.Client()
+	cli, err := Endpoint{Host: "tcp://" + srv.Listener.Addr().String()}.Engine()
 	if err != nil {
 		t.Fatal(err)
 	}

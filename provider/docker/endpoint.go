@@ -102,8 +102,34 @@ func ParseEndpoint(s string) (Endpoint, error) {
 	return e, nil
 }
 
-// Client connects to the endpoint, negotiating the API version.
-func (e Endpoint) Client() (*client.Client, error) {
+// Engine connects to the endpoint, negotiating the API version.
+func (e Endpoint) Engine() (*ClientEngine, error) {
+	var tls bool
+	cli, err := e.client(func(c *client.Client) error {
+		tls = transportTLS(c)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	eng, err := newClientEngine(cli, tls)
+	if err != nil {
+		cli.Close()
+		return nil, err
+	}
+	return eng, nil
+}
+
+// transportTLS tells whether the client's transport speaks TLS: the client
+// then sends https, and says so nowhere else.
+func transportTLS(c *client.Client) bool {
+	tr, ok := c.HTTPClient().Transport.(*http.Transport)
+	return ok && tr.TLSClientConfig != nil
+}
+
+// client is the Docker client for the endpoint; last runs after every
+// other option, while the client's transport is still its own.
+func (e Endpoint) client(last client.Opt) (*client.Client, error) {
 	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation(),
 		// The client wraps every request in OpenTelemetry instrumentation;
 		// dockroute exports no traces, and building each request's span
@@ -117,7 +143,7 @@ func (e Endpoint) Client() (*client.Client, error) {
 	if e.TLSDir != "" {
 		opts = append(opts, client.WithTLSClientConfig(filepath.Join(e.TLSDir, "ca.pem"), filepath.Join(e.TLSDir, "cert.pem"), filepath.Join(e.TLSDir, "key.pem")))
 	}
-	return client.NewClientWithOpts(append(opts, keepConnections)...)
+	return client.NewClientWithOpts(append(opts, keepConnections, last)...)
 }
 
 // keepConnections lets the client keep a connection per inspect in flight

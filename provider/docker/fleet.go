@@ -56,7 +56,7 @@ type Fleet struct {
 func NewFleet(eps []Endpoint, opt Options, resync, grace time.Duration, log *slog.Logger) (*Fleet, error) {
 	var members []*Member
 	for _, ep := range eps {
-		cli, err := ep.Client()
+		cli, err := ep.Engine()
 		if err != nil {
 			for _, m := range members {
 				m.Engine.(interface{ Close() error }).Close()

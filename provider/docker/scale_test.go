@@ -27,7 +27,7 @@ func fakeWatcher(b *testing.B, n int) (*Watcher, *enginetest.Engine) {
 	}
 	srv := httptest.NewServer(enginetest.Handler(e))
 	b.Cleanup(srv.Close)
-	cli, err := Endpoint{Host: "tcp://" + srv.Listener.Addr().String()}.Client() // dockroute's own client settings
+	cli, err := Endpoint{Host: "tcp://" + srv.Listener.Addr().String()}.Engine() // dockroute's own client settings
 	if err != nil {
 		b.Fatal(err)
 	}
