@@ -154,9 +154,9 @@ func (td *traefikDelivery) check(ctx context.Context, want []string) ([]string, 
 // explainTraefik annotates a route for explain: whether Traefik runs its
 // router, in delivery's words.
 func explainTraefik(running map[string]traefik.RouterStatus, b route.Backend) string {
-	name := traefik.Name(b.Host, b.Path) + "@file"
+	name := traefik.Name(b.Host, b.Path)
 	if problems := traefik.Undelivered([]string{name}, running); len(problems) > 0 {
 		return " (NOT delivered: " + problems[0] + ")"
 	}
-	return " (delivered: Traefik runs " + name + ")"
+	return " (delivered: Traefik runs " + name + "@file)"
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -70,12 +71,16 @@ func (a *API) Routers(ctx context.Context) (map[string]RouterStatus, error) {
 	}
 }
 
-// Undelivered compares the routers dockroute wrote (want, from Routers)
-// with what Traefik runs, and describes each one Traefik does not run
-// enabled: missing, or in another state with Traefik's errors.
+// Undelivered compares the routers dockroute wrote (want, named as in the
+// file: from Routers) with what Traefik runs (named as its API names
+// them, "NAME@file"), and describes each one Traefik does not run
+// enabled, by Traefik's name: missing, or in another state with
+// Traefik's errors. They come sorted, whatever the order of want (a
+// Renderer's Routers promises none), so health reads the same each time.
 func Undelivered(want []string, running map[string]RouterStatus) []string {
 	var out []string
 	for _, n := range want {
+		n += "@file"
 		r, ok := running[n]
 		switch {
 		case !ok:
@@ -84,5 +89,6 @@ func Undelivered(want []string, running map[string]RouterStatus) []string {
 			out = append(out, fmt.Sprintf("%s: %s %s", n, r.Status, strings.Join(r.Errors, "; ")))
 		}
 	}
+	slices.Sort(out)
 	return out
 }

@@ -90,3 +90,14 @@ func BenchmarkReplaceFile(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRouters10k is what a publish with --traefik-api hands the
+// delivery check: the routers of 5,000 hosts (0.75 ms when it spelled and
+// sorted Traefik's names).
+func BenchmarkRouters10k(b *testing.B) {
+	var rd Renderer
+	rd.Render(table(10000), Options{})
+	for b.Loop() {
+		rd.Routers()
+	}
+}

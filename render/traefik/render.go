@@ -162,8 +162,8 @@ func Render(t route.Table, opt Options) []byte {
 	return rd.Render(t, opt)
 }
 
-// Routers lists the names of the routers Render writes for t, sorted, as
-// Traefik's API names them ("NAME@file").
+// Routers lists the names of the HTTP routers Render writes for t, as the
+// file names them (Traefik's API adds "@file").
 func Routers(t route.Table, opt Options) []string {
 	var rd Renderer
 	rd.Render(t, opt)

@@ -278,19 +278,21 @@ func (rd *Renderer) reorder(added []*slot, unused int) {
 	}
 }
 
-// Routers lists the names of the HTTP routers the last Render wrote,
-// sorted, as Traefik's API names them ("NAME@file"): what Routers gives
-// for that table, without building it again.
+// Routers lists the names of the HTTP routers of the last Update, as the
+// file names them (Traefik's API adds "@file"), in no promised order. It
+// is on the publish path with --traefik-api, so it copies only the
+// names' headers: spelling Traefik's names and sorting them there took
+// 0.75 ms of every publish at 10,000 routes; Undelivered spells them, on
+// the checker's goroutine.
 func (rd *Renderer) Routers() []string {
-	var names []string
+	names := make([]string, 0, len(rd.order))
 	for _, sl := range rd.order {
 		for _, e := range sl.entries {
 			if e.section == routers {
-				names = append(names, e.name+"@file")
+				names = append(names, e.name)
 			}
 		}
 	}
-	slices.Sort(names)
 	return names
 }
 
