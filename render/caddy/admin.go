@@ -9,9 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 )
 
@@ -23,8 +21,6 @@ type Admin struct {
 	origin string // scheme://host used in request URLs
 	unix   bool
 	hc     *http.Client
-	// requests numbers the idempotency keys of PUTs and DELETEs.
-	requests atomic.Uint64
 }
 
 // NewAdmin accepts "http://127.0.0.1:2019", "127.0.0.1:2019", and unix
@@ -72,30 +68,41 @@ func (e *APIError) Error() string {
 	return fmt.Sprintf("caddy %s %s: %d: %s", e.Method, e.Path, e.Status, e.Message)
 }
 
-// getAttempts bounds how often Get asks. Caddy replaces its admin server
-// after every config load, a refused one's rollback included, and the
-// requests in flight on the old one end in EOF (seen with 2.11.9, a GET
-// right after a refused PATCH); a read is safe to ask again.
-const getAttempts = 3
+// attempts bounds how often a request cut off before Caddy answered is
+// sent. Caddy replaces its admin server after every config load, a refused
+// one's rollback included, and the requests in flight on the old one end
+// in EOF or a reset (seen with 2.11.9, a GET right after a refused PATCH,
+// and with 2.6.2, a PATCH right after a refused one).
+const attempts = 3
+
+// again runs req until it gets an answer (nil, or Caddy's refusal as an
+// *APIError), attempts times at most, pausing a little longer each time.
+func again(ctx context.Context, req func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := req()
+		var refused *APIError
+		if err == nil || errors.As(err, &refused) || attempt == attempts {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt) * 20 * time.Millisecond):
+		}
+	}
+}
 
 // Get reads the config at path and the ETag Caddy gives it. Caddy 2.6 sends
 // the ETag as an HTTP trailer (it hashes while streaming), Caddy ≥ 2.8 as a
 // header; the trailer is readable once the body is. A read cut off before
-// Caddy answered is tried again; an answer (a 404, say) is returned as it
-// is.
+// Caddy answered is safe to ask again, and is; an answer (a 404, say) is
+// returned as it is.
 func (a *Admin) Get(ctx context.Context, path string) (body []byte, etag string, err error) {
-	for attempt := 1; ; attempt++ {
+	err = again(ctx, func() (err error) {
 		body, etag, err = a.get(ctx, path)
-		var refused *APIError
-		if err == nil || errors.As(err, &refused) || attempt == getAttempts {
-			return body, etag, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, "", err
-		case <-time.After(time.Duration(attempt) * 20 * time.Millisecond):
-		}
-	}
+		return err
+	})
+	return body, etag, err
 }
 
 func (a *Admin) get(ctx context.Context, path string) (body []byte, etag string, err error) {
@@ -120,8 +127,18 @@ func (a *Admin) get(ctx context.Context, path string) (body []byte, etag string,
 
 // Send makes a change (POST, PUT, PATCH, DELETE) at path. With ifMatch set,
 // Caddy applies it only if the config at the ETag's path is unchanged, and
-// answers 412 otherwise.
+// answers 412 otherwise; such a change cut off before Caddy answered is
+// sent again, which is safe: if the first one was applied, the config's
+// ETag moved on and Caddy answers the second with 412, which the
+// publisher meets by reading again. A change without ifMatch is sent once.
 func (a *Admin) Send(ctx context.Context, method, path string, body []byte, ifMatch string) error {
+	if ifMatch == "" {
+		return a.send(ctx, method, path, body, "")
+	}
+	return again(ctx, func() error { return a.send(ctx, method, path, body, ifMatch) })
+}
+
+func (a *Admin) send(ctx context.Context, method, path string, body []byte, ifMatch string) error {
 	resp, err := a.do(ctx, method, path, body, ifMatch)
 	if err != nil {
 		return err
@@ -152,15 +169,6 @@ func (a *Admin) do(ctx context.Context, method, path string, body []byte, ifMatc
 	}
 	if ifMatch != "" {
 		req.Header.Set("If-Match", ifMatch)
-	}
-	if method == http.MethodPut || method == http.MethodDelete {
-		// Caddy may close an idle admin connection while it applies a
-		// config (another writer's, say); a request sent on it then fails
-		// with EOF. Go resends such a request on a fresh connection only
-		// when told it is idempotent, as PUT and DELETE are (and an
-		// If-Match one that did apply answers 412 when resent, which the
-		// publisher handles by reading again). Caddy ignores the header.
-		req.Header.Set("Idempotency-Key", strconv.FormatUint(a.requests.Add(1), 10))
 	}
 	resp, err := a.hc.Do(req)
 	if err != nil {

@@ -53,8 +53,8 @@ func TestGetGivesUpAndKeepsAnswers(t *testing.T) {
 	if _, _, err := a.Get(context.Background(), "/id/dockroute"); err == nil {
 		t.Fatal("Get succeeded with every read cut off")
 	}
-	if n := asked.Load(); n != getAttempts {
-		t.Fatalf("asked %d times, want %d", n, getAttempts)
+	if n := asked.Load(); n != attempts {
+		t.Fatalf("asked %d times, want %d", n, attempts)
 	}
 	// An answer, even a refusal, is not asked again.
 	a, asked = cutOff(t, 0, http.StatusNotFound)
@@ -63,5 +63,25 @@ func TestGetGivesUpAndKeepsAnswers(t *testing.T) {
 	}
 	if n := asked.Load(); n != 1 {
 		t.Fatalf("a 404 was asked %d times, want once", n)
+	}
+}
+
+// A conditional change cut off before Caddy answered is sent again (a
+// second one that finds the first applied is answered 412); an
+// unconditional one is sent once, as Caddy might have applied it.
+func TestSendRepeatsOnlyConditionalChanges(t *testing.T) {
+	a, asked := cutOff(t, 2, http.StatusOK)
+	if err := a.Send(context.Background(), http.MethodPatch, "/id/dockroute", []byte(`{}`), `"/id/dockroute 1"`); err != nil {
+		t.Fatalf("conditional PATCH after two cut-off tries: %v", err)
+	}
+	if n := asked.Load(); n != 3 {
+		t.Fatalf("asked %d times, want 3", n)
+	}
+	a, asked = cutOff(t, 1, http.StatusOK)
+	if err := a.Send(context.Background(), http.MethodPatch, "/id/dockroute", []byte(`{}`), ""); err == nil {
+		t.Fatal("an unconditional PATCH that was cut off succeeded")
+	}
+	if n := asked.Load(); n != 1 {
+		t.Fatalf("an unconditional PATCH was sent %d times, want once", n)
 	}
 }

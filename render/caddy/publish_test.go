@@ -13,11 +13,23 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/dockroute/dockroute/provider/route"
 	"github.com/dockroute/dockroute/render/caddy/caddytest"
 )
+
+// besideUser starts Caddy with a user's server and a publisher whose
+// server listens at addr.
+func besideUser(t *testing.T, bin string) (p *Publisher, log *caddytest.Buffer, addr string) {
+	t.Helper()
+	c := caddytest.Start(t, bin, caddytest.UserConfig(caddytest.FreePort(t)))
+	port := caddytest.FreePort(t)
+	p, log = newPublisher(t, c, port)
+	return p, log, fmt.Sprintf("127.0.0.1:%d", port)
+}
 
 func newPublisher(t *testing.T, c *caddytest.Caddy, listenPort int) (*Publisher, *caddytest.Buffer) {
 	t.Helper()
@@ -192,6 +204,49 @@ func (h *hookTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return http.DefaultTransport.RoundTrip(r)
 }
 
+// loseAnswer sends the first request whose method is method, throws its
+// answer away and reports the connection reset: Caddy applied the change,
+// dockroute never heard.
+type loseAnswer struct {
+	method string
+	lost   atomic.Bool
+}
+
+func (l *loseAnswer) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err == nil && r.Method == l.method && l.lost.CompareAndSwap(false, true) {
+		resp.Body.Close()
+		return nil, syscall.ECONNRESET
+	}
+	return resp, err
+}
+
+// TestLostAnswerIsAskedAgain: Caddy (2.6.2 seen in CI) replaces its admin
+// server after a config load, and a change sent in that moment can be cut
+// off, applied or not. dockroute sends it again under the same ETag; when
+// the first was applied Caddy answers 412 and dockroute reads the config
+// back and finds it done. The publish succeeds and the route is served.
+func TestLostAnswerIsAskedAgain(t *testing.T) {
+	caddytest.Each(t, func(t *testing.T, bin string) {
+		p, _, addr := besideUser(t, bin)
+		ctx := context.Background()
+		if err := p.Publish(ctx, table(map[string][]string{"a.test": {backend(t, "a")}})); err != nil {
+			t.Fatal(err)
+		}
+		lost := &loseAnswer{method: http.MethodPatch}
+		p.admin.hc.Transport = lost
+		if err := p.Publish(ctx, table(map[string][]string{"b.test": {backend(t, "b")}})); err != nil {
+			t.Fatalf("publish with the PATCH's answer lost: %v", err)
+		}
+		if !lost.lost.Load() {
+			t.Fatal("no PATCH was sent")
+		}
+		if got := answers(t, addr, "b.test", 1); got["200 b"] != 1 {
+			t.Fatalf("b.test answered %v", got)
+		}
+	})
+}
+
 // TestConcurrentEditIsNotClobbered has a second writer change the config
 // between dockroute's read and its write, both when dockroute creates its
 // server (the other writer adds a server) and when it replaces it (the other
@@ -243,9 +298,7 @@ func TestConcurrentEditIsNotClobbered(t *testing.T) {
 // reason and the route's hosts.
 func TestRefusedRouteDoesNotBlockOthers(t *testing.T) {
 	caddytest.Each(t, func(t *testing.T, bin string) {
-		c := caddytest.Start(t, bin, caddytest.UserConfig(caddytest.FreePort(t)))
-		port := caddytest.FreePort(t)
-		p, log := newPublisher(t, c, port)
+		p, log, addr := besideUser(t, bin)
 		tbl := table(map[string][]string{"a.test": {backend(t, "a")}, "b.test": {backend(t, "b")}, "c.test": {backend(t, "c")}})
 		want := Render(tbl, p.opt)
 		bad := want.Routes[1]
@@ -254,7 +307,6 @@ func TestRefusedRouteDoesNotBlockOthers(t *testing.T) {
 		if err := p.publish(context.Background(), want, nil); err != nil {
 			t.Fatal(err)
 		}
-		addr := fmt.Sprintf("127.0.0.1:%d", port)
 		for _, h := range []string{"a", "b", "c"} {
 			if got := answers(t, addr, h+".test", 1); got["200 "+h] != 1 {
 				t.Errorf("%s.test answered %v", h, got)
@@ -337,9 +389,7 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 // accepted form, and both refusals are logged with hosts and reason.
 func TestRefusalNeverPublishesLessThanAccepted(t *testing.T) {
 	caddytest.Each(t, func(t *testing.T, bin string) {
-		c := caddytest.Start(t, bin, caddytest.UserConfig(caddytest.FreePort(t)))
-		port := caddytest.FreePort(t)
-		p, log := newPublisher(t, c, port)
+		p, log, addr := besideUser(t, bin)
 		ctx := context.Background()
 		a, b, cc := backend(t, "a"), backend(t, "b"), backend(t, "c")
 		if err := p.Publish(ctx, table(map[string][]string{"a.test": {a}, "b.test": {b}, "c.test": {cc}})); err != nil {
@@ -372,7 +422,6 @@ func TestRefusalNeverPublishesLessThanAccepted(t *testing.T) {
 				}
 			}
 		}
-		addr := fmt.Sprintf("127.0.0.1:%d", port)
 		if got := answers(t, addr, "a.test", 4); got["200 a"] != 2 || got["200 a2"] != 2 {
 			t.Errorf("a.test's change not served: %v", got)
 		}
