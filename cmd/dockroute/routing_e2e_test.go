@@ -272,10 +272,11 @@ func stopUnderLoad(t *testing.T, bin string, daemon []string, extra ...string) {
 	wg.Wait()
 	t.Logf("STOP %s %v: %d requests, %d failed, %d served by the other replica after the stop", bin, extra, total.Load(), failed.Load(), afterStop.Load())
 	abruptReload := slices.Contains(extra, "ABRUPT=1") && !slices.Contains(daemon, "--caddy-dns")
-	if failed.Load() == 1 && abruptReload && caddyReloadRace(bin, c.Log(), &failures) {
-		// Measured on this machine: in about 1 stop of 10, with the code
-		// before issue 13's work as with this.
-		t.Logf("one request met Caddy 2.6.2's reload race (its retry cut short as its config loaded); --caddy-dns avoids the reload")
+	if failed.Load() == 1 && abruptReload && caddyReloadRace(c.Log(), &failures) {
+		// Measured on this machine: in about 1 stop of 10 on 2.6.2, with
+		// the code before issue 13's work as with this; on 2.11.9 once in
+		// CI (2026-12-02), the same code path.
+		t.Logf("one request met Caddy's reload race (its retry cancelled as its config was replaced); --caddy-dns avoids the reload")
 		failed.Store(0)
 	}
 	if failed.Load() > 0 {
@@ -287,20 +288,20 @@ func stopUnderLoad(t *testing.T, bin string, daemon []string, extra ...string) {
 	}
 }
 
-// caddyReloadRace tells whether the one failed request is what Debian's
-// Caddy 2.6.2 does, now and then, to a request whose upstream just died
-// when dockroute's publish swaps its config: the outgoing config's
-// handler is cancelled, and with it the request's retry on the live
-// replica, so the request fails with the error it had (a dial to the
-// dead one timing out: 502; no upstream left untried: 503 "no upstreams
-// available"). 2.11.9 retries it. dockroute cannot avoid it but by not
-// reloading (--caddy-dns), so the test accepts that one failure, when
-// Caddy's log holds exactly one failed request, and no other.
-func caddyReloadRace(bin, caddyLog string, failures *sync.Map) bool {
-	version, _ := exec.Command(bin, "version").Output()
-	if !strings.HasPrefix(strings.TrimPrefix(string(version), "v"), "2.6.2") {
-		return false
-	}
+// caddyReloadRace tells whether the one failed request is what Caddy
+// does, now and then, to a request whose upstream just died when
+// dockroute's publish replaces its config: the request was dialling the
+// dead replica (its address gone, so the dial waits out dial_timeout)
+// when the load landed, and its retry on the live replica waits
+// try_interval on the outgoing config's context, which the load has
+// cancelled (reverseproxy.go, LoadBalancing.tryAgain, selects on
+// h.ctx.Done() in 2.6.2 and 2.11.9 alike). The request fails with the
+// error it had: 502 for the dial timing out, 503 "no upstreams
+// available" when none was left untried. dockroute cannot avoid it but by
+// not reloading (--caddy-dns, whose TestStopUnderLoadByLookup accepts no
+// failure), so this test accepts that one failure when Caddy's log holds
+// exactly one failed request and the client saw a proxy error.
+func caddyReloadRace(caddyLog string, failures *sync.Map) bool {
 	proxyError := true
 	failures.Range(func(k, _ any) bool {
 		proxyError = proxyError && (strings.Contains(k.(string), " 502 ") || strings.Contains(k.(string), " 503 "))
