@@ -129,12 +129,12 @@ func TestLookupChangesNeedNoLoad(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		// until polls until app.test is answered by exactly want.
-		until := func(want ...string) {
+		// untilHost polls until host is answered by exactly want.
+		untilHost := func(host string, want ...string) {
 			t.Helper()
 			deadline := time.Now().Add(5 * time.Second)
 			for {
-				got := answers(t, via, "app.test", 20)
+				got := answers(t, via, host, 20)
 				var who []string
 				for k := range got {
 					who = append(who, k)
@@ -144,11 +144,12 @@ func TestLookupChangesNeedNoLoad(t *testing.T) {
 					return
 				}
 				if time.Now().After(deadline) {
-					t.Fatalf("app.test answered %v, want %v", got, want)
+					t.Fatalf("%s answered %v, want %v", host, got, want)
 				}
 				time.Sleep(refresh / 2)
 			}
 		}
+		until := func(want ...string) { t.Helper(); untilHost("app.test", want...) }
 
 		publish(map[string][]string{"app.test": {a}})
 		until("200 a")
@@ -188,9 +189,13 @@ func TestLookupChangesNeedNoLoad(t *testing.T) {
 		if got := c.Loads(); got != loads+1 {
 			t.Fatalf("a new host: %d loads, want 1", got-loads)
 		}
-		if got := answers(t, via, "new.test", 2); got["200 a"] != 2 {
-			t.Fatalf("new.test: %v", got)
-		}
+		// Caddy has answered the load, but its stop of the outgoing
+		// servers waits only for their shutdowns to start (2.11.9's
+		// caddyhttp App.stop says so): for a moment a request on a
+		// connection one of them holds is answered by the old config
+		// (seen in CI on 2.6.2: new.test got the old server's 404). So
+		// new.test is asked until it is served, within 5 s.
+		untilHost("new.test", "200 a")
 
 		// dockroute gone: Caddy falls back to the upstreams of that load.
 		cancel()
