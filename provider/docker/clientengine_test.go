@@ -64,11 +64,11 @@ func TestInspectReadsWhatTheClientReads(t *testing.T) {
 			t.Fatalf("%s: the client's inspect: %v", name, err)
 		}
 		for _, ref := range []string{id, id[:12], strings.TrimPrefix(full.Name, "/")} {
-			lite, err := eng.ContainerInspect(ctx, ref)
+			got, err := eng.ReadContainer(ctx, ref)
 			if err != nil {
 				t.Fatalf("%s: inspect %s: %v", name, ref, err)
 			}
-			if got, want := fromInspect(lite), fromInspect(full); !reflect.DeepEqual(got, want) {
+			if want := fromInspect(full); !reflect.DeepEqual(got, want) {
 				t.Errorf("%s: inspect %s read\n%+v\nthe client's reads\n%+v", name, ref, got, want)
 			}
 		}
@@ -107,11 +107,11 @@ func TestInspectReadsWhatTheClientReads(t *testing.T) {
 		}
 	}
 
-	_, err = eng.ContainerInspect(ctx, dockertest.Unique("no-such-container"))
+	_, err = eng.ReadContainer(ctx, dockertest.Unique("no-such-container"))
 	if !errdefs.IsNotFound(err) {
 		t.Errorf("a missing container: %v, want an error errdefs.IsNotFound tells", err)
 	}
-	if _, err := eng.ContainerInspect(ctx, " "); err == nil {
+	if _, err := eng.ReadContainer(ctx, " "); err == nil {
 		t.Error("an empty name was inspected")
 	}
 }
@@ -132,11 +132,11 @@ func TestInspectNegotiatesFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer eng.Close()
-	in, err := eng.ContainerInspect(context.Background(), "first")
+	c, err := eng.ReadContainer(context.Background(), "first")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := fromInspect(in); c.Name != "first" || !slices.Contains(c.Env, "VIRTUALHOST=first.test") || c.Networks[0].Addr.String() != "10.0.0.2" {
+	if c.Name != "first" || !slices.Contains(c.Env, "VIRTUALHOST=first.test") || c.Networks[0].Addr.String() != "10.0.0.2" {
 		t.Fatalf("read %#v", c)
 	}
 }
@@ -155,7 +155,7 @@ func TestInspectRefusalsAreErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer eng.Close()
-	_, err = eng.ContainerInspect(context.Background(), id)
+	_, err = eng.ReadContainer(context.Background(), id)
 	if err == nil || errdefs.IsNotFound(err) || !strings.Contains(err.Error(), "layer store unavailable") || !strings.Contains(err.Error(), "500") {
 		t.Fatalf("got %v, want the engine's 500 and its message", err)
 	}
@@ -188,7 +188,7 @@ func TestInspectAnswerIsTheClientsType(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := fromInspect(a.response()), fromInspect(full); !reflect.DeepEqual(got, want) {
+	if got, want := a.container(), fromInspect(full); !reflect.DeepEqual(got, want) {
 		t.Fatalf("read\n%+v\nthe client's decoding reads\n%+v", got, want)
 	}
 }
@@ -202,7 +202,7 @@ func FuzzInspectAnswer(f *testing.F) {
 		if full.ContainerJSONBase == nil {
 			full.ContainerJSONBase = &container.ContainerJSONBase{}
 		}
-		if got, want := fromInspect(a.response()), fromInspect(full); !reflect.DeepEqual(got, want) {
+		if got, want := a.container(), fromInspect(full); !reflect.DeepEqual(got, want) {
 			t.Fatalf("read\n%+v\nthe client's decoding reads\n%+v", got, want)
 		}
 	})

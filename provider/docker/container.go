@@ -11,6 +11,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
+	"github.com/docker/go-connections/nat"
 )
 
 // Container is the part of a Docker container that routing depends on,
@@ -84,39 +85,72 @@ func (ns Networks) Names() []string {
 	return names
 }
 
-// fromInspect reduces a full inspect answer. Docker's answer may lack any
-// pointer field (older engines, odd states), so none is trusted to be set.
-func fromInspect(in container.InspectResponse) Container {
-	var c Container
-	if in.ContainerJSONBase != nil {
-		c.ID = in.ID
-		c.Name = strings.TrimPrefix(in.Name, "/")
-		c.Created, _ = time.Parse(time.RFC3339Nano, in.Created)
-		if in.State != nil {
-			c.State = intern(string(in.State.Status))
-			if in.State.Health != nil {
-				c.Health = intern(string(in.State.Health.Status))
-			}
-		}
-		if in.HostConfig != nil {
-			c.NetworkMode = intern(string(in.HostConfig.NetworkMode))
+// fromInspect reduces a full inspect answer, as the Docker client (or the
+// fake engine) gives it.
+func fromInspect(in container.InspectResponse) Container { return answerOf(in).container() }
+
+// inspectAnswer is the part of an inspect answer dockroute reads. The
+// ClientEngine decodes a real engine's answer straight into it (the rest,
+// ~5 kB of paths, mounts and driver data, is skipped); answerOf takes it
+// from the client's type. Docker's answer may lack any pointer field
+// (older engines, odd states), so none is trusted to be set.
+type inspectAnswer struct {
+	ID              string `json:"Id"`
+	Name            string
+	Created         string
+	State           *answerState
+	HostConfig      *struct{ NetworkMode container.NetworkMode }
+	Config          *answerConfig
+	NetworkSettings *struct {
+		Networks map[string]*endpointAddrs
+		Ports    nat.PortMap
+	}
+}
+
+type answerState struct {
+	Status container.ContainerState
+	Health *struct{ Status container.HealthStatus }
+}
+
+type answerConfig struct {
+	Env          []string
+	Labels       map[string]string
+	StopSignal   string
+	StopTimeout  *int
+	ExposedPorts nat.PortSet
+}
+
+// endpointAddrs is what is read of a container's attachment to a network.
+type endpointAddrs struct{ IPAddress, GlobalIPv6Address string }
+
+// container reduces the answer to what routing keeps.
+func (a inspectAnswer) container() Container {
+	c := Container{ID: a.ID, Name: strings.TrimPrefix(a.Name, "/")}
+	c.Created, _ = time.Parse(time.RFC3339Nano, a.Created)
+	if a.State != nil {
+		c.State = intern(string(a.State.Status))
+		if a.State.Health != nil {
+			c.Health = intern(string(a.State.Health.Status))
 		}
 	}
-	if in.Config != nil {
-		c.Env = in.Config.Env
-		c.Labels = in.Config.Labels
-		c.StopSignal = in.Config.StopSignal
-		if t := in.Config.StopTimeout; t != nil && *t > 0 {
+	if a.HostConfig != nil {
+		c.NetworkMode = intern(string(a.HostConfig.NetworkMode))
+	}
+	if cf := a.Config; cf != nil {
+		c.Env = cf.Env
+		c.Labels = cf.Labels
+		c.StopSignal = cf.StopSignal
+		if t := cf.StopTimeout; t != nil && *t > 0 {
 			c.StopTimeout = time.Duration(*t) * time.Second
 		}
-		for p := range in.Config.ExposedPorts {
+		for p := range cf.ExposedPorts {
 			c.Exposed = append(c.Exposed, intern(string(p)))
 		}
 		slices.Sort(c.Exposed)
 	}
-	if in.NetworkSettings != nil {
-		c.Networks = attachments(in.NetworkSettings.Networks)
-		for port, bindings := range in.NetworkSettings.Ports {
+	if ns := a.NetworkSettings; ns != nil {
+		c.Networks = attachments(ns.Networks, func(ep *endpointAddrs) (string, string) { return ep.IPAddress, ep.GlobalIPv6Address })
+		for port, bindings := range ns.Ports {
 			if port.Proto() != "tcp" {
 				continue
 			}
@@ -131,6 +165,49 @@ func fromInspect(in container.InspectResponse) Container {
 	return c
 }
 
+// answerOf takes from the client's type what an inspectAnswer holds.
+func answerOf(in container.InspectResponse) inspectAnswer {
+	var a inspectAnswer
+	if b := in.ContainerJSONBase; b != nil {
+		a.ID, a.Name, a.Created = b.ID, b.Name, b.Created
+		if b.State != nil {
+			a.State = &answerState{Status: b.State.Status}
+			if b.State.Health != nil {
+				a.State.Health = &struct{ Status container.HealthStatus }{b.State.Health.Status}
+			}
+		}
+		if b.HostConfig != nil {
+			a.HostConfig = &struct{ NetworkMode container.NetworkMode }{b.HostConfig.NetworkMode}
+		}
+	}
+	if cf := in.Config; cf != nil {
+		a.Config = &answerConfig{Env: cf.Env, Labels: cf.Labels, StopSignal: cf.StopSignal, StopTimeout: cf.StopTimeout, ExposedPorts: cf.ExposedPorts}
+	}
+	if ns := in.NetworkSettings; ns != nil {
+		a.NetworkSettings = &struct {
+			Networks map[string]*endpointAddrs
+			Ports    nat.PortMap
+		}{addrsOf(ns.Networks), ns.Ports}
+	}
+	return a
+}
+
+// addrsOf reads each network's addresses of the client's type.
+func addrsOf(eps map[string]*network.EndpointSettings) map[string]*endpointAddrs {
+	if eps == nil {
+		return nil
+	}
+	m := make(map[string]*endpointAddrs, len(eps))
+	for name, ep := range eps {
+		var ea *endpointAddrs
+		if ep != nil {
+			ea = &endpointAddrs{ep.IPAddress, ep.GlobalIPv6Address}
+		}
+		m[name] = ea
+	}
+	return m
+}
+
 // refresh returns c with the fields that can change during a container's
 // life taken from a list entry.
 func (c Container) refresh(s container.Summary) Container {
@@ -140,7 +217,7 @@ func (c Container) refresh(s container.Summary) Container {
 	c.NetworkMode = intern(s.HostConfig.NetworkMode)
 	c.Networks = nil
 	if s.NetworkSettings != nil {
-		c.Networks = attachments(s.NetworkSettings.Networks)
+		c.Networks = attachments(s.NetworkSettings.Networks, settingsAddrs)
 	}
 	// Host ports may change over a container's life (a -p without a host
 	// port gets a new one when the engine restarts it).
@@ -193,8 +270,10 @@ func healthFromStatus(status string) string {
 }
 
 // attachments gives each network's address (IPv4 where there is one) and
-// its global IPv6 address where there is one, sorted by network.
-func attachments(eps map[string]*network.EndpointSettings) Networks {
+// its global IPv6 address where there is one, sorted by network. addrs
+// reads an endpoint's two addresses: an inspect's (endpointAddrs) and a
+// list entry's (the client's type) are read alike without a copy.
+func attachments[E any](eps map[string]*E, addrs func(*E) (v4, v6 string)) Networks {
 	if len(eps) == 0 {
 		return nil
 	}
@@ -202,8 +281,9 @@ func attachments(eps map[string]*network.EndpointSettings) Networks {
 	for name, ep := range eps {
 		a := Attachment{Network: intern(name)}
 		if ep != nil {
-			a.Addr = pickAddr(ep.IPAddress, ep.GlobalIPv6Address)
-			if a6, err := netip.ParseAddr(ep.GlobalIPv6Address); err == nil && a6.Is6() {
+			v4, v6 := addrs(ep)
+			a.Addr = pickAddr(v4, v6)
+			if a6, err := netip.ParseAddr(v6); err == nil && a6.Is6() {
 				a.Addr6 = a6
 			}
 		}
@@ -211,6 +291,11 @@ func attachments(eps map[string]*network.EndpointSettings) Networks {
 	}
 	slices.SortFunc(ns, func(a, b Attachment) int { return strings.Compare(a.Network, b.Network) })
 	return ns
+}
+
+// settingsAddrs reads an endpoint's addresses of the client's type.
+func settingsAddrs(ep *network.EndpointSettings) (string, string) {
+	return ep.IPAddress, ep.GlobalIPv6Address
 }
 
 // pickAddr prefers IPv4, which every proxy setup reaches, and falls back to

@@ -32,6 +32,15 @@ type Engine interface {
 
 var _ Engine = (*client.Client)(nil)
 
+// containerReader is an Engine that reads an inspect straight into a
+// Container (ClientEngine), skipping the client's types; inspects use it
+// where an engine has it.
+type containerReader interface {
+	ReadContainer(ctx context.Context, id string) (Container, error)
+}
+
+var _ containerReader = (*ClientEngine)(nil)
+
 // Deadlines of the calls to the engine. No call may hang the watcher: a
 // frozen engine (SIGSTOP, a wedged daemon) must show up as "unreachable"
 // within seconds, not never.

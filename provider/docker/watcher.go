@@ -220,14 +220,20 @@ func inspectAll(ctx context.Context, e Engine, list []listed) []inspected {
 func inspect(ctx context.Context, e Engine, id string) (c Container, found bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, inspectTimeout)
 	defer cancel()
-	in, err := e.ContainerInspect(ctx, id)
+	if r, ok := e.(containerReader); ok {
+		c, err = r.ReadContainer(ctx, id)
+	} else {
+		var in container.InspectResponse
+		in, err = e.ContainerInspect(ctx, id)
+		c = fromInspect(in)
+	}
 	if errdefs.IsNotFound(err) {
 		return Container{}, false, nil
 	}
 	if err != nil {
 		return Container{}, false, fmt.Errorf("inspect container %s: %w", short(id), err)
 	}
-	return fromInspect(in), true, nil
+	return c, true, nil
 }
 
 // replace installs a complete new set of containers. ks, when not nil,
