@@ -15,7 +15,6 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -159,27 +158,12 @@ func answerError(resp *http.Response, what string) error {
 	return fmt.Errorf("engine answered %d to %s: %s", resp.StatusCode, what, msg)
 }
 
-// listEntry is the part of a container list entry dockroute reads
-// (Container.refresh, summaryName); a real engine's entry is about 800
-// bytes, and the list of 10,000 containers the one call of a sync no
-// inspect runs beside.
-type listEntry struct {
-	ID              string `json:"Id"`
-	Names           []string
-	State           container.ContainerState
-	Status          string
-	HostConfig      struct{ NetworkMode string }
-	NetworkSettings *struct {
-		Networks map[string]*endpointAddrs
-	}
-	Ports []container.Port
-}
-
-// ContainerList lists containers as the client does, each entry holding
-// only what dockroute reads.
-func (e *ClientEngine) ContainerList(ctx context.Context, opts container.ListOptions) ([]container.Summary, error) {
+// ReadList lists containers as the client's ContainerList does, each
+// entry holding only what dockroute reads. (ContainerList is the
+// client's own.)
+func (e *ClientEngine) ReadList(ctx context.Context, opts container.ListOptions) ([]listEntry, error) {
 	if opts.Limit > 0 || opts.Size || opts.Since != "" || opts.Before != "" {
-		return e.Client.ContainerList(ctx, opts) // dockroute asks none of these
+		return nil, errors.New("list: only a filter and all are read") // dockroute asks none of these
 	}
 	query := url.Values{}
 	if opts.All {
@@ -193,41 +177,9 @@ func (e *ClientEngine) ContainerList(ctx context.Context, opts container.ListOpt
 		query.Set("filters", f)
 	}
 	var entries []listEntry
-	if err := e.get(ctx, "the container list", "/containers/json", query, func(r io.Reader) (err error) {
+	err := e.get(ctx, "the container list", "/containers/json", query, func(r io.Reader) (err error) {
 		entries, err = decodeJSON[[]listEntry](r)
 		return err
-	}); err != nil {
-		return nil, err
-	}
-	out := make([]container.Summary, len(entries))
-	for i, le := range entries {
-		out[i] = le.summary()
-	}
-	return out, nil
-}
-
-// summary is the entry in the client's type, holding what was read.
-func (le listEntry) summary() container.Summary {
-	s := container.Summary{ID: le.ID, Names: le.Names, State: le.State, Status: le.Status, Ports: le.Ports}
-	s.HostConfig.NetworkMode = le.HostConfig.NetworkMode
-	if le.NetworkSettings != nil {
-		s.NetworkSettings = &container.NetworkSettingsSummary{Networks: endpoints(le.NetworkSettings.Networks)}
-	}
-	return s
-}
-
-// endpoints are the addresses read of each network, in the client's type.
-func endpoints(nets map[string]*endpointAddrs) map[string]*network.EndpointSettings {
-	if nets == nil {
-		return nil
-	}
-	m := make(map[string]*network.EndpointSettings, len(nets))
-	for name, ep := range nets {
-		var es *network.EndpointSettings
-		if ep != nil {
-			es = &network.EndpointSettings{IPAddress: ep.IPAddress, GlobalIPv6Address: ep.GlobalIPv6Address}
-		}
-		m[name] = es
-	}
-	return m
+	})
+	return entries, err
 }

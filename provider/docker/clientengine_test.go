@@ -82,7 +82,7 @@ func TestInspectReadsWhatTheClientReads(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		lite, err := eng.ContainerList(ctx, opts)
+		lite, err := eng.ReadList(ctx, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,7 +91,7 @@ func TestInspectReadsWhatTheClientReads(t *testing.T) {
 		}
 		seen := 0
 		for i := range full {
-			if got, want := readOfEntry(lite[i]), readOfEntry(full[i]); !reflect.DeepEqual(got, want) {
+			if got, want := readOfEntry(lite[i]), readOfEntry(entryOf(full[i])); !reflect.DeepEqual(got, want) {
 				t.Errorf("all=%v: entry %d read\n%+v\nthe client's reads\n%+v", all, i, got, want)
 			}
 			if slices.Contains(slices.Collect(maps.Values(ids)), full[i].ID) {
@@ -117,7 +117,7 @@ func TestInspectReadsWhatTheClientReads(t *testing.T) {
 }
 
 // readOfEntry is what dockroute reads of a list entry.
-func readOfEntry(s container.Summary) Container { return Container{ID: s.ID}.refresh(s) }
+func readOfEntry(e listEntry) Container { return Container{ID: e.ID}.refresh(e) }
 
 // TestInspectNegotiatesFirst is an inspect as the first call of a fresh
 // engine (dockroute explain does that), against the fake engine, which
@@ -215,7 +215,7 @@ func FuzzListAnswer(f *testing.F) {
 			t.Fatalf("%d entries read, the client's decoding reads %d", len(l), len(full))
 		}
 		for i := range full {
-			if got, want := readOfEntry(l[i].summary()), readOfEntry(full[i]); !reflect.DeepEqual(got, want) {
+			if got, want := readOfEntry(l[i]), readOfEntry(entryOf(full[i])); !reflect.DeepEqual(got, want) {
 				t.Fatalf("entry %d read\n%+v\nthe client's decoding reads\n%+v", i, got, want)
 			}
 		}

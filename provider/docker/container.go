@@ -149,7 +149,7 @@ func (a inspectAnswer) container() Container {
 		slices.Sort(c.Exposed)
 	}
 	if ns := a.NetworkSettings; ns != nil {
-		c.Networks = attachments(ns.Networks, func(ep *endpointAddrs) (string, string) { return ep.IPAddress, ep.GlobalIPv6Address })
+		c.Networks = attachments(ns.Networks)
 		for port, bindings := range ns.Ports {
 			if port.Proto() != "tcp" {
 				continue
@@ -208,21 +208,47 @@ func addrsOf(eps map[string]*network.EndpointSettings) map[string]*endpointAddrs
 	return m
 }
 
+// listEntry is the part of a container list entry dockroute reads
+// (refresh, entryName). The ClientEngine decodes a real engine's list
+// straight into it (an entry is ~800 bytes, labels and mounts included);
+// entryOf takes it from the client's type.
+type listEntry struct {
+	ID              string `json:"Id"`
+	Names           []string
+	State           container.ContainerState
+	Status          string
+	HostConfig      struct{ NetworkMode string }
+	NetworkSettings *entryNetworks
+	Ports           []container.Port
+}
+
+type entryNetworks struct{ Networks map[string]*endpointAddrs }
+
+// entryOf takes from the client's type what a listEntry holds.
+func entryOf(s container.Summary) listEntry {
+	e := listEntry{ID: s.ID, Names: s.Names, State: s.State, Status: s.Status, Ports: s.Ports}
+	e.HostConfig.NetworkMode = s.HostConfig.NetworkMode
+	if s.NetworkSettings != nil {
+		e.NetworkSettings = &entryNetworks{addrsOf(s.NetworkSettings.Networks)}
+	}
+	return e
+}
+
 // refresh returns c with the fields that can change during a container's
 // life taken from a list entry.
-func (c Container) refresh(s container.Summary) Container {
-	c.State = intern(string(s.State))
-	c.Health = healthFromStatus(s.Status)
-	c.Name = summaryName(s)
-	c.NetworkMode = intern(s.HostConfig.NetworkMode)
+func (c Container) refresh(e listEntry) Container {
+	c.State = intern(string(e.State))
+	c.Health = healthFromStatus(e.Status)
+	c.Name = entryName(e)
+	c.NetworkMode = intern(e.HostConfig.NetworkMode)
 	c.Networks = nil
-	if s.NetworkSettings != nil {
-		c.Networks = attachments(s.NetworkSettings.Networks, settingsAddrs)
+	if e.NetworkSettings != nil {
+		c.Networks = attachments(e.NetworkSettings.Networks)
 	}
 	// Host ports may change over a container's life (a -p without a host
 	// port gets a new one when the engine restarts it).
 	c.Published = nil
-	for _, p := range s.Ports {
+	for _, p := range e.Ports {
 		if p.Type == "tcp" && p.PublicPort != 0 {
 			if _, ok := c.Published[p.PrivatePort]; !ok {
 				c.publish(p.PrivatePort, p.PublicPort)
@@ -246,12 +272,12 @@ func (c *Container) publish(port, hostPort uint16) {
 // thousands of times over, each decoded anew from every answer.
 func intern(s string) string { return unique.Make(s).Value() }
 
-// summaryName is a list entry's container name, for messages.
-func summaryName(s container.Summary) string {
-	if len(s.Names) > 0 {
-		return strings.TrimPrefix(s.Names[0], "/")
+// entryName is a list entry's container name, for messages.
+func entryName(e listEntry) string {
+	if len(e.Names) > 0 {
+		return strings.TrimPrefix(e.Names[0], "/")
 	}
-	return short(s.ID)
+	return short(e.ID)
 }
 
 // healthFromStatus reads the health state from a list entry's status text
@@ -270,10 +296,8 @@ func healthFromStatus(status string) string {
 }
 
 // attachments gives each network's address (IPv4 where there is one) and
-// its global IPv6 address where there is one, sorted by network. addrs
-// reads an endpoint's two addresses: an inspect's (endpointAddrs) and a
-// list entry's (the client's type) are read alike without a copy.
-func attachments[E any](eps map[string]*E, addrs func(*E) (v4, v6 string)) Networks {
+// its global IPv6 address where there is one, sorted by network.
+func attachments(eps map[string]*endpointAddrs) Networks {
 	if len(eps) == 0 {
 		return nil
 	}
@@ -281,9 +305,8 @@ func attachments[E any](eps map[string]*E, addrs func(*E) (v4, v6 string)) Netwo
 	for name, ep := range eps {
 		a := Attachment{Network: intern(name)}
 		if ep != nil {
-			v4, v6 := addrs(ep)
-			a.Addr = pickAddr(v4, v6)
-			if a6, err := netip.ParseAddr(v6); err == nil && a6.Is6() {
+			a.Addr = pickAddr(ep.IPAddress, ep.GlobalIPv6Address)
+			if a6, err := netip.ParseAddr(ep.GlobalIPv6Address); err == nil && a6.Is6() {
 				a.Addr6 = a6
 			}
 		}

@@ -32,14 +32,15 @@ type Engine interface {
 
 var _ Engine = (*client.Client)(nil)
 
-// containerReader is an Engine that reads an inspect straight into a
-// Container (ClientEngine), skipping the client's types; inspects use it
-// where an engine has it.
-type containerReader interface {
+// answerReader is an Engine that reads inspects and lists straight into
+// what dockroute keeps of them (ClientEngine), skipping the client's
+// types; a sync uses it where an engine has it.
+type answerReader interface {
 	ReadContainer(ctx context.Context, id string) (Container, error)
+	ReadList(ctx context.Context, opts container.ListOptions) ([]listEntry, error)
 }
 
-var _ containerReader = (*ClientEngine)(nil)
+var _ answerReader = (*ClientEngine)(nil)
 
 // Deadlines of the calls to the engine. No call may hang the watcher: a
 // frozen engine (SIGSTOP, a wedged daemon) must show up as "unreachable"

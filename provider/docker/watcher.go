@@ -145,7 +145,7 @@ func (w *Watcher) Sync(ctx context.Context) error {
 			r := c.refresh(s)
 			next[s.ID] = &r
 		} else {
-			fresh = append(fresh, listed{s.ID, summaryName(s)})
+			fresh = append(fresh, listed{s.ID, entryName(s)})
 		}
 	}
 	for i, r := range inspectAll(ctx, w.engine, fresh) {
@@ -170,14 +170,29 @@ func (w *Watcher) Sync(ctx context.Context) error {
 }
 
 // listRunning lists the running (and paused) containers in scope.
-func listRunning(ctx context.Context, e Engine, scope Scope) ([]container.Summary, error) {
+func listRunning(ctx context.Context, e Engine, scope Scope) ([]listEntry, error) {
+	return list(ctx, e, container.ListOptions{Filters: scope.args()})
+}
+
+// list lists containers, read as a listEntry each.
+func list(ctx context.Context, e Engine, opts container.ListOptions) ([]listEntry, error) {
 	ctx, cancel := context.WithTimeout(ctx, listTimeout)
 	defer cancel()
-	list, err := e.ContainerList(ctx, container.ListOptions{Filters: scope.args()})
+	var entries []listEntry
+	var err error
+	if r, ok := e.(answerReader); ok {
+		entries, err = r.ReadList(ctx, opts)
+	} else {
+		var summaries []container.Summary
+		summaries, err = e.ContainerList(ctx, opts)
+		for _, s := range summaries {
+			entries = append(entries, entryOf(s))
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}
-	return list, nil
+	return entries, nil
 }
 
 // inspectConcurrency bounds the inspects a sync has in flight: one at a
@@ -220,7 +235,7 @@ func inspectAll(ctx context.Context, e Engine, list []listed) []inspected {
 func inspect(ctx context.Context, e Engine, id string) (c Container, found bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, inspectTimeout)
 	defer cancel()
-	if r, ok := e.(containerReader); ok {
+	if r, ok := e.(answerReader); ok {
 		c, err = r.ReadContainer(ctx, id)
 	} else {
 		var in container.InspectResponse
@@ -471,11 +486,9 @@ func evaluate(ctx context.Context, e Engine, opt Options, names []string) (evalu
 		return ev, err
 	}
 	if len(names) == 0 {
-		ctx, cancel := context.WithTimeout(ctx, listTimeout)
-		all, err := e.ContainerList(ctx, container.ListOptions{All: true, Filters: opt.Scope.args()})
-		cancel()
+		all, err := list(ctx, e, container.ListOptions{All: true, Filters: opt.Scope.args()})
 		if err != nil {
-			return ev, fmt.Errorf("list containers: %w", err)
+			return ev, err
 		}
 		for _, s := range all {
 			names = append(names, s.ID)
