@@ -440,14 +440,20 @@ func underLoad(b *testing.B, proxies []churnProxy, host string, work func()) (re
 	asked, refused := make([]atomic.Int64, len(proxies)), make([]atomic.Int64, len(proxies))
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	var why failures
 	for i, p := range proxies {
 		for range churnLoops(b) {
-			wg.Go(func() { requestLoop(p.web, host, stop, &asked[i], &refused[i]) })
+			wg.Go(func() {
+				requestLoop(p.web, host, stop, &asked[i], &refused[i], func(what string) { why.add(p.name + ": " + what) })
+			})
 		}
 	}
 	work()
 	close(stop)
 	wg.Wait()
+	for _, w := range why.list {
+		b.Logf("a failed request to %s: %s", host, w)
+	}
 	time.Sleep(500 * time.Millisecond) // the last loads' log lines
 	requests, failed = make([]int, len(proxies)), make([]int, len(proxies))
 	for i, p := range proxies {
@@ -457,9 +463,25 @@ func underLoad(b *testing.B, proxies []churnProxy, host string, work func()) (re
 	return requests, failed, loads
 }
 
+// failures keeps the first few failed requests' descriptions, for the
+// log: a count alone does not tell the proxy's doing from the harness's.
+type failures struct {
+	mu   sync.Mutex
+	list []string
+}
+
+func (f *failures) add(what string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.list) < 10 {
+		f.list = append(f.list, time.Now().Format("15:04:05.000")+" "+what)
+	}
+}
+
 // requestLoop asks web for host, one request at a time on a kept-alive
-// connection, until stop; a request fails on any error or a status but 200.
-func requestLoop(web, host string, stop <-chan struct{}, asked, failed *atomic.Int64) {
+// connection, until stop; a request fails on any error or a status but
+// 200, and each failure is described to failed.
+func requestLoop(web, host string, stop <-chan struct{}, asked, failed *atomic.Int64, why func(string)) {
 	// A transport of its own: loops sharing one would share its two idle
 	// connections per proxy, and the rest dial a new one per request.
 	c := &http.Client{Timeout: 5 * time.Second, Transport: http.DefaultTransport.(*http.Transport).Clone()}
@@ -475,12 +497,15 @@ func requestLoop(web, host string, stop <-chan struct{}, asked, failed *atomic.I
 		asked.Add(1)
 		if err != nil {
 			failed.Add(1)
+			why(err.Error())
 			continue
 		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != 200 {
 			failed.Add(1)
+			why(fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(body)))
 		}
 	}
 }
