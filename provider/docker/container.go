@@ -316,11 +316,6 @@ func attachments(eps map[string]*endpointAddrs) Networks {
 	return ns
 }
 
-// settingsAddrs reads an endpoint's addresses of the client's type.
-func settingsAddrs(ep *network.EndpointSettings) (string, string) {
-	return ep.IPAddress, ep.GlobalIPv6Address
-}
-
 // pickAddr prefers IPv4, which every proxy setup reaches, and falls back to
 // the global IPv6 address of an IPv6-only network.
 func pickAddr(v4, v6 string) netip.Addr {
