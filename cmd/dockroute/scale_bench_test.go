@@ -480,7 +480,7 @@ func (f *failures) add(what string) {
 
 // requestLoop asks web for host, one request at a time on a kept-alive
 // connection, until stop; a request fails on any error or a status but
-// 200, and each failure is described to failed.
+// 200; each failure is counted in failed and described to why.
 func requestLoop(web, host string, stop <-chan struct{}, asked, failed *atomic.Int64, why func(string)) {
 	// A transport of its own: loops sharing one would share its two idle
 	// connections per proxy, and the rest dial a new one per request.
