@@ -29,9 +29,9 @@ import (
 // request the client would, over the client's own connections, and
 // decodes only those fields, straight into the Container routing keeps
 // (through the client's type, they were twice the allocations of the
-// decoding itself). A list is read the same way: its entries
-// are smaller (800 bytes), but a sync's list is the one call no other
-// runs beside. Every other call is the client's.
+// decoding itself). A list is read the same way: its entries are smaller
+// (800 bytes), but a sync's list is the one call no other runs beside.
+// Every other call is the client's.
 //
 // It decodes with github.com/go-json-experiment/json, the code Go ships
 // as encoding/json/v2 (still behind GOEXPERIMENT=jsonv2 in Go 1.26):

@@ -99,17 +99,23 @@ type inspectAnswer struct {
 	Name            string
 	Created         string
 	State           *answerState
-	HostConfig      *struct{ NetworkMode container.NetworkMode }
+	HostConfig      *answerHostConfig
 	Config          *answerConfig
-	NetworkSettings *struct {
-		Networks map[string]*endpointAddrs
-		Ports    nat.PortMap
-	}
+	NetworkSettings *answerNetworks
 }
 
 type answerState struct {
 	Status container.ContainerState
-	Health *struct{ Status container.HealthStatus }
+	Health *answerHealth
+}
+
+type answerHealth struct{ Status container.HealthStatus }
+
+type answerHostConfig struct{ NetworkMode container.NetworkMode }
+
+type answerNetworks struct {
+	Networks map[string]*endpointAddrs
+	Ports    nat.PortMap
 }
 
 type answerConfig struct {
@@ -173,21 +179,18 @@ func answerOf(in container.InspectResponse) inspectAnswer {
 		if b.State != nil {
 			a.State = &answerState{Status: b.State.Status}
 			if b.State.Health != nil {
-				a.State.Health = &struct{ Status container.HealthStatus }{b.State.Health.Status}
+				a.State.Health = &answerHealth{b.State.Health.Status}
 			}
 		}
 		if b.HostConfig != nil {
-			a.HostConfig = &struct{ NetworkMode container.NetworkMode }{b.HostConfig.NetworkMode}
+			a.HostConfig = &answerHostConfig{b.HostConfig.NetworkMode}
 		}
 	}
 	if cf := in.Config; cf != nil {
 		a.Config = &answerConfig{Env: cf.Env, Labels: cf.Labels, StopSignal: cf.StopSignal, StopTimeout: cf.StopTimeout, ExposedPorts: cf.ExposedPorts}
 	}
 	if ns := in.NetworkSettings; ns != nil {
-		a.NetworkSettings = &struct {
-			Networks map[string]*endpointAddrs
-			Ports    nat.PortMap
-		}{addrsOf(ns.Networks), ns.Ports}
+		a.NetworkSettings = &answerNetworks{addrsOf(ns.Networks), ns.Ports}
 	}
 	return a
 }

@@ -185,8 +185,9 @@ func list(ctx context.Context, e Engine, opts container.ListOptions) ([]listEntr
 	} else {
 		var summaries []container.Summary
 		summaries, err = e.ContainerList(ctx, opts)
-		for _, s := range summaries {
-			entries = append(entries, entryOf(s))
+		entries = make([]listEntry, len(summaries))
+		for i, s := range summaries {
+			entries[i] = entryOf(s)
 		}
 	}
 	if err != nil {
@@ -235,13 +236,7 @@ func inspectAll(ctx context.Context, e Engine, list []listed) []inspected {
 func inspect(ctx context.Context, e Engine, id string) (c Container, found bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, inspectTimeout)
 	defer cancel()
-	if r, ok := e.(answerReader); ok {
-		c, err = r.ReadContainer(ctx, id)
-	} else {
-		var in container.InspectResponse
-		in, err = e.ContainerInspect(ctx, id)
-		c = fromInspect(in)
-	}
+	c, err = readContainer(ctx, e, id)
 	if errdefs.IsNotFound(err) {
 		return Container{}, false, nil
 	}
@@ -249,6 +244,18 @@ func inspect(ctx context.Context, e Engine, id string) (c Container, found bool,
 		return Container{}, false, fmt.Errorf("inspect container %s: %w", short(id), err)
 	}
 	return c, true, nil
+}
+
+// readContainer inspects a container, read as a Container.
+func readContainer(ctx context.Context, e Engine, id string) (Container, error) {
+	if r, ok := e.(answerReader); ok {
+		return r.ReadContainer(ctx, id)
+	}
+	in, err := e.ContainerInspect(ctx, id)
+	if err != nil {
+		return Container{}, err
+	}
+	return fromInspect(in), nil
 }
 
 // replace installs a complete new set of containers. ks, when not nil,
