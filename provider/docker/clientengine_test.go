@@ -199,9 +199,6 @@ func TestInspectAnswerIsTheClientsType(t *testing.T) {
 // to the same Container through both decodings.
 func FuzzInspectAnswer(f *testing.F) {
 	fuzzAnswers(f, "testdata/inspect/*.json", func(t *testing.T, a inspectAnswer, full container.InspectResponse) {
-		if full.ContainerJSONBase == nil {
-			full.ContainerJSONBase = &container.ContainerJSONBase{}
-		}
 		if got, want := a.container(), fromInspect(full); !reflect.DeepEqual(got, want) {
 			t.Fatalf("read\n%+v\nthe client's decoding reads\n%+v", got, want)
 		}
