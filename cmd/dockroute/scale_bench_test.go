@@ -500,12 +500,12 @@ func requestLoop(web, host string, stop <-chan struct{}, asked, failed *atomic.I
 			why(err.Error())
 			continue
 		}
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
 		if resp.StatusCode != 200 {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
 			failed.Add(1)
 			why(fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(body)))
 		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
 	}
 }
