@@ -43,6 +43,8 @@ func TestParseTraefikRule(t *testing.T) {
 		"Host(`a.test`) && Path(`/x`)":            "unsupported matcher Path",
 		"Host(`a.test`) && PathPrefix(`/x`,`/y`)": "expected \")\"",
 		"Host(a.test)":                            "unsupported matcher a",
+		// Traefik reads "*" in Host() literally: no request matches it.
+		"Host(`*.a.test`)": "literal name",
 	}
 	for rule, want := range bad {
 		if got, err := parseTraefikRule(rule); err == nil || !strings.Contains(err.Error(), want) {

@@ -180,6 +180,12 @@ func (p *ruleParser) operand(out *ruleRoutes) (operandKind, error) {
 				return k, err
 			}
 			for _, s := range items {
+				if strings.HasPrefix(s, "*.") {
+					// dockroute's own host settings read "*." as a
+					// wildcard; widening a claim the labels do not make
+					// would route hosts Traefik itself never would.
+					return k, fmt.Errorf("Host(%q): Traefik reads this as the literal name %q, which no request carries, not as a wildcard; to route every subdomain, set dockroute.host=%s instead of Traefik's labels", s, s, s)
+				}
 				h, err := route.ParseHost(s)
 				if err != nil {
 					return k, fmt.Errorf("Host(%q): %w", s, err)

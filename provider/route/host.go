@@ -31,6 +31,13 @@ func ParseHost(s string) (string, error) {
 	if len(s) > MaxHostLen {
 		return "", fmt.Errorf("host is %d characters long, more than DNS allows (%d)", len(s), MaxHostLen)
 	}
+	// Lower-case only once every byte is ASCII: Unicode lower-cases some
+	// letters to ASCII ones (the Kelvin sign to "k"), which would let a
+	// name no browser sends pass for one it does.
+	if i := strings.IndexFunc(s, func(r rune) bool { return r >= 0x80 }); i >= 0 {
+		r := []rune(s[i:])[0]
+		return "", fmt.Errorf("host %q: character %q is not allowed in a host name (letters, digits, hyphens and dots only; write an internationalized name in its xn-- form)", s, r)
+	}
 	h := strings.ToLower(s)
 	name := h
 	if rest, ok := strings.CutPrefix(h, "*."); ok {

@@ -30,6 +30,9 @@ func TestParseHost(t *testing.T) {
 		"", ".", "a..b", ".a", "a.", "-a.com", "a-.com", "a_b.com", "a b", "a.com/x",
 		"*", "*.", "a.*.com", "**.a.com", "*a.com", "a.com`) || Host(`b.com",
 		"{{ env \"HOME\" }}", "a\nb", "a.com:80", "ümlaut.de", "a'b", "a\"b",
+		// Letters that Unicode lower-cases to ASCII: the Kelvin sign (K)
+		// and the dotted capital I would pass as k and i after ToLower.
+		"\u212Aelvin.test", "\u0130.test",
 		strings.Repeat("a", 64) + ".com", strings.Repeat("a.", 127) + "ab",
 		// IP literals, as browsers read them: a numeric last label.
 		"1.2.3.4", "127.0.0.1", "127.1", "0x7f.1", "0x7f000001", "*.10.0.0", "2130706433",
