@@ -4,6 +4,8 @@
 package traefik
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -283,7 +285,31 @@ func addDefault(h *httpConfig, r route.Route, rt router, opt Options) {
 // dockroute-example_com-_api.
 func Name(host, path string) string { return NamePrefix + encode(host, path) }
 
+// A name longer than maxEncoded is cut and ends in "~~" and a hash of the
+// whole: names are YAML keys, and a YAML implicit key over 1024 characters
+// makes the whole file undecodable, so one long path (each "." is three
+// characters encoded) would stop Traefik applying anyone's change. No
+// uncut name holds "~~" (every "~" opens a two-digit escape), so cut and
+// uncut names never meet, and the hash keeps cut names apart.
 func encode(host, path string) string {
+	s := spell(host, path)
+	if len(s) <= maxEncoded {
+		return s
+	}
+	sum := sha256.Sum256([]byte(s))
+	return s[:maxEncoded-len(hashMark)-2*hashBytes] + hashMark + hex.EncodeToString(sum[:hashBytes])
+}
+
+// maxEncoded bounds an encoded host and path, leaving room for the longest
+// prefix dockroute puts before one far below YAML's 1024.
+const (
+	maxEncoded = 200
+	hashMark   = "~~"
+	hashBytes  = 16
+)
+
+// spell is encode's readable mapping, unbounded.
+func spell(host, path string) string {
 	var b strings.Builder
 	b.Grow(len(host) + 9 + 3*len(path))
 	for i := 0; i < len(host); i++ {

@@ -240,7 +240,8 @@ func TestEdgeOptions(t *testing.T) {
 func TestNameIsOneToOne(t *testing.T) {
 	type hp struct{ host, path string }
 	in := []hp{{"a-b.c", ""}, {"a.b-c", ""}, {"a.b.c", ""}, {"ab.c", ""}, {"*.a.com", ""}, {"wildcard.a.com", ""},
-		{"a.com", "/x"}, {"a.com", "/x/y"}, {"a.com", "/x_y"}, {"a.com", "/x.y"}, {"a.com", "/x~2fy"}, {"a.com-x", ""}, {"*.redirect", ""}}
+		{"a.com", "/x"}, {"a.com", "/x/y"}, {"a.com", "/x_y"}, {"a.com", "/x.y"}, {"a.com", "/x~2fy"}, {"a.com-x", ""}, {"*.redirect", ""},
+		{"a.com", "/" + strings.Repeat("a", 300)}, {"a.com", "/" + strings.Repeat("a", 301)}, {"a.com", strings.Repeat("/~", 150)}}
 	seen := map[string]hp{}
 	for _, h := range in {
 		for _, n := range []string{Name(h.host, h.path), redirectPrefix + encode(h.host, h.path)} {
@@ -248,6 +249,48 @@ func TestNameIsOneToOne(t *testing.T) {
 				t.Fatalf("%v and %v both map to %q", prev, h, n)
 			}
 			seen[n] = h
+		}
+	}
+}
+
+// TestLongNamesStayLoadable renders routes whose names, spelled out,
+// would pass YAML's 1024-character limit on keys (a path of dots, each
+// three characters encoded), beside a short route: the file must decode,
+// Traefik's own loader must route both, and the long names must stay
+// apart.
+func TestLongNamesStayLoadable(t *testing.T) {
+	dots := "/x" + strings.Repeat(".y", 510)  // 1022 characters, ~2e each dot
+	other := "/x" + strings.Repeat(".y", 509) // differs only past any cut
+	table := route.Build([]route.Backend{
+		{Name: "long", Host: "victim.test", Path: dots, Server: "172.17.0.2:80"},
+		{Name: "long2", Host: "victim.test", Path: other, Server: "172.17.0.3:80"},
+		{Name: "short", Host: "other.test", Server: "172.17.0.4:80"},
+	})
+	out := Render(table, Options{TLS: true, RedirectFrom: []string{"web"}})
+	cfg := decode(t, out)
+	if len(cfg.HTTP.Routers) != 6 {
+		t.Fatalf("%d routers, want 6 (3 routes and their redirects)", len(cfg.HTTP.Routers))
+	}
+	for name := range cfg.HTTP.Routers {
+		if len(name) > 256 {
+			t.Errorf("router name of %d characters", len(name))
+		}
+	}
+	if Name("victim.test", dots) == Name("victim.test", other) {
+		t.Fatal("two long paths share a name")
+	}
+	path := filepath.Join(t.TempDir(), "long.yml")
+	if err := os.WriteFile(path, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	routes := traefiktest.Check(t, path, "victim.test"+dots+"/z", "victim.test"+other+"/z", "other.test/")
+	for req, want := range map[string]string{
+		"victim.test" + dots + "/z":  Name("victim.test", dots),
+		"victim.test" + other + "/z": Name("victim.test", other),
+		"other.test/":                Name("other.test", ""),
+	} {
+		if got := routes[req].Router; got != want {
+			t.Errorf("%.40s… goes to router %q, want %q", req, got, want)
 		}
 	}
 }
