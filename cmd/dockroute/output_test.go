@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dockroute/dockroute/provider/route"
+	"github.com/dockroute/dockroute/render/caddy/caddytest"
 )
 
 // TestOwnWritesAreNotRepairs: the output directory's watcher sees
@@ -52,5 +53,43 @@ func TestOwnWritesAreNotRepairs(t *testing.T) {
 	}
 	if data, _ := os.ReadFile(o.pub.Path()); !strings.Contains(string(data), "c.test") {
 		t.Fatalf("not repaired:\n%s", data)
+	}
+}
+
+// stuckOutput is an output whose publish hangs until released, ignoring
+// its context, as a write to a hung file system does.
+type stuckOutput struct {
+	output
+	release chan struct{}
+}
+
+func (o stuckOutput) publish(context.Context, route.Table) (outcome, error) {
+	<-o.release
+	return written, nil
+}
+
+func (stuckOutput) String() string { return "stuck output" }
+
+// TestStuckPublishIsUnhealthy: a publish that hangs past its deadline turns
+// /healthz unhealthy with the reason, and logs a warning; once it returns,
+// health no longer blames it.
+func TestStuckPublishIsUnhealthy(t *testing.T) {
+	var logs caddytest.Buffer
+	out := stuckOutput{release: make(chan struct{})}
+	d := &daemon{out: out, log: slog.New(slog.NewTextHandler(&logs, nil)), publishTimeout: 100 * time.Millisecond}
+	done := make(chan struct{})
+	go func() { d.publishBounded(context.Background(), route.Table{}, time.Now()); close(done) }()
+	time.Sleep(250 * time.Millisecond)
+	ok, why := d.health()
+	if ok || !strings.Contains(why, "a publish to stuck output has run for") {
+		t.Errorf("health while a publish is stuck: %v %q", ok, why)
+	}
+	close(out.release)
+	<-done
+	if why := d.stuckPublish(time.Now()); why != "" {
+		t.Errorf("health still blames a publish that returned: %q", why)
+	}
+	if !strings.Contains(logs.String(), "a publish is past its deadline") {
+		t.Errorf("no warning logged:\n%s", logs.String())
 	}
 }

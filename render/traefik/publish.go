@@ -96,12 +96,12 @@ func (p FilePublisher) Version() (Version, error) {
 // was a tenth of a one-container change at 10,000 routes, and its garbage.
 func (p FilePublisher) holds(data []byte) (bool, error) {
 	path := p.Path()
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("read %s: %w", path, err)
+		return false, err
 	}
 	defer f.Close()
 	if fi, err := f.Stat(); err != nil || fi.Size() != int64(len(data)) {
@@ -121,6 +121,54 @@ func (p FilePublisher) holds(data []byte) (bool, error) {
 			return false, fmt.Errorf("read %s: %w", path, err)
 		}
 	}
+}
+
+// openRegular opens the file at path for reading, refusing anything but a
+// regular file. It never blocks: opened plainly, a FIFO put at the output
+// path (by mistake, or by a tenant with a shared volume) waits for a
+// writer forever, and every later publish with it, silently.
+func openRegular(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = notRegular(path, fi.Mode())
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// checkReplaceable refuses to rename over anything but a regular file or a
+// symbolic link at path (a rename replaces the link, not its target).
+func checkReplaceable(path string) error {
+	fi, err := os.Lstat(path)
+	if err != nil || fi.Mode().IsRegular() || fi.Mode()&fs.ModeSymlink != 0 {
+		return nil // a missing file is written; another failure shows at the rename
+	}
+	return notRegular(path, fi.Mode())
+}
+
+func notRegular(path string, m fs.FileMode) error {
+	kind := "not a regular file"
+	switch {
+	case m.IsDir():
+		kind = "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		kind = "a FIFO (named pipe)"
+	case m&fs.ModeSocket != 0:
+		kind = "a socket"
+	case m&fs.ModeDevice != 0:
+		kind = "a device"
+	}
+	return fmt.Errorf("%s is %s, not a regular file: dockroute will not replace it; remove it, or point --traefik-dir/--traefik-file elsewhere", path, kind)
 }
 
 // tempPrefix begins the names of the publisher's temporary files.
@@ -152,6 +200,9 @@ func (p FilePublisher) RemoveTemps() (removed []string, err error) {
 }
 
 func writeAtomic(dir, name string, src io.WriterTo) (err error) {
+	if err := checkReplaceable(filepath.Join(dir, name)); err != nil {
+		return err
+	}
 	tmp, err := os.CreateTemp(dir, "."+name+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("create temporary file: %w", err)

@@ -164,3 +164,41 @@ func openFiles(t *testing.T) int {
 	}
 	return len(fds)
 }
+
+// TestPublishRefusesAFIFO puts a named pipe (and a directory) at the output
+// path: a publish must fail at once, naming what is there, and never block
+// opening it, nor replace it.
+func TestPublishRefusesAFIFO(t *testing.T) {
+	for _, kind := range []string{"fifo", "dir"} {
+		t.Run(kind, func(t *testing.T) {
+			p := FilePublisher{Dir: t.TempDir(), Name: "dockroute.yml"}
+			var err error
+			if kind == "fifo" {
+				err = syscall.Mkfifo(p.Path(), 0o644)
+			} else {
+				err = os.Mkdir(p.Path(), 0o755)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, publish := range []func() error{
+				func() error { _, err := p.Publish([]byte("a: 1\n")); return err },
+				func() error { return p.WriteFrom(bytes.NewReader([]byte("a: 1\n"))) },
+			} {
+				done := make(chan error, 1)
+				go func() { done <- publish() }()
+				select {
+				case err := <-done:
+					if err == nil || !bytes.Contains([]byte(err.Error()), []byte("not a regular file")) {
+						t.Errorf("publish over a %s: %v, want an error saying it is not a regular file", kind, err)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatalf("publish over a %s still blocked after 10 s", kind)
+				}
+			}
+			if fi, err := os.Lstat(p.Path()); err != nil || fi.Mode().IsRegular() {
+				t.Errorf("the %s was replaced: %v %v", kind, fi.Mode(), err)
+			}
+		})
+	}
+}

@@ -13,7 +13,7 @@ import (
 // the publish's path. Here that wait was most of the rename: 0.6-0.8 ms
 // of a 400 KB file's publish, and 10 ms at the 99th percentile.
 func holdReplaced(path string) (release func()) {
-	old, err := os.Open(path)
+	old, err := openRegular(path)
 	if err != nil {
 		return func() {}
 	}
