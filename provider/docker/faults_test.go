@@ -184,6 +184,37 @@ func TestSurvivedStopSignalIsRoutedAgain(t *testing.T) {
 	waitRouted(t, w, 2*time.Second, "jvm.test", "10.0.0.2:8080")
 }
 
+// A container whose stop window runs out is routed again only once Docker
+// confirms it runs: one removed meanwhile, whose die and destroy the
+// watcher has not seen, must never be routed again (its address may
+// already be another container's).
+func TestRemovedContainerIsNeverRoutedAgain(t *testing.T) {
+	t.Parallel()
+	e := enginetest.New()
+	c := app("removed", "10.0.0.3")
+	c.StopTimeout = 1 // seconds: the window is 1 s + stopSlack
+	id := e.Run(c)
+	w, rec := watch(t, e)
+	waitRouted(t, w, 5*time.Second, "removed.test", "10.0.0.3:8080")
+
+	e.Kill(id, 9) // docker rm -f's signal
+	waitRouted(t, w, 2*time.Second, "removed.test")
+	e.Delete(id) // removed; its die and destroy not seen yet
+	deadline := time.Now().Add(1*time.Second + stopSlack + 1500*time.Millisecond)
+	for time.Now().Before(deadline) {
+		if got, _ := servers(w, "removed.test"); len(got) > 0 {
+			t.Fatalf("a removed container was routed again: %v", got)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := rec.count("survived its stop signal"); n != 0 {
+		t.Fatalf("a removed container was said to survive its stop signal:\n%s", rec)
+	}
+	if v := verdictOf(w, id); v.ID != "" {
+		t.Fatalf("a removed container keeps a verdict: %+v", v)
+	}
+}
+
 // A refused /events subscription must not make the watcher spin: attempts
 // back off (0.1 s, 0.2 s, 0.4 s, ...) instead of repeating at once.
 func TestRefusedEventsBackOff(t *testing.T) {

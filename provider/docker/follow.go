@@ -190,8 +190,7 @@ func (w *Watcher) wake(ctx context.Context, now time.Time) error {
 	if w.retryDue(now) {
 		return w.Sync(ctx)
 	}
-	w.expireStops(now)
-	return nil
+	return w.expireStops(ctx, now)
 }
 
 // filter selects the events that can change a container's verdict.

@@ -382,21 +382,72 @@ func (w *Watcher) redecideLocked(now time.Time) {
 	}
 }
 
-// expireStops routes again the containers that outlived their stop
-// window, and forgets kills that no longer matter.
-func (w *Watcher) expireStops(now time.Time) {
+// expireStops ends the stop windows that ran out. A container the cache
+// still says is running is inspected before it is routed again: the cache
+// can be behind the engine (its die and destroy queued behind a slow
+// inspect, or lost with a broken stream), and the address of a container
+// removed meanwhile may already be another container's. Only one Docker
+// confirms running is routed again; one it no longer knows is gone, and one
+// it fails to inspect stays unrouted until the retry's full sync.
+func (w *Watcher) expireStops(ctx context.Context, now time.Time) error {
+	for _, id := range w.endStops(now) {
+		c, found, err := inspect(ctx, w.engine, id)
+		if err != nil {
+			if perr := ping(ctx, w.engine); perr != nil {
+				return fmt.Errorf("docker stopped answering: %w", perr)
+			}
+			w.unconfirmed(id, err, time.Now())
+			continue
+		}
+		if found && c.State == "running" {
+			w.log.Info("container survived its stop signal past its stop timeout, and docker says it runs; routing it again", "container", c.Name, "id", short(id))
+		}
+		w.update(id, c, found, time.Now(), now)
+	}
+	return nil
+}
+
+// endStops forgets the kills whose stop windows ran out by now and
+// returns the containers among them still cached as running, which must
+// be confirmed before they are routed again.
+func (w *Watcher) endStops(now time.Time) (confirm []string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	changed := false
 	for id, ks := range w.kills {
 		c, ok := w.cache[id]
-		if !ok || !now.Before(stoppingUntil(*c, ks)) {
-			delete(w.kills, id)
-			if ok && c.State == "running" {
-				w.log.Info("container survived its stop signal past its stop timeout; routing it again", "container", c.Name, "id", short(id))
-			}
+		if ok && now.Before(stoppingUntil(*c, ks)) {
+			continue
+		}
+		delete(w.kills, id)
+		switch {
+		case ok && c.State == "running":
+			confirm = append(confirm, id) // its "stopping" verdict stands until then
+		case ok:
+			changed = w.setVerdictLocked(id, w.decideLocked(*c, now), true) || changed
 		}
 	}
-	w.redecideLocked(now)
+	if changed {
+		w.notify()
+	}
+	return confirm
+}
+
+// unconfirmed takes a container whose stop window ran out, but which
+// Docker failed to inspect, out of the cache: it stays unrouted, with the
+// reason, until the retry's full sync inspects it again.
+func (w *Watcher) unconfirmed(id string, err error, now time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	name := id
+	if c, ok := w.cache[id]; ok {
+		name = c.Name
+	}
+	delete(w.cache, id)
+	if w.setVerdictLocked(id, inspectFailed(id, name, err), true) {
+		w.notify()
+	}
+	w.scheduleRetryLocked(true, now)
 }
 
 // nextWake is the next moment the watcher must act without an event: a

@@ -152,6 +152,16 @@ func (e *Engine) Remove(id string) {
 	e.emitLocked(events.ContainerEventType, events.ActionDestroy, id, nil)
 }
 
+// Delete deletes a container and emits nothing: what a watcher sees when
+// the die and destroy of a removal have not reached it yet (held behind a
+// slow inspect, or lost with a broken stream), which a real engine cannot
+// be made to do on demand.
+func (e *Engine) Delete(id string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.containers, id)
+}
+
 // Update changes a container in place, emitting nothing (a change Docker
 // would announce with an event the test emits itself, if any).
 func (e *Engine) Update(id string, f func(*Container)) {
