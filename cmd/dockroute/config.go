@@ -40,6 +40,7 @@ type config struct {
 	ConfigFile          string
 	RoutesFile          string
 	MetricsAddr         string
+	Pprof               bool
 	Output              string
 	CaddyAdmin          string
 	CaddyServer         string
@@ -143,6 +144,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.MiddlewaresFile, "middlewares-file", "", "YAML file of named middleware sets containers choose with the label dockroute.middlewares; reloaded when it changes")
 	fs.StringVar(&c.AuthFile, "auth-file", "", "basic-auth groups ([group] headers over htpasswd -nB lines) containers choose with the label dockroute.auth; reloaded when it changes")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve /metrics (Prometheus) and /healthz on this address, e.g. 127.0.0.1:9273")
+	fs.BoolVar(&c.Pprof, "pprof", false, "also serve Go's profiler (/debug/pprof/) on --metrics-addr, for the operator's eyes only")
 	fs.StringVar(&c.Output, "output", "traefik", "where routes go: traefik (a file-provider directory) or caddy (the admin API)")
 	fs.StringVar(&c.TraefikDir, "traefik-dir", "dynamic", "directory Traefik's file provider watches (providers.file.directory)")
 	fs.StringVar(&c.TraefikFile, "traefik-file", "dockroute.yml", "file name written in --traefik-dir (must end in .yml or .yaml)")
@@ -362,6 +364,9 @@ func (c config) validateDNS() error {
 func (c config) validate(cmd string) error {
 	if cmd != "explain" && len(c.Args) > 0 {
 		return fmt.Errorf("unexpected arguments: %s", strings.Join(c.Args, " "))
+	}
+	if c.Pprof && c.MetricsAddr == "" {
+		return invalid("pprof", "--pprof serves the profiler on --metrics-addr: set that too (an address only the operator reaches, e.g. 127.0.0.1:9273)")
 	}
 	if c.Output != "traefik" && c.Output != "caddy" {
 		return invalid("output", "--output %q: want traefik or caddy", c.Output)

@@ -76,6 +76,7 @@ func TestConfigRejects(t *testing.T) {
 		{args: []string{"--health", "maybe"}, want: "require or ignore"},
 		{args: []string{"--traefik-entrypoints", "web,a b"}, want: "not allowed"},
 		{args: []string{"stray"}, want: "unexpected arguments"},
+		{args: []string{"--pprof"}, want: "--pprof serves the profiler on --metrics-addr"},
 		{env: "soon", want: "DOCKROUTE_RESYNC"},
 		{args: []string{"--no-such-flag"}, want: "dockroute run: unknown flag --no-such-flag; see dockroute run -h"},
 		{file: "network: x\n\nbogus: 1\n", want: `line 3: unknown key "bogus"`},

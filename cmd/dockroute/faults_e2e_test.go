@@ -105,7 +105,7 @@ func TestFrozenEngine(t *testing.T) {
 	proxy := dockertest.NewProxy(t)
 	proxy.Start(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(t))
-	d := startDaemon(t, []string{"DOCKER_HOST=" + proxy.Host()}, "--metrics-addr", addr)
+	d := startDaemon(t, []string{"DOCKER_HOST=" + proxy.Host()}, "--metrics-addr", addr, "--pprof")
 	host, id := d.routedHello(t, "frozen")
 	before := mustRead(t, d.file())
 
@@ -115,6 +115,17 @@ func TestFrozenEngine(t *testing.T) {
 	t.Logf("frozen engine noticed after %v", time.Since(frozen))
 	if v := value(scrape(t, addr), "dockroute_docker_connected", ""); v != 0 {
 		t.Fatalf("docker_connected = %v while the engine is frozen", v)
+	}
+	// What an operator looks at while it is stuck: the process's own
+	// metrics, and its goroutines (--pprof).
+	fams := scrape(t, addr)
+	if value(fams, "go_goroutines", "") <= 0 || value(fams, "process_resident_memory_bytes", "") <= 0 {
+		t.Fatal("/metrics has no Go or process collectors (go_goroutines, process_resident_memory_bytes)")
+	}
+	if resp, err := http.Get("http://" + addr + "/debug/pprof/goroutine?debug=1"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("--pprof: /debug/pprof/goroutine: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 	if after := mustRead(t, d.file()); !bytes.Equal(before, after) {
 		t.Fatalf("the published file changed while the engine was frozen:\n%s", after)

@@ -3,9 +3,11 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/dockroute/dockroute/provider/docker"
@@ -56,6 +58,9 @@ func newMetrics(w *docker.Fleet, dl *delivery) *metrics {
 	m.reg.MustRegister(m.routes, m.unavailable, m.publishes, m.publishSeconds, m.caddyErrors, m.changeToPublish,
 		newEngineCollector(w),
 		newContainerCollector(w),
+		// The process's own: goroutines, heap, GC, file descriptors, CPU.
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	if dl != nil {
 		m.reg.MustRegister(
@@ -171,8 +176,19 @@ func (c containerCollector) Collect(ch chan<- prometheus.Metric) {
 // the daemon sees it). Healthy means a complete publish
 // has happened, Docker is connected and the last publish succeeded;
 // otherwise 503 says which is not (health returns the reason).
-func (m *metrics) handler(health func() (bool, string), explain http.HandlerFunc) http.Handler {
+//
+// With profile, Go's profiler (net/http/pprof) is served too under
+// /debug/pprof/: it is off by default, as a profile shows the process's
+// memory; the metrics address is the operator's, never a tenant's.
+func (m *metrics) handler(health func() (bool, string), explain http.HandlerFunc, profile bool) http.Handler {
 	mux := http.NewServeMux()
+	if profile {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("/explain", explain)
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) {

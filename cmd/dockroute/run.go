@@ -436,7 +436,7 @@ func (d *daemon) serveMetrics(addr string) (*http.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	srv := &http.Server{Handler: d.metrics.handler(d.health, d.serveExplain), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: d.metrics.handler(d.health, d.serveExplain, d.config().Pprof), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.log.Error("metrics server", "err", err)
