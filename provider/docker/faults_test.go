@@ -407,9 +407,14 @@ func TestScope(t *testing.T) {
 	defer cancel()
 	go w.Run(ctx)
 	waitRouted(t, w, 5*time.Second, "mine.test", "10.0.0.2:8080")
+	inspects := e.Calls("ContainerInspect")
 	late := e.Run(app("late-foreign", "10.0.0.4"))
 	e.Run(enginetest.Container{Name: "late-mine", IP: "10.0.0.5", Labels: map[string]string{"team": "web"}, Env: []string{"VIRTUALHOST=late-mine.test", "PORT=8080"}})
 	waitRouted(t, w, 2*time.Second, "late-mine.test", "10.0.0.5:8080")
+	// The foreign start's event shows its labels: no inspect for it.
+	if n := e.Calls("ContainerInspect") - inspects; n != 1 {
+		t.Fatalf("%d inspects for one container in scope and one outside it; want 1", n)
+	}
 	for _, v := range w.Verdicts() {
 		if v.ID == foreign || v.ID == late {
 			t.Fatalf("a container outside the scope is known: %+v", v)

@@ -223,8 +223,14 @@ func (w *Watcher) apply(ctx context.Context, first events.Message, msgs <-chan e
 	changes := map[string]*eventChange{}
 	var order []string
 	now := time.Now()
+	w.mu.Lock()
+	scope := w.opt.Scope
+	w.mu.Unlock()
 	for m, more := first, true; more; {
-		if id := containerID(m); id != "" {
+		// An event that shows its container out of scope costs nothing: on
+		// a busy engine, inspecting every foreign container delayed the
+		// containers in scope behind them.
+		if id := containerID(m); id != "" && !scope.OutOfScope(m) {
 			w.noteEvent(m, now)
 			ch, ok := changes[id]
 			if !ok {

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 )
 
@@ -71,6 +72,28 @@ func (s Scope) Matches(c Container) bool {
 		return true
 	}
 	return slices.ContainsFunc(s.networks, func(n string) bool { _, ok := c.Networks.Get(n); return ok })
+}
+
+// OutOfScope tells whether a container event shows, by itself, that its
+// container is outside the scope: Docker puts a container's labels in its
+// events' attributes (beside name and image), so a label filter needs no
+// inspect. A network filter does (an event does not carry the container's
+// networks), and so does an event without the container's attributes.
+func (s Scope) OutOfScope(m events.Message) bool {
+	if m.Type != events.ContainerEventType || len(s.labels) == 0 {
+		return false
+	}
+	attrs := m.Actor.Attributes
+	if _, ok := attrs["image"]; !ok {
+		return false // not the attributes Docker sends: ask the engine
+	}
+	for _, l := range s.labels {
+		k, v, hasValue := strings.Cut(l, "=")
+		if got, ok := attrs[k]; !ok || hasValue && got != v {
+			return true
+		}
+	}
+	return false
 }
 
 func (s Scope) String() string {

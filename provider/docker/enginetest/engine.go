@@ -148,8 +148,8 @@ func (e *Engine) Exit(id string) {
 func (e *Engine) Remove(id string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	delete(e.containers, id)
 	e.emitLocked(events.ContainerEventType, events.ActionDestroy, id, nil)
+	delete(e.containers, id)
 }
 
 // Delete deletes a container and emits nothing: what a watcher sees when
@@ -345,8 +345,8 @@ func (e *Engine) ContainerInspect(ctx context.Context, ref string) (container.In
 		return container.InspectResponse{}, err
 	}
 	if e.vanish[c.ID] {
-		delete(e.containers, c.ID)
 		e.emitLocked(events.ContainerEventType, events.ActionDestroy, c.ID, nil)
+		delete(e.containers, c.ID)
 		return container.InspectResponse{}, fmt.Errorf("No such container: %s: %w", ref, errdefs.ErrNotFound)
 	}
 	ports := nat.PortSet{}
@@ -459,6 +459,14 @@ func (e *Engine) Events(ctx context.Context, opts events.ListOptions) (<-chan ev
 
 func (e *Engine) emitLocked(typ events.Type, action events.Action, id string, attrs map[string]string) {
 	now := time.Now()
+	if c := e.containers[id]; typ == events.ContainerEventType && c != nil {
+		// As Docker does: a container event carries the container's
+		// labels, name and image beside its own attributes.
+		all := map[string]string{"name": c.Name, "image": "fake"}
+		maps.Copy(all, c.Labels)
+		maps.Copy(all, attrs)
+		attrs = all
+	}
 	m := events.Message{Type: typ, Action: action, Actor: events.Actor{ID: id, Attributes: attrs}, Time: now.Unix(), TimeNano: now.UnixNano()}
 	e.log = append(e.log, m)
 	if e.LogLimit > 0 && len(e.log) > 2*e.LogLimit {
