@@ -41,6 +41,7 @@ type config struct {
 	RoutesFile          string
 	MetricsAddr         string
 	Pprof               bool
+	MaxRoutes           int
 	Output              string
 	CaddyAdmin          string
 	CaddyServer         string
@@ -95,6 +96,7 @@ var liveKeys = map[string]bool{
 	"traefik-entrypoints": true, "traefik-tls": true, "traefik-certresolver": true, "traefik-redirect": true,
 	"caddy-listen": true, "caddy-tls": true, "caddy-no-redirect": true, "upstream-insecure": true,
 	"default-host": true, "traefik-labels": true, "ip-family": true, "caddy-dns-refresh": true,
+	"max-routes-per-container": true,
 }
 
 func (c config) dockerOptions() docker.Options {
@@ -103,6 +105,7 @@ func (c config) dockerOptions() docker.Options {
 		Network: c.Network, IgnoreHealth: c.Health == "ignore", Scope: scope, Swarm: c.Swarm,
 		Middleware: c.files.middlewareCheck(c.Output), Auth: c.files.authCheck(),
 		TraefikLabels: c.TraefikLabels, IPFamily: c.IPFamily, NoTCP: c.Output == "caddy",
+		MaxRoutes: c.MaxRoutes,
 	}
 }
 
@@ -154,6 +157,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TraefikRedirect, "traefik-redirect", "", "plain-HTTP entrypoints (e.g. web) on which TLS routes redirect to HTTPS")
 	fs.BoolVar(&c.UpstreamInsecure, "upstream-insecure", false, "do not verify the certificates of backends routed over https (dockroute.proto=https); off by default")
 	fs.BoolVar(&c.TraefikLabels, "traefik-labels", false, "also route containers by the common subset of Traefik's Docker labels (traefik.enable, routers' Host/PathPrefix rules, entrypoints, tls, middlewares, services' port); for moving the Docker socket out of Traefik")
+	fs.IntVar(&c.MaxRoutes, "max-routes-per-container", 100, "the most routes (host and path pairs) one container may ask for; a container asking for more is refused with the reason (0: no limit)")
 	fs.StringVar(&c.IPFamily, "ip-family", "auto", "backend address on a container's network: auto (IPv4, else IPv6 on an IPv6-only network), 4 (IPv4 only) or 6 (IPv6 only, for dual-stack networks)")
 	fs.StringVar(&c.DefaultHost, "default-host", "", "requests for hosts no container routes go to this host's routes (as nginx-proxy's DEFAULT_HOST); default: 404")
 	durationVar(fs, &c.UnavailableGrace, "unavailable-grace", 5*time.Minute, "a host whose containers all stopped answers 503 (not 404) for this long; 0: at once 404")
@@ -364,6 +368,9 @@ func (c config) validateDNS() error {
 func (c config) validate(cmd string) error {
 	if cmd != "explain" && len(c.Args) > 0 {
 		return fmt.Errorf("unexpected arguments: %s", strings.Join(c.Args, " "))
+	}
+	if c.MaxRoutes < 0 {
+		return invalid("max-routes-per-container", "--max-routes-per-container %d: want 0 (no limit) or more", c.MaxRoutes)
 	}
 	if c.Pprof && c.MetricsAddr == "" {
 		return invalid("pprof", "--pprof serves the profiler on --metrics-addr: set that too (an address only the operator reaches, e.g. 127.0.0.1:9273)")

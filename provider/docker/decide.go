@@ -54,7 +54,45 @@ type Options struct {
 	// TraefikLabels reads Traefik's Docker-provider labels of containers
 	// that set none of dockroute's own (--traefik-labels).
 	TraefikLabels bool
+	// MaxRoutes is the most routes one container may ask for
+	// (--max-routes-per-container); 0: no limit. One container's 5,000
+	// hosts grew Caddy's config to 1.85 MB and made every later push of
+	// anyone's change take 8-15 s.
+	MaxRoutes int
 }
+
+// MaxSettingLen bounds the value of any label or environment variable
+// dockroute reads for routing: 16 KiB holds a hundred long host names; a
+// larger value is refused before it is parsed (or logged).
+const MaxSettingLen = 16 << 10
+
+// oversized names a routing setting of c whose value is over MaxSettingLen,
+// with its size ("" when none is).
+func oversized(c Container) (name string, size int) {
+	for k, v := range c.Labels {
+		if len(v) > MaxSettingLen && (strings.HasPrefix(k, "dockroute.") || strings.HasPrefix(k, "traefik.")) {
+			return "label " + k, len(v)
+		}
+	}
+	for _, e := range c.Env {
+		k, v, _ := strings.Cut(e, "=")
+		if len(v) > MaxSettingLen && routingEnv[k] {
+			return k, len(v)
+		}
+	}
+	return "", 0
+}
+
+// routingEnv are the environment variables dockroute reads.
+var routingEnv = func() map[string]bool {
+	m := map[string]bool{}
+	for _, st := range []setting{setHost, setPort, setPath, setStrip, setProto} {
+		for _, e := range st.envs {
+			m[e] = true
+		}
+	}
+	return m
+}()
 
 // parseRequest reads what a container asks for: dockroute's own settings,
 // else, when the operator allows it, Traefik's labels.
@@ -91,7 +129,8 @@ type Verdict struct {
 	// health_starting, unhealthy, host_network, no_network, shared_network,
 	// network_ambiguous, network_missing, no_address, port_not_exposed,
 	// unknown_middleware, unknown_auth_group,
-	// claim_conflict (every route it asked for conflicts), inspect_failed.
+	// claim_conflict (every route it asked for conflicts), inspect_failed,
+	// setting_too_large, too_many_routes.
 	Code string
 	// Lifecycle is true when the reason is the container's state (stopped,
 	// paused, starting up): routine, not a mistake to fix.
@@ -120,6 +159,11 @@ func Decide(c Container, opt Options) Verdict {
 		v.Code, v.Reason = "swarm_task", "a swarm task: routed through its service"
 		return v
 	}
+	if name, size := oversized(c); name != "" {
+		v.OptedIn = true
+		v.Code, v.Reason = "setting_too_large", fmt.Sprintf("%s is %d bytes long, more than dockroute reads (%d): split the routes over several containers", name, size, MaxSettingLen)
+		return v
+	}
 	spec, optedIn, err := parseRequest(c.Env, c.Labels, opt)
 	v.OptedIn, v.Notes = optedIn, spec.Notes
 	if !optedIn {
@@ -134,6 +178,10 @@ func Decide(c Container, opt Options) Verdict {
 	}
 	if err != nil {
 		v.Code, v.Reason = "invalid_request", "invalid request: "+err.Error()
+		return v
+	}
+	if opt.MaxRoutes > 0 && len(spec.Targets) > opt.MaxRoutes {
+		v.Code, v.Reason = "too_many_routes", fmt.Sprintf("asks for %d routes, more than one container may have (%d, --max-routes-per-container): split them over several containers, or have the operator raise the limit", len(spec.Targets), opt.MaxRoutes)
 		return v
 	}
 	if opt.NoTCP && slices.ContainsFunc(spec.Targets, func(t Target) bool { return t.TCP }) {

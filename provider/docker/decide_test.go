@@ -159,6 +159,10 @@ func TestDecide(t *testing.T) {
 		{name: "known middleware", c: with(running("VIRTUALHOST=a.local", "PORT=8080"), func(c *Container) { c.Labels = map[string]string{"dockroute.middlewares": "good"} }), opt: operator, addr: "172.17.0.5:8080"},
 		{name: "unknown middleware", c: with(running("VIRTUALHOST=a.local", "PORT=8080"), func(c *Container) { c.Labels = map[string]string{"dockroute.middlewares": "good,bad"} }), opt: operator, reason: `dockroute.middlewares: no set "bad" for a.local`},
 		{name: "unknown auth group", c: with(running("VIRTUALHOST=a.local", "PORT=8080"), func(c *Container) { c.Labels = map[string]string{"dockroute.auth": "nobody"} }), opt: operator, reason: `dockroute.auth: no group "nobody"`},
+		{name: "too many routes", c: running("VIRTUALHOST="+manyHosts(101), "PORT=8080"), opt: Options{MaxRoutes: 100}, reason: "asks for 101 routes, more than one container may have (100"},
+		{name: "as many routes as allowed", c: running("VIRTUALHOST="+manyHosts(100), "PORT=8080"), opt: Options{MaxRoutes: 100}, addr: "172.17.0.5:8080"},
+		{name: "oversized label", c: with(running("PORT=8080"), func(c *Container) { c.Labels = map[string]string{"dockroute.host": manyHosts(2000)} }), reason: "label dockroute.host is 20889 bytes long, more than dockroute reads"},
+		{name: "oversized env", c: running("VIRTUALHOST="+manyHosts(2000), "PORT=8080"), reason: "VIRTUALHOST is 20889 bytes long, more than dockroute reads"},
 		{name: "known auth group", c: with(running("VIRTUALHOST=a.local", "PORT=8080"), func(c *Container) { c.Labels = map[string]string{"dockroute.auth": "staff"} }), opt: operator, addr: "172.17.0.5:8080"},
 	}
 	for _, tc := range tests {
@@ -326,4 +330,13 @@ func TestTLSPassthroughRequest(t *testing.T) {
 	if v := Decide(only, Options{}); v.Routed() || !strings.Contains(v.Reason, "no path") {
 		t.Errorf("a path: %+v", v)
 	}
+}
+
+// manyHosts is a VIRTUALHOST value of n hosts.
+func manyHosts(n int) string {
+	hs := make([]string, n)
+	for i := range hs {
+		hs[i] = fmt.Sprintf("h%d.test", i)
+	}
+	return strings.Join(hs, ",")
 }
