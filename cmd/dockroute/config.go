@@ -8,11 +8,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,6 +44,7 @@ type config struct {
 	MetricsAddr         string
 	Pprof               bool
 	MaxRoutes           int
+	SecretFileMode      string
 	Output              string
 	CaddyAdmin          string
 	CaddyServer         string
@@ -125,6 +128,12 @@ func (c config) caddyLookup() *caddy.Lookup {
 	return &caddy.Lookup{Resolver: "udp/" + cmp.Or(c.CaddyDNSAdvertise, c.CaddyDNS), Refresh: c.CaddyDNSRefresh}
 }
 
+// secretMode is --secret-file-mode (validated).
+func (c config) secretMode() fs.FileMode {
+	m, _ := strconv.ParseUint(c.SecretFileMode, 8, 32)
+	return fs.FileMode(m)
+}
+
 // defaultHost is --default-host in canonical form ("" if unset).
 func (c config) defaultHost() string {
 	h, _ := route.ParseHost(c.DefaultHost) // validated
@@ -157,6 +166,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TraefikRedirect, "traefik-redirect", "", "plain-HTTP entrypoints (e.g. web) on which TLS routes redirect to HTTPS")
 	fs.BoolVar(&c.UpstreamInsecure, "upstream-insecure", false, "do not verify the certificates of backends routed over https (dockroute.proto=https); off by default")
 	fs.BoolVar(&c.TraefikLabels, "traefik-labels", false, "also route containers by the common subset of Traefik's Docker labels (traefik.enable, routers' Host/PathPrefix rules, entrypoints, tls, middlewares, services' port); for moving the Docker socket out of Traefik")
+	fs.StringVar(&c.SecretFileMode, "secret-file-mode", "0600", "permissions of the Traefik file while it holds basic-auth hashes (dockroute.auth): 0600, or 0640 for a Traefik in the file's group")
 	fs.IntVar(&c.MaxRoutes, "max-routes-per-container", 100, "the most routes (host and path pairs) one container may ask for; a container asking for more is refused with the reason (0: no limit)")
 	fs.StringVar(&c.IPFamily, "ip-family", "auto", "backend address on a container's network: auto (IPv4, else IPv6 on an IPv6-only network), 4 (IPv4 only) or 6 (IPv6 only, for dual-stack networks)")
 	fs.StringVar(&c.DefaultHost, "default-host", "", "requests for hosts no container routes go to this host's routes (as nginx-proxy's DEFAULT_HOST); default: 404")
@@ -368,6 +378,9 @@ func (c config) validateDNS() error {
 func (c config) validate(cmd string) error {
 	if cmd != "explain" && len(c.Args) > 0 {
 		return fmt.Errorf("unexpected arguments: %s", strings.Join(c.Args, " "))
+	}
+	if m, err := strconv.ParseUint(c.SecretFileMode, 8, 32); err != nil || m&^0o660 != 0 || m&0o600 != 0o600 {
+		return invalid("secret-file-mode", "--secret-file-mode %q: want an octal mode the owner reads and writes and nobody else but the group reads, such as 0600 or 0640", c.SecretFileMode)
 	}
 	if c.MaxRoutes < 0 {
 		return invalid("max-routes-per-container", "--max-routes-per-container %d: want 0 (no limit) or more", c.MaxRoutes)

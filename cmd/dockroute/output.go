@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"strings"
@@ -65,10 +66,12 @@ func newOutput(cfg config, log *slog.Logger) (output, error) {
 }
 
 type traefikOutput struct {
-	pub   traefik.FilePublisher
-	log   *slog.Logger
-	dir   *watchfile.Watcher // the output directory
-	deliv *traefikDelivery   // nil without --traefik-api
+	pub traefik.FilePublisher
+	// secretMode is the file's mode while it holds basic-auth hashes.
+	secretMode fs.FileMode
+	log        *slog.Logger
+	dir        *watchfile.Watcher // the output directory
+	deliv      *traefikDelivery   // nil without --traefik-api
 	// renderer keeps each route's text between publishes, and so knows
 	// whether a table changes the file; only publish (one goroutine, the
 	// coalescer's) uses it.
@@ -87,7 +90,7 @@ type traefikOutput struct {
 }
 
 func newTraefikOutput(cfg config, log *slog.Logger) (*traefikOutput, error) {
-	o := &traefikOutput{pub: traefik.FilePublisher{Dir: cfg.TraefikDir, Name: cfg.TraefikFile}, opt: cfg.traefikOptions(), log: log}
+	o := &traefikOutput{pub: traefik.FilePublisher{Dir: cfg.TraefikDir, Name: cfg.TraefikFile}, opt: cfg.traefikOptions(), log: log, secretMode: cfg.secretMode()}
 	if cfg.TraefikAPI != "" {
 		api, err := traefik.NewAPI(cfg.TraefikAPI)
 		if err != nil {
@@ -133,6 +136,7 @@ func (o *traefikOutput) publish(_ context.Context, t route.Table) (outcome, erro
 	if !changed && !stale {
 		return unchanged, nil
 	}
+	o.pub.Mode = o.fileMode(t)
 	wrote, err := o.write(changed && !stale && !first)
 	if err != nil {
 		o.setStale()
@@ -152,6 +156,17 @@ func (o *traefikOutput) publish(_ context.Context, t route.Table) (outcome, erro
 		return unchanged, nil
 	}
 	return written, nil
+}
+
+// fileMode is the file's mode for t: --secret-file-mode when a route
+// checks basic auth, as the file then holds the users' hashes, else 0644.
+func (o *traefikOutput) fileMode(t route.Table) fs.FileMode {
+	for _, r := range t.Routes {
+		if r.Auth != "" {
+			return o.secretMode
+		}
+	}
+	return 0o644
 }
 
 // write writes the renderer's file. Known to differ from what dockroute

@@ -93,3 +93,38 @@ func TestStuckPublishIsUnhealthy(t *testing.T) {
 		t.Errorf("no warning logged:\n%s", logs.String())
 	}
 }
+
+// TestFileWithHashesIsPrivate: while a route checks basic auth, the Traefik
+// file holds the users' hashes, and is written 0600 (--secret-file-mode);
+// otherwise 0644, for a Traefik running as another user.
+func TestFileWithHashesIsPrivate(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		auth string
+		want os.FileMode
+	}{
+		{auth: "", want: 0o644},
+		{auth: "staff", want: 0o600},
+		{args: []string{"--secret-file-mode", "0640"}, auth: "staff", want: 0o640},
+	} {
+		cfg, err := parseConfig("run", append([]string{"--traefik-dir", t.TempDir()}, tc.args...), io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, err := newTraefikOutput(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tbl := route.Build([]route.Backend{{Host: "a.test", Auth: tc.auth, Server: "10.0.0.1:80"}})
+		if _, err := o.publish(context.Background(), tbl); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(o.pub.Path())
+		if err != nil || fi.Mode().Perm() != tc.want {
+			t.Errorf("auth %q %v: mode %v %v, want %v", tc.auth, tc.args, fi.Mode().Perm(), err, tc.want)
+		}
+	}
+	if _, err := parseConfig("run", []string{"--secret-file-mode", "0644"}, io.Discard); err == nil {
+		t.Error("--secret-file-mode 0644 (world-readable hashes) was accepted")
+	}
+}

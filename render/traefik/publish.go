@@ -17,6 +17,10 @@ import (
 type FilePublisher struct {
 	Dir  string
 	Name string // e.g. "dockroute.yml"; must end in .yml or .yaml for Traefik to read it
+	// Mode is the file's permissions; 0 means 0644, as Traefik may run as
+	// another user. A file holding secrets (basic-auth hashes) is written
+	// with a narrower mode by its caller.
+	Mode fs.FileMode
 }
 
 // Path is the file the publisher writes.
@@ -62,7 +66,11 @@ func (p FilePublisher) WriteFrom(src io.WriterTo) error {
 	if err := os.MkdirAll(p.Dir, 0o755); err != nil {
 		return fmt.Errorf("create output directory: %w", err)
 	}
-	return writeAtomic(p.Dir, p.Name, src)
+	mode := p.Mode
+	if mode == 0 {
+		mode = 0o644
+	}
+	return writeAtomic(p.Dir, p.Name, mode, src)
 }
 
 // Version identifies one version of the file: its inode, size and
@@ -199,7 +207,7 @@ func (p FilePublisher) RemoveTemps() (removed []string, err error) {
 	return removed, errors.Join(errs...)
 }
 
-func writeAtomic(dir, name string, src io.WriterTo) (err error) {
+func writeAtomic(dir, name string, mode fs.FileMode, src io.WriterTo) (err error) {
 	if err := checkReplaceable(filepath.Join(dir, name)); err != nil {
 		return err
 	}
@@ -214,7 +222,7 @@ func writeAtomic(dir, name string, src io.WriterTo) (err error) {
 		}
 	}()
 	// CreateTemp makes the file 0600; Traefik may run as another user.
-	if err := tmp.Chmod(0o644); err != nil {
+	if err := tmp.Chmod(mode); err != nil {
 		return fmt.Errorf("chmod temporary file: %w", err)
 	}
 	f := tempFile{tmp}
