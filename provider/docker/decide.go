@@ -61,6 +61,20 @@ type Options struct {
 	MaxRoutes int
 }
 
+// reservedHost says why a container may not claim one of its targets'
+// hosts ("" when it may): a bare top-level name ("com", "localhost") or a
+// wildcard over one ("*.test") would take every name under it, or a name
+// no tenant owns, from whoever else routes there.
+func reservedHost(ts []Target) string {
+	for _, t := range ts {
+		name := strings.TrimPrefix(t.Host, "*.")
+		if !strings.Contains(name, ".") {
+			return fmt.Sprintf("%s is reserved: a container may not claim a top-level name, or a wildcard over one; route a name under a domain, such as app.%s.example", t.Host, name)
+		}
+	}
+	return ""
+}
+
 // MaxSettingLen bounds the value of any label or environment variable
 // dockroute reads for routing: 16 KiB holds a hundred long host names; a
 // larger value is refused before it is parsed (or logged).
@@ -130,7 +144,7 @@ type Verdict struct {
 	// network_ambiguous, network_missing, no_address, port_not_exposed,
 	// unknown_middleware, unknown_auth_group,
 	// claim_conflict (every route it asked for conflicts), inspect_failed,
-	// setting_too_large, too_many_routes.
+	// setting_too_large, too_many_routes, reserved_host.
 	Code string
 	// Lifecycle is true when the reason is the container's state (stopped,
 	// paused, starting up): routine, not a mistake to fix.
@@ -182,6 +196,10 @@ func Decide(c Container, opt Options) Verdict {
 	}
 	if opt.MaxRoutes > 0 && len(spec.Targets) > opt.MaxRoutes {
 		v.Code, v.Reason = "too_many_routes", fmt.Sprintf("asks for %d routes, more than one container may have (%d, --max-routes-per-container): split them over several containers, or have the operator raise the limit", len(spec.Targets), opt.MaxRoutes)
+		return v
+	}
+	if reason := reservedHost(spec.Targets); reason != "" {
+		v.Code, v.Reason = "reserved_host", reason
 		return v
 	}
 	if opt.NoTCP && slices.ContainsFunc(spec.Targets, func(t Target) bool { return t.TCP }) {
