@@ -136,8 +136,7 @@ func (o *traefikOutput) publish(_ context.Context, t route.Table) (outcome, erro
 	if !changed && !stale {
 		return unchanged, nil
 	}
-	o.pub.Mode = o.fileMode(t)
-	wrote, err := o.write(changed && !stale && !first)
+	wrote, err := o.write(changed && !stale && !first, o.fileMode(t))
 	if err != nil {
 		o.setStale()
 		return unchanged, fmt.Errorf("write %s: %w", o.pub.Path(), err)
@@ -174,11 +173,15 @@ func (o *traefikOutput) fileMode(t route.Table) fs.FileMode {
 // this run, a repair, a retry) it is compared with the file first, so
 // that a restart of dockroute, or a write that failed after all, does not
 // make Traefik reload an unchanged file.
-func (o *traefikOutput) write(differs bool) (bool, error) {
+// The file's mode goes to a copy of the publisher: the watch goroutine
+// reads o.pub.
+func (o *traefikOutput) write(differs bool, mode fs.FileMode) (bool, error) {
+	pub := o.pub
+	pub.Mode = mode
 	if differs {
-		return true, o.pub.WriteFrom(&o.renderer)
+		return true, pub.WriteFrom(&o.renderer)
 	}
-	return o.pub.Publish(o.renderer.Bytes())
+	return pub.Publish(o.renderer.Bytes())
 }
 
 func (o *traefikOutput) setStale() {
