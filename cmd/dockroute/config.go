@@ -108,7 +108,7 @@ func (c config) dockerOptions() docker.Options {
 		Network: c.Network, IgnoreHealth: c.Health == "ignore", Scope: scope, Swarm: c.Swarm,
 		Middleware: c.files.middlewareCheck(c.Output), Auth: c.files.authCheck(),
 		TraefikLabels: c.TraefikLabels, IPFamily: c.IPFamily, NoTCP: c.Output == "caddy",
-		MaxRoutes: c.MaxRoutes,
+		MaxRoutes: c.MaxRoutes, Hold: c.UnavailableGrace,
 	}
 }
 
@@ -170,7 +170,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxRoutes, "max-routes-per-container", 100, "the most routes (host and path pairs) one container may ask for; a container asking for more is refused with the reason (0: no limit)")
 	fs.StringVar(&c.IPFamily, "ip-family", "auto", "backend address on a container's network: auto (IPv4, else IPv6 on an IPv6-only network), 4 (IPv4 only) or 6 (IPv6 only, for dual-stack networks)")
 	fs.StringVar(&c.DefaultHost, "default-host", "", "requests for hosts no container routes go to this host's routes (as nginx-proxy's DEFAULT_HOST); default: 404")
-	durationVar(fs, &c.UnavailableGrace, "unavailable-grace", 5*time.Minute, "a host whose containers all stopped answers 503 (not 404) for this long; 0: at once 404")
+	durationVar(fs, &c.UnavailableGrace, "unavailable-grace", 5*time.Minute, "a host whose containers all stopped answers 503 (not 404) for this long, and keeps its settings (TLS, auth, middlewares) against other containers' claims; 0: at once 404")
 	fs.StringVar(&c.TraefikAPI, "traefik-api", "", "Traefik's API entrypoint (e.g. http://127.0.0.1:8080, with api: {} in Traefik's static config): read back which routers Traefik runs after each publish, and report delivery in /metrics, /healthz and explain")
 	fs.StringVar(&c.CaddyAdmin, "caddy-admin", "http://127.0.0.1:2019", "Caddy admin API address: http://HOST:PORT or unix//PATH")
 	fs.StringVar(&c.CaddyServer, "caddy-server", "dockroute", "name and @id of the Caddy server dockroute owns")

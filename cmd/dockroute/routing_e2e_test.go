@@ -432,11 +432,11 @@ func TestFirstClaimantDecidesEdge(t *testing.T) {
 		t.Fatalf("the host lost its TLS (%v):\n%s", err, mustRead(t, d.file()))
 	}
 	out := explainOut(t, late)
-	want := "NOT routed: " + host + ": " + host + " is already routed with TLS on by container " + firstName + ", created earlier"
+	want := "NOT routed: " + host + ": " + host + " is already routed with TLS on by container " + firstName + ", which holds it"
 	if !strings.Contains(out, want) {
 		t.Fatalf("explain says:\n%s\nwant a line containing %q", out, want)
 	}
-	if !strings.Contains(d.log.String(), firstName+", created earlier") {
+	if !strings.Contains(d.log.String(), firstName+", which holds it") {
 		t.Fatalf("the daemon's log does not name the claimant:\n%s", d.log)
 	}
 }

@@ -64,16 +64,33 @@ type takeSource struct {
 func (f *Fleet) Changes() (map[string][]route.Backend, bool) {
 	f.vmu.Lock()
 	defer f.vmu.Unlock()
-	srcs, fresh := f.sources(time.Now())
+	now := time.Now()
+	srcs, fresh := f.sources(now)
 	if !fresh {
 		return nil, false
 	}
-	c := changeSet{f: f, v: f.view, srcs: srcs, dirty: map[string]bool{}, emit: map[string]bool{}}
+	c := changeSet{f: f, v: f.view, srcs: srcs, dirty: map[string]bool{}, emit: map[string]bool{}, now: now}
 	for _, s := range srcs {
 		c.takeFrom(s)
 	}
+	expired, _ := f.tenure.expired(now)
+	for _, hk := range expired {
+		c.dirty[hk] = true
+	}
 	c.settle()
+	f.armWake(now)
 	return c.resolved(), true
+}
+
+// armWake has Changed fire when the next vacant host stops being held,
+// so that a container it refused is routed then.
+func (f *Fleet) armWake(now time.Time) {
+	if f.wake != nil {
+		f.wake.Stop()
+	}
+	if next := f.tenure.next(); !next.IsZero() {
+		f.wake = time.AfterFunc(next.Sub(now), f.notify)
+	}
 }
 
 // sources lists the fleet's sources in order, each with whether it
@@ -99,6 +116,7 @@ type changeSet struct {
 	srcs  []takeSource
 	dirty map[string]bool // host keys to settle again
 	emit  map[string]bool // IDs whose backends to hand out
+	now   time.Time
 }
 
 // takeFrom takes one source's changes: all of its verdicts when it starts
@@ -176,9 +194,10 @@ func (c *changeSet) unclaim(id string) {
 	delete(c.v.lost, id)
 }
 
-// settle settles the claims of every host a change touched, logging the
-// refusals that are new.
+// settle settles the claims of every host a change touched, remembering
+// what each is settled to, and logs the refusals that are new.
 func (c *changeSet) settle() {
+	hold := c.f.tenure.holdFor()
 	for hk := range c.dirty {
 		ids := c.v.claims[hk]
 		before := c.refusedOn(hk, ids)
@@ -186,16 +205,13 @@ func (c *changeSet) settle() {
 			c.emit[id] = true
 			c.clearLost(id, hk)
 		}
-		if len(ids) < 2 {
-			continue // one claimant agrees with itself
-		}
 		vs := make([]Verdict, len(ids))
 		idx := make([]int, len(ids))
 		for i, id := range ids {
 			vs[i], idx[i] = *c.v.held[id].v, i
 		}
 		lost := map[int]map[int]string{}
-		settleHost(vs, hk, idx, lost)
+		c.f.tenure.set(hk, settleHost(vs, hk, idx, lost, c.f.tenure.get(hk), c.now, hold))
 		for i, reasons := range lost {
 			id := ids[i]
 			if c.v.lost[id] == nil {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -18,15 +19,20 @@ import (
 // routed at all.
 func randomVerdict(r *rand.Rand, id string) Verdict {
 	edges := []route.Edge{{}, {TLS: route.TLSOn}}
-	v := Verdict{ID: id, Name: "n-" + id, Created: time.Unix(int64(r.IntN(5)), 0), OptedIn: true}
+	v := Verdict{ID: id, Name: "n-" + id, Started: time.Unix(int64(r.IntN(5)), 0), OptedIn: true}
 	edge := edges[r.IntN(len(edges))]
+	// Like Decide's, one container's routes agree with each other: one
+	// edge, one strip setting, one auth group, each host and path once.
+	strip, auth := r.IntN(3) == 0, []string{"", "", "staff"}[r.IntN(3)]
 	for range r.IntN(3) {
 		b := route.Backend{Name: v.Name, Host: fmt.Sprintf("h%d.test", r.IntN(4)), Edge: edge,
-			Path: []string{"", "/api"}[r.IntN(2)], Strip: r.IntN(3) == 0, Server: fmt.Sprintf("10.0.%d.%d:80", r.IntN(3), r.IntN(9))}
+			Path: []string{"", "/api"}[r.IntN(2)], Strip: strip, Auth: auth, Server: fmt.Sprintf("10.0.%d.%d:80", r.IntN(3), r.IntN(9))}
 		if r.IntN(6) == 0 {
-			b.TCP, b.Path, b.Strip = true, "", false
+			b = route.Backend{Name: v.Name, Host: b.Host, Edge: route.Edge{EntryPoints: edge.EntryPoints}, TCP: true, Server: b.Server}
 		}
-		v.Backends = append(v.Backends, b)
+		if !slices.ContainsFunc(v.Backends, func(o route.Backend) bool { return o.Host == b.Host && o.Path == b.Path && o.TCP == b.TCP }) {
+			v.Backends = append(v.Backends, b)
+		}
 	}
 	if len(v.Backends) == 0 {
 		v.Code, v.Reason = "not_opted_in", "no"
@@ -42,20 +48,24 @@ func randomVerdict(r *rand.Rand, id string) Verdict {
 // out so far, applied in order, is exactly the table Backends computes
 // from scratch, claims settled. Rounds take the changes of one to a few
 // steps at once. With a grace of 0 a lost engine stops counting at once;
-// with an hour it keeps counting.
+// with an hour it keeps counting. With a hold of an hour, a host keeps
+// its settings after its claimants leave (Options.Hold); with 0 it does
+// not.
 func TestChangesAddUp(t *testing.T) {
 	for _, grace := range []time.Duration{0, time.Hour} {
-		t.Run(fmt.Sprintf("grace=%v", grace), func(t *testing.T) { changesAddUp(t, grace) })
+		for _, hold := range []time.Duration{0, time.Hour} {
+			t.Run(fmt.Sprintf("grace=%v/hold=%v", grace, hold), func(t *testing.T) { changesAddUp(t, grace, hold) })
+		}
 	}
 }
 
-func changesAddUp(t *testing.T, grace time.Duration) {
+func changesAddUp(t *testing.T, grace, hold time.Duration) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var members []*Member
 	for _, name := range []string{"a", "b"} {
 		members = append(members, &Member{Endpoint: Endpoint{Name: name}, Engine: enginetest.New()})
 	}
-	f := NewFleetOf(members, Options{}, time.Hour, grace, log)
+	f := NewFleetOf(members, Options{Hold: hold}, time.Hour, grace, log)
 	sw := NewServiceWatcher(nil, Options{}, time.Hour, log)
 	members[1].services = sw
 	for _, m := range members {

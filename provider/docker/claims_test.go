@@ -1,15 +1,19 @@
 package docker
 
 import (
+	"io"
+	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/dockroute/dockroute/provider/docker/enginetest"
 	"github.com/dockroute/dockroute/provider/route"
 )
 
 func claimant(id, name string, created int, edge route.Edge, targets ...route.Backend) Verdict {
-	v := Verdict{ID: id, Name: name, Created: time.Unix(int64(created), 0), OptedIn: true}
+	v := Verdict{ID: id, Name: name, Started: time.Unix(int64(created), 0), OptedIn: true}
 	for _, b := range targets {
 		b.Name, b.Edge = name, edge
 		b.Server = id + ":80"
@@ -27,7 +31,7 @@ func TestResolveClaims(t *testing.T) {
 	hijack := claimant("3", "aaa-late", 300, tlsOff, host("shop.test"), host("own.test"))
 	strip := claimant("4", "bbb-strip", 400, tlsOn, route.Backend{Host: "shop.test", Path: "/api"})
 	got := map[string]Verdict{}
-	for _, v := range resolveClaims([]Verdict{hijack, strip, replica, first}) {
+	for _, v := range resolveClaims([]Verdict{hijack, strip, replica, first}, nil, time.Time{}) {
 		got[v.ID] = v
 	}
 	if v := got["1"]; len(v.Backends) != 2 || len(v.Conflicts) != 0 {
@@ -40,28 +44,177 @@ func TestResolveClaims(t *testing.T) {
 	if len(v.Backends) != 1 || v.Backends[0].Host != "own.test" || len(v.Conflicts) != 1 || v.Code == "claim_conflict" {
 		t.Fatalf("the late claimant: %+v; want own.test kept and shop.test refused", v)
 	}
-	for _, want := range []string{"shop.test is already routed with TLS on by container zzz-first, created earlier", "asks for TLS off"} {
+	for _, want := range []string{"shop.test is already routed with TLS on by container zzz-first, which holds it", "asks for TLS off"} {
 		if !strings.Contains(v.Conflicts[0].Reason, want) {
 			t.Errorf("reason %q lacks %q", v.Conflicts[0].Reason, want)
 		}
 	}
 	v = got["4"]
-	if len(v.Backends) != 0 || v.Code != "claim_conflict" || !strings.Contains(v.Reason, "with the prefix stripped; this container asks for it kept") {
+	if len(v.Backends) != 0 || v.Code != "claim_conflict" || !strings.Contains(v.Reason, "with the prefix stripped by container zzz-first, which holds it; this container asks for it kept") {
 		t.Errorf("a route disagreeing on strip: %+v", v)
 	}
 	guarded := claimant("5", "ccc-auth", 500, tlsOn, route.Backend{Host: "shop.test", Path: "/api", Strip: true, Auth: "staff"})
-	for _, v := range resolveClaims([]Verdict{first, guarded}) {
-		if v.ID == "5" && (v.Routed() || !strings.Contains(v.Reason, "with no middlewares and no auth; this container asks for auth group staff")) {
+	for _, v := range resolveClaims([]Verdict{first, guarded}, nil, time.Time{}) {
+		if v.ID == "5" && (v.Routed() || !strings.Contains(v.Reason, "with no middlewares and no auth by container zzz-first, which holds it; this container asks for auth group staff")) {
 			t.Errorf("a replica adding auth to a route: %+v", v)
 		}
 	}
 	// Equal creation times: the ID decides, whatever the input order.
 	a, b := claimant("a", "x", 1, tlsOn, host("h.test")), claimant("b", "y", 1, tlsOff, host("h.test"))
 	for _, in := range [][]Verdict{{a, b}, {b, a}} {
-		for _, v := range resolveClaims(in) {
+		for _, v := range resolveClaims(in, nil, time.Time{}) {
 			if (v.ID == "a") != v.Routed() {
 				t.Fatalf("tie not broken by ID: %+v", v)
 			}
 		}
 	}
+}
+
+// claimsFleet is a one-engine fleet whose verdicts a test sets by hand,
+// settled as a running daemon settles them (Changes), with the hold.
+type claimsFleet struct {
+	t *testing.T
+	f *Fleet
+	w *Watcher
+	b *route.Builder
+}
+
+func newClaimsFleet(t *testing.T, hold time.Duration) *claimsFleet {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	m := &Member{Endpoint: Endpoint{Name: "local"}, Engine: enginetest.New()}
+	f := NewFleetOf([]*Member{m}, Options{Hold: hold}, time.Hour, 0, log)
+	m.Watcher.markSynced()
+	m.Watcher.setConnected(true)
+	return &claimsFleet{t: t, f: f, w: m.Watcher, b: route.NewBuilder()}
+}
+
+func (c *claimsFleet) set(vs ...Verdict) {
+	c.w.mu.Lock()
+	for _, v := range vs {
+		c.w.setVerdictLocked(v.ID, v, true)
+	}
+	c.w.mu.Unlock()
+}
+
+func (c *claimsFleet) remove(ids ...string) {
+	c.w.mu.Lock()
+	for _, id := range ids {
+		c.w.setVerdictLocked(id, Verdict{}, false)
+	}
+	c.w.mu.Unlock()
+}
+
+// servers publishes the changes and returns who serves host+path
+// (container names, from the servers "ID:80").
+func (c *claimsFleet) servers(hostPath string) []string {
+	c.t.Helper()
+	changes, ok := c.f.Changes()
+	if !ok {
+		c.t.Fatal("fleet not publishable")
+	}
+	for id, bs := range changes {
+		c.b.Set(id, bs)
+	}
+	var out []string
+	for _, r := range c.b.Table().Routes {
+		if r.Host+r.Path == hostPath {
+			for _, s := range r.Servers {
+				out = append(out, strings.TrimSuffix(s, ":80"))
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// reason is why id's route for hostPath is refused now ("" if it is not).
+func (c *claimsFleet) reason(id, hostPath string) string {
+	for _, v := range c.f.Verdicts() {
+		for _, cf := range v.Conflicts {
+			if v.ID == id && cf.Backend.Host+cf.Backend.Path == hostPath {
+				return cf.Reason
+			}
+		}
+	}
+	return ""
+}
+
+// TestClaimsCannotBeWonByTiming plays a hostile tenant against a
+// protected host: every way of taking it by timing must fail.
+func TestClaimsCannotBeWonByTiming(t *testing.T) {
+	guarded := route.Backend{Host: "victim.test", Auth: "staff"}
+	open := route.Backend{Host: "victim.test"}
+	t.Run("created first, started later", func(t *testing.T) {
+		c := newClaimsFleet(t, time.Minute)
+		// Claims go by the time a container started, not by its creation.
+		ic := running("VIRTUALHOST=victim.test")
+		ic.Created, ic.Started = time.Unix(100, 0), time.Unix(300, 0)
+		intruder := claimant("i1", "intruder", int(Decide(ic, Options{}).Started.Unix()), route.Edge{}, open)
+		c.set(claimant("v1", "victim", 200, route.Edge{}, guarded), intruder)
+		if got := c.servers("victim.test"); !slices.Equal(got, []string{"v1"}) {
+			t.Fatalf("victim.test served by %v, want the victim only", got)
+		}
+	})
+	t.Run("start-first redeploy", func(t *testing.T) {
+		c := newClaimsFleet(t, time.Minute)
+		c.set(claimant("v1", "victim-1", 100, route.Edge{}, guarded), claimant("i1", "intruder", 200, route.Edge{}, open))
+		c.servers("victim.test")
+		c.set(claimant("v2", "victim-2", 300, route.Edge{}, guarded))
+		c.servers("victim.test")
+		c.remove("v1")
+		if got := c.servers("victim.test"); !slices.Equal(got, []string{"v2"}) {
+			t.Fatalf("after the redeploy victim.test is served by %v, want the new victim only", got)
+		}
+	})
+	t.Run("stop-first redeploy", func(t *testing.T) {
+		c := newClaimsFleet(t, time.Minute)
+		c.set(claimant("v1", "victim", 100, route.Edge{}, guarded), claimant("i1", "intruder", 200, route.Edge{}, open))
+		c.servers("victim.test")
+		c.remove("v1")
+		if got := c.servers("victim.test"); len(got) != 0 {
+			t.Fatalf("in the gap of a redeploy victim.test is served by %v, want no one", got)
+		}
+		if why := c.reason("i1", "victim.test"); !strings.Contains(why, "is held with no middlewares and no auth") && !strings.Contains(why, "held with auth group staff by container victim, which left at") {
+			t.Errorf("the intruder's refusal: %q", why)
+		}
+		// The victim's new container has its name: it takes the host back
+		// at once, even with other settings.
+		c.set(claimant("v2", "victim", 300, route.Edge{}, route.Backend{Host: "victim.test", Auth: "admins"}))
+		if got := c.servers("victim.test"); !slices.Equal(got, []string{"v2"}) {
+			t.Fatalf("the victim's successor: victim.test served by %v", got)
+		}
+	})
+	t.Run("sub-path", func(t *testing.T) {
+		c := newClaimsFleet(t, time.Minute)
+		c.set(claimant("i1", "intruder", 100, route.Edge{}, route.Backend{Host: "victim.test", Path: "/login"}),
+			claimant("v1", "victim", 200, route.Edge{}, guarded))
+		if got := c.servers("victim.test/login"); len(got) != 0 {
+			t.Fatalf("an open sub-path of a protected host is served by %v", got)
+		}
+		if why := c.reason("i1", "victim.test/login"); !strings.Contains(why, "victim.test/login lies under victim.test, which is already routed with auth group staff by container victim") {
+			t.Errorf("the sub-path's refusal: %q", why)
+		}
+		// The same guards are fine: an API behind the same login.
+		c.set(claimant("a1", "api", 300, route.Edge{}, route.Backend{Host: "victim.test", Path: "/api", Auth: "staff"}))
+		if got := c.servers("victim.test/api"); !slices.Equal(got, []string{"a1"}) {
+			t.Fatalf("a guarded sub-path: served by %v", got)
+		}
+	})
+	t.Run("hold ends", func(t *testing.T) {
+		c := newClaimsFleet(t, 50*time.Millisecond)
+		c.set(claimant("v1", "victim", 100, route.Edge{}, guarded), claimant("i1", "other", 200, route.Edge{}, open))
+		c.servers("victim.test")
+		c.remove("v1")
+		if got := c.servers("victim.test"); len(got) != 0 {
+			t.Fatalf("in the hold victim.test is served by %v", got)
+		}
+		select {
+		case <-c.f.Changed(): // the hold's end wakes the fleet
+		case <-time.After(5 * time.Second):
+			t.Fatal("the end of the hold did not wake the fleet")
+		}
+		if got := c.servers("victim.test"); !slices.Equal(got, []string{"i1"}) {
+			t.Fatalf("after the hold victim.test is served by %v, want the remaining container", got)
+		}
+	})
 }

@@ -19,11 +19,15 @@ import (
 // cache is small. Env and Exposed never change during a container's life;
 // State, Name and Networks do, and a list call is enough to refresh them.
 type Container struct {
-	ID   string
-	Name string
-	// Created orders claims: of containers asking different things of one
-	// host, the one created first decides (see resolveClaims).
+	ID      string
+	Name    string
 	Created time.Time
+	// Started is when the container last started running (zero when
+	// Docker did not say): of containers asking different things of a
+	// host no one holds yet, the one started first decides (see
+	// settleHost). A container that was created but never ran holds
+	// nothing.
+	Started time.Time
 	Env     []string
 	Labels  map[string]string
 	// StopSignal is the signal `docker stop` sends this container first.
@@ -105,8 +109,9 @@ type inspectAnswer struct {
 }
 
 type answerState struct {
-	Status container.ContainerState
-	Health *answerHealth
+	Status    container.ContainerState
+	StartedAt string
+	Health    *answerHealth
 }
 
 type answerHealth struct{ Status container.HealthStatus }
@@ -135,6 +140,7 @@ func (a inspectAnswer) container() Container {
 	c.Created, _ = time.Parse(time.RFC3339Nano, a.Created)
 	if a.State != nil {
 		c.State = intern(string(a.State.Status))
+		c.Started, _ = time.Parse(time.RFC3339Nano, a.State.StartedAt)
 		if a.State.Health != nil {
 			c.Health = intern(string(a.State.Health.Status))
 		}
@@ -177,7 +183,7 @@ func answerOf(in container.InspectResponse) inspectAnswer {
 	if b := in.ContainerJSONBase; b != nil {
 		a.ID, a.Name, a.Created = b.ID, b.Name, b.Created
 		if b.State != nil {
-			a.State = &answerState{Status: b.State.Status}
+			a.State = &answerState{Status: b.State.Status, StartedAt: b.State.StartedAt}
 			if b.State.Health != nil {
 				a.State.Health = &answerHealth{b.State.Health.Status}
 			}

@@ -59,6 +59,10 @@ type Options struct {
 	// hosts grew Caddy's config to 1.85 MB and made every later push of
 	// anyone's change take 8-15 s.
 	MaxRoutes int
+	// Hold is how long a host keeps the settings it was served with
+	// after its last container went (--unavailable-grace): a container
+	// asking for other settings is refused until then (see settleHost).
+	Hold time.Duration
 }
 
 // reservedHost says why a container may not claim one of its targets'
@@ -129,8 +133,10 @@ type Verdict struct {
 	// follows several ("" otherwise).
 	Engine string
 	// Service is true for a swarm service's verdict.
-	Service  bool
-	Created  time.Time // when the container was created: the order of claims
+	Service bool
+	// Started is when the container started running (a service: when it
+	// was created): the order of claims on a host no one holds.
+	Started  time.Time
 	OptedIn  bool
 	Backends []route.Backend // nil when not routed
 	// Conflicts are routes the container asked for and may not have,
@@ -160,7 +166,7 @@ type Verdict struct {
 func (v Verdict) Routed() bool { return len(v.Backends) > 0 }
 
 func (v Verdict) equal(o Verdict) bool {
-	return v.ID == o.ID && v.Name == o.Name && v.Created.Equal(o.Created) && v.OptedIn == o.OptedIn && v.Reason == o.Reason && v.Code == o.Code &&
+	return v.ID == o.ID && v.Name == o.Name && v.Started.Equal(o.Started) && v.OptedIn == o.OptedIn && v.Reason == o.Reason && v.Code == o.Code &&
 		v.Lifecycle == o.Lifecycle && slices.Equal(v.Notes, o.Notes) && slices.Equal(v.Info, o.Info) && slices.Equal(v.Backends, o.Backends)
 }
 
@@ -168,7 +174,7 @@ func (v Verdict) equal(o Verdict) bool {
 // function. Checks run in the order a user would fix them: opt-in, the
 // request itself, the container's state, then how to reach it.
 func Decide(c Container, opt Options) Verdict {
-	v := Verdict{ID: c.ID, Name: c.Name, Created: c.Created}
+	v := Verdict{ID: c.ID, Name: c.Name, Started: cmp.Or(c.Started, c.Created)}
 	if opt.SkipTasks && c.Labels[taskLabel] != "" {
 		v.Code, v.Reason = "swarm_task", "a swarm task: routed through its service"
 		return v

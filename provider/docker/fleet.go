@@ -41,9 +41,13 @@ type Fleet struct {
 	log     *slog.Logger
 	changed chan struct{}
 
-	// vmu guards view, what Changes last handed out.
+	// vmu guards view, what Changes last handed out, and wake.
 	vmu  sync.Mutex
 	view *view
+	// tenure is what each host was last settled to; wake settles again
+	// when a vacant host stops being held.
+	tenure *tenure
+	wake   *time.Timer
 
 	mu      sync.Mutex
 	opt     Options
@@ -70,7 +74,7 @@ func NewFleet(eps []Endpoint, opt Options, resync, grace time.Duration, log *slo
 
 // NewFleetOf watches engines already connected (tests give fake ones).
 func NewFleetOf(members []*Member, opt Options, resync, grace time.Duration, log *slog.Logger) *Fleet {
-	f := &Fleet{members: members, grace: grace, log: log, changed: make(chan struct{}, 1), opt: opt, dropped: map[*Member]bool{}, view: newView()}
+	f := &Fleet{members: members, grace: grace, log: log, changed: make(chan struct{}, 1), opt: opt, dropped: map[*Member]bool{}, view: newView(), tenure: newTenure(opt.Hold)}
 	for _, m := range members {
 		l := log
 		if len(members) > 1 {
@@ -316,7 +320,7 @@ func (f *Fleet) current(all bool) ([]Verdict, bool) {
 			vs = append(vs, mv...)
 		}
 	}
-	return resolveClaims(f.dedupe(vs)), fresh
+	return resolveClaims(f.dedupe(vs), f.tenure, now), fresh
 }
 
 // counts tells whether an engine's verdicts count: while it is synced, or,
@@ -392,6 +396,7 @@ func (f *Fleet) SetOptions(opt Options) {
 	f.mu.Lock()
 	f.opt = opt
 	f.mu.Unlock()
+	f.tenure.setHold(opt.Hold)
 	for _, m := range f.members {
 		m.Watcher.SetOptions(f.optionsFor(m, opt))
 		if sw := f.servicesOf(m); sw != nil {

@@ -93,7 +93,7 @@ func BenchmarkResolveClaims10k(b *testing.B) {
 		}
 	}
 	for b.Loop() {
-		resolveClaims(vs)
+		resolveClaims(vs, nil, time.Time{})
 	}
 }
 

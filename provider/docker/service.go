@@ -103,7 +103,7 @@ func prefixAddr(s string) netip.Addr {
 // or, on an engine routed by published ports, at the port the routing
 // mesh publishes on the engine's address.
 func DecideService(s Service, opt Options) Verdict {
-	v := Verdict{ID: s.ID, Name: s.Name, Created: s.Created, Service: true}
+	v := Verdict{ID: s.ID, Name: s.Name, Started: s.Created, Service: true}
 	spec, optedIn, err := parseRequest(s.Env, s.Labels, opt)
 	v.OptedIn, v.Notes = optedIn, spec.Notes
 	switch {

@@ -622,7 +622,7 @@ func explainAll(ctx context.Context, es []Engine, opts []Options, names []string
 			out = append(out, Verdict{Name: n, Code: "no_such_container", Reason: "no such container"})
 		}
 	}
-	for _, v := range resolveClaims(dedupe(decided)) {
+	for _, v := range resolveClaims(dedupe(decided), nil, time.Now()) {
 		if wanted[v.ID] {
 			out = append(out, v)
 		}

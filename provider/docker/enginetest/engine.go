@@ -47,6 +47,7 @@ type Container struct {
 	StopSignal  string
 	StopTimeout int       // seconds; 0: unset
 	Created     time.Time // default: when Run was called
+	Started     time.Time // default: Created
 	// Published maps container ports to the host ports they are
 	// published on (-p).
 	Published map[uint16]uint16
@@ -105,6 +106,9 @@ func (e *Engine) Run(c Container) string {
 	if c.Created.IsZero() {
 		c.Created = time.Now()
 	}
+	if c.Started.IsZero() {
+		c.Started = c.Created
+	}
 	e.mu.Lock()
 	e.containers[c.ID] = &c
 	e.emitLocked(events.ContainerEventType, events.ActionStart, c.ID, nil)
@@ -120,7 +124,7 @@ func (e *Engine) Age(d time.Duration) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, c := range e.containers {
-		c.Created = c.Created.Add(-d)
+		c.Created, c.Started = c.Created.Add(-d), c.Started.Add(-d)
 	}
 	for i := range e.log {
 		e.log[i].TimeNano -= d.Nanoseconds()
@@ -382,7 +386,7 @@ func (e *Engine) find(ref string) *Container {
 }
 
 func (c *Container) state() *container.State {
-	st := &container.State{Status: container.ContainerState(c.State), Running: c.State == "running", Paused: c.State == "paused"}
+	st := &container.State{Status: container.ContainerState(c.State), Running: c.State == "running", Paused: c.State == "paused", StartedAt: c.Started.Format(time.RFC3339Nano)}
 	if c.Health != "" {
 		st.Health = &container.Health{Status: container.HealthStatus(c.Health)}
 	}
