@@ -80,6 +80,7 @@ type config struct {
 	Args                []string // explain's container names
 	MiddlewaresFile     string
 	AuthFile            string
+	PolicyFile          string
 	// files holds what the operator's middlewares and auth files define
 	// now (not settings: the daemon keeps them current).
 	files operatorFiles
@@ -108,7 +109,7 @@ func (c config) dockerOptions() docker.Options {
 		Network: c.Network, IgnoreHealth: c.Health == "ignore", Scope: scope, Swarm: c.Swarm,
 		Middleware: c.files.middlewareCheck(c.Output), Auth: c.files.authCheck(),
 		TraefikLabels: c.TraefikLabels, IPFamily: c.IPFamily, NoTCP: c.Output == "caddy",
-		MaxRoutes: c.MaxRoutes, Hold: c.UnavailableGrace,
+		MaxRoutes: c.MaxRoutes, Hold: c.UnavailableGrace, Admit: c.files.admit(c.defaultHost()),
 	}
 }
 
@@ -154,6 +155,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ConfigFile, "config", "", "YAML file with any of these settings (keys are the flag names); reloaded when it changes")
 	fs.StringVar(&c.RoutesFile, "routes-file", "", "YAML file of static routes to non-Docker backends; reloaded when it changes")
 	fs.StringVar(&c.MiddlewaresFile, "middlewares-file", "", "YAML file of named middleware sets containers choose with the label dockroute.middlewares; reloaded when it changes")
+	fs.StringVar(&c.PolicyFile, "policy-file", "", "YAML file of the domains containers may claim, names reserved for no container, and names bound to owners (see Sharing a host); reloaded when it changes")
 	fs.StringVar(&c.AuthFile, "auth-file", "", "basic-auth groups ([group] headers over htpasswd -nB lines) containers choose with the label dockroute.auth; reloaded when it changes")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve /metrics (Prometheus) and /healthz on this address, e.g. 127.0.0.1:9273")
 	fs.BoolVar(&c.Pprof, "pprof", false, "also serve Go's profiler (/debug/pprof/) on --metrics-addr, for the operator's eyes only")

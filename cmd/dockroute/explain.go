@@ -40,7 +40,7 @@ func explain(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "explain: computed here with this command's settings (set --metrics-addr to ask the running dockroute)")
 	}
 	log := cfg.logger(os.Stderr, max(cfg.LogLevel, slog.LevelError))
-	cfg, err := withOperatorFiles(cfg, log)
+	cfg, src, err := withOperatorFiles(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -49,10 +49,6 @@ func explain(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer fleet.Close()
-	src, err := loadRoutesFile(cfg, log)
-	if err != nil {
-		return err
-	}
 	var fromFile []route.Backend
 	if src != nil {
 		fromFile = src.Value()

@@ -6,6 +6,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,10 +23,14 @@ func TestFallback(t *testing.T) {
 	dockertest.Require(t)
 	home := dockertest.Unique("fhome") + ".test"
 	app := dockertest.Unique("fapp") + ".test"
-	homeID := dockertest.Run(t, hello(home)...)[:12]
+	// The default host receives every unknown name: only the owner the
+	// policy file names may serve it.
+	homeID := dockertest.Run(t, hello(home, "--label", "com.example.role=home")...)[:12]
 	appID := dockertest.Run(t, hello(app, "--stop-timeout", "1")...)[:12]
+	policy := filepath.Join(t.TempDir(), "policy.yml")
+	writeFile(t, policy, fmt.Sprintf("hosts:\n  - names: [%s]\n    owners: [{label: com.example.role=home}]\n", home))
 	const grace = 8 * time.Second
-	proxies := everyProxy(t, "--default-host", home, "--unavailable-grace", grace.String())
+	proxies := everyProxy(t, "--default-host", home, "--unavailable-grace", grace.String(), "--policy-file", policy)
 
 	each := func(what string, check func(t *testing.T, addr string)) {
 		t.Helper()

@@ -2,8 +2,13 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"strings"
 
+	"github.com/dockroute/dockroute/provider/policy"
+	"github.com/dockroute/dockroute/provider/route"
+	"github.com/dockroute/dockroute/provider/static"
 	"github.com/dockroute/dockroute/provider/watchfile"
 	"github.com/dockroute/dockroute/render/auth"
 	mw "github.com/dockroute/dockroute/render/middleware"
@@ -15,6 +20,35 @@ import (
 type operatorFiles struct {
 	catalog *mw.Catalog
 	groups  *auth.Groups
+	policy  *policy.Policy
+	// routes are the routes file's backends: their hosts and paths are
+	// the operator's, never a container's.
+	routes []route.Backend
+}
+
+// admit tells why a container may not claim host+path: the operator's
+// default host (it receives every unknown name's requests, so only the
+// owners the policy file names may serve it), the routes file's routes
+// and every path under them, and the policy file's word.
+func (f operatorFiles) admit(defaultHost string) func(host, path string, who policy.Who) (code, reason string) {
+	static := map[string][]string{} // host → the routes file's paths there
+	for _, b := range f.routes {
+		if !b.TCP {
+			static[b.Host] = append(static[b.Host], b.Path)
+		}
+	}
+	pol := f.policy
+	return func(host, path string, who policy.Who) (string, string) {
+		if host == defaultHost && host != "" && !pol.Binds(host) {
+			return "reserved_host", fmt.Sprintf("%s is the operator's --default-host, which answers every name no route has: only a container the policy file names as its owner may serve it (--policy-file with hosts: [{names: [%s], owners: [{label: KEY=VALUE}]}])", host, host)
+		}
+		for _, p := range static[host] {
+			if strings.HasPrefix(path, p) {
+				return "reserved_host", fmt.Sprintf("%s%s is routed by the operator's routes file (%s%s): no container may claim it or a path under it", host, path, host, p)
+			}
+		}
+		return pol.Admit(host, who)
+	}
 }
 
 // middlewareCheck tells why a route for host may not use a set with
@@ -56,11 +90,28 @@ func newAuthSource(path string, log *slog.Logger) *watchfile.Source[*auth.Groups
 	}, log)
 }
 
+// newPolicySource keeps the policy file loaded, logging the entries it
+// could not read (each fails closed: see policy.Parse).
+func newPolicySource(path string, log *slog.Logger) *watchfile.Source[*policy.Policy] {
+	return watchfile.NewSource(path, "policy file", func(data []byte) (*policy.Policy, error) {
+		p, problems, err := policy.Parse(data)
+		if err != nil {
+			return nil, err
+		}
+		for _, pr := range problems {
+			log.Warn("policy file entry not applied as written", "file", path, "line", pr.Line, "reason", pr.Reason)
+		}
+		log.Info("policy file loaded", "file", path, "domains", len(p.Domains), "reserved", len(p.Reserved), "rules", len(p.Rules), "problems", len(problems))
+		return p, nil
+	}, log)
+}
+
 // operatorSources keeps the operator's files loaded; a nil source is a
 // file not given.
 type operatorSources struct {
-	mws  *watchfile.Source[*mw.Catalog]
-	auth *watchfile.Source[*auth.Groups]
+	mws    *watchfile.Source[*mw.Catalog]
+	auth   *watchfile.Source[*auth.Groups]
+	policy *watchfile.Source[*policy.Policy]
 }
 
 func newOperatorSources(cfg config, log *slog.Logger) operatorSources {
@@ -71,10 +122,15 @@ func newOperatorSources(cfg config, log *slog.Logger) operatorSources {
 	if cfg.AuthFile != "" {
 		s.auth = newAuthSource(cfg.AuthFile, log)
 	}
+	if cfg.PolicyFile != "" {
+		s.policy = newPolicySource(cfg.PolicyFile, log)
+	}
 	return s
 }
 
-// load reads both files; the first error is returned after both tried.
+// load reads the middlewares and auth files; the first error is returned
+// after both tried. Containers choosing a set or group are refused until
+// it loads, so the daemon may start without them.
 func (s operatorSources) load() error {
 	var first error
 	if s.mws != nil {
@@ -88,6 +144,15 @@ func (s operatorSources) load() error {
 	return first
 }
 
+// loadPolicy reads the policy file. Unlike the others, the daemon does
+// not start without it: the hosts it binds would be open to anyone.
+func (s operatorSources) loadPolicy() error {
+	if s.policy == nil {
+		return nil
+	}
+	return s.policy.Load()
+}
+
 // files is what the files define now.
 func (s operatorSources) files() operatorFiles {
 	var f operatorFiles
@@ -96,6 +161,9 @@ func (s operatorSources) files() operatorFiles {
 	}
 	if s.auth != nil {
 		f.groups = s.auth.Value()
+	}
+	if s.policy != nil {
+		f.policy = s.policy.Value()
 	}
 	return f
 }
@@ -108,6 +176,9 @@ func (s operatorSources) watch(ctx context.Context, log *slog.Logger, goroutine 
 	}
 	if s.auth != nil {
 		watchSource(ctx, log, goroutine, s.auth, changed)
+	}
+	if s.policy != nil {
+		watchSource(ctx, log, goroutine, s.policy, changed)
 	}
 }
 
@@ -135,13 +206,25 @@ func (s operatorSources) rearm() {
 	if s.auth != nil {
 		s.auth.Rearm()
 	}
+	if s.policy != nil {
+		s.policy.Rearm()
+	}
 }
 
 // withOperatorFiles loads the operator's files once, for the one-shot
-// commands.
-func withOperatorFiles(cfg config, log *slog.Logger) (config, error) {
+// commands, the routes file with them (nil without one).
+func withOperatorFiles(cfg config, log *slog.Logger) (config, *static.Source, error) {
 	s := newOperatorSources(cfg, log)
 	err := s.load()
+	if perr := s.loadPolicy(); err == nil {
+		err = perr
+	}
 	cfg.files = s.files()
-	return cfg, err
+	if err != nil || cfg.RoutesFile == "" {
+		return cfg, nil, err
+	}
+	src := static.NewSource(cfg.RoutesFile, log)
+	err = src.Load()
+	cfg.files.routes = src.Value()
+	return cfg, src, err
 }

@@ -104,7 +104,7 @@ func TestRoutesFile(t *testing.T) {
 	d.waitOracle(t, shared+"/", traefik.Name(shared, ""), "http://127.0.0.1:9003")
 	d.waitLog(t, "routes file entry skipped")
 	out, err := exec.Command(binary, "explain", "--routes-file", routes, id).Output()
-	if err != nil || !strings.Contains(string(out), "NOT used: the routes file has a static route for "+shared) {
+	if err != nil || !strings.Contains(string(out), shared+" is routed by the operator's routes file") {
 		t.Fatalf("explain does not show the conflict: %v\n%s", err, out)
 	}
 

@@ -81,7 +81,18 @@ func run(ctx context.Context, cfg config, args []string) error {
 		// Containers choosing a set or group are refused until it loads.
 		log.Error("starting without the operator's middlewares or auth file", "err", err)
 	}
+	if err := operator.loadPolicy(); err != nil {
+		return fmt.Errorf("--policy-file: %w (dockroute does not start without it: the names it binds would be open to any container)", err)
+	}
 	cfg.files = operator.files()
+	var routesFile *static.Source
+	if cfg.RoutesFile != "" {
+		routesFile = static.NewSource(cfg.RoutesFile, log)
+		if err := routesFile.Load(); err != nil {
+			log.Error("starting without static routes", "err", err)
+		}
+		cfg.files.routes = routesFile.Value()
+	}
 	out, err := newOutput(cfg, log)
 	if err != nil {
 		return err
@@ -96,7 +107,7 @@ func run(ctx context.Context, cfg config, args []string) error {
 	}
 	d := &daemon{
 		args: args, log: log, level: level, cfg: cfg, out: out, ownNetwork: own,
-		fleet: fleet, operator: operator,
+		fleet: fleet, operator: operator, static: routesFile,
 		kick:   make(chan struct{}, 1),
 		routes: route.NewBuilder(),
 		recent: route.NewRecent(cfg.UnavailableGrace),
@@ -106,12 +117,6 @@ func run(ctx context.Context, cfg config, args []string) error {
 		co.onError = d.metrics.caddyErrors.Inc
 		if co.lookup != nil {
 			d.metrics.countLookups(co.lookup)
-		}
-	}
-	if cfg.RoutesFile != "" {
-		d.static = static.NewSource(cfg.RoutesFile, log)
-		if err := d.static.Load(); err != nil {
-			log.Error("starting without static routes", "err", err)
 		}
 	}
 	var engines []string
@@ -155,7 +160,7 @@ func (d *daemon) run(ctx context.Context) error {
 				d.log.Error("not watching the routes file", "err", err)
 			}
 		})
-		goroutine(func() { forward(ctx, d.static.Changed(), d.poke) })
+		goroutine(func() { forward(ctx, d.static.Changed(), d.routesFileChanged) })
 	}
 	d.operator.watch(ctx, d.log, goroutine, d.operatorFilesChanged)
 	if path := d.config().ConfigFile; path != "" {
@@ -365,11 +370,24 @@ func (d *daemon) reload() {
 // the output renders the new definitions.
 func (d *daemon) operatorFilesChanged() {
 	d.mu.Lock()
+	routes := d.cfg.files.routes
 	d.cfg.files = d.operator.files()
+	d.cfg.files.routes = routes
 	cfg := d.cfg
 	d.mu.Unlock()
 	d.fleet.SetOptions(cfg.dockerOptions())
 	d.out.setOptions(cfg)
+	d.poke()
+}
+
+// routesFileChanged applies a new routes file: its hosts and paths are
+// reserved from containers, so every container is decided again.
+func (d *daemon) routesFileChanged() {
+	d.mu.Lock()
+	d.cfg.files.routes = d.static.Value()
+	cfg := d.cfg
+	d.mu.Unlock()
+	d.fleet.SetOptions(cfg.dockerOptions())
 	d.poke()
 }
 
@@ -476,7 +494,7 @@ func (d *daemon) anyEngineConnected() bool {
 // file) once.
 func render(ctx context.Context, cfg config, stdout io.Writer) error {
 	log := cfg.logger(os.Stderr, max(cfg.LogLevel, slog.LevelError)) // the output is the answer
-	cfg, err := withOperatorFiles(cfg, log)
+	cfg, src, err := withOperatorFiles(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -489,10 +507,7 @@ func render(ctx context.Context, cfg config, stdout io.Writer) error {
 		return err
 	}
 	defer fleet.Close()
-	d := &daemon{log: log, cfg: cfg, out: out, fleet: fleet, routes: route.NewBuilder()}
-	if d.static, err = loadRoutesFile(cfg, log); err != nil {
-		return err
-	}
+	d := &daemon{log: log, cfg: cfg, out: out, fleet: fleet, routes: route.NewBuilder(), static: src}
 	if err := d.fleet.Sync(ctx); err != nil {
 		return err
 	}
@@ -538,16 +553,6 @@ func deliveryNotes(ctx context.Context, cfg config) func(route.Backend) string {
 		}
 	}
 	return none
-}
-
-// loadRoutesFile reads --routes-file once, for the one-shot commands; nil
-// without one.
-func loadRoutesFile(cfg config, log *slog.Logger) (*static.Source, error) {
-	if cfg.RoutesFile == "" {
-		return nil, nil
-	}
-	src := static.NewSource(cfg.RoutesFile, log)
-	return src, src.Load()
 }
 
 func formatVerdict(v docker.Verdict, overridden []route.Backend, annotate func(route.Backend) string) string {

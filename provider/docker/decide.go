@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dockroute/dockroute/provider/policy"
 	"github.com/dockroute/dockroute/provider/route"
 )
 
@@ -59,6 +60,10 @@ type Options struct {
 	// hosts grew Caddy's config to 1.85 MB and made every later push of
 	// anyone's change take 8-15 s.
 	MaxRoutes int
+	// Admit tells why a container may not claim host+path, as a code and
+	// a reason ("" when it may): the operator's reserved names and policy.
+	// nil admits every claim.
+	Admit func(host, path string, who policy.Who) (code, reason string)
 	// Hold is how long a host keeps the settings it was served with
 	// after its last container went (--unavailable-grace): a container
 	// asking for other settings is refused until then (see settleHost).
@@ -150,7 +155,8 @@ type Verdict struct {
 	// network_ambiguous, network_missing, no_address, port_not_exposed,
 	// unknown_middleware, unknown_auth_group,
 	// claim_conflict (every route it asked for conflicts), inspect_failed,
-	// setting_too_large, too_many_routes, reserved_host.
+	// setting_too_large, too_many_routes, reserved_host, outside_domains,
+	// not_owner.
 	Code string
 	// Lifecycle is true when the reason is the container's state (stopped,
 	// paused, starting up): routine, not a mistake to fix.
@@ -200,12 +206,12 @@ func Decide(c Container, opt Options) Verdict {
 		v.Code, v.Reason = "invalid_request", "invalid request: "+err.Error()
 		return v
 	}
-	if opt.MaxRoutes > 0 && len(spec.Targets) > opt.MaxRoutes {
-		v.Code, v.Reason = "too_many_routes", fmt.Sprintf("asks for %d routes, more than one container may have (%d, --max-routes-per-container): split them over several containers, or have the operator raise the limit", len(spec.Targets), opt.MaxRoutes)
-		return v
+	who := policy.Who{Labels: c.Labels}
+	for _, n := range c.Networks {
+		who.Networks = append(who.Networks, n.Network)
 	}
-	if reason := reservedHost(spec.Targets); reason != "" {
-		v.Code, v.Reason = "reserved_host", reason
+	if code, reason := claimLimits(spec.Targets, who, opt); reason != "" {
+		v.Code, v.Reason = code, reason
 		return v
 	}
 	if opt.NoTCP && slices.ContainsFunc(spec.Targets, func(t Target) bool { return t.TCP }) {
@@ -245,6 +251,28 @@ func Decide(c Container, opt Options) Verdict {
 		v.Info = append(v.Info, fmt.Sprintf("addresses: published ports on %s, where the proxy reaches engine %s (addr=published)", opt.Advertise, cmp.Or(opt.Engine, "local")))
 	}
 	return v
+}
+
+// claimLimits checks what a container or service claims against the
+// operator's limit on routes, the names no one may claim, and the
+// operator's Admit (reserved names and the policy file).
+func claimLimits(ts []Target, who policy.Who, opt Options) (code, reason string) {
+	if opt.MaxRoutes > 0 && len(ts) > opt.MaxRoutes {
+		return "too_many_routes", fmt.Sprintf("asks for %d routes, more than one container may have (%d, --max-routes-per-container): split them over several containers, or have the operator raise the limit", len(ts), opt.MaxRoutes)
+	}
+	if reason := reservedHost(ts); reason != "" {
+		return "reserved_host", reason
+	}
+	if opt.Admit == nil {
+		return "", ""
+	}
+	who.Engine = opt.Engine
+	for _, t := range ts {
+		if code, reason := opt.Admit(t.Host, t.Path, who); reason != "" {
+			return code, reason
+		}
+	}
+	return "", ""
 }
 
 // operatorChoices checks that the middleware sets and the auth group a

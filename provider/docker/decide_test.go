@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dockroute/dockroute/provider/policy"
 	"github.com/dockroute/dockroute/provider/route"
 )
 
@@ -342,4 +343,35 @@ func manyHosts(n int) string {
 		hs[i] = fmt.Sprintf("h%d.test", i)
 	}
 	return strings.Join(hs, ",")
+}
+
+// TestDecideAsksTheOperator: every target of a container, and of a swarm
+// service, goes through the operator's Admit with what a policy selects
+// by (labels, networks, engine); its refusal refuses the whole request.
+func TestDecideAsksTheOperator(t *testing.T) {
+	var asked []string
+	opt := Options{Engine: "edge-1", Admit: func(host, path string, who policy.Who) (string, string) {
+		asked = append(asked, fmt.Sprintf("%s%s %v %s %s", host, path, who.Networks, who.Labels["team"], who.Engine))
+		if host == "theirs.test" {
+			return "not_owner", "theirs.test belongs to another team"
+		}
+		return "", ""
+	}}
+	c := running("VIRTUALHOST=mine.test/app, theirs.test", "PORT=8080")
+	c.Labels = map[string]string{"team": "a"}
+	v := Decide(c, opt)
+	if v.Routed() || v.Code != "not_owner" || v.Reason != "theirs.test belongs to another team" {
+		t.Errorf("verdict %+v; want not_owner", v)
+	}
+	if want := []string{"mine.test/app [bridge] a edge-1", "theirs.test [bridge] a edge-1"}; !slices.Equal(asked, want) {
+		t.Errorf("asked %q, want %q", asked, want)
+	}
+	s := Service{ID: "s", Name: "svc", Env: []string{"VIRTUALHOST=theirs.test", "PORT=80"}, Labels: map[string]string{"team": "b"},
+		VIPs: map[string]netip.Addr{"overlay": netip.MustParseAddr("10.0.9.2")}}
+	if v := DecideService(s, opt); v.Code != "not_owner" {
+		t.Errorf("a service's verdict %+v; want not_owner", v)
+	}
+	if last := asked[len(asked)-1]; last != "theirs.test [overlay] b edge-1" {
+		t.Errorf("the service was asked as %q", last)
+	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/docker/docker/api/types/swarm"
 
+	"github.com/dockroute/dockroute/provider/policy"
 	"github.com/dockroute/dockroute/provider/route"
 )
 
@@ -112,6 +113,11 @@ func DecideService(s Service, opt Options) Verdict {
 		return v
 	case err != nil:
 		v.Code, v.Reason = "invalid_request", "invalid request: "+err.Error()
+		return v
+	}
+	who := policy.Who{Labels: s.Labels, Networks: slices.Sorted(maps.Keys(s.VIPs))}
+	if code, reason := claimLimits(spec.Targets, who, opt); reason != "" {
+		v.Code, v.Reason = code, reason
 		return v
 	}
 	if code, reason := operatorChoices(spec, opt); reason != "" {

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/dockroute/dockroute/provider/policy"
+	"github.com/dockroute/dockroute/provider/route"
+)
+
+// TestAdmitReservesTheOperatorsNames: the routes file's hosts and every
+// path under its routes, and the default host, are no container's; the
+// default host is its policy owner's.
+func TestAdmitReservesTheOperatorsNames(t *testing.T) {
+	pol, _, err := policy.Parse([]byte("hosts: [{names: [home.test], owners: [{label: role=home}]}]"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := operatorFiles{policy: pol, routes: []route.Backend{
+		{Host: "static.test", Server: "10.0.0.1:80"},
+		{Host: "mixed.test", Path: "/legacy", Server: "10.0.0.1:80"},
+	}}
+	owner := policy.Who{Labels: map[string]string{"role": "home"}}
+	stranger := policy.Who{}
+	for _, c := range []struct {
+		defaultHost, host, path string
+		who                     policy.Who
+		want                    string // a part of the reason; "" admitted
+	}{
+		{"", "static.test", "", stranger, "routed by the operator's routes file (static.test)"},
+		{"", "static.test", "/x", stranger, "static.test/x is routed by the operator's routes file"},
+		{"", "mixed.test", "/legacy/x", stranger, "(mixed.test/legacy)"},
+		{"", "mixed.test", "/legacy", stranger, "(mixed.test/legacy)"},
+		{"", "mixed.test", "", stranger, ""}, // the rest of the host is free
+		{"", "mixed.test", "/app", stranger, ""},
+		{"other.test", "other.test", "", stranger, "is the operator's --default-host"},
+		{"home.test", "home.test", "", stranger, "belongs, by the operator's policy file"},
+		{"home.test", "home.test", "", owner, ""},
+	} {
+		code, reason := files.admit(c.defaultHost)(c.host, c.path, c.who)
+		if c.want == "" && code != "" || c.want != "" && !strings.Contains(reason, c.want) {
+			t.Errorf("default %q, claim %s%s by %+v: %s %q; want %q", c.defaultHost, c.host, c.path, c.who, code, reason, c.want)
+		}
+	}
+}
