@@ -54,6 +54,11 @@ type syncSource interface {
 	// setConnected records that the stream is followed (after a sync) or
 	// lost.
 	setConnected(ok bool)
+	// failed receives when work beside the event loop found the engine
+	// gone, and moved when it moved the next wake (nil: the source does
+	// no such work).
+	failed() <-chan error
+	moved() <-chan struct{}
 }
 
 // follower runs a source against an engine.
@@ -154,6 +159,9 @@ func (f follower) follow(ctx context.Context) (up time.Duration, err error) {
 			return time.Since(start), ctx.Err()
 		case err := <-errs:
 			return time.Since(start), fmt.Errorf("event stream ended: %w", err)
+		case err := <-f.src.failed():
+			return time.Since(start), err
+		case <-f.src.moved(): // the wake is set again above
 		case m := <-msgs:
 			quiet.Reset(quietProbe)
 			if err := f.src.apply(ctx, m, msgs); err != nil {
@@ -216,9 +224,10 @@ func (w *Watcher) filter() filters.Args {
 // cached container without asking Docker; one that brings new data
 // (start, rename, a network change), or names a container not known yet,
 // costs one inspect. So a container's whole life (start, kill, die,
-// destroy) costs one inspect, not one per event. An inspect that fails
-// affects only its container; it ends the stream only when the engine
-// itself stopped answering.
+// destroy) costs one inspect, not one per event. Inspects run beside
+// the loop (inspects.go), so a slow one holds up no other container. An
+// inspect that fails affects only its container; it ends the stream only
+// when the engine itself stopped answering.
 func (w *Watcher) apply(ctx context.Context, first events.Message, msgs <-chan events.Message) error {
 	changes := map[string]*eventChange{}
 	var order []string
@@ -248,6 +257,11 @@ func (w *Watcher) apply(ctx context.Context, first events.Message, msgs <-chan e
 	}
 	for _, id := range order {
 		ch := changes[id]
+		// An inspect under way may answer from before these events: it
+		// is asked again, and they apply now.
+		w.mu.Lock()
+		w.inFlightLocked(id)
+		w.mu.Unlock()
 		if c, ok := w.cached(id); ok && !ch.inspect {
 			if ch.gone {
 				w.update(id, Container{}, false, time.Now(), now)
@@ -260,15 +274,7 @@ func (w *Watcher) apply(ctx context.Context, first events.Message, msgs <-chan e
 			w.update(id, Container{}, false, time.Now(), now)
 			continue
 		}
-		c, found, err := inspect(ctx, w.engine, id)
-		if err != nil {
-			if perr := ping(ctx, w.engine); perr != nil {
-				return fmt.Errorf("docker stopped answering: %w", perr)
-			}
-			w.inspectFailed(id, err, time.Now())
-			continue
-		}
-		w.update(id, c, found, time.Now(), now)
+		w.startInspect(ctx, id, now)
 	}
 	return nil
 }

@@ -213,6 +213,11 @@ func (w *ServiceWatcher) refresh(ctx context.Context, id string) error {
 
 // apply refreshes the services the events concern and polls them for a
 // while, as their tasks change without events.
+// failed and moved are nil: a service watcher does all its work in the
+// event loop.
+func (w *ServiceWatcher) failed() <-chan error   { return nil }
+func (w *ServiceWatcher) moved() <-chan struct{} { return nil }
+
 func (w *ServiceWatcher) apply(ctx context.Context, first events.Message, more <-chan events.Message) error {
 	ids := map[string]bool{}
 	all := false

@@ -47,6 +47,13 @@ type Watcher struct {
 	// at Info (negative: no bound, outside a sync), and quietRouted how
 	// many it logged at Debug instead.
 	routedLines, quietRouted int
+	// flights are the events' inspects under way, by container ID;
+	// inspectSlots bounds them and broken reports an engine that stopped
+	// answering one, wakeMoved a retry it scheduled (inspects.go).
+	flights      map[string]*flight
+	inspectSlots chan struct{}
+	broken       chan error
+	wakeMoved    chan struct{}
 }
 
 // syncRoutedLines bounds the "routed" lines one full sync logs at Info:
@@ -60,15 +67,19 @@ const syncRoutedLines = 20
 // interval.
 func New(engine Engine, opt Options, resync time.Duration, log *slog.Logger) *Watcher {
 	return &Watcher{
-		engine:      engine,
-		opt:         opt,
-		log:         log,
-		resync:      resync,
-		link:        newLink(),
-		routedLines: -1,
-		cache:       map[string]*Container{},
-		kills:       kills{},
-		verdicts:    newVerdictSet(),
+		engine:       engine,
+		opt:          opt,
+		log:          log,
+		resync:       resync,
+		link:         newLink(),
+		routedLines:  -1,
+		cache:        map[string]*Container{},
+		kills:        kills{},
+		verdicts:     newVerdictSet(),
+		flights:      map[string]*flight{},
+		inspectSlots: make(chan struct{}, eventInspects),
+		broken:       make(chan error, 1),
+		wakeMoved:    make(chan struct{}, 1),
 	}
 }
 
@@ -280,6 +291,9 @@ func (w *Watcher) replace(next map[string]*Container, failed map[string]Verdict,
 		}
 	}
 	w.cache = next
+	for id := range w.flights {
+		w.inFlightLocked(id) // its answer may predate the list
+	}
 	w.routedLines, w.quietRouted = syncRoutedLines, 0
 	for id, c := range next {
 		changed = w.setVerdictLocked(id, w.decideLocked(*c, now), true) || changed

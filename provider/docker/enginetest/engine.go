@@ -65,6 +65,7 @@ type Engine struct {
 	dropAfter  int
 	inspectErr map[string]error
 	vanish     map[string]bool
+	hang       map[string]*Gate
 	calls      map[string]int
 	services   map[string]*Service // nil: not a swarm manager
 	// LogLimit, when positive, bounds the events kept for replay
@@ -77,7 +78,7 @@ type Engine struct {
 func New() *Engine {
 	return &Engine{
 		containers: map[string]*Container{}, streams: map[*stream]bool{},
-		inspectErr: map[string]error{}, vanish: map[string]bool{}, calls: map[string]int{},
+		inspectErr: map[string]error{}, vanish: map[string]bool{}, calls: map[string]int{}, hang: map[string]*Gate{},
 		dropAfter: -1,
 	}
 }
@@ -276,6 +277,26 @@ func (e *Engine) FailInspect(id string, err error) {
 	}
 }
 
+// HangInspect makes inspects of id wait for g to open (or their
+// deadline), as on an engine too loaded to answer them; nil undoes it.
+func (e *Engine) HangInspect(id string, g *Gate) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if g == nil {
+		delete(e.hang, id)
+	} else {
+		e.hang[id] = g
+	}
+}
+
+// EmitNetwork emits a network event about container id (connect,
+// disconnect): as Docker's, it names the container and the network only.
+func (e *Engine) EmitNetwork(id string, action events.Action) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.emitLocked(events.NetworkEventType, action, "bridge-network-id", map[string]string{"container": id, "name": "bridge", "type": "bridge"})
+}
+
 // VanishOnInspect makes id disappear the moment it is inspected, as a
 // container removed between a list and an inspect does.
 func (e *Engine) VanishOnInspect(id string) {
@@ -338,6 +359,14 @@ func (e *Engine) ContainerList(ctx context.Context, opts container.ListOptions) 
 func (e *Engine) ContainerInspect(ctx context.Context, ref string) (container.InspectResponse, error) {
 	if err := e.enter(ctx, "ContainerInspect"); err != nil {
 		return container.InspectResponse{}, err
+	}
+	e.mu.Lock()
+	g := e.hang[ref]
+	e.mu.Unlock()
+	if g != nil {
+		if err := g.Wait(ctx); err != nil {
+			return container.InspectResponse{}, err
+		}
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()

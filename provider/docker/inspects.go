@@ -1,0 +1,116 @@
+package docker
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// eventInspects bounds the inspects events have in flight at once. They
+// run beside the event loop, never in it: on a busy engine, inspects of
+// containers outside --filter (whose events do not show it) hit their 10 s
+// deadline one after another, and an in-scope unpause queued behind them
+// was published 20 s late. The bound spares the engine a storm; it is
+// wide, so a few hanging inspects never hold up the others.
+const eventInspects = 64
+
+// flight is an event's inspect under way for one container.
+type flight struct {
+	// again is set when something newer than the inspect's answer may be
+	// known (another event, a full sync): the answer is dropped and the
+	// container inspected again, at most maxAgain times in a row.
+	again  bool
+	agains int
+}
+
+const maxAgain = 3
+
+// startInspect inspects id beside the event loop, one inspect per
+// container at a time, and installs what it finds. received is when the
+// events that asked for it arrived (for the change's latency).
+func (w *Watcher) startInspect(ctx context.Context, id string, received time.Time) {
+	w.mu.Lock()
+	if f, ok := w.flights[id]; ok {
+		f.again = true
+		w.mu.Unlock()
+		return
+	}
+	f := &flight{}
+	w.flights[id] = f
+	w.mu.Unlock()
+	go w.runInspect(ctx, id, f, received)
+}
+
+func (w *Watcher) runInspect(ctx context.Context, id string, f *flight, received time.Time) {
+	for {
+		select {
+		case w.inspectSlots <- struct{}{}:
+		case <-ctx.Done():
+			w.land(id)
+			return
+		}
+		c, found, err := inspect(ctx, w.engine, id)
+		<-w.inspectSlots
+		w.mu.Lock()
+		if f.again && f.agains < maxAgain && ctx.Err() == nil {
+			f.again = false
+			f.agains++
+			w.mu.Unlock()
+			continue
+		}
+		delete(w.flights, id)
+		w.mu.Unlock()
+		switch {
+		case ctx.Err() != nil:
+		case err != nil:
+			if perr := ping(ctx, w.engine); perr != nil {
+				w.fail(fmt.Errorf("docker stopped answering: %w", perr))
+			}
+			w.inspectFailed(id, err, time.Now())
+			w.rearm() // its retry is a wake the loop must know of
+		default:
+			w.update(id, c, found, time.Now(), received)
+		}
+		return
+	}
+}
+
+// land ends id's flight without an answer.
+func (w *Watcher) land(id string) {
+	w.mu.Lock()
+	delete(w.flights, id)
+	w.mu.Unlock()
+}
+
+// inFlightLocked tells whether an inspect of id is under way, marking it
+// to be asked again: its answer may predate what the caller knows.
+func (w *Watcher) inFlightLocked(id string) bool {
+	f, ok := w.flights[id]
+	if ok {
+		f.again = true
+	}
+	return ok
+}
+
+// fail reports that the engine stopped answering: the event loop ends the
+// stream, as when its own call fails.
+func (w *Watcher) fail(err error) {
+	select {
+	case w.broken <- err:
+	default:
+	}
+}
+
+// rearm tells the event loop that its next wake may have moved.
+func (w *Watcher) rearm() {
+	select {
+	case w.wakeMoved <- struct{}{}:
+	default:
+	}
+}
+
+// failed receives when an inspect beside the loop found the engine gone.
+func (w *Watcher) failed() <-chan error { return w.broken }
+
+// moved receives when the next wake may have moved.
+func (w *Watcher) moved() <-chan struct{} { return w.wakeMoved }
