@@ -408,7 +408,7 @@ func mustRead(t *testing.T, path string) []byte {
 	return b
 }
 
-// TestFirstClaimantDecidesEdge: a container created later cannot turn a
+// TestFirstClaimantDecidesEdge: a container started later cannot turn a
 // TLS host into plain HTTP by claiming it with dockroute.tls=false, even
 // when its name sorts first: its route is refused with a reason naming the
 // first claimant, in the log and in explain, and the host stays TLS with

@@ -56,7 +56,7 @@ func TestHostileTenants(t *testing.T) {
 	owner := run(owned, "--label", "com.example.team=a")
 
 	proxies := everyProxy(t, "--filter", "label="+scope, "--auth-file", authFile, "--routes-file", routes,
-		"--policy-file", policy, "--default-host", home)
+		"--policy-file", policy, "--default-host", home, "--unavailable-grace", "1m")
 	for name, addr := range proxies {
 		t.Run(name, func(t *testing.T) {
 			waitAsk(t, addr, "GET", victim, "/", "alice", "alice-pw", func(a answer) bool { return a.status == 200 && strings.Contains(a.body, victimID[:12]) }, "200 from the victim")
