@@ -29,6 +29,7 @@ build:
 ## image: the dockroute image (FROM scratch; the Dockerfile only copies the static binary)
 image:
 	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -buildvcs=auto -ldflags='-s -w' -o bin/dockroute-linux ./cmd/dockroute
+	mkdir -p bin/image/dynamic
 	docker build -q -t $(IMAGE) .
 
 ## test: formatting, vet, and every test (real Docker, real Traefik and its oracle, both Caddys) with -race

@@ -121,12 +121,25 @@ func (c config) caddyOptions() caddy.Options {
 	}
 }
 
+// dnsListen is where --caddy-dns listens: a port alone (1053 or :1053)
+// is on loopback, so the lookups are never offered to a network of
+// tenants unless the operator names an address.
+func (c config) dnsListen() string {
+	if _, err := strconv.ParseUint(c.CaddyDNS, 10, 16); err == nil {
+		return "127.0.0.1:" + c.CaddyDNS
+	}
+	if port, ok := strings.CutPrefix(c.CaddyDNS, ":"); ok {
+		return "127.0.0.1:" + port
+	}
+	return c.CaddyDNS
+}
+
 // caddyLookup is where Caddy asks for upstreams, nil without --caddy-dns.
 func (c config) caddyLookup() *caddy.Lookup {
 	if c.CaddyDNS == "" {
 		return nil
 	}
-	return &caddy.Lookup{Resolver: "udp/" + cmp.Or(c.CaddyDNSAdvertise, c.CaddyDNS), Refresh: c.CaddyDNSRefresh}
+	return &caddy.Lookup{Resolver: "udp/" + cmp.Or(c.CaddyDNSAdvertise, c.dnsListen()), Refresh: c.CaddyDNSRefresh}
 }
 
 // secretMode is --secret-file-mode (validated).
@@ -180,7 +193,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.CaddyTLS, "caddy-tls", false, "keep Caddy's automatic HTTPS on for routed hosts (use with --caddy-listen :443)")
 	fs.BoolVar(&c.CaddyNoRedirect, "caddy-no-redirect", false, "with --caddy-tls, do not redirect HTTP to HTTPS")
 	durationVar(fs, &c.CaddyCheck, "caddy-check", 5*time.Second, "how often to check that Caddy still has dockroute's server, restoring it if lost")
-	fs.StringVar(&c.CaddyDNS, "caddy-dns", "", "answer Caddy's upstream lookups on this address (HOST:PORT, UDP and TCP), so replicas starting and stopping change no Caddy config; off when empty")
+	fs.StringVar(&c.CaddyDNS, "caddy-dns", "", "answer Caddy's upstream lookups on this address (PORT on loopback, or HOST:PORT; UDP and TCP), so replicas starting and stopping change no Caddy config; off when empty")
 	fs.StringVar(&c.CaddyDNSAdvertise, "caddy-dns-advertise", "", "the address Caddy reaches --caddy-dns at, when not the same (e.g. dockroute:1053 beside Caddy in Compose)")
 	durationVar(fs, &c.CaddyDNSRefresh, "caddy-dns-refresh", 250*time.Millisecond, "with --caddy-dns, how long Caddy uses an answer before asking again: the longest a stopping replica may still get new requests")
 	fs.StringVar(&c.DockerHost, "docker-host", "", "Docker engines to follow, comma-separated URLs (unix:///PATH, tcp://HOST:PORT) with optional ?tls=DIR&addr=network|published&advertise=ADDR&name=NAME; default: DOCKER_HOST or the local socket")
@@ -356,11 +369,11 @@ func (c config) validateDNS() error {
 	if c.Output != "caddy" {
 		return invalid("caddy-dns", "--caddy-dns %q: only --output caddy looks upstreams up", c.CaddyDNS)
 	}
-	host, port, err := net.SplitHostPort(c.CaddyDNS)
+	host, port, err := net.SplitHostPort(c.dnsListen())
 	if err != nil || port == "" || port == "0" {
-		return invalid("caddy-dns", "--caddy-dns %q: want HOST:PORT, e.g. 127.0.0.1:1053", c.CaddyDNS)
+		return invalid("caddy-dns", "--caddy-dns %q: want PORT (on loopback) or HOST:PORT, e.g. 1053 or 10.0.0.2:1053", c.CaddyDNS)
 	}
-	if ip, err := netip.ParseAddr(host); c.CaddyDNSAdvertise == "" && (host == "" || err == nil && ip.IsUnspecified()) {
+	if ip, err := netip.ParseAddr(host); c.CaddyDNSAdvertise == "" && err == nil && ip.IsUnspecified() {
 		return invalid("caddy-dns", "--caddy-dns %q listens on every address: say which one Caddy reaches with --caddy-dns-advertise", c.CaddyDNS)
 	}
 	if c.CaddyDNSAdvertise != "" {

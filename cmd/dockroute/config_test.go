@@ -91,8 +91,7 @@ func TestConfigRejects(t *testing.T) {
 		{args: []string{"--resyncc", "1s"}, want: "unknown flag --resyncc (did you mean --resync?)"},
 		{file: "resync: soon\n", want: "line 1: resync: not a duration"},
 		{args: []string{"--caddy-dns", "127.0.0.1:5353"}, want: "only --output caddy"},
-		{args: []string{"--output", "caddy", "--caddy-dns", "127.0.0.1"}, want: "want HOST:PORT"},
-		{args: []string{"--output", "caddy", "--caddy-dns", ":5353"}, want: "--caddy-dns-advertise"},
+		{args: []string{"--output", "caddy", "--caddy-dns", "127.0.0.1"}, want: "want PORT (on loopback) or HOST:PORT"},
 		{args: []string{"--output", "caddy", "--caddy-dns", "0.0.0.0:5353"}, want: "--caddy-dns-advertise"},
 		{args: []string{"--output", "caddy", "--caddy-dns", ":5353", "--caddy-dns-advertise", "dockroute"}, want: "--caddy-dns-advertise \"dockroute\": want HOST:PORT"},
 		{args: []string{"--output", "caddy", "--caddy-dns", "127.0.0.1:5353", "--caddy-dns-refresh", "0s"}, want: "must be positive"},
@@ -206,4 +205,17 @@ func TestFlagsDocumented(t *testing.T) {
 			t.Errorf("README's flag table has no row starting %q", row)
 		}
 	})
+}
+
+// TestDNSListensOnLoopback: a port alone is loopback; an address named is
+// kept; Caddy is told the advertised address, else the one listened on.
+func TestDNSListensOnLoopback(t *testing.T) {
+	for in, want := range map[string]string{"1053": "127.0.0.1:1053", ":1053": "127.0.0.1:1053", "10.0.0.2:53": "10.0.0.2:53", "0.0.0.0:1053": "0.0.0.0:1053"} {
+		if got := (config{CaddyDNS: in}).dnsListen(); got != want {
+			t.Errorf("--caddy-dns %s listens on %s, want %s", in, got, want)
+		}
+	}
+	if got := (config{CaddyDNS: ":1053"}).caddyLookup().Resolver; got != "udp/127.0.0.1:1053" {
+		t.Errorf("Caddy asks %s", got)
+	}
 }

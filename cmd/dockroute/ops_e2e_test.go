@@ -8,12 +8,14 @@ package main
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -351,15 +353,34 @@ func TestSIGHUPResyncs(t *testing.T) {
 }
 
 // TestImage runs the image `make image` built against the real engine,
-// with the socket mounted read-only, and routes a hello container.
+// with the socket mounted read-only. It runs as an unprivileged user:
+// without the socket's group it says what to do; with it, it routes a
+// hello container into a directory that user owns.
 func TestImage(t *testing.T) {
 	dockertest.Require(t)
 	const image = "dockroute/dockroute:dev"
 	if err := exec.Command("docker", "image", "inspect", image).Run(); err != nil {
 		t.Fatalf("image %s is missing: run `make image` (make test builds it)", image)
 	}
+	if user := dockertest.Docker(t, "image", "inspect", "-f", "{{.Config.User}}", image); strings.TrimSpace(user) != "65532:65532" {
+		t.Errorf("the image runs as %q, want the unprivileged 65532:65532", user)
+	}
+	var sock syscall.Stat_t
+	if err := syscall.Stat("/var/run/docker.sock", &sock); err != nil {
+		t.Fatal(err)
+	}
+	if sock.Gid != 0 {
+		denied := dockertest.Run(t, "-v", "/var/run/docker.sock:/var/run/docker.sock:ro", image)
+		eventually(t, 15*time.Second, func() (bool, string) {
+			out, _ := exec.Command("docker", "logs", denied).CombinedOutput()
+			return strings.Contains(string(out), "give it the socket's group, e.g. docker run --group-add"), "the log of the image without the socket's group:\n" + string(out)
+		})
+	}
 	dir := t.TempDir()
-	dockertest.Run(t, "-v", "/var/run/docker.sock:/var/run/docker.sock:ro", "-v", dir+":/dynamic", image)
+	if err := os.Chown(dir, 65532, 65532); err != nil {
+		t.Fatal(err)
+	}
+	dockertest.Run(t, "--group-add", strconv.Itoa(int(sock.Gid)), "-v", "/var/run/docker.sock:/var/run/docker.sock:ro", "-v", dir+":/dynamic", image)
 	host := dockertest.Unique("image") + ".test"
 	id := dockertest.Run(t, hello(host)...)
 	path := filepath.Join(dir, "dockroute.yml")
@@ -442,9 +463,27 @@ func (s *stack) run(args ...string) (string, error) {
 	c := compose(s.t)
 	cmd := exec.Command(c[0], append(append(c[1:], "-p", s.project), args...)...)
 	cmd.Dir = s.dir
-	cmd.Env = append(os.Environ(), fmt.Sprintf("HTTP_PORT=%d", s.port))
+	var sock syscall.Stat_t
+	syscall.Stat("/var/run/docker.sock", &sock)
+	cmd.Env = append(os.Environ(), fmt.Sprintf("HTTP_PORT=%d", s.port), fmt.Sprintf("DOCKER_GID=%d", sock.Gid))
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// apiUnreachable checks that a tenant on the stack's network cannot reach
+// Traefik's API: the host, which reaches the network's addresses as any
+// container on it does, dials Traefik's address there.
+func (s *stack) apiUnreachable(t *testing.T) {
+	t.Helper()
+	id, err := s.run("ps", "-q", "traefik")
+	if err != nil || strings.TrimSpace(id) == "" {
+		t.Fatalf("no traefik container: %v %s", err, id)
+	}
+	ip := strings.TrimSpace(dockertest.Docker(t, "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", strings.TrimSpace(id)))
+	if conn, err := net.DialTimeout("tcp", net.JoinHostPort(ip, "8080"), time.Second); err == nil {
+		conn.Close()
+		t.Errorf("%s: Traefik's API answers at %s:8080, on the network tenants join", s.project, ip)
+	}
 }
 
 func (s *stack) addr() string { return fmt.Sprintf("127.0.0.1:%d", s.port) }
@@ -472,6 +511,9 @@ func TestComposeStacksRun(t *testing.T) {
 	a, b, c := upStack(t, "traefik"), upStack(t, "traefik"), upStack(t, "caddy")
 	for _, s := range []*stack{a, b, c} {
 		waitAnswer(t, s.addr(), "hello.localhost", 200, "hello from")
+		if s != c {
+			s.apiUnreachable(t)
+		}
 		app := dockertest.Unique("app") + ".localhost"
 		id := dockertest.Run(t, "--network", s.project+"_routed", "-e", "VIRTUALHOST="+app, "-e", "PORT=8080", dockertest.HelloImage)
 		waitAnswer(t, s.addr(), app, 200, "hello from "+id[:12])

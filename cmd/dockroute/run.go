@@ -143,7 +143,7 @@ func (d *daemon) run(ctx context.Context) error {
 		goroutine(func() { <-ctx.Done(); srv.Close() })
 	}
 	if co, ok := d.out.(*caddyOutput); ok && co.lookup != nil {
-		addr := d.config().CaddyDNS
+		addr := d.config().dnsListen()
 		serve, _, err := co.lookup.Listen(addr)
 		if err != nil {
 			return fmt.Errorf("--caddy-dns: %w", err)

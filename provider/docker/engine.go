@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/docker/docker/api/types"
@@ -67,7 +70,17 @@ func ping(ctx context.Context, e Engine) error {
 	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
 	defer cancel()
 	_, err := e.Ping(ctx)
-	return err
+	return withSocketHint(err)
+}
+
+// withSocketHint adds, to an error of a socket dockroute may not open,
+// what to do: the image runs as an unprivileged user, which reaches the
+// socket only through its group.
+func withSocketHint(err error) error {
+	if err == nil || !errors.Is(err, fs.ErrPermission) && !strings.Contains(err.Error(), "permission denied") {
+		return err
+	}
+	return fmt.Errorf("%w (dockroute runs as user %d, who may not open the socket: give it the socket's group, e.g. docker run --group-add $(stat -c %%g /var/run/docker.sock), or DOCKER_GID in the compose stacks)", err, os.Getuid())
 }
 
 // subscribe opens an event stream that lives until stop is called or ctx
