@@ -56,6 +56,9 @@ func newOutput(cfg config, log *slog.Logger) (output, error) {
 		if err != nil {
 			return nil, err
 		}
+		admin.Slow = func(method, path string, took time.Duration, err error) {
+			log.Warn("caddy's admin API answered slowly; every publish waits for it", "method", method, "path", path, "took", took.Round(time.Millisecond), "err", err)
+		}
 		o := &caddyOutput{pub: caddy.NewPublisher(admin, cfg.caddyOptions(), log), check: cfg.CaddyCheck, admin: cfg.CaddyAdmin, log: log, deliv: &delivery{}}
 		if cfg.CaddyDNS != "" {
 			o.lookup = lookup.New(log)

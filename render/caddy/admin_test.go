@@ -2,10 +2,13 @@ package caddy
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // cutOff is an admin API that closes the first cut connections without an
@@ -83,5 +86,44 @@ func TestSendRepeatsOnlyConditionalChanges(t *testing.T) {
 	}
 	if n := asked.Load(); n != 1 {
 		t.Fatalf("an unconditional PATCH was sent %d times, want once", n)
+	}
+}
+
+// TestSlowAdminIsBoundedAndReported: a Caddy whose admin API does not
+// answer costs one request's timeout, not three, and a slow answer is
+// reported.
+func TestSlowAdminIsBoundedAndReported(t *testing.T) {
+	var requests atomic.Int32
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		if r.URL.Path == "/slow" {
+			time.Sleep(150 * time.Millisecond)
+			return
+		}
+		<-release
+	}))
+	defer srv.Close()
+	defer close(release)
+	a, err := NewAdmin(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.hc.Timeout, a.slowAfter = 300*time.Millisecond, 100*time.Millisecond
+	var slow []string
+	a.Slow = func(method, path string, took time.Duration, err error) {
+		slow = append(slow, fmt.Sprint(method, " ", path, " ", err != nil))
+	}
+	if err := a.Send(context.Background(), http.MethodPatch, "/frozen", []byte("{}"), `"etag"`); err == nil || !timedOut(err) {
+		t.Fatalf("a frozen Caddy: %v, want a timeout", err)
+	}
+	if n := requests.Load(); n != 1 {
+		t.Errorf("%d requests to a Caddy that timed out, want 1 (not retried)", n)
+	}
+	if _, _, err := a.Get(context.Background(), "/slow"); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"PATCH /frozen true", "GET /slow false"}; !slices.Equal(slow, want) {
+		t.Errorf("reported slow: %q, want %q", slow, want)
 	}
 }
