@@ -21,6 +21,7 @@ import (
 
 	"github.com/dockroute/dockroute/provider/docker/dockertest"
 	"github.com/dockroute/dockroute/render/caddy/caddytest"
+	"github.com/dockroute/dockroute/render/traefik"
 )
 
 // TestSurvivedStopSignal sends SIGTERM to an app that ignores it: dockroute
@@ -219,6 +220,29 @@ func TestFullDisk(t *testing.T) {
 	t.Logf("%v failed publishes in ~5 s; published %v after space returned", tries, took)
 	waitHealthzWithin(t, 2*time.Second, addr, 200, "ok")
 	d.waitServers(t, hostA, url(t, a, 8080))
+}
+
+// TestRevertedRoutesFileFits: a routes file of 3,000 routes makes the
+// Traefik file too big for its disk; once the operator reverts it, the
+// next publish fits. Before, the 3,000 routes were kept as 503s for
+// --unavailable-grace and kept the file too big until the grace ended.
+func TestRevertedRoutesFileFits(t *testing.T) {
+	dockertest.Require(t)
+	dir := tmpfs(t, "256k")
+	routes := filepath.Join(t.TempDir(), "routes.yml")
+	writeFile(t, routes, "routes:\n  small.test: http://127.0.0.1:9001\n")
+	d := startDaemonDir(t, dir, nil, "--routes-file", routes, "--unavailable-grace", "5m")
+	d.waitOracle(t, "small.test/", traefik.Name("small.test", ""), "http://127.0.0.1:9001")
+	var big strings.Builder
+	big.WriteString("routes:\n")
+	for i := range 3000 {
+		fmt.Fprintf(&big, "  bulk-%04d-with-a-longish-name.test: http://127.0.0.1:9001\n", i)
+	}
+	writeFileAtomic(t, routes, big.String())
+	d.waitLog(t, "no space left on device")
+	writeFileAtomic(t, routes, "routes:\n  small.test: http://127.0.0.1:9002\n")
+	d.waitOracle(t, "small.test/", traefik.Name("small.test", ""), "http://127.0.0.1:9002")
+	d.waitLog(t, "dropping the routes kept as 503")
 }
 
 // TestWatchesSurviveRecreatedDirectories re-creates the output directory,

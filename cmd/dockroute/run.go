@@ -240,6 +240,11 @@ func (d *daemon) publish(ctx context.Context) error {
 	if err != nil {
 		d.publishErr.Store(&err)
 		d.log.Error("publish failed; will retry", "output", d.out.String(), "err", err)
+		if n := d.recent.Forget(); n > 0 {
+			// A reverted routes file of 3,000 routes, kept as 503s, kept
+			// the file too big for the disk until the grace ended.
+			d.log.Warn("dropping the routes kept as 503 (their containers stopped) from the next try, to make it smaller", "routes", n)
+		}
 		return err
 	}
 	d.publishErr.Store(nil)

@@ -94,3 +94,12 @@ func (r *Recent) rememberGone(routes []Route, now time.Time) {
 
 // Down tells whether a route is kept by Recent: it has no server left.
 func (r Route) Down() bool { return len(r.Servers) == 0 }
+
+// Forget drops every route kept without servers and says how many there
+// were: they are a courtesy (503 rather than 404), never worth a publish
+// that fails, as one too big for the disk does.
+func (r *Recent) Forget() int {
+	n := len(r.down)
+	clear(r.down)
+	return n
+}
