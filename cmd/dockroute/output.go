@@ -79,6 +79,8 @@ type traefikOutput struct {
 	// whether a table changes the file; only publish (one goroutine, the
 	// coalescer's) uses it.
 	renderer traefik.Renderer
+	// leftOut are the routers the renderer left out, as last logged.
+	leftOut map[string]bool
 
 	mu  sync.Mutex
 	opt traefik.Options
@@ -133,6 +135,9 @@ func (o *traefikOutput) render(t route.Table) []byte { return traefik.Render(t, 
 
 func (o *traefikOutput) publish(_ context.Context, t route.Table) (outcome, error) {
 	changed := o.renderer.Update(t, o.options())
+	if changed {
+		o.logLeftOut()
+	}
 	o.mu.Lock()
 	stale, first := o.stale, o.version == traefik.Version{}
 	o.mu.Unlock()
@@ -158,6 +163,20 @@ func (o *traefikOutput) publish(_ context.Context, t route.Table) (outcome, erro
 		return unchanged, nil
 	}
 	return written, nil
+}
+
+// logLeftOut logs each route the renderer newly left out of the file.
+func (o *traefikOutput) logLeftOut() {
+	refused := o.renderer.Refused()
+	for name, err := range refused {
+		if !o.leftOut[name] {
+			o.log.Error("route left out of the Traefik file; every other route is written", "router", name, "err", err)
+		}
+	}
+	o.leftOut = map[string]bool{}
+	for name := range refused {
+		o.leftOut[name] = true
+	}
 }
 
 // fileMode is the file's mode for t: --secret-file-mode when a route

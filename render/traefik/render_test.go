@@ -484,3 +484,39 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
+
+// TestUnreadablePieceIsLeftOut: a route whose text does not read back as
+// YAML (here, written broken by hand: no input is known to do it any more)
+// is left out of the file and reported, and the file, with every other
+// route, still loads.
+func TestUnreadablePieceIsLeftOut(t *testing.T) {
+	tbl := route.Table{Routes: []route.Route{
+		{Host: "bad.test", Servers: []string{"10.0.0.1:80"}},
+		{Host: "good.test", Servers: []string{"10.0.0.2:80"}},
+	}}
+	var rd Renderer
+	rd.Update(tbl, Options{})
+	if len(rd.Refused()) != 0 {
+		t.Fatalf("refused: %v", rd.Refused())
+	}
+	bad := rd.slots[pieceKey{host: "bad.test"}]
+	bad.entries[0].text = []byte("    " + bad.name + ":\n      rule: \"Host(`bad.test`)\n")
+	rd.check([]*slot{bad})
+	refused := rd.Refused()
+	if err := refused[Name("bad.test", "")]; err == nil || !strings.Contains(err.Error(), "does not read back as YAML") || len(refused) != 1 {
+		t.Fatalf("refused: %v", refused)
+	}
+	file := rd.Bytes()
+	var doc map[string]any
+	if err := yaml.Unmarshal(file, &doc); err != nil {
+		t.Fatalf("the file does not read:\n%s", file)
+	}
+	if strings.Contains(string(file), "bad.test") || !strings.Contains(string(file), "good.test") {
+		t.Fatalf("the file:\n%s", file)
+	}
+	// The route comes back once it renders well again.
+	rd.Update(route.Table{Routes: []route.Route{{Host: "bad.test", Servers: []string{"10.0.0.3:80"}}, tbl.Routes[1]}}, Options{})
+	if len(rd.Refused()) != 0 || !strings.Contains(string(rd.Bytes()), "bad.test") {
+		t.Fatalf("after a good render: refused %v\n%s", rd.Refused(), rd.Bytes())
+	}
+}

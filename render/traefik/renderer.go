@@ -4,9 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"cmp"
+	"fmt"
+	"gopkg.in/yaml.v3"
 	"io"
 	"maps"
+	"runtime"
 	"slices"
+	"sync"
 
 	"github.com/dockroute/dockroute/provider/route"
 )
@@ -28,6 +32,9 @@ type Renderer struct {
 	scratch scratch
 	last    []route.Route     // the table of the last Update
 	laid    [sections][]entry // the sections of the last layout, for reuse
+	// refused holds the routes whose text did not read back as YAML:
+	// they are left out of the file, which the others keep loading.
+	refused map[pieceKey]error
 }
 
 // slot is one route's place in the file, and its share of it: its
@@ -107,7 +114,7 @@ func (rd *Renderer) Update(t route.Table, opt Options) (changed bool) {
 	}
 	rd.last = t.Routes
 	rd.gen++
-	var added []*slot
+	var added, fresh []*slot
 	used := 0
 	for i := range t.Routes {
 		r := &t.Routes[i]
@@ -120,6 +127,7 @@ func (rd *Renderer) Update(t route.Table, opt Options) (changed bool) {
 		}
 		if sl.route == nil || sl.route != r && !sl.route.Equal(*r) {
 			sl.entries, sl.transports = rd.scratch.piece(*r, opt)
+			fresh = append(fresh, sl)
 			changed = true
 		}
 		sl.route = r
@@ -127,9 +135,97 @@ func (rd *Renderer) Update(t route.Table, opt Options) (changed bool) {
 			sl.gen, used = rd.gen, used+1
 		}
 	}
+	rd.check(fresh)
 	unused := len(rd.slots) - used
 	rd.reorder(added, unused)
 	return changed || unused > 0
+}
+
+// Refused lists the routes left out of the file because their text did
+// not read back as YAML, with why: a writer's bug, or an input no check
+// foresaw, costs that route alone, never the file every route is in.
+func (rd *Renderer) Refused() map[string]error {
+	out := map[string]error{}
+	for k, err := range rd.refused {
+		if sl := rd.slots[k]; sl != nil && sl.gen == rd.gen {
+			out[sl.name] = err
+		}
+	}
+	return out
+}
+
+// check reads every newly written slot back, leaving out those that do not
+// read; a first render of many routes checks them on every core.
+func (rd *Renderer) check(fresh []*slot) {
+	if rd.refused == nil {
+		rd.refused = map[pieceKey]error{}
+	}
+	errs := make([]error, len(fresh))
+	workers := min(runtime.GOMAXPROCS(0), len(fresh)/256+1)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(fresh); i += workers {
+				errs[i] = readBack(fresh[i].entries)
+			}
+		})
+	}
+	wg.Wait()
+	for i, sl := range fresh {
+		delete(rd.refused, sl.key)
+		if errs[i] != nil {
+			rd.refused[sl.key] = errs[i]
+			sl.entries, sl.transports = nil, nil
+		}
+	}
+	for k := range rd.refused {
+		if sl := rd.slots[k]; sl == nil || sl.gen != rd.gen {
+			delete(rd.refused, k)
+		}
+	}
+}
+
+// readBack decodes one route's entries as they stand in the file, under
+// their sections' headings, and checks that each reads back under its own
+// name.
+func readBack(es []entry) error {
+	es = slices.Clone(es)
+	slices.SortStableFunc(es, func(a, b entry) int { return cmp.Compare(a.section, b.section) })
+	var b bytes.Buffer
+	top, sec := "", section(sections)
+	for _, e := range es {
+		where := placeOf[e.section]
+		if where[0] != top {
+			top = where[0]
+			b.WriteString(top + ":\n")
+		}
+		if e.section != sec {
+			sec = e.section
+			b.WriteString("  " + where[1] + ":\n")
+		}
+		b.Write(e.text)
+	}
+	var doc map[string]map[string]map[string]yaml.Node
+	if err := yaml.Unmarshal(b.Bytes(), &doc); err != nil {
+		return fmt.Errorf("its configuration does not read back as YAML: %w", err)
+	}
+	for _, e := range es {
+		where := placeOf[e.section]
+		if _, ok := doc[where[0]][where[1]][e.name]; !ok {
+			return fmt.Errorf("its configuration does not read back: %s.%s %q is missing", where[0], where[1], e.name)
+		}
+	}
+	return nil
+}
+
+// placeOf is where each section is in the file: its top-level key and its
+// own.
+var placeOf = [sections][2]string{
+	routers:     {"http", "routers"},
+	middlewares: {"http", "middlewares"},
+	services:    {"http", "services"},
+	tcpRouters:  {"tcp", "routers"},
+	tcpServices: {"tcp", "services"},
 }
 
 // Bytes assembles the file of the last Update.
