@@ -66,7 +66,7 @@ func (w *Watcher) runInspect(ctx context.Context, id string, f *flight, received
 			if perr := ping(ctx, w.engine); perr != nil {
 				w.fail(fmt.Errorf("docker stopped answering: %w", perr))
 			}
-			w.inspectFailed(id, err, time.Now())
+			w.inspectFailed(id, err, time.Now(), false)
 			w.rearm() // its retry is a wake the loop must know of
 		default:
 			w.update(id, c, found, time.Now(), received)

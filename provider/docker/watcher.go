@@ -341,18 +341,28 @@ func (w *Watcher) update(id string, c Container, found bool, now, received time.
 	}
 }
 
-// inspectFailed records that an event's inspect failed: a known
-// container keeps its verdict until the retry (a full sync, which needs no
-// inspect for it), an unknown one gets a verdict saying what failed.
-func (w *Watcher) inspectFailed(id string, err error, now time.Time) {
+// inspectFailed records that an inspect failed. A known container keeps
+// its verdict until the retry (a full sync, which needs no inspect for
+// it) — unless forget says its cached state may not be trusted (a stop
+// window ran out and it must be confirmed running): then it leaves the
+// cache and stays unrouted, with the reason, until the retry. An unknown
+// one gets a verdict saying what failed.
+func (w *Watcher) inspectFailed(id string, err error, now time.Time, forget bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	name := id
-	if c, ok := w.cache[id]; ok {
+	c, known := w.cache[id]
+	if known {
 		name = c.Name
+	}
+	switch {
+	case known && !forget:
 		w.log.Warn("docker failed to inspect a container; keeping what is known of it until the retry", "container", name, "id", short(id), "err", err)
-	} else if w.setVerdictLocked(id, inspectFailed(id, name, err), true) {
-		w.notify()
+	default:
+		delete(w.cache, id)
+		if w.setVerdictLocked(id, inspectFailed(id, name, err), true) {
+			w.notify()
+		}
 	}
 	w.scheduleRetryLocked(true, now)
 }
@@ -410,7 +420,7 @@ func (w *Watcher) expireStops(ctx context.Context, now time.Time) error {
 			if perr := ping(ctx, w.engine); perr != nil {
 				return fmt.Errorf("docker stopped answering: %w", perr)
 			}
-			w.unconfirmed(id, err, time.Now())
+			w.inspectFailed(id, err, time.Now(), true)
 			continue
 		}
 		if found && c.State == "running" {
@@ -445,23 +455,6 @@ func (w *Watcher) endStops(now time.Time) (confirm []string) {
 		w.notify()
 	}
 	return confirm
-}
-
-// unconfirmed takes a container whose stop window ran out, but which
-// Docker failed to inspect, out of the cache: it stays unrouted, with the
-// reason, until the retry's full sync inspects it again.
-func (w *Watcher) unconfirmed(id string, err error, now time.Time) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	name := id
-	if c, ok := w.cache[id]; ok {
-		name = c.Name
-	}
-	delete(w.cache, id)
-	if w.setVerdictLocked(id, inspectFailed(id, name, err), true) {
-		w.notify()
-	}
-	w.scheduleRetryLocked(true, now)
 }
 
 // nextWake is the next moment the watcher must act without an event: a
