@@ -225,6 +225,9 @@ func (d *daemon) table() (route.Table, bool) {
 }
 
 func (d *daemon) publish(ctx context.Context) error {
+	// Tuned before the work too, not only after: the first publish, with
+	// the whole fleet to render and read back, is the peak of the heap.
+	d.gc.tune()
 	t, ok := d.table()
 	if !ok {
 		return nil

@@ -220,7 +220,7 @@ func (c *changeSet) settle() {
 			for j, why := range reasons {
 				c.v.lost[id][j] = why
 				if b := vs[i].Backends[j]; !before[refusal(id, b)] {
-					c.f.log.Warn("route refused", "container", vs[i].Name, "id", short(id), "reason", why)
+					c.f.log.Warn("route refused", "container", vs[i].Name, "id", short(id), "reason", cut(why, logValueMax))
 				}
 			}
 		}

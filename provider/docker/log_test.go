@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dockroute/dockroute/provider/docker/enginetest"
+	"github.com/dockroute/dockroute/provider/route"
 )
 
 // Routes are objects in JSON logs and readable text in text logs.
@@ -56,5 +57,21 @@ func TestSyncBoundsRoutedLines(t *testing.T) {
 	waitRouted(t, w, 5*time.Second, "late.test", "10.0.3.1:8080")
 	if got := rec.count("INFO routed container=late"); got != 1 {
 		t.Errorf("a start after the sync logged %d Info lines, want 1", got)
+	}
+}
+
+// A container with many routes, or a long reason, makes a bounded line.
+func TestLogLinesAreBounded(t *testing.T) {
+	var rs logRoutes
+	for i := range 500 {
+		rs = append(rs, route.Backend{Host: fmt.Sprintf("h%d.test", i), Path: "/" + strings.Repeat("p", 3000), Server: "10.0.0.2:80"})
+	}
+	var js, txt bytes.Buffer
+	slog.New(slog.NewJSONHandler(&js, nil)).Info("routed", "routes", rs, "reason", cut(strings.Repeat("r", 20000), logValueMax))
+	slog.New(slog.NewTextHandler(&txt, nil)).Info("routed", "routes", rs, "reason", cut(strings.Repeat("r", 20000), logValueMax))
+	for name, line := range map[string]string{"JSON": js.String(), "text": txt.String()} {
+		if len(line) > 8000 || !strings.Contains(line, "and 490 more") || !strings.Contains(line, "(18976 more bytes)") {
+			t.Errorf("%s line of %d bytes: %.300s", name, len(line), line)
+		}
 	}
 }

@@ -307,7 +307,7 @@ func (w *ServiceWatcher) setLocked(id string, v Verdict) bool {
 	case v.Routed():
 		w.log.Info("routed service", "service", v.Name, "id", short(id), "routes", logRoutes(v.Backends))
 	case v.OptedIn:
-		w.log.Info("service not routed", "service", v.Name, "id", short(id), "reason", v.Reason)
+		w.log.Info("service not routed", "service", v.Name, "id", short(id), "reason", cut(v.Reason, logValueMax))
 	}
 	return true
 }

@@ -510,17 +510,17 @@ func (w *Watcher) setVerdictLocked(id string, v Verdict, present bool) bool {
 		w.routedLines--
 		w.log.Info("routed", "container", v.Name, "id", short(id), "routes", logRoutes(v.Backends))
 	case v.Code == "inspect_failed":
-		w.log.Warn("not synced", "container", v.Name, "id", short(id), "reason", v.Reason)
+		w.log.Warn("not synced", "container", v.Name, "id", short(id), "reason", cut(v.Reason, logValueMax))
 	case v.OptedIn && v.Lifecycle:
-		w.log.Info("not routed", "container", v.Name, "id", short(id), "reason", v.Reason)
+		w.log.Info("not routed", "container", v.Name, "id", short(id), "reason", cut(v.Reason, logValueMax))
 	case v.OptedIn:
-		w.log.Warn("not routed", "container", v.Name, "id", short(id), "reason", v.Reason)
+		w.log.Warn("not routed", "container", v.Name, "id", short(id), "reason", cut(v.Reason, logValueMax))
 	default:
-		w.log.Debug("ignored", "container", v.Name, "id", short(id), "reason", v.Reason)
+		w.log.Debug("ignored", "container", v.Name, "id", short(id), "reason", cut(v.Reason, logValueMax))
 	}
 	if !had || !slices.Equal(old.Notes, v.Notes) { // once, not on every pause
 		for _, n := range v.Notes {
-			w.log.Warn("note", "container", v.Name, "id", short(id), "note", n)
+			w.log.Warn("note", "container", v.Name, "id", short(id), "note", cut(n, logValueMax))
 		}
 	}
 	return true

@@ -154,19 +154,29 @@ func (rd *Renderer) Refused() map[string]error {
 	return out
 }
 
-// check reads every newly written slot back, leaving out those that do not
-// read; a first render of many routes checks them on every core.
+// check reads every newly written slot back, leaving out those that do
+// not read. Slots are read in batches, one document each, on every core;
+// a batch that does not read is read again a slot at a time, to find
+// which.
 func (rd *Renderer) check(fresh []*slot) {
 	if rd.refused == nil {
 		rd.refused = map[pieceKey]error{}
 	}
+	const batch = 128
 	errs := make([]error, len(fresh))
-	workers := min(runtime.GOMAXPROCS(0), len(fresh)/256+1)
+	n := (len(fresh) + batch - 1) / batch
+	workers := min(runtime.GOMAXPROCS(0), n)
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
-			for i := w; i < len(fresh); i += workers {
-				errs[i] = readBack(fresh[i].entries)
+			for i := w; i < n; i += workers {
+				part := fresh[i*batch : min((i+1)*batch, len(fresh))]
+				if readBackAll(part) == nil {
+					continue
+				}
+				for j, sl := range part {
+					errs[i*batch+j] = readBack(sl.entries)
+				}
 			}
 		})
 	}
@@ -185,9 +195,26 @@ func (rd *Renderer) check(fresh []*slot) {
 	}
 }
 
-// readBack decodes one route's entries as they stand in the file, under
-// their sections' headings, and checks that each reads back under its own
-// name.
+// readBackAll reads the slots' entries back as one document.
+func readBackAll(slots []*slot) error {
+	var es []entry
+	seen := map[string]bool{} // middlewares several routes share
+	for _, sl := range slots {
+		for _, e := range sl.entries {
+			if e.section == middlewares {
+				if seen[e.name] {
+					continue
+				}
+				seen[e.name] = true
+			}
+			es = append(es, e)
+		}
+	}
+	return readBack(es)
+}
+
+// readBack decodes entries as they stand in the file, under their
+// sections' headings, and checks that each reads back under its own name.
 func readBack(es []entry) error {
 	es = slices.Clone(es)
 	slices.SortStableFunc(es, func(a, b entry) int { return cmp.Compare(a.section, b.section) })
@@ -205,17 +232,39 @@ func readBack(es []entry) error {
 		}
 		b.Write(e.text)
 	}
-	var doc map[string]map[string]map[string]yaml.Node
+	var doc yaml.Node
 	if err := yaml.Unmarshal(b.Bytes(), &doc); err != nil {
 		return fmt.Errorf("its configuration does not read back as YAML: %w", err)
 	}
+	names := map[[3]string]bool{}
+	if len(doc.Content) == 1 {
+		for _, top := range pairs(doc.Content[0]) {
+			for _, sec := range pairs(top[1]) {
+				for _, name := range pairs(sec[1]) {
+					names[[3]string{top[0].Value, sec[0].Value, name[0].Value}] = true
+				}
+			}
+		}
+	}
 	for _, e := range es {
 		where := placeOf[e.section]
-		if _, ok := doc[where[0]][where[1]][e.name]; !ok {
+		if !names[[3]string{where[0], where[1], e.name}] {
 			return fmt.Errorf("its configuration does not read back: %s.%s %q is missing", where[0], where[1], e.name)
 		}
 	}
 	return nil
+}
+
+// pairs lists a mapping node's keys and values (none for any other node).
+func pairs(n *yaml.Node) [][2]*yaml.Node {
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	out := make([][2]*yaml.Node, 0, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		out = append(out, [2]*yaml.Node{n.Content[i], n.Content[i+1]})
+	}
+	return out
 }
 
 // placeOf is where each section is in the file: its top-level key and its
