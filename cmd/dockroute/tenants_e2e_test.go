@@ -112,4 +112,14 @@ func TestHostileTenants(t *testing.T) {
 			t.Errorf("%s: after the redeploy, without credentials: %v %v, want 401", name, a, err)
 		}
 	}
+
+	// The policy is reloaded live: every container on the default bridge
+	// now owns the name, so the one refused before joins it as a replica.
+	writeFileAtomic(t, policy, fmt.Sprintf("hosts:\n  - names: [%s]\n    owners: [{network: bridge}]\n", owned))
+	for name, addr := range proxies {
+		eventually(t, 15*time.Second, func() (bool, string) {
+			a, err := ask(addr, "GET", owned, "/", "", "")
+			return err == nil && strings.Contains(a.body, intruders["not owner"][:12]), fmt.Sprintf("%s: %s after the policy changed: %v %v, want the new owner among its servers", name, owned, a, err)
+		})
+	}
 }
