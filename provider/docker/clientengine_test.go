@@ -36,17 +36,21 @@ func TestInspectReadsWhatTheClientReads(t *testing.T) {
 	net4, net6 := dockertest.Unique("insp4"), dockertest.Unique("insp6")
 	dockertest.Network(t, net4)
 	dockertest.DualStackNetwork(t, net6)
+	// A label of this test's own: the lists below must not see the
+	// containers other packages' tests start and stop meanwhile.
+	scope := "dockroute.test.scope=" + dockertest.Unique("insp")
+	run := func(args ...string) string { return dockertest.Run(t, append([]string{"--label", scope}, args...)...) }
 	ids := map[string]string{
-		"plain": dockertest.Run(t, "-e", "VIRTUALHOST=plain.inspect.test", "-e", "PORT=8080", dockertest.HelloImage),
-		"labels": dockertest.Run(t, "--label", "dockroute.host=labels.inspect.test", "--label", "dockroute.port=8080",
+		"plain": run("-e", "VIRTUALHOST=plain.inspect.test", "-e", "PORT=8080", dockertest.HelloImage),
+		"labels": run("--label", "dockroute.host=labels.inspect.test", "--label", "dockroute.port=8080",
 			"--label", "other=a=b", dockertest.HelloImage),
-		"published": dockertest.Run(t, "-p", "127.0.0.1::8080", "--expose", "9000/udp", "--expose", "9001", "-e", "VIRTUALHOST=pub.inspect.test", dockertest.HelloImage),
-		"stops":     dockertest.Run(t, "--stop-signal", "SIGINT", "--stop-timeout", "7", "-e", "VIRTUALHOST=stops.inspect.test", dockertest.HelloImage),
-		"health":    dockertest.Run(t, "-e", "VIRTUALHOST=health.inspect.test", dockertest.HelloHealthImage),
-		"networks":  dockertest.Run(t, "--network", net4, "-e", "VIRTUALHOST=nets.inspect.test", dockertest.HelloImage),
-		"ipv6":      dockertest.Run(t, "--network", net6, "-e", "VIRTUALHOST=v6.inspect.test", dockertest.HelloImage),
-		"host":      dockertest.Run(t, "--network", "host", "-e", "VIRTUALHOST=host.inspect.test", "-e", "LISTEN=0", dockertest.HelloImage),
-		"paused":    dockertest.Run(t, "-e", "VIRTUALHOST=paused.inspect.test", dockertest.HelloImage),
+		"published": run("-p", "127.0.0.1::8080", "--expose", "9000/udp", "--expose", "9001", "-e", "VIRTUALHOST=pub.inspect.test", dockertest.HelloImage),
+		"stops":     run("--stop-signal", "SIGINT", "--stop-timeout", "7", "-e", "VIRTUALHOST=stops.inspect.test", dockertest.HelloImage),
+		"health":    run("-e", "VIRTUALHOST=health.inspect.test", dockertest.HelloHealthImage),
+		"networks":  run("--network", net4, "-e", "VIRTUALHOST=nets.inspect.test", dockertest.HelloImage),
+		"ipv6":      run("--network", net6, "-e", "VIRTUALHOST=v6.inspect.test", dockertest.HelloImage),
+		"host":      run("--network", "host", "-e", "VIRTUALHOST=host.inspect.test", "-e", "LISTEN=0", dockertest.HelloImage),
+		"paused":    run("-e", "VIRTUALHOST=paused.inspect.test", dockertest.HelloImage),
 	}
 	dockertest.Docker(t, "network", "connect", net6, ids["networks"])
 	dockertest.Docker(t, "pause", ids["paused"])
@@ -77,7 +81,7 @@ func TestInspectReadsWhatTheClientReads(t *testing.T) {
 	// The lists, running and all, with a filter as a scope sends one.
 	dockertest.Docker(t, "stop", "-t", "0", ids["stops"])
 	for _, all := range []bool{false, true} {
-		opts := container.ListOptions{All: all, Filters: filters.NewArgs(filters.Arg("label", dockertest.TestLabel))}
+		opts := container.ListOptions{All: all, Filters: filters.NewArgs(filters.Arg("label", scope))}
 		full, err := eng.Client.ContainerList(ctx, opts)
 		if err != nil {
 			t.Fatal(err)
