@@ -189,10 +189,10 @@ func TestJSONLogs(t *testing.T) {
 	}
 }
 
-// TestFlagsDocumented: every flag has its row in README's flag table, with
-// its environment variable.
+// TestFlagsDocumented: every flag has its row in the flag table of
+// docs/configuration.md, with its environment variable.
 func TestFlagsDocumented(t *testing.T) {
-	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	readme, err := os.ReadFile(filepath.Join("..", "..", "docs", "configuration.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +202,7 @@ func TestFlagsDocumented(t *testing.T) {
 	fs.VisitAll(func(f *flag.Flag) {
 		row := fmt.Sprintf("| `--%s` | `%s%s` |", f.Name, envPrefix, strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_")))
 		if !strings.Contains(string(readme), row) {
-			t.Errorf("README's flag table has no row starting %q", row)
+			t.Errorf("docs/configuration.md's flag table has no row starting %q", row)
 		}
 	})
 }

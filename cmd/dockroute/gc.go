@@ -18,7 +18,7 @@ import (
 // collections it brings are what a publish waits for (1,000 containers:
 // median event → published 1.2 → 1.5 ms at GOGC=50), while the memory it
 // saves is a few MB. So small fleets keep Go's default, large ones a
-// tighter goal (README, Performance). An operator's GOGC is left alone.
+// tighter goal (docs/performance.md). An operator's GOGC is left alone.
 type gcTuner struct {
 	percent int  // what was last set (0: nothing yet)
 	off     bool // GOGC set by the operator

@@ -1,5 +1,7 @@
-// Command dockroute turns Docker containers into live routes for Traefik
-// (a file-provider directory it writes atomically). See README.md.
+// Command dockroute turns Docker containers into live routes for an edge
+// proxy: Traefik (a file-provider directory it writes atomically) or Caddy
+// (its own server in Caddy's config, pushed through the admin API). See
+// README.md and docs/.
 package main
 
 import (

@@ -2,7 +2,7 @@ package main
 
 // One table of requests through a real Traefik and real Caddys, each fed by
 // dockroute from the same routes: every request must reach the same
-// backend in every proxy, and the one the README's meaning names.
+// backend in every proxy, and the one docs/contract.md's meaning names.
 
 import (
 	"fmt"
@@ -29,7 +29,7 @@ var parityRoutes = map[string]string{
 }
 
 // parityRequests maps a request (host and path) to the backend it must
-// reach, or "404". Each line is a decision the README documents.
+// reach, or "404". Each line is a decision docs/contract.md documents.
 var parityRequests = []struct{ host, path, want string }{
 	{"a.test", "/", "A"},
 	{"A.TEST", "/", "A"},           // hosts are case-insensitive

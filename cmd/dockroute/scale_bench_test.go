@@ -3,7 +3,7 @@ package main
 // The load harness: the real dockroute binary, with the real Docker
 // client, against the fake engine's Docker API (enginetest.Handler) at
 // 100, 1,000 and 10,000 containers, since 10,000 real containers do not fit
-// on this machine. `make bench` runs it; README's Performance section
+// on this machine. `make bench` runs it; docs/performance.md
 // records what it printed.
 
 import (
