@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 
 	"github.com/dockroute/dockroute/provider/policy"
 	"github.com/dockroute/dockroute/provider/route"
@@ -43,7 +42,7 @@ func (f operatorFiles) admit(defaultHost string) func(host, path string, who pol
 			return "reserved_host", fmt.Sprintf("%s is the operator's --default-host, which answers every name no route has: only a container the policy file names as its owner may serve it (--policy-file with hosts: [{names: [%s], owners: [{label: KEY=VALUE}]}])", host, host)
 		}
 		for _, p := range static[host] {
-			if strings.HasPrefix(path, p) {
+			if route.Within(path, p) {
 				return "reserved_host", fmt.Sprintf("%s%s is routed by the operator's routes file (%s%s): no container may claim it or a path under it", host, path, host, p)
 			}
 		}

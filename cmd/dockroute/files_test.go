@@ -33,6 +33,7 @@ func TestAdmitReservesTheOperatorsNames(t *testing.T) {
 		{"", "mixed.test", "/legacy", stranger, "(mixed.test/legacy)"},
 		{"", "mixed.test", "", stranger, ""}, // the rest of the host is free
 		{"", "mixed.test", "/app", stranger, ""},
+		{"", "mixed.test", "/legacyx", stranger, ""}, // whole segments: /legacy does not reach it
 		{"other.test", "other.test", "", stranger, "is the operator's --default-host"},
 		{"home.test", "home.test", "", stranger, "belongs, by the operator's policy file"},
 		{"home.test", "home.test", "", owner, ""},

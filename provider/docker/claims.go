@@ -279,7 +279,7 @@ func sameRoute(b route.Backend, c claim) bool {
 // weakens returns the route settled so far that p's route lies under and
 // would open a hole in: one served by another container with middlewares
 // or auth that p's route does not carry (nil when there is none). Paths
-// are prefixes, as the proxies match them.
+// are prefixes of whole segments, as the proxies match them.
 func (s *settling) weakens(p pick) *enclosing {
 	b := s.b(p)
 	best := -1
@@ -287,7 +287,7 @@ func (s *settling) weakens(p pick) *enclosing {
 	var inPath string
 	for _, pc := range s.next.routes {
 		path, c := pc.path, pc.c
-		if path != b.Path && strings.HasPrefix(b.Path, path) && len(path) > best {
+		if path != b.Path && route.Within(b.Path, path) && len(path) > best {
 			best, in, inPath = len(path), c, path
 		}
 	}

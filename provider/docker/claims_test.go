@@ -200,6 +200,20 @@ func TestClaimsCannotBeWonByTiming(t *testing.T) {
 			t.Fatalf("a guarded sub-path: served by %v", got)
 		}
 	})
+	t.Run("beside a guarded path", func(t *testing.T) {
+		// Paths are whole segments: /adminx is beside /admin, not under it.
+		c := newClaimsFleet(t, time.Minute)
+		c.set(claimant("s1", "shop", 100, route.Edge{}, route.Backend{Host: "shop.test"}),
+			claimant("a1", "admin", 150, route.Edge{}, route.Backend{Host: "shop.test", Path: "/admin", Auth: "staff"}),
+			claimant("o1", "beside", 200, route.Edge{}, route.Backend{Host: "shop.test", Path: "/adminx"}),
+			claimant("i1", "under", 250, route.Edge{}, route.Backend{Host: "shop.test", Path: "/admin/open"}))
+		if got := c.servers("shop.test/adminx"); !slices.Equal(got, []string{"o1"}) {
+			t.Errorf("shop.test/adminx, beside the guarded /admin: served by %v", got)
+		}
+		if got := c.servers("shop.test/admin/open"); len(got) != 0 {
+			t.Errorf("shop.test/admin/open, under the guarded /admin: served by %v", got)
+		}
+	})
 	t.Run("hold ends", func(t *testing.T) {
 		c := newClaimsFleet(t, 50*time.Millisecond)
 		c.set(claimant("v1", "victim", 100, route.Edge{}, guarded), claimant("i1", "other", 200, route.Edge{}, open))

@@ -41,6 +41,13 @@ func ParsePath(s string) (string, error) {
 	return p, nil
 }
 
+// Within tells whether requests for path p can reach prefix q's route: q
+// is the whole host, or p is q or a path under it, segment by segment, as
+// both proxies match prefixes (/api covers /api/x, not /apix).
+func Within(p, q string) bool {
+	return q == "" || p == q || strings.HasPrefix(p, q+"/")
+}
+
 // ParseName validates a Traefik entrypoint or certificate resolver name.
 func ParseName(s string) (string, error) {
 	if s == "" || len(s) > 64 {
