@@ -32,15 +32,18 @@ image:
 	mkdir -p bin/image/dynamic
 	docker build -q -t $(IMAGE) .
 
-## test: formatting, vet, and every test (real Docker, real Traefik and its oracle, both Caddys) with -race
+## test: formatting, vet, and both lanes with -race: the unit tests and the
+## end-to-end ones (-tags e2e: real Docker, real Traefik and its oracle, both
+## Caddys). `go test ./...` alone is the unit lane: seconds, no Docker.
 test: lint hello image oracle caddy traefik standins
 	DOCKROUTE_ORACLE=$(ORACLE) DOCKROUTE_CADDY=$(CADDY_DEBIAN),$(CADDY_CURRENT) DOCKROUTE_TRAEFIK=$(TRAEFIK) \
-	  $(GO) test -race -count=1 -timeout 20m ./...
+	  $(GO) test -tags e2e -race -count=1 -timeout 20m ./...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags e2e ./...
 
 ## hello: the examples/hello image, FROM scratch with a static binary (no registry needed)
 hello:
@@ -91,7 +94,7 @@ standins: caddy traefik
 ## package at a time: run side by side, they took each other's cores
 bench: hello oracle caddy traefik
 	DOCKROUTE_ORACLE=$(ORACLE) DOCKROUTE_CADDY=$(CADDY_DEBIAN),$(CADDY_CURRENT) DOCKROUTE_TRAEFIK=$(TRAEFIK) \
-	  $(GO) test -p 1 -run '^$$' -bench . -benchmem -timeout 30m ./...
+	  $(GO) test -tags e2e -p 1 -run '^$$' -bench . -benchmem -timeout 30m ./...
 
 ## fuzz: each fuzz target for FUZZTIME (seed corpora live in testdata/)
 fuzz:

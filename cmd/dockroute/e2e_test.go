@@ -1,3 +1,5 @@
+//go:build e2e
+
 package main
 
 // End-to-end tests: the dockroute binary, built once, runs against the real

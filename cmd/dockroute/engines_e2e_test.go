@@ -1,3 +1,5 @@
+//go:build e2e
+
 package main
 
 // Several Docker engines into one proxy: the machine's engine and a second,

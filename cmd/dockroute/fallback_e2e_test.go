@@ -1,3 +1,5 @@
+//go:build e2e
+
 package main
 
 // Fallback end to end: --default-host catches unknown hosts, and a host

@@ -1,3 +1,5 @@
+//go:build e2e
+
 package main
 
 // Faults a real engine can show safely: signals a container survives, a

@@ -1,3 +1,5 @@
+//go:build e2e
+
 package main
 
 // Per-route guards end to end: basic auth groups, the operator's

@@ -1,3 +1,5 @@
+//go:build e2e
+
 package main
 
 // Traefik's Docker labels end to end (--traefik-labels): containers

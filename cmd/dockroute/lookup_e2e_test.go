@@ -1,3 +1,5 @@
+//go:build e2e
+
 package main
 
 // End-to-end tests of --caddy-dns: Caddy looks each route's upstreams up

@@ -1,3 +1,5 @@
+//go:build e2e
+
 package main
 
 // One table of requests through a real Traefik and real Caddys, each fed by

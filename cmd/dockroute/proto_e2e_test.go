@@ -1,3 +1,5 @@
+//go:build e2e
+
 package main
 
 // Upstream protocols end to end: containers that serve cleartext HTTP/2

@@ -1,3 +1,5 @@
+//go:build e2e
+
 package main
 
 // The README's walkthroughs, run as written: the Traefik one with a real

@@ -1,3 +1,5 @@
+//go:build e2e
+
 package main
 
 // The load harness: the real dockroute binary, with the real Docker

@@ -1,3 +1,5 @@
+//go:build e2e
+
 package main
 
 // Docker Swarm on the machine's engine: the test makes it a single-node

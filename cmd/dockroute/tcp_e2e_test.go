@@ -1,3 +1,5 @@
+//go:build e2e
+
 package main
 
 // TLS passthrough end to end (dockroute.tcp): through a real Traefik,

@@ -1,3 +1,5 @@
+//go:build e2e
+
 package main
 
 // A shared host attacked by its tenants, end to end through a real Traefik

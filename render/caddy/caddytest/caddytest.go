@@ -24,6 +24,9 @@ import (
 // when none is configured, unless a human set DOCKROUTE_SKIP_CADDY=1.
 func Binaries(t testing.TB) []string {
 	t.Helper()
+	if !e2e {
+		t.Skip(unitLane)
+	}
 	v := os.Getenv("DOCKROUTE_CADDY")
 	if v == "" {
 		if os.Getenv("DOCKROUTE_SKIP_CADDY") == "1" {

@@ -36,6 +36,9 @@ const Throttle = 10 * time.Millisecond
 // when none is configured, unless a human set DOCKROUTE_SKIP_TRAEFIK=1.
 func Binary(t testing.TB) string {
 	t.Helper()
+	if !e2e {
+		t.Skip(unitLane)
+	}
 	bin := os.Getenv("DOCKROUTE_TRAEFIK")
 	if bin == "" {
 		if os.Getenv("DOCKROUTE_SKIP_TRAEFIK") == "1" {
