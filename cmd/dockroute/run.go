@@ -425,7 +425,8 @@ func (d *daemon) onSIGHUP(ctx context.Context) {
 	}
 }
 
-// health is what /healthz says: "" when healthy, else why not.
+// health is what /healthz says: whether dockroute is healthy, and the
+// text that says so or why not.
 func (d *daemon) health() (ok bool, text string) {
 	if why := d.stuckPublish(time.Now()); why != "" {
 		return false, why

@@ -1,7 +1,11 @@
 // Package docker is the Docker provider: it follows a Docker Engine's events
-// and keeps a verdict (routed, or why not) for every running container. The
-// route table is computed from those verdicts on demand, so it is always a
-// function of the containers as last seen, never of the event history.
+// and keeps a verdict (routed, or why not) for every running container. A
+// Fleet hands out the verdicts that changed since the last publish
+// (Changes), claims settled on the hosts they touch; what it hands out
+// always adds up to what the current verdicts give from scratch, so the
+// table is a function of the containers as last seen, not of the event
+// history (with two bounded memories: claims' tenure and, in the daemon,
+// the routes kept as 503).
 package docker
 
 import (
