@@ -84,6 +84,23 @@ type source struct {
 	env    map[string]string
 	labels map[string]string
 	notes  []string
+	// portFrom names the port setting given ("" when none): an item that
+	// names a port of its own does not use it, and a note says so.
+	portFrom string
+}
+
+// notePortOverrides notes every item whose own port differs from the
+// port setting, which it therefore does not use (a.test:8080 with
+// PORT=9000 routes 8080).
+func (s *source) notePortOverrides(ts []Target, def Target) {
+	if s.portFrom == "" {
+		return
+	}
+	for _, t := range ts {
+		if t.Port != def.Port {
+			s.notes = append(s.notes, fmt.Sprintf("%s=%d does not apply to %s%s:%d, which names its own port", s.portFrom, def.Port, t.Host, t.Path, t.Port))
+		}
+	}
 }
 
 // get returns a setting's value and where it came from ("" when unset):
@@ -146,6 +163,7 @@ func ParseSpec(env []string, labels map[string]string) (spec Spec, optedIn bool,
 		if spec.Targets, err = parseItems(hostVal, def); err != nil {
 			return spec, true, fmt.Errorf("%s: %w", hostFrom, err)
 		}
+		src.notePortOverrides(spec.Targets, def)
 	}
 	if tcpFrom != "" {
 		tcp, err := parseTCPItems(tcpVal, def)
@@ -189,7 +207,7 @@ func ParseSpec(env []string, labels map[string]string) (spec Spec, optedIn bool,
 func defaults(src *source) (Target, error) {
 	def := Target{Port: DefaultPort, Unset: true}
 	if v, from := src.get(setPort); from != "" {
-		def.Unset = false
+		def.Unset, src.portFrom = false, from
 		p, err := parsePort(v)
 		if err != nil {
 			return def, fmt.Errorf("%s: %w", from, err)
@@ -261,6 +279,11 @@ func parseTCPItems(s string, def Target) ([]Target, error) {
 // colon, if any, starts the port.
 func parseItem(item string, def Target) (Target, error) {
 	t := def
+	if scheme, rest, ok := strings.Cut(item, "://"); ok {
+		// A URL, as nginx-proxy users sometimes write: without this, its
+		// colon read as a port ("//a.test" is not a port number).
+		return t, fmt.Errorf("item %q is a URL: write the host (and path, and port) alone, as %s; how the proxy talks to the container is dockroute.proto (http, https, h2c), not the %s scheme", item, strings.TrimSuffix(rest, "/"), scheme)
+	}
 	if isIPv6Literal(item) {
 		return t, fmt.Errorf("%q is an IPv6 address, not a host name: a route for it would receive every request sent to the proxy by that address; route a name", item)
 	}
