@@ -165,6 +165,7 @@ func (d *daemon) run(ctx context.Context) error {
 	d.operator.watch(ctx, d.log, goroutine, d.operatorFilesChanged)
 	if path := d.config().ConfigFile; path != "" {
 		d.configWatch = watchfile.New(path, 50*time.Millisecond, d.reload, d.log)
+		d.configWatch.Ignore = watchfile.OnlyFile(path)
 		goroutine(func() {
 			if err := d.configWatch.Run(ctx); err != nil {
 				d.log.Error("not watching the config file", "err", err)

@@ -42,6 +42,7 @@ func NewSource[T any](path, what string, parse func([]byte) (T, error), log *slo
 			s.log.Error(what+" not reloaded", "err", err)
 		}
 	}, log)
+	s.watch.Ignore = OnlyFile(path)
 	return s
 }
 

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -43,6 +44,16 @@ type Watcher struct {
 // New returns a watcher; start it with Run.
 func New(path string, debounce time.Duration, onChange func(), log *slog.Logger) *Watcher {
 	return &Watcher{Path: path, Debounce: debounce, OnChange: onChange, Log: log, rearm: make(chan struct{}, 1)}
+}
+
+// OnlyFile is an Ignore for a watcher of one file: it drops every name in
+// the directory but the file's own, and Kubernetes' ("..data", the
+// "..2026_…" directories its ConfigMaps swap in). A config file beside a
+// log file was reloaded on every log line, 19 errors a second while the
+// config was invalid.
+func OnlyFile(path string) func(name string) bool {
+	base := filepath.Base(path)
+	return func(name string) bool { return name != base && !strings.HasPrefix(name, "..") }
 }
 
 // Rearm drops the directory watch and sets it up again, then reports a

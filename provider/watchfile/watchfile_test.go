@@ -125,3 +125,19 @@ func TestIgnoreAndRearm(t *testing.T) {
 	os.WriteFile(path, []byte("y"), 0o644)
 	expect(t, changes, "a write after the re-arm")
 }
+
+// TestOnlyFileSeesOnlyItsFile: a watcher of one file ignores the other
+// files of its directory, but not Kubernetes' swap of "..data".
+func TestOnlyFileSeesOnlyItsFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "dockroute.yml")
+	os.WriteFile(path, []byte("a"), 0o644)
+	_, changes := start(t, path, OnlyFile(path))
+	os.WriteFile(filepath.Join(dir, "dockroute.log"), []byte("a log line"), 0o644)
+	expectNone(t, changes, "a write to another file")
+	os.WriteFile(path, []byte("b"), 0o644)
+	expect(t, changes, "a write to the file")
+	os.Symlink(dir, filepath.Join(dir, "..data_tmp"))
+	os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data"))
+	expect(t, changes, "Kubernetes' ..data swap")
+}
