@@ -80,7 +80,7 @@ func withSocketHint(err error) error {
 	if err == nil || !errors.Is(err, fs.ErrPermission) && !strings.Contains(err.Error(), "permission denied") {
 		return err
 	}
-	return fmt.Errorf("%w (dockroute runs as user %d, who may not open the socket: give it the socket's group, e.g. docker run --group-add $(stat -c %%g /var/run/docker.sock), or DOCKER_GID in the compose stacks)", err, os.Getuid())
+	return fmt.Errorf("%w (dockroute runs as user %d, who may not open the socket: give it the socket's group, e.g. docker run --group-add $(stat -c %%g /var/run/docker.sock), DOCKER_GID in the compose stacks, or outside a container add the user to the docker group)", err, os.Getuid())
 }
 
 // subscribe opens an event stream that lives until stop is called or ctx
