@@ -81,6 +81,9 @@ type config struct {
 	MiddlewaresFile     string
 	AuthFile            string
 	PolicyFile          string
+	// autoNetwork is the network --network auto resolved to: dockroute
+	// considers only containers on it.
+	autoNetwork string
 	// files holds what the operator's middlewares and auth files define
 	// now (not settings: the daemon keeps them current).
 	files operatorFiles
@@ -105,6 +108,9 @@ var liveKeys = map[string]bool{
 
 func (c config) dockerOptions() docker.Options {
 	scope, _ := docker.ParseScope(splitList(c.Filter)) // validated
+	if c.autoNetwork != "" && !strings.Contains(c.Filter, "network=") {
+		scope = scope.Own(c.autoNetwork)
+	}
 	return docker.Options{
 		Network: c.Network, IgnoreHealth: c.Health == "ignore", Scope: scope, Swarm: c.Swarm,
 		Middleware: c.files.middlewareCheck(c.Output), Auth: c.files.authCheck(),
@@ -569,10 +575,7 @@ func (c config) withOwnNetwork(network string) config {
 	if c.Network != docker.AutoNetwork {
 		return c
 	}
-	c.Network = network
-	if !strings.Contains(c.Filter, "network=") {
-		c.Filter = strings.Join(append(splitList(c.Filter), "network="+network), ",")
-	}
+	c.Network, c.autoNetwork = network, network
 	return c
 }
 

@@ -424,7 +424,7 @@ func TestScope(t *testing.T) {
 		t.Fatalf("foreign.test routed: %v", got)
 	}
 	vs, err := Explain(ctx, e, Options{Scope: scope}, []string{foreign})
-	if err != nil || len(vs) != 1 || vs[0].Code != "out_of_scope" || !strings.Contains(vs[0].Reason, "--filter label=team=web") {
+	if err != nil || len(vs) != 1 || vs[0].Code != "out_of_scope" || !strings.Contains(vs[0].Reason, "it lacks the label team=web, which dockroute's --filter requires") {
 		t.Fatalf("explain of a foreign container: %+v %v", vs, err)
 	}
 	if _, err := ParseScope([]string{"status=running"}); err == nil {

@@ -18,6 +18,37 @@ import (
 type Scope struct {
 	labels   []string // "KEY" or "KEY=VALUE"
 	networks []string
+	// own is the network of dockroute's own container when --network
+	// auto put it in the scope: reasons name it so, rather than blame a
+	// --filter the user never wrote.
+	own string
+}
+
+// Own returns s with network n added as --network auto adds it.
+func (s Scope) Own(n string) Scope {
+	if !slices.Contains(s.networks, n) {
+		s.networks = append(slices.Clone(s.networks), n)
+	}
+	s.own = n
+	return s
+}
+
+// Why says why c is outside the scope ("" when it is not).
+func (s Scope) Why(c Container) string {
+	for _, l := range s.labels {
+		k, v, hasValue := strings.Cut(l, "=")
+		if got, ok := c.Labels[k]; !ok || hasValue && got != v {
+			return fmt.Sprintf("it lacks the label %s, which dockroute's --filter requires", l)
+		}
+	}
+	if len(s.networks) == 0 || slices.ContainsFunc(s.networks, func(n string) bool { _, ok := c.Networks.Get(n); return ok }) {
+		return ""
+	}
+	on := orNone(c.networkNames())
+	if s.own != "" && len(s.networks) == 1 {
+		return fmt.Sprintf("it is not on %s, the network of dockroute's own container, which --network auto routes (it is on %s): docker network connect %s %s, or start it with --network %s", s.own, on, s.own, c.Name, s.own)
+	}
+	return fmt.Sprintf("it is on none of the networks dockroute's --filter names (%s; it is on %s)", strings.Join(s.networks, ", "), on)
 }
 
 // ParseScope reads filters such as "label=team=web" or "network=front".

@@ -54,6 +54,8 @@ type Watcher struct {
 	// flights are the events' inspects under way, by container ID;
 	// inspectSlots bounds them and broken reports an engine that stopped
 	// answering one, wakeMoved a retry it scheduled (inspects.go).
+	// outOfScope are the containers noted as outside the scope.
+	outOfScope   map[string]bool
 	flights      map[string]*flight
 	inspectSlots chan struct{}
 	broken       chan error
@@ -81,6 +83,7 @@ func New(engine Engine, opt Options, resync time.Duration, log *slog.Logger) *Wa
 		kills:        kills{},
 		verdicts:     newVerdictSet(),
 		flights:      map[string]*flight{},
+		outOfScope:   map[string]bool{},
 		inspectSlots: make(chan struct{}, eventInspects),
 		broken:       make(chan error, 1),
 		wakeMoved:    make(chan struct{}, 1),
@@ -331,7 +334,10 @@ func (w *Watcher) cached(id string) (Container, bool) {
 func (w *Watcher) update(id string, c Container, found bool, now, received time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	found = found && w.opt.Scope.Matches(c) // out of scope is as good as gone
+	if found && !w.opt.Scope.Matches(c) {
+		found = false // out of scope is as good as gone
+		w.noteOutOfScopeLocked(c)
+	}
 	var v Verdict
 	if found {
 		w.cache[id] = &c
@@ -343,6 +349,20 @@ func (w *Watcher) update(id string, c Container, found bool, now, received time.
 	if w.setVerdictLocked(id, v, found) {
 		w.notifySince(received)
 	}
+}
+
+// noteOutOfScopeLocked says once, at Info, why a container that asks to
+// be routed is outside the scope: with --network auto, one started on
+// another network was ignored without a word.
+func (w *Watcher) noteOutOfScopeLocked(c Container) {
+	if _, optedIn, _ := parseRequest(c.Env, c.Labels, w.opt); !optedIn || w.outOfScope[c.ID] {
+		return
+	}
+	if len(w.outOfScope) > 10000 {
+		clear(w.outOfScope) // bounded: a note may come again, never grow without end
+	}
+	w.outOfScope[c.ID] = true
+	w.log.Info("not routed", "container", c.Name, "id", short(c.ID), "reason", "outside dockroute's scope: "+w.opt.Scope.Why(c))
 }
 
 // inspectFailed records that an inspect failed. A known container keeps
@@ -572,7 +592,7 @@ func evaluate(ctx context.Context, e Engine, opt Options, names []string) (evalu
 		case !ok:
 			ev.unknown[n] = true
 		case !opt.Scope.Matches(c):
-			ev.other = append(ev.other, Verdict{ID: c.ID, Name: c.Name, Code: "out_of_scope", Reason: "outside dockroute's scope (--filter " + opt.Scope.String() + "): not considered at all"})
+			ev.other = append(ev.other, Verdict{ID: c.ID, Name: c.Name, Code: "out_of_scope", Reason: "outside dockroute's scope, so not considered at all: " + opt.Scope.Why(c)})
 		default:
 			cs[c.ID], ev.wanted[c.ID] = &c, true
 		}
