@@ -79,7 +79,7 @@ func explainReport(ctx context.Context, fleet *docker.Fleet, cfg config, fromFil
 	unknown := 0
 	for _, v := range verdicts {
 		all = append(all, v.Backends...)
-		if v.Code == "no_such_container" {
+		if v.Code == docker.CodeNoContainer {
 			unknown++
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/dockroute/dockroute/provider/docker"
 	"github.com/dockroute/dockroute/provider/policy"
 	"github.com/dockroute/dockroute/provider/route"
 	"github.com/dockroute/dockroute/provider/static"
@@ -29,7 +30,7 @@ type operatorFiles struct {
 // default host (it receives every unknown name's requests, so only the
 // owners the policy file names may serve it), the routes file's routes
 // and every path under them, and the policy file's word.
-func (f operatorFiles) admit(defaultHost string) func(host, path string, who policy.Who) (code, reason string) {
+func (f operatorFiles) admit(defaultHost string) func(host, path string, who policy.Who) (code docker.Code, reason string) {
 	static := map[string][]string{} // host → the routes file's paths there
 	for _, b := range f.routes {
 		if !b.TCP {
@@ -37,16 +38,17 @@ func (f operatorFiles) admit(defaultHost string) func(host, path string, who pol
 		}
 	}
 	pol := f.policy
-	return func(host, path string, who policy.Who) (string, string) {
+	return func(host, path string, who policy.Who) (docker.Code, string) {
 		if host == defaultHost && host != "" && !pol.Binds(host) {
-			return "reserved_host", fmt.Sprintf("%s is the operator's --default-host, which answers every name no route has: only a container the policy file names as its owner may serve it (--policy-file with hosts: [{names: [%s], owners: [{label: KEY=VALUE}]}])", host, host)
+			return docker.CodeReservedHost, fmt.Sprintf("%s is the operator's --default-host, which answers every name no route has: only a container the policy file names as its owner may serve it (--policy-file with hosts: [{names: [%s], owners: [{label: KEY=VALUE}]}])", host, host)
 		}
 		for _, p := range static[host] {
 			if route.Within(path, p) {
-				return "reserved_host", fmt.Sprintf("%s%s is routed by the operator's routes file (%s%s): no container may claim it or a path under it", host, path, host, p)
+				return docker.CodeReservedHost, fmt.Sprintf("%s%s is routed by the operator's routes file (%s%s): no container may claim it or a path under it", host, path, host, p)
 			}
 		}
-		return pol.Admit(host, who)
+		code, reason := pol.Admit(host, who)
+		return docker.Code(code), reason // one of policy's codes, which TestPolicyCodesAreKnown checks
 	}
 }
 

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/dockroute/dockroute/provider/docker"
 	"github.com/dockroute/dockroute/provider/policy"
 	"github.com/dockroute/dockroute/provider/route"
 )
@@ -41,6 +43,23 @@ func TestAdmitReservesTheOperatorsNames(t *testing.T) {
 		code, reason := files.admit(c.defaultHost)(c.host, c.path, c.who)
 		if c.want == "" && code != "" || c.want != "" && !strings.Contains(reason, c.want) {
 			t.Errorf("default %q, claim %s%s by %+v: %s %q; want %q", c.defaultHost, c.host, c.path, c.who, code, reason, c.want)
+		}
+	}
+}
+
+// TestPolicyCodesAreKnown: the codes the policy file's refusals carry
+// (strings: the policy package cannot import docker's type) are codes
+// docker.Codes knows, so metrics and scripts see one closed set.
+func TestPolicyCodesAreKnown(t *testing.T) {
+	pol, _, err := policy.Parse([]byte("domains: [example.org]\nreserved: [no.example.org]\nhosts: [{names: [team.example.org], owners: [{label: team=a}]}]"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	admit := operatorFiles{policy: pol}.admit("home.example.org")
+	for _, host := range []string{"else.test", "no.example.org", "team.example.org", "home.example.org"} {
+		code, _ := admit(host, "", policy.Who{})
+		if !slices.Contains(docker.Codes, code) {
+			t.Errorf("%s: code %q is not in docker.Codes", host, code)
 		}
 	}
 }

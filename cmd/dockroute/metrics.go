@@ -155,11 +155,11 @@ func (c containerCollector) Collect(ch chan<- prometheus.Metric) {
 		switch {
 		case v.Routed():
 			states["routed"]++
-		case v.Code == "inspect_failed":
+		case v.Code == docker.CodeInspectFailed:
 			states["unknown"]++
 		case v.OptedIn:
 			states["refused"]++
-			reasons[v.Code]++
+			reasons[string(v.Code)]++
 		default:
 			states["ignored"]++
 		}

@@ -596,9 +596,9 @@ func formatVerdict(v docker.Verdict, overridden []route.Backend, annotate func(r
 			}
 			fmt.Fprintf(&b, "  %s%s -> %s%s%s\n", be.Host, be.Path, target, note, annotate(be))
 		}
-	case v.Code == "inspect_failed":
+	case v.Code == docker.CodeInspectFailed:
 		fmt.Fprintf(&b, "%s: UNKNOWN: %s\n", name, v.Reason)
-	case v.Code == "claim_conflict":
+	case v.Code == docker.CodeClaimConflict:
 		fmt.Fprintf(&b, "%s: NOT routed: every route it asks for conflicts with an earlier container's\n", name)
 	case v.OptedIn:
 		fmt.Fprintf(&b, "%s: NOT routed: %s\n", name, v.Reason)

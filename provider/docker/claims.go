@@ -68,7 +68,7 @@ func resolveClaims(vs []Verdict, ten *tenure, now time.Time) []Verdict {
 		}
 		v.Backends, v.Conflicts = kept, conflicts
 		if len(kept) == 0 {
-			v.Code, v.Reason = "claim_conflict", conflicts[0].Reason
+			v.Code, v.Reason = CodeClaimConflict, conflicts[0].Reason
 		}
 		out[i] = v
 	}

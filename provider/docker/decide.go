@@ -63,7 +63,7 @@ type Options struct {
 	// Admit tells why a container may not claim host+path, as a code and
 	// a reason ("" when it may): the operator's reserved names and policy.
 	// nil admits every claim.
-	Admit func(host, path string, who policy.Who) (code, reason string)
+	Admit func(host, path string, who policy.Who) (code Code, reason string)
 	// Hold is how long a host keeps the settings it was served with
 	// after its last container went (--unavailable-grace): a container
 	// asking for other settings is refused until then (see settleHost).
@@ -149,15 +149,8 @@ type Verdict struct {
 	// settings (see resolveClaims).
 	Conflicts []Conflict
 	Reason    string // why not routed, in words a user can act on
-	// Code names the reason in a word, for metrics: not_opted_in,
-	// disabled, invalid_request, paused, not_running, stopping,
-	// health_starting, unhealthy, host_network, no_network, shared_network,
-	// network_ambiguous, network_missing, no_address, port_not_exposed,
-	// unknown_middleware, unknown_auth_group,
-	// claim_conflict (every route it asked for conflicts), inspect_failed,
-	// setting_too_large, too_many_routes, reserved_host, outside_domains,
-	// not_owner.
-	Code string
+	// Code names the reason in a word (codes.go).
+	Code Code
 	// Lifecycle is true when the reason is the container's state (stopped,
 	// paused, starting up): routine, not a mistake to fix.
 	Lifecycle bool
@@ -182,28 +175,28 @@ func (v Verdict) equal(o Verdict) bool {
 func Decide(c Container, opt Options) Verdict {
 	v := Verdict{ID: c.ID, Name: c.Name, Started: cmp.Or(c.Started, c.Created)}
 	if opt.SkipTasks && c.Labels[taskLabel] != "" {
-		v.Code, v.Reason = "swarm_task", "a swarm task: routed through its service"
+		v.Code, v.Reason = CodeSwarmTask, "a swarm task: routed through its service"
 		return v
 	}
 	if name, size := oversized(c); name != "" {
 		v.OptedIn = true
-		v.Code, v.Reason = "setting_too_large", fmt.Sprintf("%s is %d bytes long, more than dockroute reads (%d): split the routes over several containers", name, size, MaxSettingLen)
+		v.Code, v.Reason = CodeSettingTooLarge, fmt.Sprintf("%s is %d bytes long, more than dockroute reads (%d): split the routes over several containers", name, size, MaxSettingLen)
 		return v
 	}
 	spec, optedIn, err := parseRequest(c.Env, c.Labels, opt)
 	v.OptedIn, v.Notes = optedIn, spec.Notes
 	if !optedIn {
-		v.Code, v.Reason = "not_opted_in", "not opted in: set the label dockroute.host or the env VIRTUALHOST (or VIRTUAL_HOST) to the host names to route"
+		v.Code, v.Reason = CodeNotOptedIn, "not opted in: set the label dockroute.host or the env VIRTUALHOST (or VIRTUAL_HOST) to the host names to route"
 		if opt.TraefikLabels {
 			v.Reason += ", or (--traefik-labels) traefik.enable=true with a router rule"
 		}
 		if _, ok := c.Labels[setEnable.label]; ok {
-			v.Code, v.Reason = "disabled", "disabled by the label dockroute.enable=false"
+			v.Code, v.Reason = CodeDisabled, "disabled by the label dockroute.enable=false"
 		}
 		return v
 	}
 	if err != nil {
-		v.Code, v.Reason = "invalid_request", "invalid request: "+err.Error()
+		v.Code, v.Reason = CodeInvalidRequest, "invalid request: "+err.Error()
 		return v
 	}
 	who := policy.Who{Labels: c.Labels}
@@ -215,7 +208,7 @@ func Decide(c Container, opt Options) Verdict {
 		return v
 	}
 	if opt.NoTCP && slices.ContainsFunc(spec.Targets, func(t Target) bool { return t.TCP }) {
-		v.Code, v.Reason = "tcp_unsupported", setTCP.label+": TLS passthrough routes need Traefik (--output traefik); stock Caddy has no layer-4 proxy"
+		v.Code, v.Reason = CodeTCPUnsupported, setTCP.label+": TLS passthrough routes need Traefik (--output traefik); stock Caddy has no layer-4 proxy"
 		return v
 	}
 	if code, reason := operatorChoices(spec, opt); reason != "" {
@@ -256,12 +249,12 @@ func Decide(c Container, opt Options) Verdict {
 // claimLimits checks what a container or service claims against the
 // operator's limit on routes, the names no one may claim, and the
 // operator's Admit (reserved names and the policy file).
-func claimLimits(ts []Target, who policy.Who, opt Options) (code, reason string) {
+func claimLimits(ts []Target, who policy.Who, opt Options) (code Code, reason string) {
 	if opt.MaxRoutes > 0 && len(ts) > opt.MaxRoutes {
-		return "too_many_routes", fmt.Sprintf("asks for %d routes, more than one container may have (%d, --max-routes-per-container): split them over several containers, or have the operator raise the limit", len(ts), opt.MaxRoutes)
+		return CodeTooManyRoutes, fmt.Sprintf("asks for %d routes, more than one container may have (%d, --max-routes-per-container): split them over several containers, or have the operator raise the limit", len(ts), opt.MaxRoutes)
 	}
 	if reason := reservedHost(ts); reason != "" {
-		return "reserved_host", reason
+		return CodeReservedHost, reason
 	}
 	if opt.Admit == nil {
 		return "", ""
@@ -277,19 +270,19 @@ func claimLimits(ts []Target, who policy.Who, opt Options) (code, reason string)
 
 // operatorChoices checks that the middleware sets and the auth group a
 // container chose exist in the operator's files.
-func operatorChoices(spec Spec, opt Options) (code, reason string) {
+func operatorChoices(spec Spec, opt Options) (code Code, reason string) {
 	if opt.Middleware != nil {
 		for _, name := range route.Middlewares(spec.Middlewares) {
 			for _, t := range spec.Targets {
 				if err := opt.Middleware(name, t.Host); err != nil {
-					return "unknown_middleware", fmt.Sprintf("%s: %v", setMiddlewares.label, err)
+					return CodeUnknownMiddleware, fmt.Sprintf("%s: %v", setMiddlewares.label, err)
 				}
 			}
 		}
 	}
 	if spec.Auth != "" && opt.Auth != nil {
 		if err := opt.Auth(spec.Auth); err != nil {
-			return "unknown_auth_group", fmt.Sprintf("%s: %v", setAuth.label, err)
+			return CodeUnknownAuthGroup, fmt.Sprintf("%s: %v", setAuth.label, err)
 		}
 	}
 	return "", ""
@@ -298,7 +291,7 @@ func operatorChoices(spec Spec, opt Options) (code, reason string) {
 // reach finds the address the proxy dials for each target, or why there
 // is none: the container's IP on its network, or (addr=published) the
 // target's published host port on the engine's advertised address.
-func reach(c Container, opt Options, targets []Target) (servers []string, code, reason string) {
+func reach(c Container, opt Options, targets []Target) (servers []string, code Code, reason string) {
 	if opt.Address != AddrPublished {
 		addr, code, reason := address(c, opt.Network, opt.IPFamily)
 		if reason == "" {
@@ -315,47 +308,47 @@ func reach(c Container, opt Options, targets []Target) (servers []string, code, 
 	for _, t := range targets {
 		hp, ok := c.Published[t.Port]
 		if !ok {
-			return nil, "port_not_published", fmt.Sprintf("port %d is not published: engine %s's containers are routed at their published ports on %s (addr=published); run the container with -p %d (or -p HOSTPORT:%d)", t.Port, cmp.Or(opt.Engine, "local"), opt.Advertise, t.Port, t.Port)
+			return nil, CodePortNotPublished, fmt.Sprintf("port %d is not published: engine %s's containers are routed at their published ports on %s (addr=published); run the container with -p %d (or -p HOSTPORT:%d)", t.Port, cmp.Or(opt.Engine, "local"), opt.Advertise, t.Port, t.Port)
 		}
 		servers = append(servers, net.JoinHostPort(opt.Advertise, strconv.Itoa(int(hp))))
 	}
 	return servers, "", ""
 }
 
-func stateReason(c Container, opt Options) (code, reason string) {
+func stateReason(c Container, opt Options) (code Code, reason string) {
 	switch c.State {
 	case "running":
 	case "paused":
-		return "paused", "container is paused; it is routed again on unpause"
+		return CodePaused, "container is paused; it is routed again on unpause"
 	case "":
-		return "not_running", "Docker reported no state for the container"
+		return CodeNotRunning, "Docker reported no state for the container"
 	default:
 		return "not_running", fmt.Sprintf("container is not running (state %q); it is routed once it runs", c.State)
 	}
 	if c.Stopping {
-		return "stopping", "container is stopping (Docker sent its stop signal); it was taken out of routing so it can finish its requests"
+		return CodeStopping, "container is stopping (Docker sent its stop signal); it was taken out of routing so it can finish its requests"
 	}
 	if opt.IgnoreHealth {
 		return "", ""
 	}
 	switch c.Health {
 	case "starting":
-		return "health_starting", "healthcheck is still starting; the container is routed once it is healthy (or run dockroute with --health=ignore)"
+		return CodeHealthStarting, "healthcheck is still starting; the container is routed once it is healthy (or run dockroute with --health=ignore)"
 	case "unhealthy":
-		return "unhealthy", "healthcheck says unhealthy; the container is routed again once it is healthy (or run dockroute with --health=ignore)"
+		return CodeUnhealthy, "healthcheck says unhealthy; the container is routed again once it is healthy (or run dockroute with --health=ignore)"
 	}
 	return "", ""
 }
 
 // address finds the IP the proxy should dial, or why there is none.
-func address(c Container, network, family string) (addr netip.Addr, code, reason string) {
+func address(c Container, network, family string) (addr netip.Addr, code Code, reason string) {
 	switch mode := c.NetworkMode; {
 	case mode == "host":
-		return addr, "host_network", "container uses the host network, so it has no address of its own to route to; run it on a bridge or user-defined network"
+		return addr, CodeHostNetwork, "container uses the host network, so it has no address of its own to route to; run it on a bridge or user-defined network"
 	case mode == "none":
-		return addr, "no_network", "container has networking disabled (--network none)"
+		return addr, CodeNoNetwork, "container has networking disabled (--network none)"
 	case strings.HasPrefix(mode, "container:"):
-		return addr, "shared_network", fmt.Sprintf("container shares another container's network (%s); route that container instead", mode)
+		return addr, CodeSharedNetwork, fmt.Sprintf("container shares another container's network (%s); route that container instead", mode)
 	}
 	on, code, reason := chooseNetwork(c, network)
 	if reason != "" {
@@ -365,15 +358,15 @@ func address(c Container, network, family string) (addr netip.Addr, code, reason
 	switch family {
 	case "4":
 		if addr = on.Addr; !addr.Is4() {
-			return netip.Addr{}, "no_address", fmt.Sprintf("container has no IPv4 address on network %q (dockroute runs with --ip-family 4)", name)
+			return netip.Addr{}, CodeNoAddress, fmt.Sprintf("container has no IPv4 address on network %q (dockroute runs with --ip-family 4)", name)
 		}
 	case "6":
 		if addr = on.Addr6; !addr.IsValid() {
-			return addr, "no_address", fmt.Sprintf("container has no IPv6 address on network %q (dockroute runs with --ip-family 6): create the network with --ipv6", name)
+			return addr, CodeNoAddress, fmt.Sprintf("container has no IPv6 address on network %q (dockroute runs with --ip-family 6): create the network with --ipv6", name)
 		}
 	default:
 		if addr = on.Addr; !addr.IsValid() {
-			return addr, "no_address", fmt.Sprintf("container has no IP address on network %q", name)
+			return addr, CodeNoAddress, fmt.Sprintf("container has no IP address on network %q", name)
 		}
 	}
 	return addr, "", ""
@@ -408,10 +401,10 @@ func choosePorts(targets []Target, exposed []string) ([]Target, []string) {
 }
 
 // portsReason checks that every target's port is exposed.
-func portsReason(targets []Target, exposed []string) (code, reason string) {
+func portsReason(targets []Target, exposed []string) (code Code, reason string) {
 	for _, t := range targets {
 		if !slices.Contains(exposed, strconv.Itoa(int(t.Port))+"/tcp") {
-			return "port_not_exposed", portReason(t.Port, exposed)
+			return CodePortNotExposed, portReason(t.Port, exposed)
 		}
 	}
 	return "", ""
@@ -425,20 +418,20 @@ func portReason(port uint16, exposed []string) string {
 	return fmt.Sprintf("port %d is not exposed (exposed: %s); %s", port, strings.Join(exposed, ", "), fix)
 }
 
-func chooseNetwork(c Container, want string) (on Attachment, code, reason string) {
+func chooseNetwork(c Container, want string) (on Attachment, code Code, reason string) {
 	if want != "" {
 		if a, ok := c.Networks.Get(want); ok {
 			return a, "", ""
 		}
-		return on, "network_missing", fmt.Sprintf("container is not on network %q (dockroute --network or the label dockroute.network); it is on: %s", want, orNone(c.networkNames()))
+		return on, CodeNetworkMissing, fmt.Sprintf("container is not on network %q (dockroute --network or the label dockroute.network); it is on: %s", want, orNone(c.networkNames()))
 	}
 	switch len(c.Networks) {
 	case 0:
-		return on, "no_network", "container is on no network"
+		return on, CodeNoNetwork, "container is on no network"
 	case 1:
 		return c.Networks[0], "", ""
 	}
-	return on, "network_ambiguous", fmt.Sprintf("container is on several networks (%s); start dockroute with --network NAME, or set the label dockroute.network, to choose the one the proxy reaches", c.networkNames())
+	return on, CodeNetworkAmbiguous, fmt.Sprintf("container is on several networks (%s); start dockroute with --network NAME, or set the label dockroute.network, to choose the one the proxy reaches", c.networkNames())
 }
 
 func orNone(s string) string {

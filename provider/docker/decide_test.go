@@ -181,8 +181,8 @@ func TestDecide(t *testing.T) {
 				}
 				return
 			}
-			if v.Code == "" || strings.ContainsAny(v.Code, " -") {
-				t.Errorf("refusal without a metric code: %+v", v)
+			if v.Code == "" || !slices.Contains(Codes, v.Code) {
+				t.Errorf("refusal without a known code: %+v", v)
 			}
 			if v.Routed() || !strings.Contains(v.Reason, tc.reason) {
 				t.Fatalf("verdict routed=%v reason %q, want refusal containing %q", v.Routed(), v.Reason, tc.reason)
@@ -353,10 +353,10 @@ func manyHosts(n int) string {
 // by (labels, networks, engine); its refusal refuses the whole request.
 func TestDecideAsksTheOperator(t *testing.T) {
 	var asked []string
-	opt := Options{Engine: "edge-1", Admit: func(host, path string, who policy.Who) (string, string) {
+	opt := Options{Engine: "edge-1", Admit: func(host, path string, who policy.Who) (Code, string) {
 		asked = append(asked, fmt.Sprintf("%s%s %v %s %s", host, path, who.Networks, who.Labels["team"], who.Engine))
 		if host == "theirs.test" {
-			return "not_owner", "theirs.test belongs to another team"
+			return CodeNotOwner, "theirs.test belongs to another team"
 		}
 		return "", ""
 	}}

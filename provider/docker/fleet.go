@@ -458,7 +458,7 @@ func (f *Fleet) Explain(ctx context.Context, names []string) ([]Verdict, error) 
 			if sv.Name != n && (len(n) < 4 || !strings.HasPrefix(sv.ID, n)) {
 				continue
 			}
-			vs = slices.DeleteFunc(vs, func(v Verdict) bool { return v.Code == "no_such_container" && v.Name == n })
+			vs = slices.DeleteFunc(vs, func(v Verdict) bool { return v.Code == CodeNoContainer && v.Name == n })
 			vs = append(vs, sv)
 		}
 	}

@@ -38,12 +38,12 @@ func BenchmarkChangeBesideHangingInspects(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go w.Run(ctx)
-	waitState := func(code string) {
+	waitState := func(code Code) {
 		for verdictOf(w, mine).Code != code {
 			time.Sleep(50 * time.Microsecond)
 		}
 	}
-	waitState("")
+	waitState(CodeRouted)
 	for _, id := range foreign {
 		e.EmitNetwork(id, events.ActionConnect)
 	}
@@ -52,9 +52,9 @@ func BenchmarkChangeBesideHangingInspects(b *testing.B) {
 	}
 	b.ResetTimer()
 	for i := range b.N {
-		state, action, code := "paused", events.ActionPause, "paused"
+		state, action, code := "paused", events.ActionPause, CodePaused
 		if i%2 == 1 {
-			state, action, code = "running", events.ActionUnPause, ""
+			state, action, code = "running", events.ActionUnPause, CodeRouted
 		}
 		e.Update(mine, func(c *enginetest.Container) { c.State = state })
 		e.Emit(mine, action, nil)

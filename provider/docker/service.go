@@ -109,10 +109,10 @@ func DecideService(s Service, opt Options) Verdict {
 	v.OptedIn, v.Notes = optedIn, spec.Notes
 	switch {
 	case !optedIn:
-		v.Code, v.Reason = "not_opted_in", "not opted in: set the service label dockroute.host (docker service create --label dockroute.host=...) or the env VIRTUALHOST"
+		v.Code, v.Reason = CodeNotOptedIn, "not opted in: set the service label dockroute.host (docker service create --label dockroute.host=...) or the env VIRTUALHOST"
 		return v
 	case err != nil:
-		v.Code, v.Reason = "invalid_request", "invalid request: "+err.Error()
+		v.Code, v.Reason = CodeInvalidRequest, "invalid request: "+err.Error()
 		return v
 	}
 	who := policy.Who{Labels: s.Labels, Networks: slices.Sorted(maps.Keys(s.VIPs))}
@@ -126,7 +126,7 @@ func DecideService(s Service, opt Options) Verdict {
 	}
 	switch {
 	case len(s.Tasks) == 0:
-		v.Code, v.Reason, v.Lifecycle = "no_tasks", "the service has no running task; it is routed once one runs", true
+		v.Code, v.Reason, v.Lifecycle = CodeNoTasks, "the service has no running task; it is routed once one runs", true
 		return v
 	}
 	var exposed []string
@@ -154,12 +154,12 @@ func DecideService(s Service, opt Options) Verdict {
 }
 
 // serviceServers finds, for each target, the addresses the proxy dials.
-func serviceServers(s Service, opt Options, lb string, targets []Target) (servers [][]string, code, reason string) {
+func serviceServers(s Service, opt Options, lb string, targets []Target) (servers [][]string, code Code, reason string) {
 	if opt.Address == AddrPublished {
 		for _, t := range targets {
 			pp, ok := s.Published[t.Port]
 			if !ok {
-				return nil, "port_not_published", fmt.Sprintf("port %d is not published: engine %s's services are routed at the ports the swarm publishes on %s (addr=published); create the service with --publish %d", t.Port, cmp.Or(opt.Engine, "local"), opt.Advertise, t.Port)
+				return nil, CodePortNotPublished, fmt.Sprintf("port %d is not published: engine %s's services are routed at the ports the swarm publishes on %s (addr=published); create the service with --publish %d", t.Port, cmp.Or(opt.Engine, "local"), opt.Advertise, t.Port)
 			}
 			servers = append(servers, []string{net.JoinHostPort(opt.Advertise, strconv.Itoa(int(pp)))})
 		}
@@ -188,7 +188,7 @@ func serviceServers(s Service, opt Options, lb string, targets []Target) (server
 		addrs = []netip.Addr{vip}
 	}
 	if len(addrs) == 0 {
-		return nil, "no_address", fmt.Sprintf("the service has no address on network %q (with endpoint mode dnsrr there is no virtual IP: use the label dockroute.lb=tasks)", network)
+		return nil, CodeNoAddress, fmt.Sprintf("the service has no address on network %q (with endpoint mode dnsrr there is no virtual IP: use the label dockroute.lb=tasks)", network)
 	}
 	for _, t := range targets {
 		var list []string
@@ -203,19 +203,19 @@ func serviceServers(s Service, opt Options, lb string, targets []Target) (server
 // pickNetwork chooses among a service's networks as chooseNetwork does
 // among a container's; the swarm's ingress network is never one to route
 // on (it is the routing mesh's own).
-func pickNetwork(networks []string, want string) (string, string, string) {
+func pickNetwork(networks []string, want string) (string, Code, string) {
 	networks = slices.DeleteFunc(networks, func(n string) bool { return n == "ingress" })
 	if want != "" {
 		if slices.Contains(networks, want) {
 			return want, "", ""
 		}
-		return "", "network_missing", fmt.Sprintf("service is not on network %q (dockroute --network or the label dockroute.network); it is on: %s", want, orNone(strings.Join(networks, ", ")))
+		return "", CodeNetworkMissing, fmt.Sprintf("service is not on network %q (dockroute --network or the label dockroute.network); it is on: %s", want, orNone(strings.Join(networks, ", ")))
 	}
 	switch len(networks) {
 	case 0:
-		return "", "no_network", "the service is on no network the proxy can share (only the ingress mesh); attach it to an overlay network the proxy is on"
+		return "", CodeNoNetwork, "the service is on no network the proxy can share (only the ingress mesh); attach it to an overlay network the proxy is on"
 	case 1:
 		return networks[0], "", ""
 	}
-	return "", "network_ambiguous", fmt.Sprintf("service is on several networks (%s); start dockroute with --network NAME, or set the label dockroute.network", strings.Join(networks, ", "))
+	return "", CodeNetworkAmbiguous, fmt.Sprintf("service is on several networks (%s); start dockroute with --network NAME, or set the label dockroute.network", strings.Join(networks, ", "))
 }

@@ -393,7 +393,7 @@ func (w *Watcher) inspectFailed(id string, err error, now time.Time, forget bool
 
 // inspectFailed is the verdict of a container Docker failed to inspect.
 func inspectFailed(id, name string, err error) Verdict {
-	return Verdict{ID: id, Name: name, Code: "inspect_failed",
+	return Verdict{ID: id, Name: name, Code: CodeInspectFailed,
 		Reason: fmt.Sprintf("docker failed to inspect the container (%v); dockroute tries again shortly", err)}
 }
 
@@ -533,7 +533,7 @@ func (w *Watcher) setVerdictLocked(id string, v Verdict, present bool) bool {
 	case v.Routed():
 		w.routedLines--
 		w.log.Info("routed", "container", v.Name, "id", short(id), "routes", logRoutes(v.Backends))
-	case v.Code == "inspect_failed":
+	case v.Code == CodeInspectFailed:
 		w.log.Warn("not synced", "container", v.Name, "id", short(id), "reason", cut(v.Reason, logValueMax))
 	case v.OptedIn && v.Lifecycle:
 		w.log.Info("not routed", "container", v.Name, "id", short(id), "reason", cut(v.Reason, logValueMax))
@@ -592,7 +592,7 @@ func evaluate(ctx context.Context, e Engine, opt Options, names []string) (evalu
 		case !ok:
 			ev.unknown[n] = true
 		case !opt.Scope.Matches(c):
-			ev.other = append(ev.other, Verdict{ID: c.ID, Name: c.Name, Code: "out_of_scope", Reason: "outside dockroute's scope, so not considered at all: " + opt.Scope.Why(c)})
+			ev.other = append(ev.other, Verdict{ID: c.ID, Name: c.Name, Code: CodeOutOfScope, Reason: "outside dockroute's scope, so not considered at all: " + opt.Scope.Why(c)})
 		default:
 			cs[c.ID], ev.wanted[c.ID] = &c, true
 		}
@@ -633,7 +633,7 @@ func explainAll(ctx context.Context, es []Engine, opts []Options, names []string
 			if len(es) == 1 {
 				return nil, err
 			}
-			out = append(out, Verdict{Name: "engine " + opts[i].Engine, Engine: opts[i].Engine, Code: "inspect_failed", Reason: "could not ask this engine: " + err.Error()})
+			out = append(out, Verdict{Name: "engine " + opts[i].Engine, Engine: opts[i].Engine, Code: CodeInspectFailed, Reason: "could not ask this engine: " + err.Error()})
 			continue
 		}
 		if len(es) == 1 {
@@ -650,7 +650,7 @@ func explainAll(ctx context.Context, es []Engine, opts []Options, names []string
 	}
 	for n, count := range unknownEverywhere {
 		if count == len(es) {
-			out = append(out, Verdict{Name: n, Code: "no_such_container", Reason: "no such container"})
+			out = append(out, Verdict{Name: n, Code: CodeNoContainer, Reason: "no such container"})
 		}
 	}
 	for _, v := range resolveClaims(dedupe(decided), nil, time.Now()) {
