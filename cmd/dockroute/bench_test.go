@@ -76,14 +76,14 @@ func pickup(b *testing.B, backend string, n int) {
 	for i := range n {
 		lines = append(lines, fmt.Sprintf("  other-%d.test: %s\n", i, backend))
 	}
-	os.WriteFile(routes, []byte("routes:\n"+strings.Join(lines, "")+"  first.test: "+backend+"\n"), 0o644)
+	writeFile(b, routes, "routes:\n"+strings.Join(lines, "")+"  first.test: "+backend+"\n")
 	d := startDaemonDir(b, tr.Dir, nil, "--routes-file", routes)
 	waitFile(b, d, "first.test", true)
 	var pickup time.Duration
 	for i := 0; b.Loop(); i++ {
 		host := fmt.Sprintf("pickup-%d.test", i)
 		lines = append(lines, fmt.Sprintf("  %s: %s\n", host, backend))
-		os.WriteFile(routes, []byte("routes:\n"+strings.Join(lines, "")), 0o644)
+		writeFile(b, routes, "routes:\n"+strings.Join(lines, ""))
 		waitFile(b, d, host, true)
 		renamed := time.Now()
 		for deadline := renamed.Add(60 * time.Second); ; time.Sleep(time.Millisecond) {

@@ -322,7 +322,7 @@ func TestRefusals(t *testing.T) {
 		t.Fatalf("render: %v", err)
 	}
 	path := filepath.Join(t.TempDir(), "render.yml")
-	os.WriteFile(path, render, 0o644)
+	writeFile(t, path, string(render))
 	want := "http://" + dockertest.IP(t, twoNets, n2) + ":8080"
 	if got := servers(t, path)[twoNetsHost]; !slices.Equal(got, []string{want}) {
 		t.Fatalf("render --network %s gives %s servers %v, want [%s]", n2, twoNetsHost, got, want)

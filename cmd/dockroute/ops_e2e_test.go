@@ -62,7 +62,7 @@ func (d *proc) waitFileContains(t *testing.T, substr string, present bool) {
 func TestConfigReload(t *testing.T) {
 	dockertest.Require(t)
 	cfgPath := filepath.Join(t.TempDir(), "dockroute.yaml")
-	os.WriteFile(cfgPath, []byte("log-level: info\n"), 0o644)
+	writeFile(t, cfgPath, "log-level: info\n")
 	d := startDaemon(t, nil, "--config", cfgPath)
 	host, _ := d.routedHello(t, "reload")
 
@@ -96,7 +96,7 @@ func TestRoutesFile(t *testing.T) {
 	dockertest.Require(t)
 	routes := filepath.Join(t.TempDir(), "routes.yaml")
 	shared, legacy := dockertest.Unique("shared")+".test", dockertest.Unique("legacy")+".test"
-	os.WriteFile(routes, []byte(fmt.Sprintf("routes:\n  %s: [http://127.0.0.1:9001]\n", legacy)), 0o644)
+	writeFile(t, routes, fmt.Sprintf("routes:\n  %s: [http://127.0.0.1:9001]\n", legacy))
 	d := startDaemon(t, nil, "--routes-file", routes)
 	d.waitOracle(t, legacy+"/", traefik.Name(legacy, ""), "http://127.0.0.1:9001")
 
@@ -132,7 +132,7 @@ func TestOutputSelfHeals(t *testing.T) {
 
 	for _, damage := range []func(){
 		func() { os.Remove(d.file()) },
-		func() { os.WriteFile(d.file(), []byte("http: {broken\n"), 0o644) },
+		func() { writeFile(t, d.file(), "http: {broken\n") },
 		func() { replaceFile(t, d.file(), "# someone else's file\n") },
 	} {
 		damage()
@@ -445,7 +445,7 @@ func upStack(t *testing.T, name string) *stack {
 		if data, err := os.ReadFile(filepath.Join("..", "..", "compose", name, f)); err == nil {
 			// The copy lives elsewhere: build contexts point back here.
 			data = []byte(strings.ReplaceAll(string(data), "../..", mustAbs(t, "../..")))
-			os.WriteFile(filepath.Join(s.dir, f), data, 0o644)
+			writeFile(t, filepath.Join(s.dir, f), string(data))
 		}
 	}
 	t.Cleanup(func() {

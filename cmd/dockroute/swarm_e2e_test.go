@@ -49,7 +49,7 @@ func TestSwarm(t *testing.T) {
 	// Caddy on the overlay, its admin API on a socket in a shared directory.
 	admin := t.TempDir()
 	cport := caddytest.FreePort(t)
-	os.WriteFile(filepath.Join(admin, "caddy.json"), []byte(`{"admin":{"listen":"unix//admin/admin.sock"}}`), 0o644)
+	writeFile(t, filepath.Join(admin, "caddy.json"), `{"admin":{"listen":"unix//admin/admin.sock"}}`)
 	dockertest.Run(t, "--network", net, "-p", fmt.Sprintf("127.0.0.1:%d:80", cport), "-v", admin+":/admin", "caddy:2", "caddy", "run", "--config", "/admin/caddy.json")
 	eventually(t, 15*time.Second, func() (bool, string) {
 		_, err := os.Stat(filepath.Join(admin, "admin.sock"))

@@ -58,18 +58,20 @@ func (w *Watcher) runInspect(ctx context.Context, id string, f *flight, received
 			w.mu.Unlock()
 			continue
 		}
+		// The answer is installed before the flight ends, under the same
+		// lock: an event applied in between would otherwise be overwritten
+		// by this older answer (an unpause, seen undone 30 ms later).
+		if err == nil && ctx.Err() == nil {
+			w.updateLocked(id, c, found, time.Now(), received)
+		}
 		delete(w.flights, id)
 		w.mu.Unlock()
-		switch {
-		case ctx.Err() != nil:
-		case err != nil:
+		if err != nil && ctx.Err() == nil {
 			if perr := ping(ctx, w.engine); perr != nil {
 				w.fail(fmt.Errorf("docker stopped answering: %w", perr))
 			}
 			w.inspectFailed(id, err, time.Now(), false)
 			w.rearm() // its retry is a wake the loop must know of
-		default:
-			w.update(id, c, found, time.Now(), received)
 		}
 		return
 	}

@@ -334,6 +334,10 @@ func (w *Watcher) cached(id string) (Container, bool) {
 func (w *Watcher) update(id string, c Container, found bool, now, received time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.updateLocked(id, c, found, now, received)
+}
+
+func (w *Watcher) updateLocked(id string, c Container, found bool, now, received time.Time) {
 	if found && !w.opt.Scope.Matches(c) {
 		found = false // out of scope is as good as gone
 		w.noteOutOfScopeLocked(c)
