@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/dockroute/dockroute/provider/docker"
@@ -84,12 +85,58 @@ func explainReport(ctx context.Context, fleet *docker.Fleet, cfg config, fromFil
 		}
 	}
 	_, overridden := static.Merge(fromFile, all)
-	annotate := deliveryNotes(ctx, cfg)
+	delivered, answers := deliveryNotes(ctx, cfg), reachability()
+	annotate := func(be route.Backend) string { return delivered(be) + answers(be) }
 	var b strings.Builder
 	for _, v := range verdicts {
 		b.WriteString(formatVerdict(v, overridden, annotate))
 	}
 	return b.String(), unknown, nil
+}
+
+// Reachability: explain dials each routed backend, so that an app that
+// listens on another port, or on 127.0.0.1 only, is named there rather
+// than found as a 502 after Caddy's 5 s of retries. Bounded: each address
+// once per explain, maxDials addresses at most, dialTimeout each.
+const (
+	dialTimeout = 300 * time.Millisecond
+	maxDials    = 50
+)
+
+// reachability returns, for explain, what a dial of a route's backend
+// says: nothing when it answers (or was not tried), else what is wrong.
+func reachability() func(route.Backend) string {
+	seen := map[string]string{}
+	return func(be route.Backend) string {
+		if note, ok := seen[be.Server]; ok {
+			return note
+		}
+		if len(seen) >= maxDials {
+			return ""
+		}
+		note := dialNote(be.Server)
+		seen[be.Server] = note
+		return note
+	}
+}
+
+// dialNote dials addr and says what is wrong ("" when something accepts
+// the connection).
+func dialNote(addr string) string {
+	conn, err := net.DialTimeout("tcp", addr, dialTimeout)
+	switch {
+	case err == nil:
+		conn.Close()
+		return ""
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Sprintf(" (NOTHING LISTENS on %s: is the app listening on another port, or on 127.0.0.1 only? It must listen on 0.0.0.0 or the container's address)", addr)
+	default:
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return fmt.Sprintf(" (%s does not answer within %v, from where dockroute runs: a firewall, or a network it does not share with the container?)", addr, dialTimeout)
+		}
+		return fmt.Sprintf(" (dialing %s from where dockroute runs: %v)", addr, err)
+	}
 }
 
 // serveExplain answers /explain?c=NAME&c=NAME... with the daemon's own

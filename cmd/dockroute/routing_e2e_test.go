@@ -467,3 +467,19 @@ func TestMigrants(t *testing.T) {
 		t.Errorf("the foreign settings were logged %d times, want once:\n%s", n, d.log)
 	}
 }
+
+// TestExplainSaysNothingListens: an app that listens on another port than
+// the one routed is routed (Docker cannot tell), and explain says that
+// nothing listens there; a working one gets no such note.
+func TestExplainSaysNothingListens(t *testing.T) {
+	dockertest.Require(t)
+	deaf := dockertest.Run(t, hello(dockertest.Unique("deaf")+".test", "-e", "LISTEN=9000")...)
+	fine := dockertest.Run(t, hello(dockertest.Unique("fine")+".test")...)
+	out := explainOut(t, deaf, fine)
+	if want := "NOTHING LISTENS on " + dockertest.IP(t, deaf, "bridge") + ":8080"; !strings.Contains(lineFor(out, deaf[:12])+out, want) {
+		t.Errorf("explain lacks %q:\n%s", want, out)
+	}
+	if strings.Count(out, "NOTHING LISTENS") != 1 {
+		t.Errorf("explain of one deaf and one working app:\n%s", out)
+	}
+}

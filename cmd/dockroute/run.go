@@ -599,7 +599,7 @@ func formatVerdict(v docker.Verdict, overridden []route.Backend, annotate func(r
 	case v.Code == docker.CodeInspectFailed:
 		fmt.Fprintf(&b, "%s: UNKNOWN: %s\n", name, v.Reason)
 	case v.Code == docker.CodeClaimConflict:
-		fmt.Fprintf(&b, "%s: NOT routed: every route it asks for conflicts with an earlier container's\n", name)
+		fmt.Fprintf(&b, "%s: NOT routed: every route it asks for is held by another container, with other settings\n", name)
 	case v.OptedIn:
 		fmt.Fprintf(&b, "%s: NOT routed: %s\n", name, v.Reason)
 	default:
