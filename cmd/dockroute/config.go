@@ -236,6 +236,9 @@ func parseConfig(cmd string, args []string, stderr io.Writer) (config, error) {
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	err := applyEnv(fs, os.LookupEnv, given)
+	for _, w := range misspeltEnv(fs, os.Environ()) {
+		fmt.Fprintln(stderr, "dockroute: warning:", w)
+	}
 	c.fileLines = map[string]int{}
 	if err == nil && c.ConfigFile != "" {
 		err = applyFile(fs, c.ConfigFile, given, c.fileLines)
@@ -264,11 +267,59 @@ func applyEnv(fs *flag.FlagSet, lookup func(string) (string, bool), given map[st
 			return
 		}
 		if err := fs.Set(f.Name, v); err != nil {
-			errs = append(errs, fmt.Errorf("%s=%q: %w", name, v, err))
+			errs = append(errs, fmt.Errorf("%s=%q: %w (%s)", name, v, err, f.Usage))
 		}
 		given[f.Name] = true
 	})
 	return errors.Join(errs...)
+}
+
+// flagNames lists the settings' names (the config file's keys).
+func flagNames(fs *flag.FlagSet) []string {
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name != "config" {
+			names = append(names, f.Name)
+		}
+	})
+	return names
+}
+
+// didYouMean suggests the name among names closest to got (hyphens and
+// underscores alike, case ignored, at most two edits apart), as
+// "; did you mean X?" with prefix before X ("" when none is close).
+func didYouMean(got string, names []string, prefix string) string {
+	norm := func(s string) string { return strings.ToLower(strings.ReplaceAll(s, "_", "-")) }
+	best, bestD := "", 3
+	for _, n := range names {
+		if d := editDistance(norm(got), norm(n)); d < bestD {
+			best, bestD = n, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf("; did you mean %s%s?", prefix, best)
+}
+
+// misspeltEnv warns of DOCKROUTE_* variables that are no setting but
+// close to one (DOCKROUTE_LOGLEVEL): set, they were ignored without a
+// word. Others (tests' DOCKROUTE_SKIP_DOCKER, say) are left alone.
+func misspeltEnv(fs *flag.FlagSet, environ []string) []string {
+	var vars []string
+	fs.VisitAll(func(f *flag.Flag) { vars = append(vars, strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))) })
+	var out []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		rest, ok := strings.CutPrefix(name, envPrefix)
+		if !ok || slices.Contains(vars, rest) {
+			continue
+		}
+		if hint := didYouMean(rest, vars, envPrefix); hint != "" {
+			out = append(out, fmt.Sprintf("%s is not a setting and is ignored%s", name, hint))
+		}
+	}
+	return out
 }
 
 // applyFile sets each flag not yet given from the YAML file. Keys are flag
@@ -307,7 +358,7 @@ func applyYAML(fs *flag.FlagSet, path string, data []byte, given map[string]bool
 		seen[k.Value] = k.Line
 		f := fs.Lookup(k.Value)
 		if f == nil || k.Value == "config" {
-			errs = append(errs, fmt.Errorf("config file %s, line %d: unknown key %q", path, k.Line, k.Value))
+			errs = append(errs, fmt.Errorf("config file %s, line %d: unknown key %q%s", path, k.Line, k.Value, didYouMean(k.Value, flagNames(fs), "")))
 			continue
 		}
 		val, err := scalar(v)
@@ -320,7 +371,7 @@ func applyYAML(fs *flag.FlagSet, path string, data []byte, given map[string]bool
 		}
 		lines[k.Value] = v.Line
 		if err := fs.Set(k.Value, val); err != nil {
-			errs = append(errs, fmt.Errorf("config file %s, line %d: %s: %w", path, v.Line, k.Value, err))
+			errs = append(errs, fmt.Errorf("config file %s, line %d: %s: %w (%s)", path, v.Line, k.Value, err, f.Usage))
 		}
 	}
 	return errors.Join(errs...)

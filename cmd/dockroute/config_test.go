@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -81,6 +82,8 @@ func TestConfigRejects(t *testing.T) {
 		{args: []string{"--no-such-flag"}, want: "dockroute run: unknown flag --no-such-flag; see dockroute run -h"},
 		{file: "network: x\n\nbogus: 1\n", want: `line 3: unknown key "bogus"`},
 		{file: "resync: 1m\nresync-ish: 2\n", want: `line 2: unknown key "resync-ish"`},
+		{file: "traefik_dir: /x\n", want: `unknown key "traefik_dir"; did you mean traefik-dir?`},
+		{file: "log-level: debg\n", want: "log-level: slog: level string \"debg\": unknown name (log level: debug, info, warn or error)"},
 		{file: "resync: soon\n", want: "line 1: resync"},
 		{file: "network: {a: 1}\n", want: "line 1: network: want a value"},
 		{file: "network: [\n", want: "config file"},
@@ -217,5 +220,17 @@ func TestDNSListensOnLoopback(t *testing.T) {
 	}
 	if got := (config{CaddyDNS: ":1053"}).caddyLookup().Resolver; got != "udp/127.0.0.1:1053" {
 		t.Errorf("Caddy asks %s", got)
+	}
+}
+
+// TestMisspeltEnvIsNamed: a DOCKROUTE_ variable close to a setting's is
+// named with the one meant; one far from every setting is left alone.
+func TestMisspeltEnvIsNamed(t *testing.T) {
+	var c config
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	c.flags(fs)
+	got := misspeltEnv(fs, []string{"DOCKROUTE_LOGLEVEL=debug", "DOCKROUTE_SKIP_DOCKER=1", "DOCKROUTE_RESYNC=1m", "HOME=/root"})
+	if want := []string{"DOCKROUTE_LOGLEVEL is not a setting and is ignored; did you mean DOCKROUTE_LOG_LEVEL?"}; !slices.Equal(got, want) {
+		t.Errorf("warnings %q, want %q", got, want)
 	}
 }
