@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -232,5 +233,27 @@ func TestMisspeltEnvIsNamed(t *testing.T) {
 	got := misspeltEnv(fs, []string{"DOCKROUTE_LOGLEVEL=debug", "DOCKROUTE_SKIP_DOCKER=1", "DOCKROUTE_RESYNC=1m", "HOME=/root"})
 	if want := []string{"DOCKROUTE_LOGLEVEL is not a setting and is ignored; did you mean DOCKROUTE_LOG_LEVEL?"}; !slices.Equal(got, want) {
 		t.Errorf("warnings %q, want %q", got, want)
+	}
+}
+
+// TestMetricsDocumented: every metric dockroute registers has its row in
+// docs/operations.md's table.
+func TestMetricsDocumented(t *testing.T) {
+	src, err := os.ReadFile("metrics.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "operations.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := regexp.MustCompile(`"(dockroute_[a-z_]+)"`).FindAllStringSubmatch(string(src), -1)
+	if len(names) < 10 {
+		t.Fatalf("found %d metric names in metrics.go: the pattern no longer finds them", len(names))
+	}
+	for _, m := range names {
+		if !strings.Contains(string(doc), "| `"+m[1]) {
+			t.Errorf("docs/operations.md's metrics table has no row for %s", m[1])
+		}
 	}
 }
