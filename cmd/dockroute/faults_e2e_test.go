@@ -382,3 +382,32 @@ func TestScopeLeavesForeignContainersAlone(t *testing.T) {
 		t.Fatalf("explain of the foreign container: %v\n%s", err, out)
 	}
 }
+
+// TestTwoWritersAreNamed: two dockroutes with different settings on one
+// Traefik file each put their own back, every 0.3 s, with a line at Info.
+// Now the first to count the fight names it as an error (and the other
+// writer as a dockroute) and puts the file back at most every 30 s, so
+// the fight stops.
+func TestTwoWritersAreNamed(t *testing.T) {
+	dockertest.Require(t)
+	dir := filepath.Join(t.TempDir(), "dynamic")
+	a := startDaemonDir(t, dir, nil)
+	a.routedHello(t, "fight")
+	b := startDaemonDir(t, dir, nil, "--traefik-entrypoints", "other")
+	eventually(t, 20*time.Second, func() (bool, string) {
+		logs := a.log.String() + b.log.String()
+		return strings.Contains(logs, "another writer keeps replacing the output") && strings.Contains(logs, `writer="another dockroute`),
+			"no fight named:\n" + logs
+	})
+	time.Sleep(time.Second) // the last put-backs before the fight was named
+	changes, last := 0, mustRead(t, a.file())
+	for range 50 {
+		time.Sleep(100 * time.Millisecond)
+		if now, err := os.ReadFile(a.file()); err == nil && !bytes.Equal(now, last) {
+			changes, last = changes+1, now
+		}
+	}
+	if changes > 1 {
+		t.Errorf("the file changed %d times in 5 s once the fight was named; want the put-backs held off", changes)
+	}
+}

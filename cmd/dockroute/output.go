@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -92,7 +94,20 @@ type traefikOutput struct {
 	version traefik.Version
 	stale   bool
 	poke    func() // the daemon's: publish again
+	// outside are the recent times someone else changed the file, to
+	// tell a fight (another dockroute writing here) from an edit.
+	outside []time.Time
+	fight   *time.Timer // a put-back delayed while fighting
 }
+
+// A fight: the file changed by someone else fightChanges times within
+// fightWindow (a person editing it does not, and is put back at once). Two dockroutes with different settings on one file each
+// rewrote it every 0.3 s, logged only at Info; now the put-back waits
+// fightWindow, and an error says what is going on.
+const (
+	fightChanges = 6
+	fightWindow  = 30 * time.Second
+)
 
 func newTraefikOutput(cfg config, log *slog.Logger) (*traefikOutput, error) {
 	o := &traefikOutput{pub: traefik.FilePublisher{Dir: cfg.TraefikDir, Name: cfg.TraefikFile}, opt: cfg.traefikOptions(), log: log, secretMode: cfg.secretMode()}
@@ -226,7 +241,40 @@ func (o *traefikOutput) repair() {
 		return
 	}
 	o.setStale()
+	if wait := o.noteOutside(time.Now()); wait > 0 {
+		o.mu.Lock()
+		if o.fight == nil {
+			o.fight = time.AfterFunc(wait, func() {
+				o.mu.Lock()
+				o.fight = nil
+				o.mu.Unlock()
+				o.poke()
+			})
+		}
+		o.mu.Unlock()
+		return
+	}
 	o.poke()
+}
+
+// noteOutside records an outside change at now and says how long to wait
+// before putting the file back: 0 for an edit now and then, fightWindow
+// while changes keep coming (logged as an error once a fight).
+func (o *traefikOutput) noteOutside(now time.Time) time.Duration {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.outside = slices.DeleteFunc(append(o.outside, now), func(t time.Time) bool { return now.Sub(t) > fightWindow })
+	if len(o.outside) < fightChanges {
+		return 0
+	}
+	if len(o.outside) == fightChanges {
+		other := "someone else"
+		if data, err := os.ReadFile(o.pub.Path()); err == nil && bytes.Contains(data, []byte("Written by dockroute")) {
+			other = "another dockroute (its header is dockroute's), with other settings or containers"
+		}
+		o.log.Error("another writer keeps replacing the output; putting it back at most every 30 s. Give each dockroute its own --traefik-dir or --traefik-file, or stop one", "file", o.pub.Path(), "writer", other, "changes", len(o.outside), "within", fightWindow)
+	}
+	return fightWindow
 }
 
 // watch follows the output directory, even when it is re-created: when
