@@ -315,7 +315,7 @@ func unavailable(host string) Handler {
 			"Retry-After":   {"10"},
 		},
 		// host is canonical ([a-z0-9.*-]): nothing to escape.
-		Body: "<!doctype html>\n<title>503 Service Unavailable</title>\n<h1>Service Unavailable</h1>\n<p>" + host + " is not running right now. Please try again in a moment.</p>\n",
+		Body: "<!doctype html>\n<title>503 Service Unavailable</title>\n<h1>Service Unavailable</h1>\n<p>No container serves " + host + " right now (they stopped, or were taken out of routing). Please try again in a moment.</p>\n",
 	}
 }
 
