@@ -480,7 +480,7 @@ func TestDefaultHostAndDownRoutes(t *testing.T) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != 503 || !strings.Contains(string(body), "down.test is not running") ||
+		if resp.StatusCode != 503 || !strings.Contains(string(body), "No container serves down.test right now") ||
 			resp.Header.Get("Retry-After") == "" || resp.Header.Get("Cache-Control") != "no-store" || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
 			t.Errorf("down route: %d %v %q", resp.StatusCode, resp.Header, body)
 		}
