@@ -176,7 +176,7 @@ func settleHost(vs []Verdict, hk string, idx []int, lost map[int]map[int]string,
 		}
 	}
 	for _, p := range s.picks {
-		if why := s.refusal(p, hold); why != "" {
+		if why := s.refusal(p); why != "" {
 			if lost[p.i] == nil {
 				lost[p.i] = map[int]string{}
 			}
@@ -303,7 +303,8 @@ type enclosing struct {
 }
 
 // refusal says why p's route is refused ("" when it is not).
-func (s *settling) refusal(p pick, hold time.Duration) string {
+func (s *settling) refusal(p pick) string {
+	hold := s.hold
 	b := s.b(p)
 	host := s.next.host
 	if b.Edge != host.edge {

@@ -71,7 +71,6 @@ func (w *Watcher) runInspect(ctx context.Context, id string, f *flight, received
 				w.fail(fmt.Errorf("docker stopped answering: %w", perr))
 			}
 			w.inspectFailed(id, err, time.Now(), false)
-			w.rearm() // its retry is a wake the loop must know of
 		}
 		return
 	}

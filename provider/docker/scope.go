@@ -35,15 +35,16 @@ func (s Scope) Own(n string) Scope {
 
 // Why says why c is outside the scope ("" when it is not).
 func (s Scope) Why(c Container) string {
+	if s.Matches(c) {
+		return ""
+	}
 	for _, l := range s.labels {
 		k, v, hasValue := strings.Cut(l, "=")
 		if got, ok := c.Labels[k]; !ok || hasValue && got != v {
 			return fmt.Sprintf("it lacks the label %s, which dockroute's --filter requires", l)
 		}
 	}
-	if len(s.networks) == 0 || slices.ContainsFunc(s.networks, func(n string) bool { _, ok := c.Networks.Get(n); return ok }) {
-		return ""
-	}
+	// The labels hold, so no network does.
 	on := orNone(c.networkNames())
 	if s.own != "" && len(s.networks) == 1 {
 		return fmt.Sprintf("it is not on %s, the network of dockroute's own container, which --network auto routes (it is on %s): docker network connect %s %s, or start it with --network %s", s.own, on, s.own, c.Name, s.own)

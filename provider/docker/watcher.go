@@ -415,6 +415,7 @@ func (w *Watcher) scheduleRetryLocked(failing bool, now time.Time) {
 	}
 	w.retryWait = min(max(2*w.retryWait, time.Second), max(w.resync, time.Second))
 	w.retryAt = now.Add(w.retryWait)
+	w.rearm() // the event loop sets its wake anew (a retry scheduled beside it, by an inspect, included)
 }
 
 // decideLocked decides c, with its stop (if one is under way) as of now.
