@@ -17,6 +17,7 @@ import (
 
 	"github.com/dockroute/dockroute/provider/docker/dockertest"
 	"github.com/dockroute/dockroute/provider/route"
+	"github.com/dockroute/dockroute/render/output"
 	"github.com/dockroute/dockroute/render/traefik/traefiktest"
 )
 
@@ -101,9 +102,9 @@ func pickup(b *testing.B, backend string, n int) {
 
 // traefik10k is a Traefik output writing to a test directory, and the
 // backends of 10,000 containers, one host each.
-func traefik10k(b *testing.B) (*traefikOutput, []route.Backend) {
+func traefik10k(b *testing.B) (output.Output, []route.Backend) {
 	cfg, _ := parseConfig("run", []string{"--traefik-dir", b.TempDir()}, io.Discard)
-	o, err := newTraefikOutput(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	o, err := newOutput(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -119,11 +120,11 @@ func traefik10k(b *testing.B) (*traefikOutput, []route.Backend) {
 func BenchmarkPublishUnchanged10k(b *testing.B) {
 	o, bs := traefik10k(b)
 	t := route.Build(bs)
-	if _, err := o.publish(context.Background(), t); err != nil {
+	if _, err := o.Publish(context.Background(), t); err != nil {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		if did, err := o.publish(context.Background(), t); err != nil || did != unchanged {
+		if did, err := o.Publish(context.Background(), t); err != nil || did != output.Unchanged {
 			b.Fatalf("an unchanged publish was %s or failed: %v", did, err)
 		}
 	}
@@ -140,7 +141,7 @@ func BenchmarkChangePublish10k(b *testing.B) {
 	for i, be := range bs {
 		routes.Set(fmt.Sprint(i), []route.Backend{be})
 	}
-	if _, err := o.publish(context.Background(), routes.Table()); err != nil {
+	if _, err := o.Publish(context.Background(), routes.Table()); err != nil {
 		b.Fatal(err)
 	}
 	i := 0
@@ -149,7 +150,7 @@ func BenchmarkChangePublish10k(b *testing.B) {
 		be.Server = fmt.Sprintf("10.1.%d.%d:8080", i/256%256, i%256) // one container moved
 		routes.Set(fmt.Sprint(i%len(bs)), []route.Backend{be})
 		i++
-		if _, err := o.publish(context.Background(), routes.Table()); err != nil {
+		if _, err := o.Publish(context.Background(), routes.Table()); err != nil {
 			b.Fatal(err)
 		}
 	}

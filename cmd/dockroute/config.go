@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -18,10 +17,10 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
+	"github.com/dockroute/dockroute/cmd/dockroute/settings"
 	"github.com/dockroute/dockroute/provider/coalesce"
 	"github.com/dockroute/dockroute/provider/docker"
+	"github.com/dockroute/dockroute/provider/operator"
 	"github.com/dockroute/dockroute/provider/route"
 	"github.com/dockroute/dockroute/render/caddy"
 	"github.com/dockroute/dockroute/render/traefik"
@@ -86,7 +85,7 @@ type config struct {
 	autoNetwork string
 	// files holds what the operator's middlewares and auth files define
 	// now (not settings: the daemon keeps them current).
-	files operatorFiles
+	files operator.Files
 	// values holds every setting's final text by flag name, to tell what a
 	// reload changed.
 	values map[string]string
@@ -113,16 +112,16 @@ func (c config) dockerOptions() docker.Options {
 	}
 	return docker.Options{
 		Network: c.Network, IgnoreHealth: c.Health == "ignore", Scope: scope, Swarm: c.Swarm,
-		Middleware: c.files.middlewareCheck(c.Output), Auth: c.files.authCheck(),
+		Middleware: c.files.MiddlewareCheck(c.Output), Auth: c.files.AuthCheck(),
 		TraefikLabels: c.TraefikLabels, IPFamily: c.IPFamily, NoTCP: c.Output == "caddy",
-		MaxRoutes: c.MaxRoutes, Hold: c.UnavailableGrace, Admit: c.files.admit(c.defaultHost()),
+		MaxRoutes: c.MaxRoutes, Hold: c.UnavailableGrace, Admit: c.files.Admit(c.defaultHost()),
 	}
 }
 
 func (c config) caddyOptions() caddy.Options {
 	return caddy.Options{
 		ID: c.CaddyServer, Listen: splitList(c.CaddyListen), AutoHTTPS: c.CaddyTLS, NoRedirect: c.CaddyNoRedirect,
-		InsecureUpstream: c.UpstreamInsecure, Middlewares: c.files.catalog, Auth: c.files.groups,
+		InsecureUpstream: c.UpstreamInsecure, Middlewares: c.files.Catalog, Auth: c.files.Groups,
 		DefaultHost: c.defaultHost(), Lookup: c.caddyLookup(),
 	}
 }
@@ -164,7 +163,7 @@ func (c config) traefikOptions() traefik.Options {
 	return traefik.Options{
 		EntryPoints: splitList(c.TraefikEntryPoints), TLS: c.TraefikTLS || c.TraefikCertResolver != "",
 		CertResolver: c.TraefikCertResolver, RedirectFrom: splitList(c.TraefikRedirect),
-		InsecureUpstream: c.UpstreamInsecure, Middlewares: c.files.catalog, Auth: c.files.groups,
+		InsecureUpstream: c.UpstreamInsecure, Middlewares: c.files.Catalog, Auth: c.files.Groups,
 		DefaultHost: c.defaultHost(),
 	}
 }
@@ -191,26 +190,26 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxRoutes, "max-routes-per-container", 100, "the most routes (host and path pairs) one container may ask for; a container asking for more is refused with the reason (0: no limit)")
 	fs.StringVar(&c.IPFamily, "ip-family", "auto", "backend address on a container's network: auto (IPv4, else IPv6 on an IPv6-only network), 4 (IPv4 only) or 6 (IPv6 only, for dual-stack networks)")
 	fs.StringVar(&c.DefaultHost, "default-host", "", "requests for hosts no container routes go to this host's routes (as nginx-proxy's DEFAULT_HOST); default: 404")
-	durationVar(fs, &c.UnavailableGrace, "unavailable-grace", 5*time.Minute, "a host whose containers all stopped answers 503 (not 404) for this long, and keeps its settings (TLS, auth, middlewares) against other containers' claims; 0: at once 404")
+	settings.Duration(fs, &c.UnavailableGrace, "unavailable-grace", 5*time.Minute, "a host whose containers all stopped answers 503 (not 404) for this long, and keeps its settings (TLS, auth, middlewares) against other containers' claims; 0: at once 404")
 	fs.StringVar(&c.TraefikAPI, "traefik-api", "", "Traefik's API entrypoint (e.g. http://127.0.0.1:8080, with api: {} in Traefik's static config): read back which routers Traefik runs after each publish, and report delivery in /metrics, /healthz and explain")
 	fs.StringVar(&c.CaddyAdmin, "caddy-admin", "http://127.0.0.1:2019", "Caddy admin API address: http://HOST:PORT or unix//PATH")
 	fs.StringVar(&c.CaddyServer, "caddy-server", "dockroute", "name and @id of the Caddy server dockroute owns")
 	fs.StringVar(&c.CaddyListen, "caddy-listen", ":80", "listen addresses of dockroute's Caddy server, comma-separated")
 	fs.BoolVar(&c.CaddyTLS, "caddy-tls", false, "keep Caddy's automatic HTTPS on for routed hosts (use with --caddy-listen :443)")
 	fs.BoolVar(&c.CaddyNoRedirect, "caddy-no-redirect", false, "with --caddy-tls, do not redirect HTTP to HTTPS")
-	durationVar(fs, &c.CaddyCheck, "caddy-check", 5*time.Second, "how often to check that Caddy still has dockroute's server, restoring it if lost")
+	settings.Duration(fs, &c.CaddyCheck, "caddy-check", 5*time.Second, "how often to check that Caddy still has dockroute's server, restoring it if lost")
 	fs.StringVar(&c.CaddyDNS, "caddy-dns", "", "answer Caddy's upstream lookups on this address (PORT on loopback, or HOST:PORT; UDP and TCP), so replicas starting and stopping change no Caddy config; off when empty")
 	fs.StringVar(&c.CaddyDNSAdvertise, "caddy-dns-advertise", "", "the address Caddy reaches --caddy-dns at, when not the same (e.g. dockroute:1053 beside Caddy in Compose)")
-	durationVar(fs, &c.CaddyDNSRefresh, "caddy-dns-refresh", 250*time.Millisecond, "with --caddy-dns, how long Caddy uses an answer before asking again: the longest a stopping replica may still get new requests")
+	settings.Duration(fs, &c.CaddyDNSRefresh, "caddy-dns-refresh", 250*time.Millisecond, "with --caddy-dns, how long Caddy uses an answer before asking again: the longest a stopping replica may still get new requests")
 	fs.StringVar(&c.DockerHost, "docker-host", "", "Docker engines to follow, comma-separated URLs (unix:///PATH, tcp://HOST:PORT) with optional ?tls=DIR&addr=network|published&advertise=ADDR&name=NAME; default: DOCKER_HOST or the local socket")
 	fs.StringVar(&c.Swarm, "swarm", "auto", "follow swarm services: auto (on an engine that is a swarm manager), on (require it), off")
-	durationVar(fs, &c.EngineGrace, "engine-grace", time.Minute, "with several engines, how long an engine that went away keeps its routes before they are dropped")
+	settings.Duration(fs, &c.EngineGrace, "engine-grace", time.Minute, "with several engines, how long an engine that went away keeps its routes before they are dropped")
 	fs.StringVar(&c.Filter, "filter", "", "consider only containers matching these Docker filters, comma-separated: label=KEY, label=KEY=VALUE, network=NAME (as docker ps --filter)")
 	fs.StringVar(&c.Network, "network", "", "Docker network whose container addresses are routed; needed when containers are on several networks. auto: the network of dockroute's own container (which must be on one), considering only containers on it")
 	fs.StringVar(&c.Health, "health", "require", "require: route containers with a healthcheck only while healthy; ignore: route them whatever it says")
-	durationVar(fs, &c.Resync, "resync", 30*time.Second, "interval of the full resync that repairs anything a lost event missed")
-	durationVar(fs, &c.Coalesce.Quiet, "coalesce-quiet", 100*time.Millisecond, "publish once events have paused this long (0: at once; changes during a publish go in the next)")
-	durationVar(fs, &c.Coalesce.MaxDelay, "coalesce-max", 500*time.Millisecond, "publish at most this long after the first event of a burst")
+	settings.Duration(fs, &c.Resync, "resync", 30*time.Second, "interval of the full resync that repairs anything a lost event missed")
+	settings.Duration(fs, &c.Coalesce.Quiet, "coalesce-quiet", 100*time.Millisecond, "publish once events have paused this long (0: at once; changes during a publish go in the next)")
+	settings.Duration(fs, &c.Coalesce.MaxDelay, "coalesce-max", 500*time.Millisecond, "publish at most this long after the first event of a burst")
 	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	// A failed publish (a full disk, Caddy restarting) is retried with backoff,
@@ -230,18 +229,18 @@ func parseConfig(cmd string, args []string, stderr io.Writer) (config, error) {
 		printUsage(stderr, cmd, fs)
 		return c, errHelp
 	} else if err != nil {
-		fmt.Fprintln(stderr, flagError(cmd, fs, err))
+		fmt.Fprintln(stderr, settings.FlagError("dockroute "+cmd, fs, err))
 		return c, errUsage
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	err := applyEnv(fs, os.LookupEnv, given)
-	for _, w := range misspeltEnv(fs, os.Environ()) {
+	err := settings.ApplyEnv(fs, envPrefix, os.LookupEnv, given)
+	for _, w := range settings.MisspeltEnv(fs, envPrefix, os.Environ()) {
 		fmt.Fprintln(stderr, "dockroute: warning:", w)
 	}
 	c.fileLines = map[string]int{}
 	if err == nil && c.ConfigFile != "" {
-		err = applyFile(fs, c.ConfigFile, given, c.fileLines)
+		err = settings.ApplyFile(fs, c.ConfigFile, given, c.fileLines)
 	}
 	c.Args = fs.Args()
 	c.values = map[string]string{}
@@ -256,167 +255,9 @@ func parseConfig(cmd string, args []string, stderr io.Writer) (config, error) {
 	return c, nil
 }
 
-// applyEnv sets each flag not yet given from its environment variable, if
-// present, and marks it given.
-func applyEnv(fs *flag.FlagSet, lookup func(string) (string, bool), given map[string]bool) error {
-	var errs []error
-	fs.VisitAll(func(f *flag.Flag) {
-		name := envPrefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		v, ok := lookup(name)
-		if given[f.Name] || !ok {
-			return
-		}
-		if err := fs.Set(f.Name, v); err != nil {
-			errs = append(errs, fmt.Errorf("%s=%q: %w (%s)", name, v, err, f.Usage))
-		}
-		given[f.Name] = true
-	})
-	return errors.Join(errs...)
-}
-
-// flagNames lists the settings' names (the config file's keys).
-func flagNames(fs *flag.FlagSet) []string {
-	var names []string
-	fs.VisitAll(func(f *flag.Flag) {
-		if f.Name != "config" {
-			names = append(names, f.Name)
-		}
-	})
-	return names
-}
-
-// didYouMean suggests the name among names closest to got (hyphens and
-// underscores alike, case ignored, at most two edits apart), as
-// "; did you mean X?" with prefix before X ("" when none is close).
-func didYouMean(got string, names []string, prefix string) string {
-	norm := func(s string) string { return strings.ToLower(strings.ReplaceAll(s, "_", "-")) }
-	best, bestD := "", 3
-	for _, n := range names {
-		if d := editDistance(norm(got), norm(n)); d < bestD {
-			best, bestD = n, d
-		}
-	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf("; did you mean %s%s?", prefix, best)
-}
-
-// misspeltEnv warns of DOCKROUTE_* variables that are no setting but
-// close to one (DOCKROUTE_LOGLEVEL): set, they were ignored without a
-// word. Others (tests' DOCKROUTE_SKIP_DOCKER, say) are left alone.
-func misspeltEnv(fs *flag.FlagSet, environ []string) []string {
-	var vars []string
-	fs.VisitAll(func(f *flag.Flag) { vars = append(vars, strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))) })
-	var out []string
-	for _, kv := range environ {
-		name, _, _ := strings.Cut(kv, "=")
-		rest, ok := strings.CutPrefix(name, envPrefix)
-		if !ok || slices.Contains(vars, rest) {
-			continue
-		}
-		if hint := didYouMean(rest, vars, envPrefix); hint != "" {
-			out = append(out, fmt.Sprintf("%s is not a setting and is ignored%s", name, hint))
-		}
-	}
-	return out
-}
-
-// applyFile sets each flag not yet given from the YAML file. Keys are flag
-// names; a list value is joined with commas. An unknown key, or a value the
-// flag refuses, is an error naming the key and its line.
-// The line of every key the file sets is recorded in lines.
-func applyFile(fs *flag.FlagSet, path string, given map[string]bool, lines map[string]int) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("config file: %w", err)
-	}
-	return applyYAML(fs, path, data, given, lines)
-}
-
-// applyYAML is applyFile on the file's contents.
-func applyYAML(fs *flag.FlagSet, path string, data []byte, given map[string]bool, lines map[string]int) error {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return fmt.Errorf("config file %s: %w", path, err)
-	}
-	if len(doc.Content) == 0 || len(bytes.TrimSpace(data)) == 0 {
-		return nil
-	}
-	top := doc.Content[0]
-	if top.Kind != yaml.MappingNode {
-		return fmt.Errorf("config file %s, line %d: want a mapping of settings", path, top.Line)
-	}
-	var errs []error
-	seen := map[string]int{}
-	for i := 0; i < len(top.Content); i += 2 {
-		k, v := top.Content[i], top.Content[i+1]
-		if first, dup := seen[k.Value]; dup {
-			errs = append(errs, fmt.Errorf("config file %s, line %d: %q is set twice (first on line %d); one value per setting", path, k.Line, k.Value, first))
-			continue
-		}
-		seen[k.Value] = k.Line
-		f := fs.Lookup(k.Value)
-		if f == nil || k.Value == "config" {
-			errs = append(errs, fmt.Errorf("config file %s, line %d: unknown key %q%s", path, k.Line, k.Value, didYouMean(k.Value, flagNames(fs), "")))
-			continue
-		}
-		val, err := scalar(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("config file %s, line %d: %s: %w", path, v.Line, k.Value, err))
-			continue
-		}
-		if given[k.Value] {
-			continue
-		}
-		lines[k.Value] = v.Line
-		if err := fs.Set(k.Value, val); err != nil {
-			errs = append(errs, fmt.Errorf("config file %s, line %d: %s: %w (%s)", path, v.Line, k.Value, err, f.Usage))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// scalar turns a YAML value into flag text: scalars as written, lists of
-// scalars joined with commas.
-func scalar(n *yaml.Node) (string, error) {
-	switch n.Kind {
-	case yaml.ScalarNode:
-		return n.Value, nil
-	case yaml.SequenceNode:
-		var items []string
-		for _, c := range n.Content {
-			if c.Kind != yaml.ScalarNode {
-				return "", fmt.Errorf("want a list of plain values")
-			}
-			items = append(items, c.Value)
-		}
-		return strings.Join(items, ","), nil
-	}
-	return "", fmt.Errorf("want a value or a list of values")
-}
-
-// settingError is an invalid setting, named by its flag.
-type settingError struct {
-	key string
-	msg string
-}
-
-func (e *settingError) Error() string { return e.msg }
-
-func invalid(key, format string, args ...any) error {
-	return &settingError{key: key, msg: fmt.Sprintf(format, args...)}
-}
-
-// where places a settingError at the config file line that set it, if the
-// file set it: "config file F, line N: ...".
-func (c config) where(err error) error {
-	var se *settingError
-	if errors.As(err, &se) && c.fileLines[se.key] > 0 {
-		return fmt.Errorf("config file %s, line %d: %s: %w", c.ConfigFile, c.fileLines[se.key], se.key, err)
-	}
-	return err
-}
+// where places an invalid setting at the config file line that set it,
+// if the file set it.
+func (c config) where(err error) error { return settings.Where(err, c.ConfigFile, c.fileLines) }
 
 // validateDNS checks --caddy-dns and the settings beside it.
 func (c config) validateDNS() error {
@@ -424,22 +265,22 @@ func (c config) validateDNS() error {
 		return nil
 	}
 	if c.Output != "caddy" {
-		return invalid("caddy-dns", "--caddy-dns %q: only --output caddy looks upstreams up", c.CaddyDNS)
+		return settings.Invalid("caddy-dns", "--caddy-dns %q: only --output caddy looks upstreams up", c.CaddyDNS)
 	}
 	host, port, err := net.SplitHostPort(c.dnsListen())
 	if err != nil || port == "" || port == "0" {
-		return invalid("caddy-dns", "--caddy-dns %q: want PORT (on loopback) or HOST:PORT, e.g. 1053 or 10.0.0.2:1053", c.CaddyDNS)
+		return settings.Invalid("caddy-dns", "--caddy-dns %q: want PORT (on loopback) or HOST:PORT, e.g. 1053 or 10.0.0.2:1053", c.CaddyDNS)
 	}
 	if ip, err := netip.ParseAddr(host); c.CaddyDNSAdvertise == "" && err == nil && ip.IsUnspecified() {
-		return invalid("caddy-dns", "--caddy-dns %q listens on every address: say which one Caddy reaches with --caddy-dns-advertise", c.CaddyDNS)
+		return settings.Invalid("caddy-dns", "--caddy-dns %q listens on every address: say which one Caddy reaches with --caddy-dns-advertise", c.CaddyDNS)
 	}
 	if c.CaddyDNSAdvertise != "" {
 		if _, port, err := net.SplitHostPort(c.CaddyDNSAdvertise); err != nil || port == "" {
-			return invalid("caddy-dns-advertise", "--caddy-dns-advertise %q: want HOST:PORT", c.CaddyDNSAdvertise)
+			return settings.Invalid("caddy-dns-advertise", "--caddy-dns-advertise %q: want HOST:PORT", c.CaddyDNSAdvertise)
 		}
 	}
 	if c.CaddyDNSRefresh <= 0 {
-		return invalid("caddy-dns-refresh", "--caddy-dns-refresh %v: must be positive", c.CaddyDNSRefresh)
+		return settings.Invalid("caddy-dns-refresh", "--caddy-dns-refresh %v: must be positive", c.CaddyDNSRefresh)
 	}
 	return nil
 }
@@ -452,25 +293,25 @@ func (c config) validate(cmd string) error {
 		return fmt.Errorf("unexpected arguments: %s", strings.Join(c.Args, " "))
 	}
 	if m, err := strconv.ParseUint(c.SecretFileMode, 8, 32); err != nil || m&^0o660 != 0 || m&0o600 != 0o600 {
-		return invalid("secret-file-mode", "--secret-file-mode %q: want an octal mode the owner reads and writes and nobody else but the group reads, such as 0600 or 0640", c.SecretFileMode)
+		return settings.Invalid("secret-file-mode", "--secret-file-mode %q: want an octal mode the owner reads and writes and nobody else but the group reads, such as 0600 or 0640", c.SecretFileMode)
 	}
 	if c.MaxRoutes < 0 {
-		return invalid("max-routes-per-container", "--max-routes-per-container %d: want 0 (no limit) or more", c.MaxRoutes)
+		return settings.Invalid("max-routes-per-container", "--max-routes-per-container %d: want 0 (no limit) or more", c.MaxRoutes)
 	}
 	if c.Pprof && c.MetricsAddr == "" {
-		return invalid("pprof", "--pprof serves the profiler on --metrics-addr: set that too (an address only the operator reaches, e.g. 127.0.0.1:9273)")
+		return settings.Invalid("pprof", "--pprof serves the profiler on --metrics-addr: set that too (an address only the operator reaches, e.g. 127.0.0.1:9273)")
 	}
 	if c.Output != "traefik" && c.Output != "caddy" {
-		return invalid("output", "--output %q: want traefik or caddy", c.Output)
+		return settings.Invalid("output", "--output %q: want traefik or caddy", c.Output)
 	}
 	if c.Output == "caddy" {
 		switch {
 		case c.CaddyServer == "" || strings.ContainsAny(c.CaddyServer, "/ "):
-			return invalid("caddy-server", "--caddy-server %q: --output caddy needs a server name without slashes or spaces", c.CaddyServer)
+			return settings.Invalid("caddy-server", "--caddy-server %q: --output caddy needs a server name without slashes or spaces", c.CaddyServer)
 		case len(splitList(c.CaddyListen)) == 0:
-			return invalid("caddy-listen", "--caddy-listen %q: --output caddy needs at least one listen address", c.CaddyListen)
+			return settings.Invalid("caddy-listen", "--caddy-listen %q: --output caddy needs at least one listen address", c.CaddyListen)
 		case c.CaddyCheck <= 0:
-			return invalid("caddy-check", "--caddy-check %v: must be positive", c.CaddyCheck)
+			return settings.Invalid("caddy-check", "--caddy-check %v: must be positive", c.CaddyCheck)
 		}
 	}
 	if err := c.validateDNS(); err != nil {
@@ -478,38 +319,38 @@ func (c config) validate(cmd string) error {
 	}
 	for _, h := range splitList(c.DockerHost) {
 		if _, err := docker.ParseEndpoint(h); err != nil {
-			return invalid("docker-host", "--docker-host: %v", err)
+			return settings.Invalid("docker-host", "--docker-host: %v", err)
 		}
 	}
 	if c.Swarm != "auto" && c.Swarm != "on" && c.Swarm != "off" {
-		return invalid("swarm", "--swarm %q: want auto, on or off", c.Swarm)
+		return settings.Invalid("swarm", "--swarm %q: want auto, on or off", c.Swarm)
 	}
 	if c.EngineGrace <= 0 {
-		return invalid("engine-grace", "--engine-grace %v: must be positive", c.EngineGrace)
+		return settings.Invalid("engine-grace", "--engine-grace %v: must be positive", c.EngineGrace)
 	}
 	if _, err := docker.ParseScope(splitList(c.Filter)); err != nil {
-		return invalid("filter", "--filter: %v", err)
+		return settings.Invalid("filter", "--filter: %v", err)
 	}
 	if c.Health != "require" && c.Health != "ignore" {
-		return invalid("health", "--health %q: want require or ignore", c.Health)
+		return settings.Invalid("health", "--health %q: want require or ignore", c.Health)
 	}
 	for key, list := range map[string]string{"traefik-entrypoints": c.TraefikEntryPoints, "traefik-redirect": c.TraefikRedirect, "traefik-certresolver": c.TraefikCertResolver} {
 		for _, n := range splitList(list) {
 			if _, err := route.ParseName(n); err != nil {
-				return invalid(key, "--%s: traefik entrypoint or resolver: %v", key, err)
+				return settings.Invalid(key, "--%s: traefik entrypoint or resolver: %v", key, err)
 			}
 		}
 	}
 	if c.TraefikAPI != "" {
 		if _, err := traefik.NewAPI(c.TraefikAPI); err != nil {
-			return invalid("traefik-api", "--traefik-api: %v", err)
+			return settings.Invalid("traefik-api", "--traefik-api: %v", err)
 		}
 	}
 	if !strings.HasSuffix(c.TraefikFile, ".yml") && !strings.HasSuffix(c.TraefikFile, ".yaml") {
-		return invalid("traefik-file", "--traefik-file %q must end in .yml or .yaml, or Traefik will not read it", c.TraefikFile)
+		return settings.Invalid("traefik-file", "--traefik-file %q must end in .yml or .yaml, or Traefik will not read it", c.TraefikFile)
 	}
 	if strings.ContainsRune(c.TraefikFile, os.PathSeparator) {
-		return invalid("traefik-file", "--traefik-file %q must be a plain file name; set the directory with --traefik-dir", c.TraefikFile)
+		return settings.Invalid("traefik-file", "--traefik-file %q must be a plain file name; set the directory with --traefik-dir", c.TraefikFile)
 	}
 	if c.DefaultHost != "" {
 		h, err := route.ParseHost(c.DefaultHost)
@@ -517,26 +358,26 @@ func (c config) validate(cmd string) error {
 			err = fmt.Errorf("a wildcard cannot be the default host")
 		}
 		if err != nil {
-			return invalid("default-host", "--default-host: %v", err)
+			return settings.Invalid("default-host", "--default-host: %v", err)
 		}
 	}
 	if c.IPFamily != "auto" && c.IPFamily != "4" && c.IPFamily != "6" {
-		return invalid("ip-family", "--ip-family %q: want auto, 4 or 6", c.IPFamily)
+		return settings.Invalid("ip-family", "--ip-family %q: want auto, 4 or 6", c.IPFamily)
 	}
 	if c.UnavailableGrace < 0 {
-		return invalid("unavailable-grace", "--unavailable-grace %v: must not be negative", c.UnavailableGrace)
+		return settings.Invalid("unavailable-grace", "--unavailable-grace %v: must not be negative", c.UnavailableGrace)
 	}
 	if c.Resync <= 0 {
-		return invalid("resync", "--resync %v: must be positive", c.Resync)
+		return settings.Invalid("resync", "--resync %v: must be positive", c.Resync)
 	}
 	if c.Coalesce.Quiet < 0 {
-		return invalid("coalesce-quiet", "--coalesce-quiet %v: must not be negative", c.Coalesce.Quiet)
+		return settings.Invalid("coalesce-quiet", "--coalesce-quiet %v: must not be negative", c.Coalesce.Quiet)
 	}
 	if c.Coalesce.MaxDelay < c.Coalesce.Quiet {
-		return invalid("coalesce-max", "--coalesce-max %v must be at least --coalesce-quiet %v", c.Coalesce.MaxDelay, c.Coalesce.Quiet)
+		return settings.Invalid("coalesce-max", "--coalesce-max %v must be at least --coalesce-quiet %v", c.Coalesce.MaxDelay, c.Coalesce.Quiet)
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
-		return invalid("log-format", "--log-format %q: want text or json", c.LogFormat)
+		return settings.Invalid("log-format", "--log-format %q: want text or json", c.LogFormat)
 	}
 	return nil
 }
@@ -598,8 +439,9 @@ func withConfig(cmd string, args []string, stderr io.Writer, fn func(config) err
 // tenant's to choose, and a 1 MB label made 1 MB log lines.
 const maxLogValue = 512
 
-// readableAttr writes durations with their unit (JSON would write
-// nanoseconds) and cuts long values, saying how long they were.
+// readableAttr writes durations with their unit
+// (JSON would write nanoseconds), errors as their text, and cuts long
+// values, saying how long they were.
 func readableAttr(_ []string, a slog.Attr) slog.Attr {
 	v := a.Value
 	switch v.Kind() {

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dockroute/dockroute/cmd/dockroute/settings"
 )
 
 func writeConfig(t *testing.T, body string) string {
@@ -145,7 +147,7 @@ func FuzzConfigFile(f *testing.F) {
 		fs := flag.NewFlagSet("fuzz", flag.ContinueOnError)
 		fs.SetOutput(io.Discard)
 		c.flags(fs)
-		if err := applyYAML(fs, "fuzz.yaml", data, map[string]bool{}, map[string]int{}); err != nil && !strings.Contains(err.Error(), "fuzz.yaml") {
+		if err := settings.ApplyYAML(fs, "fuzz.yaml", data, map[string]bool{}, map[string]int{}); err != nil && !strings.Contains(err.Error(), "fuzz.yaml") {
 			t.Fatalf("error does not name the file: %v", err)
 		}
 	})
@@ -204,7 +206,7 @@ func TestFlagsDocumented(t *testing.T) {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	c.flags(fs)
 	fs.VisitAll(func(f *flag.Flag) {
-		row := fmt.Sprintf("| `--%s` | `%s%s` |", f.Name, envPrefix, strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_")))
+		row := fmt.Sprintf("| `--%s` | `%s` |", f.Name, settings.EnvName(envPrefix, f.Name))
 		if !strings.Contains(string(readme), row) {
 			t.Errorf("docs/configuration.md's flag table has no row starting %q", row)
 		}
@@ -230,7 +232,7 @@ func TestMisspeltEnvIsNamed(t *testing.T) {
 	var c config
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	c.flags(fs)
-	got := misspeltEnv(fs, []string{"DOCKROUTE_LOGLEVEL=debug", "DOCKROUTE_SKIP_DOCKER=1", "DOCKROUTE_RESYNC=1m", "HOME=/root"})
+	got := settings.MisspeltEnv(fs, envPrefix, []string{"DOCKROUTE_LOGLEVEL=debug", "DOCKROUTE_SKIP_DOCKER=1", "DOCKROUTE_RESYNC=1m", "HOME=/root"})
 	if want := []string{"DOCKROUTE_LOGLEVEL is not a setting and is ignored; did you mean DOCKROUTE_LOG_LEVEL?"}; !slices.Equal(got, want) {
 		t.Errorf("warnings %q, want %q", got, want)
 	}
@@ -239,7 +241,7 @@ func TestMisspeltEnvIsNamed(t *testing.T) {
 // TestMetricsDocumented: every metric dockroute registers has its row in
 // docs/operations.md's table.
 func TestMetricsDocumented(t *testing.T) {
-	src, err := os.ReadFile("metrics.go")
+	src, err := os.ReadFile("metrics/metrics.go")
 	if err != nil {
 		t.Fatal(err)
 	}

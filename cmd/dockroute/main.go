@@ -54,7 +54,7 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	case "render":
 		err = withConfig(cmd, args, stderr, func(cfg config) error { return render(ctx, cfg, stdout) })
 	case "explain":
-		err = withConfig(cmd, args, stderr, func(cfg config) error { return explain(ctx, cfg, stdout, stderr) })
+		err = withConfig(cmd, args, stderr, func(cfg config) error { return explainCmd(ctx, cfg, stdout, stderr) })
 	case "version":
 		fmt.Fprintln(stdout, "dockroute", version())
 	case "help":

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,13 +16,15 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dockroute/dockroute/cmd/dockroute/gctune"
+	"github.com/dockroute/dockroute/cmd/dockroute/metrics"
 	"github.com/dockroute/dockroute/provider/coalesce"
 	"github.com/dockroute/dockroute/provider/docker"
+	"github.com/dockroute/dockroute/provider/operator"
 	"github.com/dockroute/dockroute/provider/route"
-	"github.com/dockroute/dockroute/provider/static"
 	"github.com/dockroute/dockroute/provider/watchfile"
 	"github.com/dockroute/dockroute/render/caddy"
-	"github.com/dockroute/dockroute/render/traefik"
+	"github.com/dockroute/dockroute/render/output"
 )
 
 // daemon is `dockroute run`: providers (Docker, the routes file) → route
@@ -37,10 +38,9 @@ type daemon struct {
 	// ownNetwork is what --network auto resolved to at start ("" if not
 	// used); a reloaded config's "auto" means it too.
 	ownNetwork string
-	static     *static.Source // nil without --routes-file
-	operator   operatorSources
-	out        output
-	metrics    *metrics
+	operator   operator.Sources
+	out        *output.Bounded // the output, each publish under a deadline
+	metrics    *metrics.Metrics
 	// routes is the route table, kept from publish to publish: each
 	// publish applies what changed (only publish, on the coalescer's
 	// goroutine, uses it).
@@ -56,17 +56,13 @@ type daemon struct {
 
 	kick      chan struct{} // anything changed: publish again
 	published atomic.Bool   // a complete publish has happened
-	// publishingSince is when the publish under way began, in Unix
-	// nanoseconds (0: none is): health reads it to tell a stuck one.
-	publishingSince atomic.Int64
-	publishTimeout  time.Duration // 0: publishDeadline
 	// publishErr is the error of the last publish attempt, nil when it
 	// succeeded: /healthz reports it while publishing keeps failing.
 	publishErr atomic.Pointer[error]
 	// configWatch follows the --config file (nil without one).
 	configWatch *watchfile.Watcher
-	// gc sizes the collector's headroom to the route state (gc.go).
-	gc gcTuner
+	// gc sizes the collector's headroom to the route state (gctune).
+	gc gctune.Tuner
 
 	mu  sync.Mutex
 	cfg config
@@ -76,54 +72,33 @@ func run(ctx context.Context, cfg config, args []string) error {
 	level := new(slog.LevelVar)
 	level.Set(cfg.LogLevel)
 	log := cfg.logger(os.Stderr, level)
-	operator := newOperatorSources(cfg, log)
-	if err := operator.load(); err != nil {
-		// Containers choosing a set or group are refused until it loads.
-		log.Error("starting without the operator's middlewares or auth file", "err", err)
-	}
-	if err := operator.loadPolicy(); err != nil {
-		return fmt.Errorf("--policy-file: %w (dockroute does not start without it: the names it binds would be open to any container)", err)
-	}
-	cfg.files = operator.files()
-	var routesFile *static.Source
-	if cfg.RoutesFile != "" {
-		routesFile = static.NewSource(cfg.RoutesFile, log)
-		if err := routesFile.Load(); err != nil {
-			log.Error("starting without static routes", "err", err)
-		}
-		cfg.files.routes = routesFile.Value()
-	}
-	out, err := newOutput(cfg, log)
+	p, err := bringUp(ctx, cfg, log, true, true)
 	if err != nil {
 		return err
 	}
-	fleet, cfg, own, err := connect(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer fleet.Close()
-	if own != "" {
-		log.Info("--network auto: routing the containers on dockroute's own network", "network", own)
+	defer p.fleet.Close()
+	if p.own != "" {
+		log.Info("--network auto: routing the containers on dockroute's own network", "network", p.own)
 	}
 	d := &daemon{
-		args: args, log: log, level: level, cfg: cfg, out: out, ownNetwork: own,
-		fleet: fleet, operator: operator, static: routesFile,
+		args: args, log: log, level: level, cfg: p.cfg, out: &output.Bounded{Output: p.out, Log: log}, ownNetwork: p.own,
+		fleet: p.fleet, operator: p.operator,
 		kick:   make(chan struct{}, 1),
 		routes: route.NewBuilder(),
-		recent: route.NewRecent(cfg.UnavailableGrace),
+		recent: route.NewRecent(p.cfg.UnavailableGrace),
 	}
-	d.metrics = newMetrics(d.fleet, out.delivery())
-	if co, ok := out.(*caddyOutput); ok {
-		co.onError = d.metrics.caddyErrors.Inc
-		if co.lookup != nil {
-			d.metrics.countLookups(co.lookup)
+	d.metrics = metrics.New(d.fleet, d.out.Delivery())
+	if co, ok := p.out.(*caddy.Output); ok {
+		co.OnError = d.metrics.CaddyError
+		if co.Lookup() != nil {
+			d.metrics.CountLookups(co.Lookup())
 		}
 	}
 	var engines []string
-	for _, m := range fleet.Members() {
+	for _, m := range d.fleet.Members() {
 		engines = append(engines, m.Endpoint.String())
 	}
-	log.Info("dockroute starting", "version", version(), "output", out.String(), "docker", engines)
+	log.Info("dockroute starting", "version", version(), "output", d.out.String(), "docker", engines)
 	return d.run(ctx)
 }
 
@@ -142,9 +117,9 @@ func (d *daemon) run(ctx context.Context) error {
 		}
 		goroutine(func() { <-ctx.Done(); srv.Close() })
 	}
-	if co, ok := d.out.(*caddyOutput); ok && co.lookup != nil {
+	if co, ok := d.out.Output.(*caddy.Output); ok && co.Lookup() != nil {
 		addr := d.config().dnsListen()
-		serve, _, err := co.lookup.Listen(addr)
+		serve, _, err := co.Lookup().Listen(addr)
 		if err != nil {
 			return fmt.Errorf("--caddy-dns: %w", err)
 		}
@@ -152,17 +127,9 @@ func (d *daemon) run(ctx context.Context) error {
 		goroutine(func() { serve(ctx) })
 	}
 	goroutine(func() { d.fleet.Run(ctx) })
-	goroutine(func() { d.out.watch(ctx, d.poke) })
+	goroutine(func() { d.out.Watch(ctx, d.poke) })
 	goroutine(func() { forward(ctx, d.fleet.Changed(), d.poke) })
-	if d.static != nil {
-		goroutine(func() {
-			if err := d.static.Run(ctx); err != nil {
-				d.log.Error("not watching the routes file", "err", err)
-			}
-		})
-		goroutine(func() { forward(ctx, d.static.Changed(), d.routesFileChanged) })
-	}
-	d.operator.watch(ctx, d.log, goroutine, d.operatorFilesChanged)
+	d.operator.Watch(ctx, d.log, goroutine, d.operatorFilesChanged)
 	if path := d.config().ConfigFile; path != "" {
 		d.configWatch = watchfile.New(path, 50*time.Millisecond, d.reload, d.log)
 		d.configWatch.Ignore = watchfile.OnlyFile(path)
@@ -219,8 +186,8 @@ func (d *daemon) table() (route.Table, bool) {
 	for id, bs := range changes {
 		d.routes.Set(id, bs)
 	}
-	if d.static != nil {
-		d.routes.Override(d.static.Value())
+	if bs, ok := d.operator.Routes(); ok {
+		d.routes.Override(bs)
 	}
 	return d.routes.Table(), true
 }
@@ -228,7 +195,7 @@ func (d *daemon) table() (route.Table, bool) {
 func (d *daemon) publish(ctx context.Context) error {
 	// Tuned before the work too, not only after: the first publish, with
 	// the whole fleet to render and read back, is the peak of the heap.
-	d.gc.tune()
+	d.gc.Tune()
 	t, ok := d.table()
 	if !ok {
 		return nil
@@ -238,9 +205,9 @@ func (d *daemon) publish(ctx context.Context) error {
 		d.changedSince = since
 	}
 	start := time.Now()
-	did, err := d.publishBounded(ctx, t, start)
+	did, err := d.out.Publish(ctx, t)
 	took := time.Since(start)
-	d.metrics.observe(t, took, did, err)
+	d.metrics.Observe(t, took, did, err)
 	if err != nil {
 		d.publishErr.Store(&err)
 		d.log.Error("publish failed; will retry", "output", d.out.String(), "err", err)
@@ -253,66 +220,23 @@ func (d *daemon) publish(ctx context.Context) error {
 	}
 	d.publishErr.Store(nil)
 	d.published.Store(true)
-	d.gc.tune()
+	d.gc.Tune()
 	// The Docker change this publish carries, from the event's arrival.
 	var sinceChange time.Duration
 	if !d.changedSince.IsZero() {
 		sinceChange = time.Since(d.changedSince)
 		d.changedSince = time.Time{}
-		if did != unchanged {
-			d.metrics.changeToPublish.Observe(sinceChange.Seconds())
+		if did != output.Unchanged {
+			d.metrics.ObserveChange(sinceChange)
 		}
 	}
 	switch did {
-	case written:
+	case output.Written:
 		d.log.Info("published", "output", d.out.String(), "routes", len(t.Routes), "took", took, "since_change", sinceChange)
-	case answered:
+	case output.Answered:
 		d.log.Info("published by lookup answers alone (caddy's config unchanged)", "routes", len(t.Routes), "took", took, "since_change", sinceChange)
 	}
 	return nil
-}
-
-// publishDeadline bounds one publish: a Caddy that stops answering its
-// admin API, or a file system that hangs a write, must not hold every
-// later change back without a word. Past it the publish's context ends,
-// a warning is logged and /healthz turns 503 until the publish returns.
-// A full load of 10,000 routes takes Caddy 3–4 s here.
-const publishDeadline = 15 * time.Second
-
-// publishBounded runs the output's publish under publishDeadline, and
-// records while it runs so that health can tell a stuck one.
-func (d *daemon) publishBounded(ctx context.Context, t route.Table, start time.Time) (outcome, error) {
-	deadline := d.deadline()
-	ctx, cancel := context.WithTimeout(ctx, deadline)
-	defer cancel()
-	d.publishingSince.Store(start.UnixNano())
-	defer d.publishingSince.Store(0)
-	late := time.AfterFunc(deadline, func() {
-		d.log.Warn("a publish is past its deadline; later changes wait for it", "output", d.out.String(), "deadline", deadline)
-	})
-	defer late.Stop()
-	return d.out.publish(ctx, t)
-}
-
-// stuckPublish says how long the publish under way has run, when that is
-// past its deadline ("" otherwise).
-func (d *daemon) stuckPublish(now time.Time) string {
-	since := d.publishingSince.Load()
-	if since == 0 {
-		return ""
-	}
-	if took := now.Sub(time.Unix(0, since)); took > d.deadline() {
-		return fmt.Sprintf("unhealthy: a publish to %s has run for %s, past its %s deadline; later changes wait for it (the last published routes stay in place)", d.out.String(), took.Round(time.Millisecond), d.deadline())
-	}
-	return ""
-}
-
-// deadline is publishDeadline, or the tests' shorter one.
-func (d *daemon) deadline() time.Duration {
-	if d.publishTimeout > 0 {
-		return d.publishTimeout
-	}
-	return publishDeadline
 }
 
 // keepRecent adds the routes that lost their servers within the grace, and
@@ -369,34 +293,22 @@ func (d *daemon) reload() {
 	}
 	d.level.Set(applied.LogLevel)
 	d.fleet.SetOptions(applied.dockerOptions())
-	d.out.setOptions(applied)
+	setOutputOptions(d.out.Output, applied)
 	d.poke()
 	d.log.Info("config reloaded", "applied", live)
 }
 
-// operatorFilesChanged applies what the middlewares and auth files define
-// now: every container is decided again (a set it chose may be gone) and
-// the output renders the new definitions.
+// operatorFilesChanged applies what the operator's files define now:
+// every container is decided again (a set it chose may be gone, a name the
+// routes file or the policy takes may be reserved now) and the output
+// renders the new definitions.
 func (d *daemon) operatorFilesChanged() {
 	d.mu.Lock()
-	routes := d.cfg.files.routes
-	d.cfg.files = d.operator.files()
-	d.cfg.files.routes = routes
+	d.cfg.files = d.operator.Files()
 	cfg := d.cfg
 	d.mu.Unlock()
 	d.fleet.SetOptions(cfg.dockerOptions())
-	d.out.setOptions(cfg)
-	d.poke()
-}
-
-// routesFileChanged applies a new routes file: its hosts and paths are
-// reserved from containers, so every container is decided again.
-func (d *daemon) routesFileChanged() {
-	d.mu.Lock()
-	d.cfg.files.routes = d.static.Value()
-	cfg := d.cfg
-	d.mu.Unlock()
-	d.fleet.SetOptions(cfg.dockerOptions())
+	setOutputOptions(d.out.Output, cfg)
 	d.poke()
 }
 
@@ -413,14 +325,11 @@ func (d *daemon) onSIGHUP(ctx context.Context) {
 		case <-hup:
 			d.log.Info("SIGHUP: full resync, re-reading the files and watching them again")
 			d.fleet.ResyncNow()
-			if d.static != nil {
-				d.static.Rearm()
-			}
-			d.operator.rearm()
+			d.operator.Rearm()
 			if d.configWatch != nil {
 				d.configWatch.Rearm()
 			}
-			d.out.rearm()
+			d.out.Rearm()
 			d.poke()
 		}
 	}
@@ -429,8 +338,8 @@ func (d *daemon) onSIGHUP(ctx context.Context) {
 // health is what /healthz says: whether dockroute is healthy, and the
 // text that says so or why not.
 func (d *daemon) health() (ok bool, text string) {
-	if why := d.stuckPublish(time.Now()); why != "" {
-		return false, why
+	if why := d.out.Stuck(time.Now()); why != "" {
+		return false, "unhealthy: " + why
 	}
 	switch {
 	case !d.published.Load():
@@ -441,8 +350,8 @@ func (d *daemon) health() (ok bool, text string) {
 	if err := d.publishErr.Load(); err != nil {
 		return false, fmt.Sprintf("unhealthy: publishing fails, retrying with backoff (the last published routes stay in place): %v", *err)
 	}
-	if dl := d.out.delivery(); dl != nil {
-		if _, _, why := dl.state(); why != "" {
+	if dl := d.out.Delivery(); dl != nil {
+		if _, _, why := dl.State(); why != "" {
 			return false, "unhealthy: " + why
 		}
 	}
@@ -464,7 +373,7 @@ func (d *daemon) serveMetrics(addr string) (*http.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	srv := &http.Server{Handler: d.metrics.handler(d.health, d.serveExplain, d.config().Pprof), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: d.metrics.Handler(d.health, d.serveExplain, d.config().Pprof), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.log.Error("metrics server", "err", err)
@@ -504,115 +413,16 @@ func (d *daemon) anyEngineConnected() bool {
 // file) once.
 func render(ctx context.Context, cfg config, stdout io.Writer) error {
 	log := cfg.logger(os.Stderr, max(cfg.LogLevel, slog.LevelError)) // the output is the answer
-	cfg, src, err := withOperatorFiles(cfg, log)
+	p, err := bringUp(ctx, cfg, log, false, true)
 	if err != nil {
 		return err
 	}
-	out, err := newOutput(cfg, log)
-	if err != nil {
-		return err
-	}
-	fleet, cfg, _, err := connect(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer fleet.Close()
-	d := &daemon{log: log, cfg: cfg, out: out, fleet: fleet, routes: route.NewBuilder(), static: src}
+	defer p.fleet.Close()
+	d := &daemon{log: log, cfg: p.cfg, out: &output.Bounded{Output: p.out, Log: log}, fleet: p.fleet, routes: route.NewBuilder(), operator: p.operator}
 	if err := d.fleet.Sync(ctx); err != nil {
 		return err
 	}
 	t, _ := d.table()
-	_, err = stdout.Write(out.render(t))
+	_, err = stdout.Write(d.out.Render(t))
 	return err
-}
-
-// deliveryNotes returns, for explain, what the proxy says of each route:
-// delivered or not, in the same words for both outputs. Without a way to
-// ask (Traefik without --traefik-api) it says nothing.
-func deliveryNotes(ctx context.Context, cfg config) func(route.Backend) string {
-	none := func(route.Backend) string { return "" }
-	switch {
-	case cfg.Output == "traefik" && cfg.TraefikAPI != "":
-		api, err := traefik.NewAPI(cfg.TraefikAPI)
-		if err != nil {
-			return none
-		}
-		running, err := api.Routers(ctx)
-		if err != nil {
-			return func(route.Backend) string { return " (delivery unknown: " + err.Error() + ")" }
-		}
-		return func(b route.Backend) string { return explainTraefik(running, b) }
-	case cfg.Output == "caddy":
-		admin, err := caddy.NewAdmin(cfg.CaddyAdmin)
-		if err != nil {
-			return none
-		}
-		raw, _, err := admin.Get(ctx, "/id/"+cfg.CaddyServer)
-		var s caddy.Server
-		if err == nil {
-			err = json.Unmarshal(raw, &s)
-		}
-		if err != nil {
-			return func(route.Backend) string { return " (NOT delivered: " + err.Error() + ")" }
-		}
-		return func(b route.Backend) string {
-			if s.Serves(b.Host, b.Path) {
-				return " (delivered: Caddy's server " + cfg.CaddyServer + " runs this route)"
-			}
-			return " (NOT delivered: Caddy's server " + cfg.CaddyServer + " does not run this route)"
-		}
-	}
-	return none
-}
-
-func formatVerdict(v docker.Verdict, overridden []route.Backend, annotate func(route.Backend) string) string {
-	var b strings.Builder
-	name := v.Name
-	if v.ID != "" {
-		name += " (" + v.ID[:min(12, len(v.ID))] + ")"
-	}
-	if v.Service {
-		name = "service " + name
-	}
-	if v.Engine != "" {
-		name += " on " + v.Engine
-	}
-	switch {
-	case v.Routed():
-		fmt.Fprintf(&b, "%s: routed\n", name)
-		for _, be := range v.Backends {
-			note := ""
-			if be.Strip && be.Path != "" {
-				note = " (prefix " + be.Path + " stripped)"
-			}
-			for _, o := range overridden {
-				if o.Host == be.Host && o.Path == be.Path && o.Server == be.Server {
-					note += " (NOT used: the routes file has a static route for " + be.Host + be.Path + ", and static routes win)"
-				}
-			}
-			target := map[string]string{"": "http://", "https": "https://", "h2c": "h2c://"}[be.Proto] + be.Server
-			if be.TCP {
-				target = be.Server + " (TLS passthrough, by SNI)"
-			}
-			fmt.Fprintf(&b, "  %s%s -> %s%s%s\n", be.Host, be.Path, target, note, annotate(be))
-		}
-	case v.Code == docker.CodeInspectFailed:
-		fmt.Fprintf(&b, "%s: UNKNOWN: %s\n", name, v.Reason)
-	case v.Code == docker.CodeClaimConflict:
-		fmt.Fprintf(&b, "%s: NOT routed: every route it asks for is held by another container, with other settings\n", name)
-	case v.OptedIn:
-		fmt.Fprintf(&b, "%s: NOT routed: %s\n", name, v.Reason)
-	default:
-		fmt.Fprintf(&b, "%s: ignored: %s\n", name, v.Reason)
-	}
-	for _, c := range v.Conflicts {
-		fmt.Fprintf(&b, "  NOT routed: %s%s: %s\n", c.Backend.Host, c.Backend.Path, c.Reason)
-	}
-	for _, n := range v.Info {
-		fmt.Fprintf(&b, "  chosen: %s\n", n)
-	}
-	for _, n := range v.Notes {
-		fmt.Fprintf(&b, "  note: %s\n", n)
-	}
-	return b.String()
 }

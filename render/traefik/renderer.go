@@ -5,12 +5,13 @@ import (
 	"bytes"
 	"cmp"
 	"fmt"
-	"gopkg.in/yaml.v3"
 	"io"
 	"maps"
 	"runtime"
 	"slices"
 	"sync"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/dockroute/dockroute/provider/route"
 )

@@ -1,4 +1,4 @@
-package main
+package operator
 
 import (
 	"slices"
@@ -18,7 +18,7 @@ func TestAdmitReservesTheOperatorsNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := operatorFiles{policy: pol, routes: []route.Backend{
+	files := Files{Policy: pol, Routes: []route.Backend{
 		{Host: "static.test", Server: "10.0.0.1:80"},
 		{Host: "mixed.test", Path: "/legacy", Server: "10.0.0.1:80"},
 	}}
@@ -40,7 +40,7 @@ func TestAdmitReservesTheOperatorsNames(t *testing.T) {
 		{"home.test", "home.test", "", stranger, "belongs, by the operator's policy file"},
 		{"home.test", "home.test", "", owner, ""},
 	} {
-		code, reason := files.admit(c.defaultHost)(c.host, c.path, c.who)
+		code, reason := files.Admit(c.defaultHost)(c.host, c.path, c.who)
 		if c.want == "" && code != "" || c.want != "" && !strings.Contains(reason, c.want) {
 			t.Errorf("default %q, claim %s%s by %+v: %s %q; want %q", c.defaultHost, c.host, c.path, c.who, code, reason, c.want)
 		}
@@ -55,7 +55,7 @@ func TestPolicyCodesAreKnown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	admit := operatorFiles{policy: pol}.admit("home.example.org")
+	admit := Files{Policy: pol}.Admit("home.example.org")
 	for _, host := range []string{"else.test", "no.example.org", "team.example.org", "home.example.org"} {
 		code, _ := admit(host, "", policy.Who{})
 		if !slices.Contains(docker.Codes, code) {

@@ -1,4 +1,6 @@
-package main
+// Package metrics is the daemon's Prometheus metrics and its HTTP
+// endpoints: /metrics, /healthz, /explain and, when asked, Go's profiler.
+package metrics
 
 import (
 	"fmt"
@@ -13,12 +15,13 @@ import (
 	"github.com/dockroute/dockroute/provider/docker"
 	"github.com/dockroute/dockroute/provider/route"
 	"github.com/dockroute/dockroute/render/caddy/lookup"
+	"github.com/dockroute/dockroute/render/output"
 )
 
-// metrics are dockroute's Prometheus metrics, on a registry of its own.
+// Metrics are dockroute's Prometheus metrics, on a registry of its own.
 // Container counts and Docker state are read from the watcher at scrape
 // time, so they can never drift from what dockroute actually believes.
-type metrics struct {
+type Metrics struct {
 	reg            *prometheus.Registry
 	routes         prometheus.Gauge
 	unavailable    prometheus.Gauge
@@ -31,8 +34,10 @@ type metrics struct {
 	changeToPublish prometheus.Histogram
 }
 
-func newMetrics(w *docker.Fleet, dl *delivery) *metrics {
-	m := &metrics{
+// New registers the metrics; those of delivery only with dl (nil when the
+// proxy cannot be asked).
+func New(w *docker.Fleet, dl *output.Delivery) *Metrics {
+	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		routes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "dockroute_routes", Help: "Routes (host and path) in the last table published.",
@@ -66,10 +71,10 @@ func newMetrics(w *docker.Fleet, dl *delivery) *metrics {
 		m.reg.MustRegister(
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "dockroute_delivered", Help: "1 when the proxy confirmed it runs every route dockroute published (Caddy: its admin API; Traefik: its API, with --traefik-api), else 0.",
-			}, func() float64 { ok, _, _ := dl.state(); return b2f(ok) }),
+			}, func() float64 { ok, _, _ := dl.State(); return b2f(ok) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "dockroute_undelivered_routes", Help: "Routes (Traefik: routers) dockroute published that the proxy does not run.",
-			}, func() float64 { _, n, _ := dl.state(); return float64(n) }),
+			}, func() float64 { _, n, _ := dl.State(); return float64(n) }),
 		)
 	}
 	for _, r := range []string{"written", "answered", "unchanged", "error"} {
@@ -78,15 +83,15 @@ func newMetrics(w *docker.Fleet, dl *delivery) *metrics {
 	return m
 }
 
-// countLookups exports how many upstream lookups the server answered.
-func (m *metrics) countLookups(srv *lookup.Server) {
+// CountLookups exports how many upstream lookups the server answered.
+func (m *Metrics) CountLookups(srv *lookup.Server) {
 	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "dockroute_caddy_lookups_total", Help: "Caddy's upstream lookups answered (--caddy-dns). It grows while Caddy serves looked-up routes; flat under traffic means Caddy does not reach dockroute.",
 	}, func() float64 { return float64(srv.Queries.Load()) }))
 }
 
-// observe records one publish.
-func (m *metrics) observe(t route.Table, took time.Duration, did outcome, err error) {
+// Observe records one publish.
+func (m *Metrics) Observe(t route.Table, took time.Duration, did output.Outcome, err error) {
 	m.publishSeconds.Observe(took.Seconds())
 	if err != nil {
 		m.publishes.WithLabelValues("error").Inc()
@@ -172,7 +177,7 @@ func (c containerCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// handler serves /metrics, /healthz and /explain (explain's answer, as
+// Handler serves /metrics, /healthz and /explain (explain's answer, as
 // the daemon sees it). Healthy means a complete publish
 // has happened, Docker is connected and the last publish succeeded;
 // otherwise 503 says which is not (health returns the reason).
@@ -180,7 +185,7 @@ func (c containerCollector) Collect(ch chan<- prometheus.Metric) {
 // With profile, Go's profiler (net/http/pprof) is served too under
 // /debug/pprof/: it is off by default, as a profile shows the process's
 // memory; the metrics address is the operator's, never a tenant's.
-func (m *metrics) handler(health func() (bool, string), explain http.HandlerFunc, profile bool) http.Handler {
+func (m *Metrics) Handler(health func() (bool, string), explain http.HandlerFunc, profile bool) http.Handler {
 	mux := http.NewServeMux()
 	if profile {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -200,6 +205,13 @@ func (m *metrics) handler(health func() (bool, string), explain http.HandlerFunc
 	})
 	return mux
 }
+
+// CaddyError counts a failed Caddy push or check.
+func (m *Metrics) CaddyError() { m.caddyErrors.Inc() }
+
+// ObserveChange records the time from a Docker change to the publish
+// that carried it.
+func (m *Metrics) ObserveChange(d time.Duration) { m.changeToPublish.Observe(d.Seconds()) }
 
 func b2f(b bool) float64 {
 	if b {

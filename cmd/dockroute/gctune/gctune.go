@@ -1,4 +1,5 @@
-package main
+// Package gctune sizes Go's collector to dockroute's heap.
+package gctune
 
 import (
 	"os"
@@ -6,7 +7,7 @@ import (
 	rtmetrics "runtime/metrics"
 )
 
-// gcTuner gives Go's collector the headroom that suits dockroute's heap:
+// Tuner gives Go's collector the headroom that suits dockroute's heap:
 // the larger of gcFloor and gcShare of the live heap, never more than the
 // live heap itself (Go's default, GOGC=100).
 //
@@ -19,7 +20,8 @@ import (
 // median event → published 1.2 → 1.5 ms at GOGC=50), while the memory it
 // saves is a few MB. So small fleets keep Go's default, large ones a
 // tighter goal (docs/performance.md). An operator's GOGC is left alone.
-type gcTuner struct {
+// The zero value is ready; only one goroutine may call Tune.
+type Tuner struct {
 	percent int  // what was last set (0: nothing yet)
 	off     bool // GOGC set by the operator
 	sample  []rtmetrics.Sample
@@ -30,10 +32,10 @@ const (
 	gcShare = 40      // percent of the live heap at least
 )
 
-// tune sets the collector's target for the live heap as the last
+// Tune sets the collector's target for the live heap as the last
 // collection found it. It is cheap: one runtime metric, and a call into
 // the runtime only when the target moves by 5 points or more.
-func (t *gcTuner) tune() {
+func (t *Tuner) Tune() {
 	if t.sample == nil { // the first publish
 		t.off = os.Getenv("GOGC") != ""
 		t.sample = []rtmetrics.Sample{{Name: "/gc/heap/live:bytes"}}

@@ -1,0 +1,189 @@
+package caddy
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/dockroute/dockroute/provider/route"
+	"github.com/dockroute/dockroute/render/caddy/lookup"
+	"github.com/dockroute/dockroute/render/output"
+)
+
+// OutputConfig is what the Caddy output is set up with.
+type OutputConfig struct {
+	Admin   string // Caddy's admin API address
+	Options Options
+	// Check is how often Caddy is asked whether it still runs
+	// dockroute's server as pushed.
+	Check time.Duration
+	// Lookups: answer Caddy's upstream lookups (--caddy-dns), so that a
+	// change of servers alone needs no load.
+	Lookups bool
+}
+
+// Output publishes to Caddy's admin API, leaving the rest of Caddy's
+// config alone. It is an output.Output.
+type Output struct {
+	pub *Publisher
+	// lookup answers Caddy's upstream lookups; nil without.
+	lookup *lookup.Server
+	check  time.Duration
+	admin  string
+	log    *slog.Logger
+	deliv  *output.Delivery
+	// OnError, when set, is told of every failed push or check (metrics).
+	OnError func()
+
+	mu        sync.Mutex
+	lastTable *route.Table // what Caddy last accepted; nil: publish regardless
+	lastOpt   Options
+	// answers are the lookup answers last set, for the table answered;
+	// only Publish (one goroutine) uses them.
+	answers  lookup.Answers
+	answered route.Table
+}
+
+// NewOutput sets up the output; Caddy is not asked anything before the
+// first Publish.
+func NewOutput(cfg OutputConfig, log *slog.Logger) (*Output, error) {
+	admin, err := NewAdmin(cfg.Admin)
+	if err != nil {
+		return nil, err
+	}
+	admin.Slow = func(method, path string, took time.Duration, err error) {
+		log.Warn("caddy's admin API answered slowly; every publish waits for it", "method", method, "path", path, "took", took.Round(time.Millisecond), "err", err)
+	}
+	o := &Output{pub: NewPublisher(admin, cfg.Options, log), check: cfg.Check, admin: cfg.Admin, log: log, deliv: &output.Delivery{}}
+	if cfg.Lookups {
+		o.lookup = lookup.New(log)
+	}
+	return o, nil
+}
+
+// Lookup is the server answering Caddy's upstream lookups, for the daemon
+// to listen with; nil without lookups.
+func (o *Output) Lookup() *lookup.Server { return o.lookup }
+
+func (o *Output) Delivery() *output.Delivery { return o.deliv }
+
+func (o *Output) failed() {
+	if o.OnError != nil {
+		o.OnError()
+	}
+}
+
+func (o *Output) String() string { return "caddy admin " + o.admin }
+
+func (o *Output) Render(t route.Table) []byte {
+	b, _ := json.MarshalIndent(Render(t, o.pub.Options()), "", "  ")
+	return append(b, '\n')
+}
+
+func (o *Output) Rearm() {}
+
+// SetOptions applies a reloaded config's rendering settings; the next
+// publish renders with them.
+func (o *Output) SetOptions(opt Options) { o.pub.SetOptions(opt) }
+
+// Publish pushes t; Caddy's answer to the read that follows every push is
+// the config it runs, so a publish that succeeds is delivered. With
+// lookups, the answers change first: they are right for t whatever Caddy
+// runs, and a table that changes only upstreams is then not pushed.
+func (o *Output) Publish(ctx context.Context, t route.Table) (output.Outcome, error) {
+	opt := o.pub.Options()
+	o.mu.Lock()
+	same := o.lastTable != nil && o.lastTable.Equal(t) && o.lastOpt.Equal(opt)
+	o.mu.Unlock()
+	if same { // unchanged, and Caddy runs it (the check says otherwise)
+		return output.Unchanged, nil
+	}
+	if o.lookup != nil {
+		o.answers, o.answered = NextAnswers(o.answers, o.answered, t), t
+		o.lookup.Set(o.answers)
+	}
+	before := o.pub.Writes()
+	o.deliv.Published()
+	if err := o.pub.Publish(ctx, t); err != nil {
+		o.failed()
+		o.deliv.Set(len(t.Routes), []string{err.Error()})
+		o.forget()
+		return output.Unchanged, err
+	}
+	o.mu.Lock()
+	o.lastTable, o.lastOpt = &t, opt
+	o.mu.Unlock()
+	o.deliv.Set(len(t.Routes), nil)
+	switch {
+	case o.pub.Writes() != before:
+		return output.Written, nil
+	case o.lookup != nil:
+		return output.Answered, nil // the table changed, Caddy's config did not
+	}
+	return output.Unchanged, nil
+}
+
+// forget makes the next publish push whatever the table.
+func (o *Output) forget() {
+	o.mu.Lock()
+	o.lastTable = nil
+	o.mu.Unlock()
+}
+
+// Watch asks Caddy every check interval whether dockroute's server is still
+// there as pushed; if not, it has the daemon publish its current table
+// (after the coalescer's quiet window, by which time a second dockroute on
+// the same Caddy has seen the same events, so the two agree).
+func (o *Output) Watch(ctx context.Context, poke func()) {
+	tick := time.NewTicker(o.check)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			ok, err := o.pub.Check(ctx)
+			switch {
+			case ctx.Err() != nil:
+			case err != nil:
+				o.log.Warn("caddy check failed; will retry", "admin", o.admin, "err", err)
+				o.failed()
+				o.deliv.Published()
+				o.deliv.Set(-1, []string{err.Error()})
+			case !ok:
+				o.deliv.Published()
+				o.deliv.Set(-1, []string{"caddy does not run dockroute's server as published"})
+				o.forget()
+				poke()
+			default:
+				o.deliv.Set(-1, nil)
+			}
+		}
+	}
+}
+
+// DeliveryNotes asks Caddy's admin API (at admin) once for the server id
+// runs, and returns what explain says of each route: delivered or not, in
+// the words the Traefik output uses too.
+func DeliveryNotes(ctx context.Context, adminAddr, id string) func(route.Backend) string {
+	admin, err := NewAdmin(adminAddr)
+	if err != nil {
+		return func(route.Backend) string { return "" }
+	}
+	raw, _, err := admin.Get(ctx, "/id/"+id)
+	var s Server
+	if err == nil {
+		err = json.Unmarshal(raw, &s)
+	}
+	if err != nil {
+		return func(route.Backend) string { return " (NOT delivered: " + err.Error() + ")" }
+	}
+	return func(b route.Backend) string {
+		if s.Serves(b.Host, b.Path) {
+			return " (delivered: Caddy's server " + id + " runs this route)"
+		}
+		return " (NOT delivered: Caddy's server " + id + " does not run this route)"
+	}
+}
