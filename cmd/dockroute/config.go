@@ -19,6 +19,7 @@ import (
 
 	"github.com/dockroute/dockroute/cmd/dockroute/settings"
 	"github.com/dockroute/dockroute/provider/coalesce"
+	"github.com/dockroute/dockroute/provider/contract"
 	"github.com/dockroute/dockroute/provider/docker"
 	"github.com/dockroute/dockroute/provider/operator"
 	"github.com/dockroute/dockroute/provider/route"
@@ -110,12 +111,12 @@ func (c config) dockerOptions() docker.Options {
 	if c.autoNetwork != "" && !strings.Contains(c.Filter, "network=") {
 		scope = scope.Own(c.autoNetwork)
 	}
-	return docker.Options{
-		Network: c.Network, IgnoreHealth: c.Health == "ignore", Scope: scope, Swarm: c.Swarm,
+	return docker.Options{Scope: scope, Swarm: c.Swarm, Options: contract.Options{
+		Network: c.Network, IgnoreHealth: c.Health == "ignore",
 		Middleware: c.files.MiddlewareCheck(c.Output), Auth: c.files.AuthCheck(),
 		TraefikLabels: c.TraefikLabels, IPFamily: c.IPFamily, NoTCP: c.Output == "caddy",
 		MaxRoutes: c.MaxRoutes, Hold: c.UnavailableGrace, Admit: c.files.Admit(c.defaultHost()),
-	}
+	}}
 }
 
 func (c config) caddyOptions() caddy.Options {

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/dockroute/dockroute/provider/contract"
 	"github.com/dockroute/dockroute/provider/route"
 )
 
@@ -41,7 +42,7 @@ func (k srcKey) before(o srcKey) bool {
 // source, which never modifies it), and where it came from.
 type held struct {
 	src srcKey
-	v   *Verdict
+	v   *contract.Verdict
 }
 
 func newView() *view {
@@ -73,7 +74,7 @@ func (f *Fleet) Changes() (map[string][]route.Backend, bool) {
 	for _, s := range srcs {
 		c.takeFrom(s)
 	}
-	expired, _ := f.tenure.expired(now)
+	expired, _ := f.tenure.Expired(now)
 	for _, hk := range expired {
 		c.dirty[hk] = true
 	}
@@ -88,7 +89,7 @@ func (f *Fleet) armWake(now time.Time) {
 	if f.wake != nil {
 		f.wake.Stop()
 	}
-	if next := f.tenure.next(); !next.IsZero() {
+	if next := f.tenure.Next(); !next.IsZero() {
 		f.wake = time.AfterFunc(next.Sub(now), f.notify)
 	}
 }
@@ -150,7 +151,7 @@ func (c *changeSet) takeFrom(s takeSource) {
 }
 
 // place makes v, from src, the verdict that counts for id.
-func (c *changeSet) place(id string, src srcKey, v *Verdict) {
+func (c *changeSet) place(id string, src srcKey, v *contract.Verdict) {
 	c.unclaim(id)
 	c.v.held[id] = held{src, v}
 	for _, hk := range hostKeys(v.Backends) {
@@ -197,7 +198,6 @@ func (c *changeSet) unclaim(id string) {
 // settle settles the claims of every host a change touched, remembering
 // what each is settled to, and logs the refusals that are new.
 func (c *changeSet) settle() {
-	hold := c.f.tenure.holdFor()
 	for hk := range c.dirty {
 		ids := c.v.claims[hk]
 		before := c.refusedOn(hk, ids)
@@ -205,13 +205,12 @@ func (c *changeSet) settle() {
 			c.emit[id] = true
 			c.clearLost(id, hk)
 		}
-		vs := make([]Verdict, len(ids))
-		idx := make([]int, len(ids))
+		vs := make([]contract.Verdict, len(ids))
 		for i, id := range ids {
-			vs[i], idx[i] = *c.v.held[id].v, i
+			vs[i] = *c.v.held[id].v
 		}
 		lost := map[int]map[int]string{}
-		c.f.tenure.set(hk, settleHost(vs, hk, idx, lost, c.f.tenure.get(hk), c.now, hold))
+		c.f.tenure.Settle(vs, hk, lost, c.now)
 		for i, reasons := range lost {
 			id := ids[i]
 			if c.v.lost[id] == nil {
@@ -220,7 +219,7 @@ func (c *changeSet) settle() {
 			for j, why := range reasons {
 				c.v.lost[id][j] = why
 				if b := vs[i].Backends[j]; !before[refusal(id, b)] {
-					c.f.log.Warn("route refused", "container", vs[i].Name, "id", short(id), "reason", cut(why, logValueMax))
+					c.f.log.Warn("route refused", "container", vs[i].Name, "id", contract.Short(id), "reason", cut(why, logValueMax))
 				}
 			}
 		}
@@ -233,7 +232,7 @@ func (c *changeSet) refusedOn(hk string, ids []string) map[string]bool {
 	for _, id := range ids {
 		bs := c.v.held[id].v.Backends
 		for j := range c.v.lost[id] {
-			if hostKey(bs[j]) == hk {
+			if contract.HostKey(bs[j]) == hk {
 				out[refusal(id, bs[j])] = true
 			}
 		}
@@ -248,7 +247,7 @@ func (c *changeSet) clearLost(id, hk string) {
 	lost := c.v.lost[id]
 	bs := c.v.held[id].v.Backends
 	for j := range lost {
-		if hostKey(bs[j]) == hk {
+		if contract.HostKey(bs[j]) == hk {
 			delete(lost, j)
 		}
 	}
@@ -287,7 +286,7 @@ func (c *changeSet) resolved() map[string][]route.Backend {
 func hostKeys(bs []route.Backend) []string {
 	var out []string
 	for _, b := range bs {
-		if hk := hostKey(b); !slices.Contains(out, hk) {
+		if hk := contract.HostKey(b); !slices.Contains(out, hk) {
 			out = append(out, hk)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dockroute/dockroute/provider/contract"
 	"github.com/dockroute/dockroute/provider/docker/enginetest"
 	"github.com/dockroute/dockroute/provider/route"
 )
@@ -17,9 +18,9 @@ import (
 // shared hosts, with edge and route settings that differ between
 // containers, so that claims refuse some of them; sometimes it is not
 // routed at all.
-func randomVerdict(r *rand.Rand, id string) Verdict {
+func randomVerdict(r *rand.Rand, id string) contract.Verdict {
 	edges := []route.Edge{{}, {TLS: route.TLSOn}}
-	v := Verdict{ID: id, Name: "n-" + id, Started: time.Unix(int64(r.IntN(5)), 0), OptedIn: true}
+	v := contract.Verdict{ID: id, Name: "n-" + id, Started: time.Unix(int64(r.IntN(5)), 0), OptedIn: true}
 	edge := edges[r.IntN(len(edges))]
 	// Like Decide's, one container's routes agree with each other: one
 	// edge, one strip setting, one auth group, each host and path once.
@@ -65,7 +66,7 @@ func changesAddUp(t *testing.T, grace, hold time.Duration) {
 	for _, name := range []string{"a", "b"} {
 		members = append(members, &Member{Endpoint: Endpoint{Name: name}, Engine: enginetest.New()})
 	}
-	f := NewFleetOf(members, Options{Hold: hold}, time.Hour, grace, log)
+	f := NewFleetOf(members, Options{Options: contract.Options{Hold: hold}}, time.Hour, grace, log)
 	sw := NewServiceWatcher(nil, Options{}, time.Hour, log)
 	members[1].services = sw
 	for _, m := range members {
@@ -97,7 +98,7 @@ func changesAddUp(t *testing.T, grace, hold time.Duration) {
 			sw.mu.Unlock()
 		case op < 6:
 			m.Watcher.mu.Lock()
-			m.Watcher.setVerdictLocked(id, Verdict{}, false)
+			m.Watcher.setVerdictLocked(id, contract.Verdict{}, false)
 			m.Watcher.mu.Unlock()
 		default:
 			m.Watcher.mu.Lock()

@@ -8,12 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dockroute/dockroute/provider/contract"
 	"github.com/dockroute/dockroute/provider/docker/enginetest"
 	"github.com/dockroute/dockroute/provider/route"
 )
 
-func claimant(id, name string, created int, edge route.Edge, targets ...route.Backend) Verdict {
-	v := Verdict{ID: id, Name: name, Started: time.Unix(int64(created), 0), OptedIn: true}
+func claimant(id, name string, created int, edge route.Edge, targets ...route.Backend) contract.Verdict {
+	v := contract.Verdict{ID: id, Name: name, Started: time.Unix(int64(created), 0), OptedIn: true}
 	for _, b := range targets {
 		b.Name, b.Edge = name, edge
 		b.Server = id + ":80"
@@ -30,8 +31,8 @@ func TestResolveClaims(t *testing.T) {
 	replica := claimant("2", "mmm-replica", 200, tlsOn, host("shop.test"))
 	hijack := claimant("3", "aaa-late", 300, tlsOff, host("shop.test"), host("own.test"))
 	strip := claimant("4", "bbb-strip", 400, tlsOn, route.Backend{Host: "shop.test", Path: "/api"})
-	got := map[string]Verdict{}
-	for _, v := range resolveClaims([]Verdict{hijack, strip, replica, first}, nil, time.Time{}) {
+	got := map[string]contract.Verdict{}
+	for _, v := range contract.ResolveClaims([]contract.Verdict{hijack, strip, replica, first}, nil, time.Time{}) {
 		got[v.ID] = v
 	}
 	if v := got["1"]; len(v.Backends) != 2 || len(v.Conflicts) != 0 {
@@ -54,15 +55,15 @@ func TestResolveClaims(t *testing.T) {
 		t.Errorf("a route disagreeing on strip: %+v", v)
 	}
 	guarded := claimant("5", "ccc-auth", 500, tlsOn, route.Backend{Host: "shop.test", Path: "/api", Strip: true, Auth: "staff"})
-	for _, v := range resolveClaims([]Verdict{first, guarded}, nil, time.Time{}) {
+	for _, v := range contract.ResolveClaims([]contract.Verdict{first, guarded}, nil, time.Time{}) {
 		if v.ID == "5" && (v.Routed() || !strings.Contains(v.Reason, "with no middlewares and no auth by container zzz-first, which holds it; this container asks for auth group staff")) {
 			t.Errorf("a replica adding auth to a route: %+v", v)
 		}
 	}
 	// Equal creation times: the ID decides, whatever the input order.
 	a, b := claimant("a", "x", 1, tlsOn, host("h.test")), claimant("b", "y", 1, tlsOff, host("h.test"))
-	for _, in := range [][]Verdict{{a, b}, {b, a}} {
-		for _, v := range resolveClaims(in, nil, time.Time{}) {
+	for _, in := range [][]contract.Verdict{{a, b}, {b, a}} {
+		for _, v := range contract.ResolveClaims(in, nil, time.Time{}) {
 			if (v.ID == "a") != v.Routed() {
 				t.Fatalf("tie not broken by ID: %+v", v)
 			}
@@ -82,13 +83,13 @@ type claimsFleet struct {
 func newClaimsFleet(t *testing.T, hold time.Duration) *claimsFleet {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	m := &Member{Endpoint: Endpoint{Name: "local"}, Engine: enginetest.New()}
-	f := NewFleetOf([]*Member{m}, Options{Hold: hold}, time.Hour, 0, log)
+	f := NewFleetOf([]*Member{m}, Options{Options: contract.Options{Hold: hold}}, time.Hour, 0, log)
 	m.Watcher.markSynced()
 	m.Watcher.setConnected(true)
 	return &claimsFleet{t: t, f: f, w: m.Watcher, b: route.NewBuilder()}
 }
 
-func (c *claimsFleet) set(vs ...Verdict) {
+func (c *claimsFleet) set(vs ...contract.Verdict) {
 	c.w.mu.Lock()
 	for _, v := range vs {
 		c.w.setVerdictLocked(v.ID, v, true)
@@ -99,7 +100,7 @@ func (c *claimsFleet) set(vs ...Verdict) {
 func (c *claimsFleet) remove(ids ...string) {
 	c.w.mu.Lock()
 	for _, id := range ids {
-		c.w.setVerdictLocked(id, Verdict{}, false)
+		c.w.setVerdictLocked(id, contract.Verdict{}, false)
 	}
 	c.w.mu.Unlock()
 }
@@ -149,7 +150,7 @@ func TestClaimsCannotBeWonByTiming(t *testing.T) {
 		// Claims go by the time a container started, not by its creation.
 		ic := running("VIRTUALHOST=victim.test")
 		ic.Created, ic.Started = time.Unix(100, 0), time.Unix(300, 0)
-		intruder := claimant("i1", "intruder", int(Decide(ic, Options{}).Started.Unix()), route.Edge{}, open)
+		intruder := claimant("i1", "intruder", int(contract.Decide(ic, contract.Options{}).Started.Unix()), route.Edge{}, open)
 		c.set(claimant("v1", "victim", 200, route.Edge{}, guarded), intruder)
 		if got := c.servers("victim.test"); !slices.Equal(got, []string{"v1"}) {
 			t.Fatalf("victim.test served by %v, want the victim only", got)

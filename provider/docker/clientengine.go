@@ -16,6 +16,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
+	"github.com/dockroute/dockroute/provider/contract"
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -68,17 +69,17 @@ func newClientEngine(cli *client.Client, tls bool) (*ClientEngine, error) {
 // answer to what routing keeps, as fromInspect reduces the client's. A
 // container that does not exist is an error errdefs.IsNotFound tells, as
 // the client's is. (ContainerInspect is the client's own.)
-func (e *ClientEngine) ReadContainer(ctx context.Context, id string) (Container, error) {
+func (e *ClientEngine) ReadContainer(ctx context.Context, id string) (contract.Container, error) {
 	id = strings.TrimSpace(id)
 	if id == "" {
-		return Container{}, errors.New("inspect: no container named (an empty name or ID)")
+		return contract.Container{}, errors.New("inspect: no container named (an empty name or ID)")
 	}
 	var a inspectAnswer
 	if err := e.get(ctx, "the inspect of "+id, "/containers/"+id+"/json", nil, func(r io.Reader) (err error) {
 		a, err = decodeJSON[inspectAnswer](r)
 		return err
 	}); err != nil {
-		return Container{}, err
+		return contract.Container{}, err
 	}
 	return a.container(), nil
 }

@@ -20,11 +20,12 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/go-connections/nat"
 
+	"github.com/dockroute/dockroute/provider/contract"
 	"github.com/dockroute/dockroute/provider/docker/enginetest"
 )
 
 // readOfEntry is what dockroute reads of a list entry.
-func readOfEntry(e listEntry) Container { return Container{ID: e.ID}.refresh(e) }
+func readOfEntry(e listEntry) contract.Container { return refresh(contract.Container{ID: e.ID}, e) }
 
 // TestInspectNegotiatesFirst is an inspect as the first call of a fresh
 // engine (dockroute explain does that), against the fake engine, which

@@ -1,7 +1,6 @@
 package docker
 
 import (
-	"fmt"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -12,86 +11,12 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/go-connections/nat"
+	"github.com/dockroute/dockroute/provider/contract"
 )
-
-// Container is the part of a Docker container that routing depends on,
-// reduced to plain data so that Decide is a pure function and the watcher's
-// cache is small. Env and Exposed never change during a container's life;
-// State, Name and Networks do, and a list call is enough to refresh them.
-type Container struct {
-	ID      string
-	Name    string
-	Created time.Time
-	// Started is when the container last started running (zero when
-	// Docker did not say): of containers asking different things of a
-	// host no one holds yet, the one started first decides (see
-	// settleHost). A container that was created but never ran holds
-	// nothing.
-	Started time.Time
-	Env     []string
-	Labels  map[string]string
-	// StopSignal is the signal `docker stop` sends this container first.
-	StopSignal string
-	// StopTimeout is how long `docker stop` waits for it to exit before
-	// killing it; zero means the engine's default.
-	StopTimeout time.Duration
-	// Exposed holds the container's exposed ports ("8080/tcp"), sorted: the
-	// image's EXPOSE plus --expose and -p, as Docker merges them.
-	Exposed []string
-	State   string // created, running, paused, restarting, exited, dead
-	// Health is "" (no healthcheck), "starting", "healthy" or "unhealthy".
-	Health string
-	// Stopping is set when a stop has begun (Docker sent the stop signal)
-	// while the container still runs its grace period: it is taken out of
-	// routing at once so the proxy sends it no new requests.
-	Stopping    bool
-	NetworkMode string
-	// Networks are the networks the container is attached to, with its
-	// addresses there.
-	Networks Networks
-	// Published maps each container TCP port published on the engine's
-	// host (-p) to its host port (nil when none is).
-	Published map[uint16]uint16
-}
-
-// Attachment is a container's place on one network.
-type Attachment struct {
-	Network string
-	// Addr is its address there: IPv4 where it has one, else its global
-	// IPv6 address (zero when Docker gave it none).
-	Addr netip.Addr
-	// Addr6 is its global IPv6 address there, when it has one
-	// (--ip-family 6 routes it).
-	Addr6 netip.Addr
-}
-
-// Networks are a container's attachments, sorted by network name. A
-// slice, not a map: nearly every container is on one network, and a map
-// for it was ~500 bytes of every cached container (5 MB at 10,000).
-type Networks []Attachment
-
-// Get returns the attachment to the named network.
-func (ns Networks) Get(name string) (Attachment, bool) {
-	for _, a := range ns {
-		if a.Network == name {
-			return a, true
-		}
-	}
-	return Attachment{}, false
-}
-
-// Names lists the networks, sorted.
-func (ns Networks) Names() []string {
-	names := make([]string, len(ns))
-	for i, a := range ns {
-		names[i] = a.Network
-	}
-	return names
-}
 
 // fromInspect reduces a full inspect answer, as the Docker client (or the
 // fake engine) gives it.
-func fromInspect(in container.InspectResponse) Container { return answerOf(in).container() }
+func fromInspect(in container.InspectResponse) contract.Container { return answerOf(in).container() }
 
 // inspectAnswer is the part of an inspect answer dockroute reads. The
 // ClientEngine decodes a real engine's answer straight into it (the rest,
@@ -135,8 +60,8 @@ type answerConfig struct {
 type endpointAddrs struct{ IPAddress, GlobalIPv6Address string }
 
 // container reduces the answer to what routing keeps.
-func (a inspectAnswer) container() Container {
-	c := Container{ID: a.ID, Name: strings.TrimPrefix(a.Name, "/")}
+func (a inspectAnswer) container() contract.Container {
+	c := contract.Container{ID: a.ID, Name: strings.TrimPrefix(a.Name, "/")}
 	c.Created, _ = time.Parse(time.RFC3339Nano, a.Created)
 	if a.State != nil {
 		c.State = intern(string(a.State.Status))
@@ -168,7 +93,7 @@ func (a inspectAnswer) container() Container {
 			}
 			for _, b := range bindings {
 				if hp, err := strconv.ParseUint(b.HostPort, 10, 16); err == nil && hp > 0 {
-					c.publish(uint16(port.Int()), uint16(hp))
+					publish(&c, uint16(port.Int()), uint16(hp))
 					break
 				}
 			}
@@ -245,7 +170,7 @@ func entryOf(s container.Summary) listEntry {
 
 // refresh returns c with the fields that can change during a container's
 // life taken from a list entry.
-func (c Container) refresh(e listEntry) Container {
+func refresh(c contract.Container, e listEntry) contract.Container {
 	c.State = intern(string(e.State))
 	c.Health = healthFromStatus(e.Status)
 	c.Name = entryName(e)
@@ -260,7 +185,7 @@ func (c Container) refresh(e listEntry) Container {
 	for _, p := range e.Ports {
 		if p.Type == "tcp" && p.PublicPort != 0 {
 			if _, ok := c.Published[p.PrivatePort]; !ok {
-				c.publish(p.PrivatePort, p.PublicPort)
+				publish(&c, p.PrivatePort, p.PublicPort)
 			}
 		}
 	}
@@ -269,7 +194,7 @@ func (c Container) refresh(e listEntry) Container {
 
 // publish records that port is published on the engine's host as
 // hostPort (the map is made only for containers that publish a port).
-func (c *Container) publish(port, hostPort uint16) {
+func publish(c *contract.Container, port, hostPort uint16) {
 	if c.Published == nil {
 		c.Published = map[uint16]uint16{}
 	}
@@ -286,7 +211,7 @@ func entryName(e listEntry) string {
 	if len(e.Names) > 0 {
 		return strings.TrimPrefix(e.Names[0], "/")
 	}
-	return short(e.ID)
+	return contract.Short(e.ID)
 }
 
 // healthFromStatus reads the health state from a list entry's status text
@@ -306,13 +231,13 @@ func healthFromStatus(status string) string {
 
 // attachments gives each network's address (IPv4 where there is one) and
 // its global IPv6 address where there is one, sorted by network.
-func attachments(eps map[string]*endpointAddrs) Networks {
+func attachments(eps map[string]*endpointAddrs) contract.Networks {
 	if len(eps) == 0 {
 		return nil
 	}
-	ns := make(Networks, 0, len(eps))
+	ns := make(contract.Networks, 0, len(eps))
 	for name, ep := range eps {
-		a := Attachment{Network: intern(name)}
+		a := contract.Attachment{Network: intern(name)}
 		if ep != nil {
 			a.Addr = pickAddr(ep.IPAddress, ep.GlobalIPv6Address)
 			if a6, err := netip.ParseAddr(ep.GlobalIPv6Address); err == nil && a6.Is6() {
@@ -321,7 +246,7 @@ func attachments(eps map[string]*endpointAddrs) Networks {
 		}
 		ns = append(ns, a)
 	}
-	slices.SortFunc(ns, func(a, b Attachment) int { return strings.Compare(a.Network, b.Network) })
+	slices.SortFunc(ns, func(a, b contract.Attachment) int { return strings.Compare(a.Network, b.Network) })
 	return ns
 }
 
@@ -335,16 +260,3 @@ func pickAddr(v4, v6 string) netip.Addr {
 	}
 	return netip.Addr{}
 }
-
-// networkNames lists the container's networks, sorted, for messages.
-func (c Container) networkNames() string { return strings.Join(c.Networks.Names(), ", ") }
-
-// short is the 12-character ID Docker's CLI shows.
-func short(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
-}
-
-func (c Container) String() string { return fmt.Sprintf("%s (%s)", c.Name, short(c.ID)) }

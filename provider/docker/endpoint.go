@@ -12,20 +12,8 @@ import (
 	"github.com/docker/docker/client"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
+	"github.com/dockroute/dockroute/provider/contract"
 	"github.com/dockroute/dockroute/provider/route"
-)
-
-// AddressMode says how the proxy reaches an engine's containers.
-type AddressMode string
-
-const (
-	// AddrNetwork routes a container at its IP on a Docker network the
-	// proxy shares: the local engine, or overlay/macvlan/routed networks.
-	AddrNetwork AddressMode = "network"
-	// AddrPublished routes a container at the host port it publishes
-	// (-p), on the engine's address: the way to reach another machine's
-	// containers when their networks are the machine's own.
-	AddrPublished AddressMode = "published"
 )
 
 // Endpoint is one Docker Engine dockroute follows, and how the proxy
@@ -45,14 +33,14 @@ type Endpoint struct {
 	Name      string
 	Host      string // the engine's URL, without dockroute's parameters
 	TLSDir    string
-	Address   AddressMode
+	Address   contract.AddressMode
 	Advertise string
 }
 
 // DefaultEndpoint is the engine the DOCKER_* environment names (the local
 // socket by default), as the docker CLI finds it.
 func DefaultEndpoint() Endpoint {
-	return Endpoint{Name: "local", Address: AddrNetwork}
+	return Endpoint{Name: "local", Address: contract.AddrNetwork}
 }
 
 // ParseEndpoint reads an endpoint URL.
@@ -70,19 +58,19 @@ func ParseEndpoint(s string) (Endpoint, error) {
 		}
 	}
 	u.RawQuery = ""
-	e := Endpoint{Host: u.String(), TLSDir: q.Get("tls"), Address: AddressMode(q.Get("addr")), Advertise: q.Get("advertise"), Name: q.Get("name")}
+	e := Endpoint{Host: u.String(), TLSDir: q.Get("tls"), Address: contract.AddressMode(q.Get("addr")), Advertise: q.Get("advertise"), Name: q.Get("name")}
 	switch u.Scheme {
 	case "unix":
 		if u.Path == "" {
 			return Endpoint{}, fmt.Errorf("docker host %q: no socket path", s)
 		}
-		e.Address = cmp.Or(e.Address, AddrNetwork)
+		e.Address = cmp.Or(e.Address, contract.AddrNetwork)
 		e.Name = cmp.Or(e.Name, "local")
 	case "tcp":
 		if u.Hostname() == "" || u.Port() == "" {
 			return Endpoint{}, fmt.Errorf("docker host %q: want tcp://HOST:PORT", s)
 		}
-		e.Address = cmp.Or(e.Address, AddrPublished)
+		e.Address = cmp.Or(e.Address, contract.AddrPublished)
 		e.Advertise = cmp.Or(e.Advertise, u.Hostname())
 		e.Name = cmp.Or(e.Name, u.Hostname())
 	case "ssh":
@@ -90,10 +78,10 @@ func ParseEndpoint(s string) (Endpoint, error) {
 	default:
 		return Endpoint{}, fmt.Errorf("docker host %q: want unix:// or tcp://", s)
 	}
-	if e.Address != AddrNetwork && e.Address != AddrPublished {
+	if e.Address != contract.AddrNetwork && e.Address != contract.AddrPublished {
 		return Endpoint{}, fmt.Errorf("docker host %q: addr=%q: want network or published", s, e.Address)
 	}
-	if e.Address == AddrPublished && e.Advertise == "" {
+	if e.Address == contract.AddrPublished && e.Advertise == "" {
 		return Endpoint{}, fmt.Errorf("docker host %q: addr=published needs advertise=ADDRESS, where the proxy reaches this engine's published ports", s)
 	}
 	if e.Advertise != "" && net.ParseIP(e.Advertise) == nil && !validHostname(e.Advertise) {

@@ -15,6 +15,7 @@ import (
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
+	"github.com/dockroute/dockroute/provider/contract"
 )
 
 // Engine is the part of the Docker Engine API the watcher uses, and all of
@@ -39,7 +40,7 @@ var _ Engine = (*client.Client)(nil)
 // what dockroute keeps of them (ClientEngine), skipping the client's
 // types; a sync uses it where an engine has it.
 type answerReader interface {
-	ReadContainer(ctx context.Context, id string) (Container, error)
+	ReadContainer(ctx context.Context, id string) (contract.Container, error)
 	ReadList(ctx context.Context, opts container.ListOptions) ([]listEntry, error)
 }
 

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dockroute/dockroute/provider/contract"
 	"github.com/dockroute/dockroute/provider/docker/enginetest"
 )
 
@@ -120,16 +121,16 @@ func waitRouted(t *testing.T, w *Watcher, timeout time.Duration, host string, wa
 	})
 }
 
-func verdictOf(w *Watcher, id string) Verdict {
+func verdictOf(w *Watcher, id string) contract.Verdict {
 	for _, v := range w.Verdicts() {
 		if v.ID == id {
 			return v
 		}
 	}
-	return Verdict{}
+	return contract.Verdict{}
 }
 
-func explainOne(t *testing.T, e Engine, id string) Verdict {
+func explainOne(t *testing.T, e Engine, id string) contract.Verdict {
 	t.Helper()
 	vs, err := Explain(context.Background(), e, Options{}, []string{id})
 	if err != nil || len(vs) != 1 {

@@ -13,6 +13,7 @@ import (
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/api/types/system"
 
+	"github.com/dockroute/dockroute/provider/contract"
 	"github.com/dockroute/dockroute/provider/route"
 )
 
@@ -46,7 +47,7 @@ type Fleet struct {
 	view *view
 	// tenure is what each host was last settled to; wake settles again
 	// when a vacant host stops being held.
-	tenure *tenure
+	tenure *contract.Tenure
 	wake   *time.Timer
 
 	mu      sync.Mutex
@@ -74,7 +75,7 @@ func NewFleet(eps []Endpoint, opt Options, resync, grace time.Duration, log *slo
 
 // NewFleetOf watches engines already connected (tests give fake ones).
 func NewFleetOf(members []*Member, opt Options, resync, grace time.Duration, log *slog.Logger) *Fleet {
-	f := &Fleet{members: members, grace: grace, log: log, changed: make(chan struct{}, 1), opt: opt, dropped: map[*Member]bool{}, view: newView(), tenure: newTenure(opt.Hold)}
+	f := &Fleet{members: members, grace: grace, log: log, changed: make(chan struct{}, 1), opt: opt, dropped: map[*Member]bool{}, view: newView(), tenure: contract.NewTenure(opt.Hold)}
 	for _, m := range members {
 		l := log
 		if len(members) > 1 {
@@ -283,7 +284,7 @@ func (f *Fleet) Backends() ([]route.Backend, bool) {
 }
 
 // Verdicts returns every engine's verdicts, claims settled, sorted.
-func (f *Fleet) Verdicts() []Verdict {
+func (f *Fleet) Verdicts() []contract.Verdict {
 	vs, _ := f.current(true)
 	return sortVerdicts(vs)
 }
@@ -291,9 +292,9 @@ func (f *Fleet) Verdicts() []Verdict {
 // current gathers the verdicts that count (all of them with all) and
 // settles claims across engines, from scratch: for explain and metrics,
 // and as what Changes must add up to. (Changes logs refused claims.)
-func (f *Fleet) current(all bool) ([]Verdict, bool) {
+func (f *Fleet) current(all bool) ([]contract.Verdict, bool) {
 	now := time.Now()
-	var vs []Verdict
+	var vs []contract.Verdict
 	fresh := false
 	for _, m := range f.members {
 		mv, synced, lostAt := m.Watcher.state()
@@ -320,7 +321,7 @@ func (f *Fleet) current(all bool) ([]Verdict, bool) {
 			vs = append(vs, mv...)
 		}
 	}
-	return resolveClaims(f.dedupe(vs), f.tenure, now), fresh
+	return contract.ResolveClaims(f.dedupe(vs), f.tenure, now), fresh
 }
 
 // counts tells whether an engine's verdicts count: while it is synced, or,
@@ -345,7 +346,7 @@ func (f *Fleet) warnTwins(first, second string) {
 
 // dedupe keeps one verdict per container ID, reporting engines that
 // share containers: the same engine reached twice.
-func (f *Fleet) dedupe(vs []Verdict) []Verdict {
+func (f *Fleet) dedupe(vs []contract.Verdict) []contract.Verdict {
 	if len(f.members) < 2 {
 		return vs // one engine reports each container once
 	}
@@ -363,9 +364,9 @@ func (f *Fleet) dedupe(vs []Verdict) []Verdict {
 }
 
 // dedupe for one-shot use (explain): one verdict per container ID.
-func dedupe(vs []Verdict) []Verdict {
+func dedupe(vs []contract.Verdict) []contract.Verdict {
 	seen := map[string]bool{}
-	return slices.DeleteFunc(slices.Clone(vs), func(v Verdict) bool {
+	return slices.DeleteFunc(slices.Clone(vs), func(v contract.Verdict) bool {
 		if v.ID == "" {
 			return false
 		}
@@ -396,7 +397,7 @@ func (f *Fleet) SetOptions(opt Options) {
 	f.mu.Lock()
 	f.opt = opt
 	f.mu.Unlock()
-	f.tenure.setHold(opt.Hold)
+	f.tenure.SetHold(opt.Hold)
 	for _, m := range f.members {
 		m.Watcher.SetOptions(f.optionsFor(m, opt))
 		if sw := f.servicesOf(m); sw != nil {
@@ -435,7 +436,7 @@ func (f *Fleet) Sync(ctx context.Context) error {
 
 // Explain decides the named containers on every engine, as the running
 // fleet would (see explainAll).
-func (f *Fleet) Explain(ctx context.Context, names []string) ([]Verdict, error) {
+func (f *Fleet) Explain(ctx context.Context, names []string) ([]contract.Verdict, error) {
 	f.mu.Lock()
 	opt := f.opt
 	f.mu.Unlock()
@@ -458,7 +459,7 @@ func (f *Fleet) Explain(ctx context.Context, names []string) ([]Verdict, error) 
 			if sv.Name != n && (len(n) < 4 || !strings.HasPrefix(sv.ID, n)) {
 				continue
 			}
-			vs = slices.DeleteFunc(vs, func(v Verdict) bool { return v.Code == CodeNoContainer && v.Name == n })
+			vs = slices.DeleteFunc(vs, func(v contract.Verdict) bool { return v.Code == contract.CodeNoContainer && v.Name == n })
 			vs = append(vs, sv)
 		}
 	}
@@ -468,8 +469,8 @@ func (f *Fleet) Explain(ctx context.Context, names []string) ([]Verdict, error) 
 // serviceVerdicts are the swarm services' verdicts: those the running
 // fleet follows, or, for a one-shot explain, read once from every engine
 // that is a manager.
-func (f *Fleet) serviceVerdicts(ctx context.Context, opt Options) []Verdict {
-	var out []Verdict
+func (f *Fleet) serviceVerdicts(ctx context.Context, opt Options) []contract.Verdict {
+	var out []contract.Verdict
 	for _, m := range f.members {
 		sw := f.servicesOf(m)
 		if sw == nil {

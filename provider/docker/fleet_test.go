@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dockroute/dockroute/provider/contract"
 	"github.com/dockroute/dockroute/provider/docker/enginetest"
 )
 
@@ -18,9 +19,9 @@ func fleetOf(t *testing.T, grace time.Duration, eps map[string]*enginetest.Engin
 	rec := &logRecorder{}
 	var members []*Member
 	for _, name := range slices.Sorted(maps.Keys(eps)) {
-		ep := Endpoint{Name: name, Address: AddrNetwork}
+		ep := Endpoint{Name: name, Address: contract.AddrNetwork}
 		if strings.HasPrefix(name, "remote") {
-			ep = Endpoint{Name: name, Address: AddrPublished, Advertise: "192.0.2.7"}
+			ep = Endpoint{Name: name, Address: contract.AddrPublished, Advertise: "192.0.2.7"}
 		}
 		members = append(members, &Member{Endpoint: ep, Engine: eps[name]})
 	}
@@ -124,7 +125,7 @@ func TestFleetPublishedAddresses(t *testing.T) {
 	f, _ := fleetOf(t, time.Minute, map[string]*enginetest.Engine{"remote": r, "local": local})
 	waitFleet(t, f, 5*time.Second, "pub.test", "192.0.2.7:32768")
 	waitFleet(t, f, time.Second, "here.test", "10.0.0.2:8080")
-	var v Verdict
+	var v contract.Verdict
 	for _, x := range f.Verdicts() {
 		if x.ID == unpub {
 			v = x

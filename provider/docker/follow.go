@@ -9,6 +9,7 @@ import (
 
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/dockroute/dockroute/provider/contract"
 )
 
 // The failure policy. A broken event stream is retried with backoff, reset
@@ -264,14 +265,14 @@ func (w *Watcher) apply(ctx context.Context, first events.Message, msgs <-chan e
 		w.mu.Unlock()
 		if c, ok := w.cached(id); ok && !ch.inspect {
 			if ch.gone {
-				w.update(id, Container{}, false, time.Now(), now)
+				w.update(id, contract.Container{}, false, time.Now(), now)
 			} else {
 				w.update(id, ch.applyTo(c), true, time.Now(), now)
 			}
 			continue
 		}
 		if ch.gone && !ch.inspect {
-			w.update(id, Container{}, false, time.Now(), now)
+			w.update(id, contract.Container{}, false, time.Now(), now)
 			continue
 		}
 		w.startInspect(ctx, id, now)
@@ -311,7 +312,7 @@ func (ch *eventChange) add(m events.Message) {
 }
 
 // applyTo returns c as the events leave it.
-func (ch *eventChange) applyTo(c Container) Container {
+func (ch *eventChange) applyTo(c contract.Container) contract.Container {
 	if ch.state != "" {
 		c.State = ch.state
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/docker/docker/api/types/events"
 
+	"github.com/dockroute/dockroute/provider/contract"
 	"github.com/dockroute/dockroute/provider/docker/enginetest"
 )
 
@@ -38,12 +39,12 @@ func BenchmarkChangeBesideHangingInspects(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go w.Run(ctx)
-	waitState := func(code Code) {
+	waitState := func(code contract.Code) {
 		for verdictOf(w, mine).Code != code {
 			time.Sleep(50 * time.Microsecond)
 		}
 	}
-	waitState(CodeRouted)
+	waitState(contract.CodeRouted)
 	for _, id := range foreign {
 		e.EmitNetwork(id, events.ActionConnect)
 	}
@@ -52,9 +53,9 @@ func BenchmarkChangeBesideHangingInspects(b *testing.B) {
 	}
 	b.ResetTimer()
 	for i := range b.N {
-		state, action, code := "paused", events.ActionPause, CodePaused
+		state, action, code := "paused", events.ActionPause, contract.CodePaused
 		if i%2 == 1 {
-			state, action, code = "running", events.ActionUnPause, CodeRouted
+			state, action, code = "running", events.ActionUnPause, contract.CodeRouted
 		}
 		e.Update(mine, func(c *enginetest.Container) { c.State = state })
 		e.Emit(mine, action, nil)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dockroute/dockroute/provider/contract"
 	"github.com/dockroute/dockroute/provider/docker/enginetest"
 	"github.com/dockroute/dockroute/provider/route"
 )
@@ -83,7 +84,7 @@ func BenchmarkTable10k(b *testing.B) {
 // hosts of their own plus 100 hosts shared by two replicas: the work done
 // on every publish.
 func BenchmarkResolveClaims10k(b *testing.B) {
-	vs := make([]Verdict, 0, 10200)
+	vs := make([]contract.Verdict, 0, 10200)
 	for i := range 10000 {
 		vs = append(vs, claimant(fmt.Sprintf("%064x", i), fmt.Sprintf("c%d", i), i, route.Edge{}, route.Backend{Host: fmt.Sprintf("app%d.example.com", i)}))
 	}
@@ -93,7 +94,7 @@ func BenchmarkResolveClaims10k(b *testing.B) {
 		}
 	}
 	for b.Loop() {
-		resolveClaims(vs, nil, time.Time{})
+		contract.ResolveClaims(vs, nil, time.Time{})
 	}
 }
 

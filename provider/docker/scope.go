@@ -1,12 +1,14 @@
 package docker
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/dockroute/dockroute/provider/contract"
 )
 
 // Scope limits which containers dockroute considers, in Docker's own filter
@@ -34,7 +36,7 @@ func (s Scope) Own(n string) Scope {
 }
 
 // Why says why c is outside the scope ("" when it is not).
-func (s Scope) Why(c Container) string {
+func (s Scope) Why(c contract.Container) string {
 	if s.Matches(c) {
 		return ""
 	}
@@ -45,7 +47,7 @@ func (s Scope) Why(c Container) string {
 		}
 	}
 	// The labels hold, so no network does.
-	on := orNone(c.networkNames())
+	on := cmp.Or(c.NetworkNames(), "none")
 	if s.own != "" && len(s.networks) == 1 {
 		return fmt.Sprintf("it is not on %s, the network of dockroute's own container, which --network auto routes (it is on %s): docker network connect %s %s, or start it with --network %s", s.own, on, s.own, c.Name, s.own)
 	}
@@ -92,7 +94,7 @@ func (s Scope) args() filters.Args {
 // (networks by name). Events are not filtered by the engine (a network
 // event carries the network's labels, not the container's), so every
 // inspected container is checked here.
-func (s Scope) Matches(c Container) bool {
+func (s Scope) Matches(c contract.Container) bool {
 	for _, l := range s.labels {
 		k, v, hasValue := strings.Cut(l, "=")
 		got, ok := c.Labels[k]

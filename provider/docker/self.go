@@ -6,6 +6,8 @@ import (
 	"os"
 	"regexp"
 	"strings"
+
+	"github.com/dockroute/dockroute/provider/contract"
 )
 
 // AutoNetwork is the --network value meaning "the network dockroute's own
@@ -31,7 +33,7 @@ func OwnNetwork(ctx context.Context, e Engine) (string, error) {
 		return "", fmt.Errorf("--network auto: %w", err)
 	}
 	if !found {
-		return "", fmt.Errorf("--network auto: dockroute does not run in a container of this engine (no container %s); name the network with --network", short(ref))
+		return "", fmt.Errorf("--network auto: dockroute does not run in a container of this engine (no container %s); name the network with --network", contract.Short(ref))
 	}
 	names := c.Networks.Names()
 	if len(names) != 1 {

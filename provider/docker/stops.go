@@ -9,6 +9,7 @@ import (
 
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/dockroute/dockroute/provider/contract"
 	"golang.org/x/sys/unix"
 )
 
@@ -80,7 +81,7 @@ func eventTime(m events.Message, now time.Time) time.Time {
 
 // stopWindow is how long after its stop signal c is believed to be
 // stopping.
-func stopWindow(c Container) time.Duration {
+func stopWindow(c contract.Container) time.Duration {
 	d := c.StopTimeout
 	if d <= 0 {
 		d = DefaultStopTimeout
@@ -90,7 +91,7 @@ func stopWindow(c Container) time.Duration {
 
 // stoppingUntil tells until when c is stopping, given the kills it
 // received: the zero time when it is not.
-func stoppingUntil(c Container, ks []kill) time.Time {
+func stoppingUntil(c contract.Container, ks []kill) time.Time {
 	var until time.Time
 	for _, k := range ks {
 		if isStopSignal(k.Signal, c.StopSignal) {
@@ -114,7 +115,7 @@ func stopEvents() filters.Args {
 // recentKills reads, from the engine's event log, the kills each of the
 // given containers received since it last started, as far back as the
 // longest stop window among them.
-func recentKills(ctx context.Context, e Engine, cs map[string]*Container, now time.Time) (kills, error) {
+func recentKills(ctx context.Context, e Engine, cs map[string]*contract.Container, now time.Time) (kills, error) {
 	window := time.Duration(0)
 	for _, c := range cs {
 		window = max(window, stopWindow(*c))

@@ -4,18 +4,20 @@ import (
 	"context"
 
 	"fmt"
-	"github.com/containerd/errdefs"
 	"log/slog"
 	"maps"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/containerd/errdefs"
+
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/api/types/system"
 
+	"github.com/dockroute/dockroute/provider/contract"
 	"github.com/dockroute/dockroute/provider/route"
 )
 
@@ -28,12 +30,8 @@ type SwarmEngine interface {
 	TaskList(ctx context.Context, opts swarm.TaskListOptions) ([]swarm.Task, error)
 }
 
-// taskLabel marks a container that is a swarm task: it is routed through
-// its service, never as a container of its own.
-const (
-	taskLabel    = "com.docker.swarm.task.id"
-	serviceLabel = "com.docker.swarm.service.id"
-)
+// serviceLabel marks a container that is a swarm task, with its service.
+const serviceLabel = "com.docker.swarm.service.id"
 
 // converge is how long a service is polled after something happened to
 // it: the engine says nothing when a task on another node starts, stops or
@@ -55,7 +53,7 @@ type ServiceWatcher struct {
 
 	mu         sync.Mutex
 	opt        Options
-	services   map[string]Service
+	services   map[string]contract.Service
 	verdicts   verdictSet
 	networks   map[string]string    // network ID → name
 	converging map[string]time.Time // service ID → polled until
@@ -66,7 +64,7 @@ type ServiceWatcher struct {
 func NewServiceWatcher(engine SwarmEngine, opt Options, resync time.Duration, log *slog.Logger) *ServiceWatcher {
 	return &ServiceWatcher{engine: engine, opt: opt, log: log, resync: resync,
 		link:     newLink(),
-		services: map[string]Service{}, verdicts: newVerdictSet(), networks: map[string]string{}, converging: map[string]time.Time{}}
+		services: map[string]contract.Service{}, verdicts: newVerdictSet(), networks: map[string]string{}, converging: map[string]time.Time{}}
 }
 
 // Run follows the services until ctx ends.
@@ -81,14 +79,14 @@ func (w *ServiceWatcher) SetOptions(opt Options) {
 	w.opt = opt
 	changed := false
 	for id, s := range w.services {
-		changed = w.setLocked(id, DecideService(s, opt)) || changed
+		changed = w.setLocked(id, contract.DecideService(s, opt.Options)) || changed
 	}
 	if changed {
 		w.notify()
 	}
 }
 
-func (w *ServiceWatcher) state() ([]Verdict, bool, time.Time) {
+func (w *ServiceWatcher) state() ([]contract.Verdict, bool, time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	synced, lostAt := w.linkState()
@@ -138,7 +136,7 @@ func (w *ServiceWatcher) Sync(ctx context.Context) error {
 		byService[t.ServiceID] = append(byService[t.ServiceID], t)
 	}
 	changed := false
-	next := map[string]Service{}
+	next := map[string]contract.Service{}
 	for _, s := range svcs {
 		next[s.ID] = fromService(s, byService[s.ID], w.networks)
 	}
@@ -150,7 +148,7 @@ func (w *ServiceWatcher) Sync(ctx context.Context) error {
 	}
 	w.services = next
 	for id, s := range next {
-		changed = w.setLocked(id, DecideService(s, w.opt)) || changed
+		changed = w.setLocked(id, contract.DecideService(s, w.opt.Options)) || changed
 	}
 	changed = w.markSynced() || changed
 	if changed {
@@ -178,7 +176,7 @@ func (w *ServiceWatcher) refresh(ctx context.Context, id string) error {
 	f.Add("id", id)
 	svcs, err := w.engine.ServiceList(lctx, swarm.ServiceListOptions{Filters: f})
 	if err != nil {
-		return fmt.Errorf("list service %s: %w", short(id), err)
+		return fmt.Errorf("list service %s: %w", contract.Short(id), err)
 	}
 	i := slices.IndexFunc(svcs, func(s swarm.Service) bool { return s.ID == id })
 	var tasks []swarm.Task
@@ -188,7 +186,7 @@ func (w *ServiceWatcher) refresh(ctx context.Context, id string) error {
 			i, err = -1, nil // removed in between
 		}
 		if err != nil {
-			return fmt.Errorf("list tasks of service %s: %w", short(id), err)
+			return fmt.Errorf("list tasks of service %s: %w", contract.Short(id), err)
 		}
 	}
 	w.mu.Lock()
@@ -198,14 +196,14 @@ func (w *ServiceWatcher) refresh(ctx context.Context, id string) error {
 		delete(w.services, id)
 		delete(w.converging, id)
 		if w.verdicts.remove(id) {
-			w.log.Info("service removed", "id", short(id))
+			w.log.Info("service removed", "id", contract.Short(id))
 			w.notify()
 		}
 		return nil
 	}
 	s := fromService(svcs[i], tasks, w.networks)
 	w.services[id] = s
-	if w.setLocked(id, DecideService(s, w.opt)) {
+	if w.setLocked(id, contract.DecideService(s, w.opt.Options)) {
 		w.notify()
 	}
 	return nil
@@ -298,16 +296,16 @@ func (w *ServiceWatcher) wake(ctx context.Context, now time.Time) error {
 }
 
 // setLocked records a service's verdict and logs a change.
-func (w *ServiceWatcher) setLocked(id string, v Verdict) bool {
-	if old, had := w.verdicts.get(id); had && old.equal(v) {
+func (w *ServiceWatcher) setLocked(id string, v contract.Verdict) bool {
+	if old, had := w.verdicts.get(id); had && old.Equal(v) {
 		return false
 	}
 	w.verdicts.put(id, v)
 	switch {
 	case v.Routed():
-		w.log.Info("routed service", "service", v.Name, "id", short(id), "routes", logRoutes(v.Backends))
+		w.log.Info("routed service", "service", v.Name, "id", contract.Short(id), "routes", logRoutes(v.Backends))
 	case v.OptedIn:
-		w.log.Info("service not routed", "service", v.Name, "id", short(id), "reason", cut(v.Reason, logValueMax))
+		w.log.Info("service not routed", "service", v.Name, "id", contract.Short(id), "reason", cut(v.Reason, logValueMax))
 	}
 	return true
 }

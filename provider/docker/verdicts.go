@@ -1,5 +1,7 @@
 package docker
 
+import "github.com/dockroute/dockroute/provider/contract"
+
 // verdictSet is a source's verdicts by ID (a container's, a service's),
 // and the IDs whose verdict changed since the fleet last took them: what
 // lets a Fleet settle and route only what changed (see Fleet.Changes).
@@ -9,22 +11,22 @@ type verdictSet struct {
 	// the verdict's size for every place the map had room for. A verdict
 	// in it is never modified, only replaced, so the fleet may hold on to
 	// one it took.
-	byID  map[string]*Verdict
+	byID  map[string]*contract.Verdict
 	dirty map[string]struct{}
 }
 
 func newVerdictSet() verdictSet {
-	return verdictSet{byID: map[string]*Verdict{}, dirty: map[string]struct{}{}}
+	return verdictSet{byID: map[string]*contract.Verdict{}, dirty: map[string]struct{}{}}
 }
 
-func (s *verdictSet) get(id string) (Verdict, bool) {
+func (s *verdictSet) get(id string) (contract.Verdict, bool) {
 	if v, ok := s.byID[id]; ok {
 		return *v, true
 	}
-	return Verdict{}, false
+	return contract.Verdict{}, false
 }
 
-func (s *verdictSet) put(id string, v Verdict) {
+func (s *verdictSet) put(id string, v contract.Verdict) {
 	s.byID[id] = &v
 	s.dirty[id] = struct{}{}
 }
@@ -42,8 +44,8 @@ func (s *verdictSet) remove(id string) bool {
 func (s *verdictSet) len() int { return len(s.byID) }
 
 // values copies every verdict.
-func (s *verdictSet) values() []Verdict {
-	out := make([]Verdict, 0, len(s.byID))
+func (s *verdictSet) values() []contract.Verdict {
+	out := make([]contract.Verdict, 0, len(s.byID))
 	for _, v := range s.byID {
 		out = append(out, *v)
 	}
@@ -53,7 +55,7 @@ func (s *verdictSet) values() []Verdict {
 // change is what became of one ID's verdict: v, or none (nil).
 type change struct {
 	id string
-	v  *Verdict
+	v  *contract.Verdict
 }
 
 // take returns the changes since the last take (every verdict, with all)
@@ -87,7 +89,7 @@ type verdictSource interface {
 	// takeChanges is take, under the source's lock.
 	takeChanges(all bool) []change
 	// verdict is one verdict as it is now (nil: none).
-	verdict(id string) *Verdict
+	verdict(id string) *contract.Verdict
 }
 
 func (w *Watcher) takeChanges(all bool) []change {
@@ -96,7 +98,7 @@ func (w *Watcher) takeChanges(all bool) []change {
 	return w.verdicts.take(all)
 }
 
-func (w *Watcher) verdict(id string) *Verdict {
+func (w *Watcher) verdict(id string) *contract.Verdict {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.verdicts.byID[id]
@@ -108,7 +110,7 @@ func (w *ServiceWatcher) takeChanges(all bool) []change {
 	return w.verdicts.take(all)
 }
 
-func (w *ServiceWatcher) verdict(id string) *Verdict {
+func (w *ServiceWatcher) verdict(id string) *contract.Verdict {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.verdicts.byID[id]

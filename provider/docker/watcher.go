@@ -22,6 +22,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 
+	"github.com/dockroute/dockroute/provider/contract"
 	"github.com/dockroute/dockroute/provider/route"
 )
 
@@ -39,7 +40,7 @@ type Watcher struct {
 	// (a map of 10,000 whole containers kept a container-sized slot for
 	// every place it had room for); a cached container is never
 	// modified, only replaced.
-	cache map[string]*Container
+	cache map[string]*contract.Container
 	// kills are the signals sent to them since they started.
 	kills    kills
 	verdicts verdictSet
@@ -79,7 +80,7 @@ func New(engine Engine, opt Options, resync time.Duration, log *slog.Logger) *Wa
 		resync:       resync,
 		link:         newLink(),
 		routedLines:  -1,
-		cache:        map[string]*Container{},
+		cache:        map[string]*contract.Container{},
 		kills:        kills{},
 		verdicts:     newVerdictSet(),
 		flights:      map[string]*flight{},
@@ -113,7 +114,7 @@ func (w *Watcher) Backends() ([]route.Backend, bool) {
 // state reports the verdicts, whether they describe the engine as it is
 // now (see Backends), and since when the engine is lost (zero: it is not,
 // or was never synced).
-func (w *Watcher) state() (vs []Verdict, synced bool, lostAt time.Time) {
+func (w *Watcher) state() (vs []contract.Verdict, synced bool, lostAt time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	synced, lostAt = w.linkState()
@@ -130,7 +131,7 @@ func (w *Watcher) SetOptions(opt Options) {
 }
 
 // Verdicts returns the current verdicts sorted by container name.
-func (w *Watcher) Verdicts() []Verdict {
+func (w *Watcher) Verdicts() []contract.Verdict {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return sortVerdicts(w.verdicts.values())
@@ -152,15 +153,15 @@ func (w *Watcher) Sync(ctx context.Context) error {
 		return err
 	}
 
-	next := make(map[string]*Container, len(list))
-	failed := map[string]Verdict{}
+	next := make(map[string]*contract.Container, len(list))
+	failed := map[string]contract.Verdict{}
 	// Of a container to inspect, only its ID and name are kept, so that
 	// the list itself can be collected while the inspects run: decoded,
 	// a list of 10,000 containers was 17 MB.
 	var fresh []listed
 	for _, s := range list {
 		if c, ok := known[s.ID]; ok {
-			r := c.refresh(s)
+			r := refresh(*c, s)
 			next[s.ID] = &r
 		} else {
 			fresh = append(fresh, listed{s.ID, entryName(s)})
@@ -225,7 +226,7 @@ type listed struct{ id, name string }
 // inspected is an inspect's result: the container (nil when it no longer
 // exists) or what failed.
 type inspected struct {
-	c   *Container
+	c   *contract.Container
 	err error
 }
 
@@ -251,34 +252,34 @@ func inspectAll(ctx context.Context, e Engine, list []listed) []inspected {
 }
 
 // inspect fetches one container; found is false when it no longer exists.
-func inspect(ctx context.Context, e Engine, id string) (c Container, found bool, err error) {
+func inspect(ctx context.Context, e Engine, id string) (c contract.Container, found bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, inspectTimeout)
 	defer cancel()
 	c, err = readContainer(ctx, e, id)
 	if errdefs.IsNotFound(err) {
-		return Container{}, false, nil
+		return contract.Container{}, false, nil
 	}
 	if err != nil {
-		return Container{}, false, fmt.Errorf("inspect container %s: %w", short(id), err)
+		return contract.Container{}, false, fmt.Errorf("inspect container %s: %w", contract.Short(id), err)
 	}
 	return c, true, nil
 }
 
 // readContainer inspects a container, read as a Container.
-func readContainer(ctx context.Context, e Engine, id string) (Container, error) {
+func readContainer(ctx context.Context, e Engine, id string) (contract.Container, error) {
 	if r, ok := e.(answerReader); ok {
 		return r.ReadContainer(ctx, id)
 	}
 	in, err := e.ContainerInspect(ctx, id)
 	if err != nil {
-		return Container{}, err
+		return contract.Container{}, err
 	}
 	return fromInspect(in), nil
 }
 
 // replace installs a complete new set of containers. ks, when not nil,
 // replaces the kills known so far.
-func (w *Watcher) replace(next map[string]*Container, failed map[string]Verdict, ks kills, now time.Time) {
+func (w *Watcher) replace(next map[string]*contract.Container, failed map[string]contract.Verdict, ks kills, now time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	changed := false
@@ -286,7 +287,7 @@ func (w *Watcher) replace(next map[string]*Container, failed map[string]Verdict,
 		_, running := next[id]
 		_, failing := failed[id]
 		if !running && !failing {
-			changed = w.setVerdictLocked(id, Verdict{}, false) || changed
+			changed = w.setVerdictLocked(id, contract.Verdict{}, false) || changed
 		}
 	}
 	if ks != nil {
@@ -320,29 +321,29 @@ func (w *Watcher) replace(next map[string]*Container, failed map[string]Verdict,
 }
 
 // cached returns the known container of id.
-func (w *Watcher) cached(id string) (Container, bool) {
+func (w *Watcher) cached(id string) (contract.Container, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if c, ok := w.cache[id]; ok {
 		return *c, true
 	}
-	return Container{}, false
+	return contract.Container{}, false
 }
 
 // update installs what one inspect found, for events that arrived at
 // received.
-func (w *Watcher) update(id string, c Container, found bool, now, received time.Time) {
+func (w *Watcher) update(id string, c contract.Container, found bool, now, received time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.updateLocked(id, c, found, now, received)
 }
 
-func (w *Watcher) updateLocked(id string, c Container, found bool, now, received time.Time) {
+func (w *Watcher) updateLocked(id string, c contract.Container, found bool, now, received time.Time) {
 	if found && !w.opt.Scope.Matches(c) {
 		found = false // out of scope is as good as gone
 		w.noteOutOfScopeLocked(c)
 	}
-	var v Verdict
+	var v contract.Verdict
 	if found {
 		w.cache[id] = &c
 		v = w.decideLocked(c, now)
@@ -358,15 +359,15 @@ func (w *Watcher) updateLocked(id string, c Container, found bool, now, received
 // noteOutOfScopeLocked says once, at Info, why a container that asks to
 // be routed is outside the scope: with --network auto, one started on
 // another network was ignored without a word.
-func (w *Watcher) noteOutOfScopeLocked(c Container) {
-	if _, optedIn, _ := parseRequest(c.Env, c.Labels, w.opt); !optedIn || w.outOfScope[c.ID] {
+func (w *Watcher) noteOutOfScopeLocked(c contract.Container) {
+	if _, optedIn, _ := contract.ParseRequest(c.Env, c.Labels, w.opt.Options); !optedIn || w.outOfScope[c.ID] {
 		return
 	}
 	if len(w.outOfScope) > 10000 {
 		clear(w.outOfScope) // bounded: a note may come again, never grow without end
 	}
 	w.outOfScope[c.ID] = true
-	w.log.Info("not routed", "container", c.Name, "id", short(c.ID), "reason", "outside dockroute's scope: "+w.opt.Scope.Why(c))
+	w.log.Info("not routed", "container", c.Name, "id", contract.Short(c.ID), "reason", "outside dockroute's scope: "+w.opt.Scope.Why(c))
 }
 
 // inspectFailed records that an inspect failed. A known container keeps
@@ -385,7 +386,7 @@ func (w *Watcher) inspectFailed(id string, err error, now time.Time, forget bool
 	}
 	switch {
 	case known && !forget:
-		w.log.Warn("docker failed to inspect a container; keeping what is known of it until the retry", "container", name, "id", short(id), "err", err)
+		w.log.Warn("docker failed to inspect a container; keeping what is known of it until the retry", "container", name, "id", contract.Short(id), "err", err)
 	default:
 		delete(w.cache, id)
 		if w.setVerdictLocked(id, inspectFailed(id, name, err), true) {
@@ -396,8 +397,8 @@ func (w *Watcher) inspectFailed(id string, err error, now time.Time, forget bool
 }
 
 // inspectFailed is the verdict of a container Docker failed to inspect.
-func inspectFailed(id, name string, err error) Verdict {
-	return Verdict{ID: id, Name: name, Code: CodeInspectFailed,
+func inspectFailed(id, name string, err error) contract.Verdict {
+	return contract.Verdict{ID: id, Name: name, Code: contract.CodeInspectFailed,
 		Reason: fmt.Sprintf("docker failed to inspect the container (%v); dockroute tries again shortly", err)}
 }
 
@@ -419,9 +420,9 @@ func (w *Watcher) scheduleRetryLocked(failing bool, now time.Time) {
 }
 
 // decideLocked decides c, with its stop (if one is under way) as of now.
-func (w *Watcher) decideLocked(c Container, now time.Time) Verdict {
+func (w *Watcher) decideLocked(c contract.Container, now time.Time) contract.Verdict {
 	c.Stopping = now.Before(stoppingUntil(c, w.kills[c.ID]))
-	return Decide(c, w.opt)
+	return contract.Decide(c, w.opt.Options)
 }
 
 // redecideLocked decides every known container again, as of now.
@@ -453,7 +454,7 @@ func (w *Watcher) expireStops(ctx context.Context, now time.Time) error {
 			continue
 		}
 		if found && c.State == "running" {
-			w.log.Info("container survived its stop signal past its stop timeout, and docker says it runs; routing it again", "container", c.Name, "id", short(id))
+			w.log.Info("container survived its stop signal past its stop timeout, and docker says it runs; routing it again", "container", c.Name, "id", contract.Short(id))
 		}
 		w.update(id, c, found, time.Now(), now)
 	}
@@ -516,40 +517,40 @@ func (w *Watcher) noteEvent(m events.Message, now time.Time) {
 
 // setVerdictLocked records a verdict (or its removal when !present), logs
 // what changed for the user, and reports whether anything did.
-func (w *Watcher) setVerdictLocked(id string, v Verdict, present bool) bool {
+func (w *Watcher) setVerdictLocked(id string, v contract.Verdict, present bool) bool {
 	old, had := w.verdicts.get(id)
 	if !present {
 		if !w.verdicts.remove(id) {
 			return false
 		}
 		if old.Routed() {
-			w.log.Info("unrouted: container is gone", "container", old.Name, "id", short(id))
+			w.log.Info("unrouted: container is gone", "container", old.Name, "id", contract.Short(id))
 		}
 		return true
 	}
-	if had && old.equal(v) {
+	if had && old.Equal(v) {
 		return false
 	}
 	w.verdicts.put(id, v)
 	switch {
 	case v.Routed() && w.routedLines == 0:
 		w.quietRouted++
-		w.log.Debug("routed", "container", v.Name, "id", short(id), "routes", logRoutes(v.Backends))
+		w.log.Debug("routed", "container", v.Name, "id", contract.Short(id), "routes", logRoutes(v.Backends))
 	case v.Routed():
 		w.routedLines--
-		w.log.Info("routed", "container", v.Name, "id", short(id), "routes", logRoutes(v.Backends))
-	case v.Code == CodeInspectFailed:
-		w.log.Warn("not synced", "container", v.Name, "id", short(id), "reason", cut(v.Reason, logValueMax))
+		w.log.Info("routed", "container", v.Name, "id", contract.Short(id), "routes", logRoutes(v.Backends))
+	case v.Code == contract.CodeInspectFailed:
+		w.log.Warn("not synced", "container", v.Name, "id", contract.Short(id), "reason", cut(v.Reason, logValueMax))
 	case v.OptedIn && v.Lifecycle:
-		w.log.Info("not routed", "container", v.Name, "id", short(id), "reason", cut(v.Reason, logValueMax))
+		w.log.Info("not routed", "container", v.Name, "id", contract.Short(id), "reason", cut(v.Reason, logValueMax))
 	case v.OptedIn:
-		w.log.Warn("not routed", "container", v.Name, "id", short(id), "reason", cut(v.Reason, logValueMax))
+		w.log.Warn("not routed", "container", v.Name, "id", contract.Short(id), "reason", cut(v.Reason, logValueMax))
 	default:
-		w.log.Debug("ignored", "container", v.Name, "id", short(id), "reason", cut(v.Reason, logValueMax))
+		w.log.Debug("ignored", "container", v.Name, "id", contract.Short(id), "reason", cut(v.Reason, logValueMax))
 	}
 	if !had || !slices.Equal(old.Notes, v.Notes) { // once, not on every pause
 		for _, n := range v.Notes {
-			w.log.Warn("note", "container", v.Name, "id", short(id), "note", cut(n, logValueMax))
+			w.log.Warn("note", "container", v.Name, "id", contract.Short(id), "note", cut(n, logValueMax))
 		}
 	}
 	return true
@@ -558,16 +559,16 @@ func (w *Watcher) setVerdictLocked(id string, v Verdict, present bool) bool {
 // Explain decides the named containers (names or IDs) of one engine, or
 // every container including stopped ones when none is named; see
 // Fleet.Explain, which this is for a fleet of one.
-func Explain(ctx context.Context, e Engine, opt Options, names []string) ([]Verdict, error) {
+func Explain(ctx context.Context, e Engine, opt Options, names []string) ([]contract.Verdict, error) {
 	return explainAll(ctx, []Engine{e}, []Options{opt}, names)
 }
 
 // evaluation is one engine's part of an explain.
 type evaluation struct {
-	decided []Verdict       // the named containers found here, and every running one
-	wanted  map[string]bool // IDs of the named ones
-	unknown map[string]bool // names not found here
-	other   []Verdict       // named ones that could not be decided
+	decided []contract.Verdict // the named containers found here, and every running one
+	wanted  map[string]bool    // IDs of the named ones
+	unknown map[string]bool    // names not found here
+	other   []contract.Verdict // named ones that could not be decided
 }
 
 // evaluate decides, exactly as a running watcher would, the named
@@ -588,7 +589,7 @@ func evaluate(ctx context.Context, e Engine, opt Options, names []string) (evalu
 			names = append(names, s.ID)
 		}
 	}
-	cs := map[string]*Container{}
+	cs := map[string]*contract.Container{}
 	for _, n := range names {
 		c, ok, err := inspect(ctx, e, n)
 		switch {
@@ -597,7 +598,7 @@ func evaluate(ctx context.Context, e Engine, opt Options, names []string) (evalu
 		case !ok:
 			ev.unknown[n] = true
 		case !opt.Scope.Matches(c):
-			ev.other = append(ev.other, Verdict{ID: c.ID, Name: c.Name, Code: CodeOutOfScope, Reason: "outside dockroute's scope, so not considered at all: " + opt.Scope.Why(c)})
+			ev.other = append(ev.other, contract.Verdict{ID: c.ID, Name: c.Name, Code: contract.CodeOutOfScope, Reason: "outside dockroute's scope, so not considered at all: " + opt.Scope.Why(c)})
 		default:
 			cs[c.ID], ev.wanted[c.ID] = &c, true
 		}
@@ -618,7 +619,7 @@ func evaluate(ctx context.Context, e Engine, opt Options, names []string) (evalu
 	for _, cp := range cs {
 		c := *cp
 		c.Stopping = now.Before(stoppingUntil(c, ks[c.ID]))
-		v := Decide(c, opt)
+		v := contract.Decide(c, opt.Options)
 		v.Engine = opt.Engine
 		ev.decided = append(ev.decided, v)
 	}
@@ -628,8 +629,8 @@ func evaluate(ctx context.Context, e Engine, opt Options, names []string) (evalu
 // explainAll evaluates the names on every engine and settles claims across
 // all of them, as a running fleet does. A name no engine knows gets a
 // verdict saying so rather than failing the others.
-func explainAll(ctx context.Context, es []Engine, opts []Options, names []string) ([]Verdict, error) {
-	var decided, out []Verdict
+func explainAll(ctx context.Context, es []Engine, opts []Options, names []string) ([]contract.Verdict, error) {
+	var decided, out []contract.Verdict
 	wanted := map[string]bool{}
 	unknownEverywhere := map[string]int{}
 	for i, e := range es {
@@ -638,7 +639,7 @@ func explainAll(ctx context.Context, es []Engine, opts []Options, names []string
 			if len(es) == 1 {
 				return nil, err
 			}
-			out = append(out, Verdict{Name: "engine " + opts[i].Engine, Engine: opts[i].Engine, Code: CodeInspectFailed, Reason: "could not ask this engine: " + err.Error()})
+			out = append(out, contract.Verdict{Name: "engine " + opts[i].Engine, Engine: opts[i].Engine, Code: contract.CodeInspectFailed, Reason: "could not ask this engine: " + err.Error()})
 			continue
 		}
 		if len(es) == 1 {
@@ -655,10 +656,10 @@ func explainAll(ctx context.Context, es []Engine, opts []Options, names []string
 	}
 	for n, count := range unknownEverywhere {
 		if count == len(es) {
-			out = append(out, Verdict{Name: n, Code: CodeNoContainer, Reason: "no such container"})
+			out = append(out, contract.Verdict{Name: n, Code: contract.CodeNoContainer, Reason: "no such container"})
 		}
 	}
-	for _, v := range resolveClaims(dedupe(decided), nil, time.Now()) {
+	for _, v := range contract.ResolveClaims(dedupe(decided), nil, time.Now()) {
 		if wanted[v.ID] {
 			out = append(out, v)
 		}
@@ -666,8 +667,8 @@ func explainAll(ctx context.Context, es []Engine, opts []Options, names []string
 	return sortVerdicts(out), nil
 }
 
-func sortVerdicts(vs []Verdict) []Verdict {
-	slices.SortFunc(vs, func(a, b Verdict) int {
+func sortVerdicts(vs []contract.Verdict) []contract.Verdict {
+	slices.SortFunc(vs, func(a, b contract.Verdict) int {
 		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID))
 	})
 	return vs

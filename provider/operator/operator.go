@@ -10,7 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/dockroute/dockroute/provider/docker"
+	"github.com/dockroute/dockroute/provider/contract"
 	"github.com/dockroute/dockroute/provider/policy"
 	"github.com/dockroute/dockroute/provider/route"
 	"github.com/dockroute/dockroute/provider/static"
@@ -35,7 +35,7 @@ type Files struct {
 // default host (it receives every unknown name's requests, so only the
 // owners the policy file names may serve it), the routes file's routes
 // and every path under them, and the policy file's word.
-func (f Files) Admit(defaultHost string) func(host, path string, who policy.Who) (code docker.Code, reason string) {
+func (f Files) Admit(defaultHost string) func(host, path string, who policy.Who) (code contract.Code, reason string) {
 	static := map[string][]string{} // host → the routes file's paths there
 	for _, b := range f.Routes {
 		if !b.TCP {
@@ -43,17 +43,17 @@ func (f Files) Admit(defaultHost string) func(host, path string, who policy.Who)
 		}
 	}
 	pol := f.Policy
-	return func(host, path string, who policy.Who) (docker.Code, string) {
+	return func(host, path string, who policy.Who) (contract.Code, string) {
 		if host == defaultHost && host != "" && !pol.Binds(host) {
-			return docker.CodeReservedHost, fmt.Sprintf("%s is the operator's --default-host, which answers every name no route has: only a container the policy file names as its owner may serve it (--policy-file with hosts: [{names: [%s], owners: [{label: KEY=VALUE}]}])", host, host)
+			return contract.CodeReservedHost, fmt.Sprintf("%s is the operator's --default-host, which answers every name no route has: only a container the policy file names as its owner may serve it (--policy-file with hosts: [{names: [%s], owners: [{label: KEY=VALUE}]}])", host, host)
 		}
 		for _, p := range static[host] {
 			if route.Within(path, p) {
-				return docker.CodeReservedHost, fmt.Sprintf("%s%s is routed by the operator's routes file (%s%s): no container may claim it or a path under it", host, path, host, p)
+				return contract.CodeReservedHost, fmt.Sprintf("%s%s is routed by the operator's routes file (%s%s): no container may claim it or a path under it", host, path, host, p)
 			}
 		}
 		code, reason := pol.Admit(host, who)
-		return docker.Code(code), reason // one of policy's codes, which TestPolicyCodesAreKnown checks
+		return contract.Code(code), reason // one of policy's codes, which TestPolicyCodesAreKnown checks
 	}
 }
 

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dockroute/dockroute/provider/docker"
+	"github.com/dockroute/dockroute/provider/contract"
 	"github.com/dockroute/dockroute/provider/policy"
 	"github.com/dockroute/dockroute/provider/route"
 )
@@ -49,7 +49,7 @@ func TestAdmitReservesTheOperatorsNames(t *testing.T) {
 
 // TestPolicyCodesAreKnown: the codes the policy file's refusals carry
 // (strings: the policy package cannot import docker's type) are codes
-// docker.Codes knows, so metrics and scripts see one closed set.
+// contract.Codes knows, so metrics and scripts see one closed set.
 func TestPolicyCodesAreKnown(t *testing.T) {
 	pol, _, err := policy.Parse([]byte("domains: [example.org]\nreserved: [no.example.org]\nhosts: [{names: [team.example.org], owners: [{label: team=a}]}]"))
 	if err != nil {
@@ -58,8 +58,8 @@ func TestPolicyCodesAreKnown(t *testing.T) {
 	admit := Files{Policy: pol}.Admit("home.example.org")
 	for _, host := range []string{"else.test", "no.example.org", "team.example.org", "home.example.org"} {
 		code, _ := admit(host, "", policy.Who{})
-		if !slices.Contains(docker.Codes, code) {
-			t.Errorf("%s: code %q is not in docker.Codes", host, code)
+		if !slices.Contains(contract.Codes, code) {
+			t.Errorf("%s: code %q is not in contract.Codes", host, code)
 		}
 	}
 }

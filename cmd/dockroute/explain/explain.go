@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dockroute/dockroute/provider/contract"
 	"github.com/dockroute/dockroute/provider/docker"
 	"github.com/dockroute/dockroute/provider/route"
 	"github.com/dockroute/dockroute/provider/static"
@@ -33,7 +34,7 @@ func Report(ctx context.Context, fleet *docker.Fleet, names []string, fromFile [
 	unknown := 0
 	for _, v := range verdicts {
 		all = append(all, v.Backends...)
-		if v.Code == docker.CodeNoContainer {
+		if v.Code == contract.CodeNoContainer {
 			unknown++
 		}
 	}
@@ -95,7 +96,7 @@ func dialNote(addr string) string {
 // Format is one container's (or service's) verdict as explain says it:
 // routed, and how, or why not. overridden are its routes the routes file
 // takes; annotate adds to each route what the proxy and a dial say.
-func Format(v docker.Verdict, overridden []route.Backend, annotate func(route.Backend) string) string {
+func Format(v contract.Verdict, overridden []route.Backend, annotate func(route.Backend) string) string {
 	var b strings.Builder
 	name := v.Name
 	if v.ID != "" {
@@ -126,9 +127,9 @@ func Format(v docker.Verdict, overridden []route.Backend, annotate func(route.Ba
 			}
 			fmt.Fprintf(&b, "  %s%s -> %s%s%s\n", be.Host, be.Path, target, note, annotate(be))
 		}
-	case v.Code == docker.CodeInspectFailed:
+	case v.Code == contract.CodeInspectFailed:
 		fmt.Fprintf(&b, "%s: UNKNOWN: %s\n", name, v.Reason)
-	case v.Code == docker.CodeClaimConflict:
+	case v.Code == contract.CodeClaimConflict:
 		fmt.Fprintf(&b, "%s: NOT routed: every route it asks for is held by another container, with other settings\n", name)
 	case v.OptedIn:
 		fmt.Fprintf(&b, "%s: NOT routed: %s\n", name, v.Reason)

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/dockroute/dockroute/provider/contract"
 	"github.com/dockroute/dockroute/provider/docker"
 	"github.com/dockroute/dockroute/provider/route"
 	"github.com/dockroute/dockroute/render/caddy/lookup"
@@ -160,7 +161,7 @@ func (c containerCollector) Collect(ch chan<- prometheus.Metric) {
 		switch {
 		case v.Routed():
 			states["routed"]++
-		case v.Code == docker.CodeInspectFailed:
+		case v.Code == contract.CodeInspectFailed:
 			states["unknown"]++
 		case v.OptedIn:
 			states["refused"]++

@@ -1,4 +1,4 @@
-package docker
+package contract
 
 import (
 	"cmp"
@@ -16,7 +16,7 @@ type Conflict struct {
 	Reason  string
 }
 
-// resolveClaims settles what several containers ask of one host. Replicas
+// ResolveClaims settles what several containers ask of one host. Replicas
 // share a host freely, but the settings that apply at the proxy's edge to
 // a whole host (TLS, entrypoints, certificate resolver), and to a whole
 // route (stripping its path prefix, its protocol, middlewares and auth),
@@ -35,11 +35,11 @@ type Conflict struct {
 // other), so the verdicts are grouped by host in one pass and only those
 // hosts are settled: the cost follows the containers that share hosts,
 // not the size of the fleet.
-func resolveClaims(vs []Verdict, ten *tenure, now time.Time) []Verdict {
+func ResolveClaims(vs []Verdict, ten *Tenure, now time.Time) []Verdict {
 	byHost := map[string][]int{}
 	for i, v := range vs {
 		for _, b := range v.Backends {
-			hk := hostKey(b)
+			hk := HostKey(b)
 			if idx := byHost[hk]; len(idx) == 0 || idx[len(idx)-1] != i {
 				byHost[hk] = append(idx, i)
 			}
@@ -75,9 +75,9 @@ func resolveClaims(vs []Verdict, ten *tenure, now time.Time) []Verdict {
 	return out
 }
 
-// hostKey is what a backend claims: its host, or for a TLS passthrough
+// HostKey is what a backend claims: its host, or for a TLS passthrough
 // its host's passthrough, which has an edge of its own (entrypoints only).
-func hostKey(b route.Backend) string {
+func HostKey(b route.Backend) string {
 	if b.TCP {
 		return b.Host + " tcp"
 	}
@@ -162,7 +162,7 @@ func settleHost(vs []Verdict, hk string, idx []int, lost map[int]map[int]string,
 	s := &settling{vs: vs, now: now, hold: hold}
 	for _, i := range idx {
 		for j, b := range vs[i].Backends {
-			if hostKey(b) == hk {
+			if HostKey(b) == hk {
 				s.picks = append(s.picks, pick{i, j})
 			}
 		}

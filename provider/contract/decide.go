@@ -1,4 +1,4 @@
-package docker
+package contract
 
 import (
 	"cmp"
@@ -14,6 +14,23 @@ import (
 	"github.com/dockroute/dockroute/provider/route"
 )
 
+// AddressMode says how the proxy reaches an engine's containers.
+type AddressMode string
+
+const (
+	// AddrNetwork routes a container at its IP on a Docker network the
+	// proxy shares: the local engine, or overlay/macvlan/routed networks.
+	AddrNetwork AddressMode = "network"
+	// AddrPublished routes a container at the host port it publishes
+	// (-p), on the engine's address: the way to reach another machine's
+	// containers when their networks are the machine's own.
+	AddrPublished AddressMode = "published"
+)
+
+// TaskLabel marks a container that is a swarm task: it is routed through
+// its service, never as a container of its own.
+const TaskLabel = "com.docker.swarm.task.id"
+
 // Options are the operator's choices that affect every container's verdict.
 type Options struct {
 	// Network names the Docker network whose address is routed. Empty means
@@ -24,9 +41,6 @@ type Options struct {
 	// (--health=ignore). By default a container with a healthcheck is
 	// routed only while healthy.
 	IgnoreHealth bool
-	// Scope limits which containers are considered at all; the others are
-	// not listed, counted or shown.
-	Scope Scope
 	// Address is how the proxy reaches this engine's containers: at their
 	// IP on a network (the default) or at their published ports on
 	// Advertise, this engine's address as the proxy reaches it.
@@ -37,9 +51,6 @@ type Options struct {
 	// SkipTasks ignores containers that are swarm tasks: their services
 	// are followed, and routed, instead.
 	SkipTasks bool
-	// Swarm is auto (follow a manager's services), on (require it) or
-	// off.
-	Swarm string
 	// Middleware tells why a route for host may not run through the
 	// operator's middleware set name (unknown, or not defined for the
 	// output), and Auth why it may not use the basic-auth group; nil
@@ -117,9 +128,9 @@ var routingEnv = func() map[string]bool {
 	return m
 }()
 
-// parseRequest reads what a container asks for: dockroute's own settings,
+// ParseRequest reads what a container asks for: dockroute's own settings,
 // else, when the operator allows it, Traefik's labels.
-func parseRequest(env []string, labels map[string]string, opt Options) (Spec, bool, error) {
+func ParseRequest(env []string, labels map[string]string, opt Options) (Spec, bool, error) {
 	spec, optedIn, err := ParseSpec(env, labels)
 	if optedIn || !opt.TraefikLabels {
 		return spec, optedIn, err
@@ -146,7 +157,7 @@ type Verdict struct {
 	Backends []route.Backend // nil when not routed
 	// Conflicts are routes the container asked for and may not have,
 	// because an earlier container claimed the same host with other
-	// settings (see resolveClaims).
+	// settings (see ResolveClaims).
 	Conflicts []Conflict
 	Reason    string // why not routed, in words a user can act on
 	// Code names the reason in a word (codes.go).
@@ -164,7 +175,8 @@ type Verdict struct {
 // Routed tells whether the verdict produces routes.
 func (v Verdict) Routed() bool { return len(v.Backends) > 0 }
 
-func (v Verdict) equal(o Verdict) bool {
+// Equal tells whether two verdicts say the same.
+func (v Verdict) Equal(o Verdict) bool {
 	return v.ID == o.ID && v.Name == o.Name && v.Started.Equal(o.Started) && v.OptedIn == o.OptedIn && v.Reason == o.Reason && v.Code == o.Code &&
 		v.Lifecycle == o.Lifecycle && slices.Equal(v.Notes, o.Notes) && slices.Equal(v.Info, o.Info) && slices.Equal(v.Backends, o.Backends)
 }
@@ -174,7 +186,7 @@ func (v Verdict) equal(o Verdict) bool {
 // request itself, the container's state, then how to reach it.
 func Decide(c Container, opt Options) Verdict {
 	v := Verdict{ID: c.ID, Name: c.Name, Started: cmp.Or(c.Started, c.Created)}
-	if opt.SkipTasks && c.Labels[taskLabel] != "" {
+	if opt.SkipTasks && c.Labels[TaskLabel] != "" {
 		v.Code, v.Reason = CodeSwarmTask, "a swarm task: routed through its service"
 		return v
 	}
@@ -183,7 +195,7 @@ func Decide(c Container, opt Options) Verdict {
 		v.Code, v.Reason = CodeSettingTooLarge, fmt.Sprintf("%s is %d bytes long, more than dockroute reads (%d): split the routes over several containers", name, size, MaxSettingLen)
 		return v
 	}
-	spec, optedIn, err := parseRequest(c.Env, c.Labels, opt)
+	spec, optedIn, err := ParseRequest(c.Env, c.Labels, opt)
 	v.OptedIn, v.Notes = optedIn, spec.Notes
 	if !optedIn {
 		v.Code, v.Reason = CodeNotOptedIn, "not opted in: set the label dockroute.host or the env VIRTUALHOST (or VIRTUAL_HOST) to the host names to route"
@@ -423,7 +435,7 @@ func chooseNetwork(c Container, want string) (on Attachment, code Code, reason s
 		if a, ok := c.Networks.Get(want); ok {
 			return a, "", ""
 		}
-		return on, CodeNetworkMissing, fmt.Sprintf("container is not on network %q (dockroute --network or the label dockroute.network); it is on: %s", want, orNone(c.networkNames()))
+		return on, CodeNetworkMissing, fmt.Sprintf("container is not on network %q (dockroute --network or the label dockroute.network); it is on: %s", want, orNone(c.NetworkNames()))
 	}
 	switch len(c.Networks) {
 	case 0:
@@ -431,7 +443,7 @@ func chooseNetwork(c Container, want string) (on Attachment, code Code, reason s
 	case 1:
 		return c.Networks[0], "", ""
 	}
-	return on, CodeNetworkAmbiguous, fmt.Sprintf("container is on several networks (%s); start dockroute with --network NAME, or set the label dockroute.network, to choose the one the proxy reaches", c.networkNames())
+	return on, CodeNetworkAmbiguous, fmt.Sprintf("container is on several networks (%s); start dockroute with --network NAME, or set the label dockroute.network, to choose the one the proxy reaches", c.NetworkNames())
 }
 
 func orNone(s string) string {

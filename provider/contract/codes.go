@@ -1,4 +1,4 @@
-package docker
+package contract
 
 // Code names why a container or service is (not) routed, in a word: the
 // label of dockroute_containers{state=...}, and what scripts match in

@@ -1,32 +1,34 @@
-package docker
+package contract
 
 import (
 	"sync"
 	"time"
 )
 
-// tenure is what every host was last settled to (see term and
+// Tenure is what every host was last settled to (see term and
 // settleHost): the memory that keeps a host's settings with whoever holds
 // them, and through the gap of a redeploy. Changes writes it as it settles
-// hosts; settling from scratch (explain, metrics) only reads it.
+// hosts (Settle); settling from scratch (ResolveClaims: explain, metrics)
+// only reads it.
 //
 // Like route.Recent it is a bounded exception to a table computed from
 // the running containers alone: it can only refuse a route, never add
 // one, a vacant part lives at most the hold, and it is lost on restart
 // (claims then go by start time, as with no memory).
-type tenure struct {
+type Tenure struct {
 	mu    sync.Mutex
 	hold  time.Duration
 	terms map[string]*term     // by host key
 	due   map[string]time.Time // host keys with a vacant part: when the first stops being held
 }
 
-func newTenure(hold time.Duration) *tenure {
-	return &tenure{hold: hold, terms: map[string]*term{}, due: map[string]time.Time{}}
+// NewTenure is a memory of nothing yet, holding vacant settings for hold.
+func NewTenure(hold time.Duration) *Tenure {
+	return &Tenure{hold: hold, terms: map[string]*term{}, due: map[string]time.Time{}}
 }
 
 // get returns what host key hk was last settled to (nil: nothing).
-func (t *tenure) get(hk string) *term {
+func (t *Tenure) get(hk string) *term {
 	if t == nil {
 		return nil
 	}
@@ -35,7 +37,7 @@ func (t *tenure) get(hk string) *term {
 	return t.terms[hk]
 }
 
-func (t *tenure) holdFor() time.Duration {
+func (t *Tenure) holdFor() time.Duration {
 	if t == nil {
 		return 0
 	}
@@ -44,14 +46,15 @@ func (t *tenure) holdFor() time.Duration {
 	return t.hold
 }
 
-func (t *tenure) setHold(d time.Duration) {
+// SetHold changes the hold (a reloaded --unavailable-grace).
+func (t *Tenure) SetHold(d time.Duration) {
 	t.mu.Lock()
 	t.hold = d
 	t.mu.Unlock()
 }
 
 // set records what hk was settled to (nil forgets it).
-func (t *tenure) set(hk string, tm *term) {
+func (t *Tenure) set(hk string, tm *term) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	delete(t.due, hk)
@@ -65,10 +68,10 @@ func (t *tenure) set(hk string, tm *term) {
 	}
 }
 
-// expired lists the host keys a vacant part of which stopped being held
+// Expired lists the host keys a vacant part of which stopped being held
 // by now, to settle again, and returns when the next one will (zero:
 // none).
-func (t *tenure) expired(now time.Time) (hks []string, next time.Time) {
+func (t *Tenure) Expired(now time.Time) (hks []string, next time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for hk, at := range t.due {
@@ -81,8 +84,20 @@ func (t *tenure) expired(now time.Time) (hks []string, next time.Time) {
 	return hks, next
 }
 
-// next is when the first vacant part stops being held (zero: none).
-func (t *tenure) next() time.Time {
-	_, next := t.expired(time.Time{})
+// Next is when the first vacant part stops being held (zero: none).
+func (t *Tenure) Next() time.Time {
+	_, next := t.Expired(time.Time{})
 	return next
+}
+
+// Settle settles host key hk among the verdicts that claim it (vs, in any
+// order), from what it was settled to before, and remembers the result.
+// What each verdict may not have is added to lost (verdict index →
+// backend index → why).
+func (t *Tenure) Settle(vs []Verdict, hk string, lost map[int]map[int]string, now time.Time) {
+	idx := make([]int, len(vs))
+	for i := range idx {
+		idx[i] = i
+	}
+	t.set(hk, settleHost(vs, hk, idx, lost, t.get(hk), now, t.holdFor()))
 }

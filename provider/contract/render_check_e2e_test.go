@@ -1,6 +1,6 @@
 //go:build e2e
 
-package docker
+package contract
 
 import (
 	"os"

@@ -1,4 +1,4 @@
-package docker
+package contract
 
 import (
 	"fmt"
@@ -191,21 +191,6 @@ func TestDecide(t *testing.T) {
 	}
 }
 
-func TestIsStopSignal(t *testing.T) {
-	for _, tc := range []struct {
-		sig, stop string
-		want      bool
-	}{
-		{"15", "", true}, {"9", "", true}, {"2", "", true}, {"3", "", true},
-		{"1", "", false}, {"10", "", false}, {"", "", false},
-		{"28", "SIGWINCH", true}, {"28", "WINCH", true}, {"28", "28", true}, {"1", "SIGWINCH", false},
-	} {
-		if got := isStopSignal(tc.sig, tc.stop); got != tc.want {
-			t.Errorf("isStopSignal(%q, %q) = %v", tc.sig, tc.stop, got)
-		}
-	}
-}
-
 // FuzzParseSpec checks that whatever a container puts in its labels and
 // environment, an accepted request holds only canonical hosts and paths,
 // and both renderers' outputs decode. Seeds live in
@@ -376,29 +361,5 @@ func TestDecideAsksTheOperator(t *testing.T) {
 	}
 	if last := asked[len(asked)-1]; last != "theirs.test [overlay] b edge-1" {
 		t.Errorf("the service was asked as %q", last)
-	}
-}
-
-// TestScopeSaysWhy: a container outside the scope is told which part of
-// it keeps it out; with --network auto, the network it should join and
-// how, never a --filter the user did not write.
-func TestScopeSaysWhy(t *testing.T) {
-	c := running("VIRTUALHOST=a.test")
-	c.Name = "app"
-	labelled, _ := ParseScope([]string{"label=team=web"})
-	filtered, _ := ParseScope([]string{"network=front"})
-	auto, _ := ParseScope(nil)
-	auto = auto.Own("stack_routed")
-	for scope, want := range map[*Scope]string{
-		&labelled: "it lacks the label team=web, which dockroute's --filter requires",
-		&filtered: "it is on none of the networks dockroute's --filter names (front; it is on bridge)",
-		&auto:     "it is not on stack_routed, the network of dockroute's own container, which --network auto routes (it is on bridge): docker network connect stack_routed app, or start it with --network stack_routed",
-	} {
-		if got := scope.Why(c); got != want {
-			t.Errorf("Why: %q\nwant %q", got, want)
-		}
-		if scope.Matches(c) {
-			t.Errorf("%v matches a container outside it", scope)
-		}
 	}
 }
