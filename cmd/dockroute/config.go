@@ -21,6 +21,7 @@ import (
 	"github.com/dockroute/dockroute/provider/coalesce"
 	"github.com/dockroute/dockroute/provider/contract"
 	"github.com/dockroute/dockroute/provider/docker"
+	"github.com/dockroute/dockroute/provider/docker/engine"
 	"github.com/dockroute/dockroute/provider/operator"
 	"github.com/dockroute/dockroute/provider/route"
 	"github.com/dockroute/dockroute/render/caddy"
@@ -319,7 +320,7 @@ func (c config) validate(cmd string) error {
 		return err
 	}
 	for _, h := range splitList(c.DockerHost) {
-		if _, err := docker.ParseEndpoint(h); err != nil {
+		if _, err := engine.ParseEndpoint(h); err != nil {
 			return settings.Invalid("docker-host", "--docker-host: %v", err)
 		}
 	}
@@ -474,7 +475,7 @@ func (c config) withOwnNetwork(network string) config {
 }
 
 // resolveNetwork asks the engine which network --network auto means.
-func resolveNetwork(ctx context.Context, c config, e docker.Engine) (config, string, error) {
+func resolveNetwork(ctx context.Context, c config, e engine.Engine) (config, string, error) {
 	if c.Network != docker.AutoNetwork {
 		return c, "", nil
 	}
@@ -487,14 +488,14 @@ func resolveNetwork(ctx context.Context, c config, e docker.Engine) (config, str
 
 // endpoints are the engines to follow: --docker-host's, or the one the
 // DOCKER_* environment names.
-func (c config) endpoints() []docker.Endpoint {
-	var eps []docker.Endpoint
+func (c config) endpoints() []engine.Endpoint {
+	var eps []engine.Endpoint
 	for _, h := range splitList(c.DockerHost) {
-		ep, _ := docker.ParseEndpoint(h) // validated
+		ep, _ := engine.ParseEndpoint(h) // validated
 		eps = append(eps, ep)
 	}
 	if len(eps) == 0 {
-		eps = []docker.Endpoint{docker.DefaultEndpoint()}
+		eps = []engine.Endpoint{engine.DefaultEndpoint()}
 	}
 	return eps
 }

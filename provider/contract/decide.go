@@ -160,7 +160,7 @@ type Verdict struct {
 	// settings (see ResolveClaims).
 	Conflicts []Conflict
 	Reason    string // why not routed, in words a user can act on
-	// Code names the reason in a word (codes.go).
+	// Code names the reason in a word (see Codes).
 	Code Code
 	// Lifecycle is true when the reason is the container's state (stopped,
 	// paused, starting up): routine, not a mistake to fix.

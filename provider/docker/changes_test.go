@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dockroute/dockroute/provider/contract"
+	"github.com/dockroute/dockroute/provider/docker/engine"
 	"github.com/dockroute/dockroute/provider/docker/enginetest"
 	"github.com/dockroute/dockroute/provider/route"
 )
@@ -64,7 +65,7 @@ func changesAddUp(t *testing.T, grace, hold time.Duration) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var members []*Member
 	for _, name := range []string{"a", "b"} {
-		members = append(members, &Member{Endpoint: Endpoint{Name: name}, Engine: enginetest.New()})
+		members = append(members, &Member{Endpoint: engine.Endpoint{Name: name}, Engine: enginetest.New()})
 	}
 	f := NewFleetOf(members, Options{Options: contract.Options{Hold: hold}}, time.Hour, grace, log)
 	sw := NewServiceWatcher(nil, Options{}, time.Hour, log)

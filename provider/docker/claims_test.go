@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dockroute/dockroute/provider/contract"
+	"github.com/dockroute/dockroute/provider/docker/engine"
 	"github.com/dockroute/dockroute/provider/docker/enginetest"
 	"github.com/dockroute/dockroute/provider/route"
 )
@@ -82,7 +83,7 @@ type claimsFleet struct {
 
 func newClaimsFleet(t *testing.T, hold time.Duration) *claimsFleet {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	m := &Member{Endpoint: Endpoint{Name: "local"}, Engine: enginetest.New()}
+	m := &Member{Endpoint: engine.Endpoint{Name: "local"}, Engine: enginetest.New()}
 	f := NewFleetOf([]*Member{m}, Options{Options: contract.Options{Hold: hold}}, time.Hour, 0, log)
 	m.Watcher.markSynced()
 	m.Watcher.setConnected(true)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dockroute/dockroute/provider/docker/engine"
 	"github.com/dockroute/dockroute/provider/docker/enginetest"
 )
 
@@ -36,7 +37,7 @@ func TestSyncReusesConnections(t *testing.T) {
 	}
 	srv.Start()
 	defer srv.Close()
-	cli, err := Endpoint{Host: "tcp://" + srv.Listener.Addr().String()}.Engine()
+	cli, err := engine.Endpoint{Host: "tcp://" + srv.Listener.Addr().String()}.Engine()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +52,7 @@ func TestSyncReusesConnections(t *testing.T) {
 	// for a request in the instant before a finished one's connection is
 	// back in the pool, more often on a loaded machine (11 seen once
 	// beside the package's other tests). Without the larger pool: 27.
-	if n, most := conns.Load(), int64(2*inspectConcurrency); n > most {
+	if n, most := conns.Load(), int64(2*engine.InspectConcurrency); n > most {
 		t.Fatalf("the sync opened %d connections to the engine, want at most %d", n, most)
 	}
 }

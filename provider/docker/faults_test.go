@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/dockroute/dockroute/provider/contract"
+	"github.com/dockroute/dockroute/provider/docker/engine"
 	"github.com/dockroute/dockroute/provider/docker/enginetest"
 )
 
@@ -130,7 +131,7 @@ func verdictOf(w *Watcher, id string) contract.Verdict {
 	return contract.Verdict{}
 }
 
-func explainOne(t *testing.T, e Engine, id string) contract.Verdict {
+func explainOne(t *testing.T, e engine.Engine, id string) contract.Verdict {
 	t.Helper()
 	vs, err := Explain(context.Background(), e, Options{}, []string{id})
 	if err != nil || len(vs) != 1 {

@@ -14,13 +14,14 @@ import (
 	"github.com/docker/docker/api/types/system"
 
 	"github.com/dockroute/dockroute/provider/contract"
+	"github.com/dockroute/dockroute/provider/docker/engine"
 	"github.com/dockroute/dockroute/provider/route"
 )
 
 // Member is one engine of a Fleet.
 type Member struct {
-	Endpoint Endpoint
-	Engine   Engine
+	Endpoint engine.Endpoint
+	Engine   engine.Engine
 	Watcher  *Watcher
 	// Services follows the engine's swarm services, once the engine is
 	// known to be a manager (nil until then, and otherwise).
@@ -58,7 +59,7 @@ type Fleet struct {
 
 // NewFleet connects to every endpoint (connecting does not wait for the
 // engines) and watches each with opt, adjusted to the endpoint.
-func NewFleet(eps []Endpoint, opt Options, resync, grace time.Duration, log *slog.Logger) (*Fleet, error) {
+func NewFleet(eps []engine.Endpoint, opt Options, resync, grace time.Duration, log *slog.Logger) (*Fleet, error) {
 	var members []*Member
 	for _, ep := range eps {
 		cli, err := ep.Engine()
@@ -194,7 +195,7 @@ func (f *Fleet) followSwarm(ctx context.Context, m *Member, se SwarmEngine) {
 	b := backoff{min: time.Second, max: 30 * time.Second}
 	var info system.Info
 	for {
-		ictx, cancel := context.WithTimeout(ctx, pingTimeout)
+		ictx, cancel := context.WithTimeout(ctx, engine.PingTimeout)
 		var err error
 		info, err = se.Info(ictx)
 		cancel()
@@ -440,7 +441,7 @@ func (f *Fleet) Explain(ctx context.Context, names []string) ([]contract.Verdict
 	f.mu.Lock()
 	opt := f.opt
 	f.mu.Unlock()
-	es := make([]Engine, len(f.members))
+	es := make([]engine.Engine, len(f.members))
 	opts := make([]Options, len(f.members))
 	for i, m := range f.members {
 		es[i], opts[i] = m.Engine, f.optionsFor(m, opt)
@@ -478,7 +479,7 @@ func (f *Fleet) serviceVerdicts(ctx context.Context, opt Options) []contract.Ver
 			if !ok || opt.Swarm == "off" {
 				continue
 			}
-			ictx, cancel := context.WithTimeout(ctx, pingTimeout)
+			ictx, cancel := context.WithTimeout(ctx, engine.PingTimeout)
 			info, err := se.Info(ictx)
 			cancel()
 			if err != nil || !info.Swarm.ControlAvailable {

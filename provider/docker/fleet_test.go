@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dockroute/dockroute/provider/contract"
+	"github.com/dockroute/dockroute/provider/docker/engine"
 	"github.com/dockroute/dockroute/provider/docker/enginetest"
 )
 
@@ -19,9 +20,9 @@ func fleetOf(t *testing.T, grace time.Duration, eps map[string]*enginetest.Engin
 	rec := &logRecorder{}
 	var members []*Member
 	for _, name := range slices.Sorted(maps.Keys(eps)) {
-		ep := Endpoint{Name: name, Address: contract.AddrNetwork}
+		ep := engine.Endpoint{Name: name, Address: contract.AddrNetwork}
 		if strings.HasPrefix(name, "remote") {
-			ep = Endpoint{Name: name, Address: contract.AddrPublished, Advertise: "192.0.2.7"}
+			ep = engine.Endpoint{Name: name, Address: contract.AddrPublished, Advertise: "192.0.2.7"}
 		}
 		members = append(members, &Member{Endpoint: ep, Engine: eps[name]})
 	}

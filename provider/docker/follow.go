@@ -10,6 +10,7 @@ import (
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/dockroute/dockroute/provider/contract"
+	"github.com/dockroute/dockroute/provider/docker/engine"
 )
 
 // The failure policy. A broken event stream is retried with backoff, reset
@@ -64,7 +65,7 @@ type syncSource interface {
 
 // follower runs a source against an engine.
 type follower struct {
-	engine    Engine
+	engine    engine.Engine
 	log       *slog.Logger
 	resync    time.Duration
 	resyncNow <-chan struct{}
@@ -100,11 +101,11 @@ func (f follower) run(ctx context.Context) error {
 // awaitEngine waits d before the next attempt, probing the engine every
 // probeInterval meanwhile. If the engine stops answering, it waits for
 // however long that takes and returns the moment the engine answers again.
-func awaitEngine(ctx context.Context, e Engine, log *slog.Logger, d time.Duration) error {
+func awaitEngine(ctx context.Context, e engine.Engine, log *slog.Logger, d time.Duration) error {
 	deadline := time.Now().Add(d)
 	down := false
 	for {
-		err := ping(ctx, e)
+		err := engine.Ping(ctx, e)
 		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()
@@ -133,8 +134,8 @@ func awaitEngine(ctx context.Context, e Engine, log *slog.Logger, d time.Duratio
 // the stream breaks or the engine stops answering. up is how long the
 // stream was followed after the sync.
 func (f follower) follow(ctx context.Context) (up time.Duration, err error) {
-	msgs, errs, stop, err := subscribe(ctx, f.engine, events.ListOptions{
-		Since:   unixTime(time.Now().Add(-eventSlack)),
+	msgs, errs, stop, err := engine.Subscribe(ctx, f.engine, events.ListOptions{
+		Since:   engine.UnixTime(time.Now().Add(-eventSlack)),
 		Filters: f.src.filter(),
 	})
 	if err != nil {
@@ -169,7 +170,7 @@ func (f follower) follow(ctx context.Context) (up time.Duration, err error) {
 				return time.Since(start), err
 			}
 		case <-quiet.C:
-			if err := ping(ctx, f.engine); err != nil {
+			if err := engine.Ping(ctx, f.engine); err != nil {
 				return time.Since(start), fmt.Errorf("docker stopped answering: %w", err)
 			}
 			quiet.Reset(quietProbe)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/dockroute/dockroute/provider/docker/engine"
 )
 
 // eventInspects bounds the inspects events have in flight at once. They
@@ -49,7 +51,7 @@ func (w *Watcher) runInspect(ctx context.Context, id string, f *flight, received
 			w.land(id)
 			return
 		}
-		c, found, err := inspect(ctx, w.engine, id)
+		c, found, err := engine.Inspect(ctx, w.engine, id)
 		<-w.inspectSlots
 		w.mu.Lock()
 		if f.again && f.agains < maxAgain && ctx.Err() == nil {
@@ -67,7 +69,7 @@ func (w *Watcher) runInspect(ctx context.Context, id string, f *flight, received
 		delete(w.flights, id)
 		w.mu.Unlock()
 		if err != nil && ctx.Err() == nil {
-			if perr := ping(ctx, w.engine); perr != nil {
+			if perr := engine.Ping(ctx, w.engine); perr != nil {
 				w.fail(fmt.Errorf("docker stopped answering: %w", perr))
 			}
 			w.inspectFailed(id, err, time.Now(), false)

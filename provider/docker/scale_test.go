@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dockroute/dockroute/provider/contract"
+	"github.com/dockroute/dockroute/provider/docker/engine"
 	"github.com/dockroute/dockroute/provider/docker/enginetest"
 	"github.com/dockroute/dockroute/provider/route"
 )
@@ -28,7 +29,7 @@ func fakeWatcher(b *testing.B, n int) (*Watcher, *enginetest.Engine) {
 	}
 	srv := httptest.NewServer(enginetest.Handler(e))
 	b.Cleanup(srv.Close)
-	cli, err := Endpoint{Host: "tcp://" + srv.Listener.Addr().String()}.Engine() // dockroute's own client settings
+	cli, err := engine.Endpoint{Host: "tcp://" + srv.Listener.Addr().String()}.Engine() // dockroute's own client settings
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -107,7 +108,7 @@ func BenchmarkChanges10k(b *testing.B) {
 	if err := w.Sync(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	f := NewFleetOf([]*Member{{Endpoint: Endpoint{Name: "local"}}}, Options{}, time.Hour, 0, w.log)
+	f := NewFleetOf([]*Member{{Endpoint: engine.Endpoint{Name: "local"}}}, Options{}, time.Hour, 0, w.log)
 	f.members[0].Watcher = w // the synced one
 	if _, ok := f.Changes(); !ok {
 		b.Fatal("not publishable after a sync")

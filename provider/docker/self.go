@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/dockroute/dockroute/provider/contract"
+	"github.com/dockroute/dockroute/provider/docker/engine"
 )
 
 // AutoNetwork is the --network value meaning "the network dockroute's own
@@ -23,12 +24,12 @@ const AutoNetwork = "auto"
 var mountedContainerID = regexp.MustCompile(`/containers/([0-9a-f]{64})/`)
 
 // OwnNetwork returns the one network of the container dockroute runs in.
-func OwnNetwork(ctx context.Context, e Engine) (string, error) {
+func OwnNetwork(ctx context.Context, e engine.Engine) (string, error) {
 	ref, err := ownContainer()
 	if err != nil {
 		return "", err
 	}
-	c, found, err := inspect(ctx, e, ref)
+	c, found, err := engine.Inspect(ctx, e, ref)
 	if err != nil {
 		return "", fmt.Errorf("--network auto: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/dockroute/dockroute/provider/contract"
+	"github.com/dockroute/dockroute/provider/docker/engine"
 	"golang.org/x/sys/unix"
 )
 
@@ -115,7 +116,7 @@ func stopEvents() filters.Args {
 // recentKills reads, from the engine's event log, the kills each of the
 // given containers received since it last started, as far back as the
 // longest stop window among them.
-func recentKills(ctx context.Context, e Engine, cs map[string]*contract.Container, now time.Time) (kills, error) {
+func recentKills(ctx context.Context, e engine.Engine, cs map[string]*contract.Container, now time.Time) (kills, error) {
 	window := time.Duration(0)
 	for _, c := range cs {
 		window = max(window, stopWindow(*c))
@@ -124,7 +125,7 @@ func recentKills(ctx context.Context, e Engine, cs map[string]*contract.Containe
 	if len(cs) == 0 {
 		return k, nil
 	}
-	msgs, err := pastEvents(ctx, e, now.Add(-window), now, stopEvents())
+	msgs, err := engine.PastEvents(ctx, e, now.Add(-window), now, stopEvents())
 	if err != nil {
 		return nil, err
 	}

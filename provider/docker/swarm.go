@@ -18,13 +18,14 @@ import (
 	"github.com/docker/docker/api/types/system"
 
 	"github.com/dockroute/dockroute/provider/contract"
+	"github.com/dockroute/dockroute/provider/docker/engine"
 	"github.com/dockroute/dockroute/provider/route"
 )
 
 // SwarmEngine is what following a swarm's services needs, beyond Engine:
 // a manager's service and task lists. A *client.Client is one.
 type SwarmEngine interface {
-	Engine
+	engine.Engine
 	Info(ctx context.Context) (system.Info, error)
 	ServiceList(ctx context.Context, opts swarm.ServiceListOptions) ([]swarm.Service, error)
 	TaskList(ctx context.Context, opts swarm.TaskListOptions) ([]swarm.Task, error)
@@ -118,7 +119,7 @@ func (w *ServiceWatcher) filter() filters.Args {
 
 // Sync lists every service and running task.
 func (w *ServiceWatcher) Sync(ctx context.Context) error {
-	lctx, cancel := context.WithTimeout(ctx, listTimeout)
+	lctx, cancel := context.WithTimeout(ctx, engine.ListTimeout)
 	defer cancel()
 	svcs, err := w.engine.ServiceList(lctx, swarm.ServiceListOptions{Filters: w.scopeArgs()})
 	if err != nil {
@@ -170,7 +171,7 @@ func (w *ServiceWatcher) scopeArgs() filters.Args {
 
 // refresh re-reads one service and its tasks.
 func (w *ServiceWatcher) refresh(ctx context.Context, id string) error {
-	lctx, cancel := context.WithTimeout(ctx, listTimeout)
+	lctx, cancel := context.WithTimeout(ctx, engine.ListTimeout)
 	defer cancel()
 	f := w.scopeArgs()
 	f.Add("id", id)
@@ -258,7 +259,7 @@ func (w *ServiceWatcher) apply(ctx context.Context, first events.Message, more <
 func (w *ServiceWatcher) refreshAll(ctx context.Context, ids map[string]bool) error {
 	for id := range ids {
 		if err := w.refresh(ctx, id); err != nil {
-			if perr := ping(ctx, w.engine); perr != nil {
+			if perr := engine.Ping(ctx, w.engine); perr != nil {
 				return fmt.Errorf("docker stopped answering: %w", perr)
 			}
 			w.log.Warn("could not refresh a service; the next poll or resync tries again", "err", err)

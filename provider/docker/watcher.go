@@ -18,11 +18,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 
 	"github.com/dockroute/dockroute/provider/contract"
+	"github.com/dockroute/dockroute/provider/docker/engine"
 	"github.com/dockroute/dockroute/provider/route"
 )
 
@@ -30,7 +30,7 @@ import (
 // Run; the way it follows (and recovers) is in follow.go.
 type Watcher struct {
 	link
-	engine Engine
+	engine engine.Engine
 	opt    Options
 	log    *slog.Logger
 	resync time.Duration
@@ -72,7 +72,7 @@ const syncRoutedLines = 20
 
 // New returns a watcher of engine that resyncs in full every resync
 // interval.
-func New(engine Engine, opt Options, resync time.Duration, log *slog.Logger) *Watcher {
+func New(engine engine.Engine, opt Options, resync time.Duration, log *slog.Logger) *Watcher {
 	return &Watcher{
 		engine:       engine,
 		opt:          opt,
@@ -161,10 +161,10 @@ func (w *Watcher) Sync(ctx context.Context) error {
 	var fresh []listed
 	for _, s := range list {
 		if c, ok := known[s.ID]; ok {
-			r := refresh(*c, s)
+			r := engine.Refresh(*c, s)
 			next[s.ID] = &r
 		} else {
-			fresh = append(fresh, listed{s.ID, entryName(s)})
+			fresh = append(fresh, listed{s.ID, s.Name()})
 		}
 	}
 	for i, r := range inspectAll(ctx, w.engine, fresh) {
@@ -189,36 +189,9 @@ func (w *Watcher) Sync(ctx context.Context) error {
 }
 
 // listRunning lists the running (and paused) containers in scope.
-func listRunning(ctx context.Context, e Engine, scope Scope) ([]listEntry, error) {
-	return list(ctx, e, container.ListOptions{Filters: scope.args()})
+func listRunning(ctx context.Context, e engine.Engine, scope Scope) ([]engine.Entry, error) {
+	return engine.List(ctx, e, container.ListOptions{Filters: scope.args()})
 }
-
-// list lists containers, read as a listEntry each.
-func list(ctx context.Context, e Engine, opts container.ListOptions) ([]listEntry, error) {
-	ctx, cancel := context.WithTimeout(ctx, listTimeout)
-	defer cancel()
-	var entries []listEntry
-	var err error
-	if r, ok := e.(answerReader); ok {
-		entries, err = r.ReadList(ctx, opts)
-	} else {
-		var summaries []container.Summary
-		summaries, err = e.ContainerList(ctx, opts)
-		entries = make([]listEntry, len(summaries))
-		for i, s := range summaries {
-			entries[i] = entryOf(s)
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("list containers: %w", err)
-	}
-	return entries, nil
-}
-
-// inspectConcurrency bounds the inspects a sync has in flight: one at a
-// time, a first sync of 10,000 containers waited out 10,000 round trips
-// (3.7 s here); the engine serves a few at once without strain.
-const inspectConcurrency = 8
 
 // listed is a container a sync must inspect.
 type listed struct{ id, name string }
@@ -232,15 +205,15 @@ type inspected struct {
 
 // inspectAll inspects the listed containers, a few at a time; results are
 // in the order of list.
-func inspectAll(ctx context.Context, e Engine, list []listed) []inspected {
+func inspectAll(ctx context.Context, e engine.Engine, list []listed) []inspected {
 	out := make([]inspected, len(list))
-	sem := make(chan struct{}, inspectConcurrency)
+	sem := make(chan struct{}, engine.InspectConcurrency)
 	var wg sync.WaitGroup
 	for i, l := range list {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			c, found, err := inspect(ctx, e, l.id)
+			c, found, err := engine.Inspect(ctx, e, l.id)
 			if found {
 				out[i].c = &c
 			}
@@ -249,32 +222,6 @@ func inspectAll(ctx context.Context, e Engine, list []listed) []inspected {
 	}
 	wg.Wait()
 	return out
-}
-
-// inspect fetches one container; found is false when it no longer exists.
-func inspect(ctx context.Context, e Engine, id string) (c contract.Container, found bool, err error) {
-	ctx, cancel := context.WithTimeout(ctx, inspectTimeout)
-	defer cancel()
-	c, err = readContainer(ctx, e, id)
-	if errdefs.IsNotFound(err) {
-		return contract.Container{}, false, nil
-	}
-	if err != nil {
-		return contract.Container{}, false, fmt.Errorf("inspect container %s: %w", contract.Short(id), err)
-	}
-	return c, true, nil
-}
-
-// readContainer inspects a container, read as a Container.
-func readContainer(ctx context.Context, e Engine, id string) (contract.Container, error) {
-	if r, ok := e.(answerReader); ok {
-		return r.ReadContainer(ctx, id)
-	}
-	in, err := e.ContainerInspect(ctx, id)
-	if err != nil {
-		return contract.Container{}, err
-	}
-	return fromInspect(in), nil
 }
 
 // replace installs a complete new set of containers. ks, when not nil,
@@ -445,9 +392,9 @@ func (w *Watcher) redecideLocked(now time.Time) {
 // it fails to inspect stays unrouted until the retry's full sync.
 func (w *Watcher) expireStops(ctx context.Context, now time.Time) error {
 	for _, id := range w.endStops(now) {
-		c, found, err := inspect(ctx, w.engine, id)
+		c, found, err := engine.Inspect(ctx, w.engine, id)
 		if err != nil {
-			if perr := ping(ctx, w.engine); perr != nil {
+			if perr := engine.Ping(ctx, w.engine); perr != nil {
 				return fmt.Errorf("docker stopped answering: %w", perr)
 			}
 			w.inspectFailed(id, err, time.Now(), true)
@@ -559,8 +506,8 @@ func (w *Watcher) setVerdictLocked(id string, v contract.Verdict, present bool) 
 // Explain decides the named containers (names or IDs) of one engine, or
 // every container including stopped ones when none is named; see
 // Fleet.Explain, which this is for a fleet of one.
-func Explain(ctx context.Context, e Engine, opt Options, names []string) ([]contract.Verdict, error) {
-	return explainAll(ctx, []Engine{e}, []Options{opt}, names)
+func Explain(ctx context.Context, e engine.Engine, opt Options, names []string) ([]contract.Verdict, error) {
+	return explainAll(ctx, []engine.Engine{e}, []Options{opt}, names)
 }
 
 // evaluation is one engine's part of an explain.
@@ -574,14 +521,14 @@ type evaluation struct {
 // evaluate decides, exactly as a running watcher would, the named
 // containers of one engine (every container when none is named) and every
 // running one, whose claims on hosts may conflict with them.
-func evaluate(ctx context.Context, e Engine, opt Options, names []string) (evaluation, error) {
+func evaluate(ctx context.Context, e engine.Engine, opt Options, names []string) (evaluation, error) {
 	ev := evaluation{wanted: map[string]bool{}, unknown: map[string]bool{}}
 	running, err := listRunning(ctx, e, opt.Scope)
 	if err != nil {
 		return ev, err
 	}
 	if len(names) == 0 {
-		all, err := list(ctx, e, container.ListOptions{All: true, Filters: opt.Scope.args()})
+		all, err := engine.List(ctx, e, container.ListOptions{All: true, Filters: opt.Scope.args()})
 		if err != nil {
 			return ev, err
 		}
@@ -591,7 +538,7 @@ func evaluate(ctx context.Context, e Engine, opt Options, names []string) (evalu
 	}
 	cs := map[string]*contract.Container{}
 	for _, n := range names {
-		c, ok, err := inspect(ctx, e, n)
+		c, ok, err := engine.Inspect(ctx, e, n)
 		switch {
 		case err != nil:
 			ev.other = append(ev.other, inspectFailed("", n, err))
@@ -607,7 +554,7 @@ func evaluate(ctx context.Context, e Engine, opt Options, names []string) (evalu
 		if _, ok := cs[s.ID]; ok {
 			continue
 		}
-		if c, ok, err := inspect(ctx, e, s.ID); err == nil && ok {
+		if c, ok, err := engine.Inspect(ctx, e, s.ID); err == nil && ok {
 			cs[c.ID] = &c
 		}
 	}
@@ -629,7 +576,7 @@ func evaluate(ctx context.Context, e Engine, opt Options, names []string) (evalu
 // explainAll evaluates the names on every engine and settles claims across
 // all of them, as a running fleet does. A name no engine knows gets a
 // verdict saying so rather than failing the others.
-func explainAll(ctx context.Context, es []Engine, opts []Options, names []string) ([]contract.Verdict, error) {
+func explainAll(ctx context.Context, es []engine.Engine, opts []Options, names []string) ([]contract.Verdict, error) {
 	var decided, out []contract.Verdict
 	wanted := map[string]bool{}
 	unknownEverywhere := map[string]int{}

@@ -1,5 +1,5 @@
 // Package enginetest is an in-process fake Docker Engine for fault
-// injection: it implements the watcher's docker.Engine interface and can be
+// injection: it implements the watcher's engine.Engine interface and can be
 // made to refuse or drop event streams, fail one container's inspect, hang
 // every call (a frozen engine), go away and come back with containers at
 // new addresses (a restarting engine). A real engine cannot safely be made

@@ -1,4 +1,4 @@
-package docker
+package engine
 
 import (
 	"cmp"
@@ -140,7 +140,7 @@ func (e Endpoint) client(last client.Opt) (*client.Client, error) {
 // connections all along.
 func keepConnections(c *client.Client) error {
 	if tr, ok := c.HTTPClient().Transport.(*http.Transport); ok {
-		tr.MaxIdleConnsPerHost = inspectConcurrency + 2
+		tr.MaxIdleConnsPerHost = InspectConcurrency + 2
 		tr.MaxIdleConns = max(tr.MaxIdleConns, tr.MaxIdleConnsPerHost)
 	}
 	return nil

@@ -1,4 +1,4 @@
-package docker
+package engine
 
 import (
 	"bytes"
@@ -25,7 +25,7 @@ import (
 )
 
 // readOfEntry is what dockroute reads of a list entry.
-func readOfEntry(e listEntry) contract.Container { return refresh(contract.Container{ID: e.ID}, e) }
+func readOfEntry(e Entry) contract.Container { return Refresh(contract.Container{ID: e.ID}, e) }
 
 // TestInspectNegotiatesFirst is an inspect as the first call of a fresh
 // engine (dockroute explain does that), against the fake engine, which
@@ -96,7 +96,7 @@ func TestInspectAnswerIsTheClientsType(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := a.container(), fromInspect(full); !reflect.DeepEqual(got, want) {
+	if got, want := a.container(), FromInspect(full); !reflect.DeepEqual(got, want) {
 		t.Fatalf("read\n%+v\nthe client's decoding reads\n%+v", got, want)
 	}
 }
@@ -107,7 +107,7 @@ func TestInspectAnswerIsTheClientsType(t *testing.T) {
 // to the same Container through both decodings.
 func FuzzInspectAnswer(f *testing.F) {
 	fuzzAnswers(f, "testdata/inspect/*.json", func(t *testing.T, a inspectAnswer, full container.InspectResponse) {
-		if got, want := a.container(), fromInspect(full); !reflect.DeepEqual(got, want) {
+		if got, want := a.container(), FromInspect(full); !reflect.DeepEqual(got, want) {
 			t.Fatalf("read\n%+v\nthe client's decoding reads\n%+v", got, want)
 		}
 	})
@@ -115,12 +115,12 @@ func FuzzInspectAnswer(f *testing.F) {
 
 // FuzzListAnswer is FuzzInspectAnswer for container lists.
 func FuzzListAnswer(f *testing.F) {
-	fuzzAnswers(f, "testdata/list/*.json", func(t *testing.T, l []listEntry, full []container.Summary) {
+	fuzzAnswers(f, "testdata/list/*.json", func(t *testing.T, l []Entry, full []container.Summary) {
 		if len(l) != len(full) {
 			t.Fatalf("%d entries read, the client's decoding reads %d", len(l), len(full))
 		}
 		for i := range full {
-			if got, want := readOfEntry(l[i]), readOfEntry(entryOf(full[i])); !reflect.DeepEqual(got, want) {
+			if got, want := readOfEntry(l[i]), readOfEntry(EntryOf(full[i])); !reflect.DeepEqual(got, want) {
 				t.Fatalf("entry %d read\n%+v\nthe client's decoding reads\n%+v", i, got, want)
 			}
 		}

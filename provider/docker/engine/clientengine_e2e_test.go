@@ -1,6 +1,6 @@
 //go:build e2e
 
-package docker
+package engine
 
 import (
 	"context"
@@ -63,7 +63,7 @@ func TestInspectReadsWhatTheClientReads(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: inspect %s: %v", name, ref, err)
 			}
-			if want := fromInspect(full); !reflect.DeepEqual(got, want) {
+			if want := FromInspect(full); !reflect.DeepEqual(got, want) {
 				t.Errorf("%s: inspect %s read\n%+v\nthe client's reads\n%+v", name, ref, got, want)
 			}
 		}
@@ -86,7 +86,7 @@ func TestInspectReadsWhatTheClientReads(t *testing.T) {
 		}
 		seen := 0
 		for i := range full {
-			if got, want := readOfEntry(lite[i]), readOfEntry(entryOf(full[i])); !reflect.DeepEqual(got, want) {
+			if got, want := readOfEntry(lite[i]), readOfEntry(EntryOf(full[i])); !reflect.DeepEqual(got, want) {
 				t.Errorf("all=%v: entry %d read\n%+v\nthe client's reads\n%+v", all, i, got, want)
 			}
 			if slices.Contains(slices.Collect(maps.Values(ids)), full[i].ID) {

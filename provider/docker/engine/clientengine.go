@@ -1,4 +1,4 @@
-package docker
+package engine
 
 import (
 	"context"
@@ -66,7 +66,7 @@ func newClientEngine(cli *client.Client, tls bool) (*ClientEngine, error) {
 }
 
 // ReadContainer inspects a container by ID or name and reduces the
-// answer to what routing keeps, as fromInspect reduces the client's. A
+// answer to what routing keeps, as FromInspect reduces the client's. A
 // container that does not exist is an error errdefs.IsNotFound tells, as
 // the client's is. (ContainerInspect is the client's own.)
 func (e *ClientEngine) ReadContainer(ctx context.Context, id string) (contract.Container, error) {
@@ -162,7 +162,7 @@ func answerError(resp *http.Response, what string) error {
 // ReadList lists containers as the client's ContainerList does, each
 // entry holding only what dockroute reads. (ContainerList is the
 // client's own.)
-func (e *ClientEngine) ReadList(ctx context.Context, opts container.ListOptions) ([]listEntry, error) {
+func (e *ClientEngine) ReadList(ctx context.Context, opts container.ListOptions) ([]Entry, error) {
 	if opts.Limit > 0 || opts.Size || opts.Since != "" || opts.Before != "" {
 		return nil, errors.New("list: only a filter and all are read") // dockroute asks none of these
 	}
@@ -177,9 +177,9 @@ func (e *ClientEngine) ReadList(ctx context.Context, opts container.ListOptions)
 		}
 		query.Set("filters", f)
 	}
-	var entries []listEntry
+	var entries []Entry
 	err := e.get(ctx, "the container list", "/containers/json", query, func(r io.Reader) (err error) {
-		entries, err = decodeJSON[[]listEntry](r)
+		entries, err = decodeJSON[[]Entry](r)
 		return err
 	})
 	return entries, err

@@ -1,4 +1,4 @@
-package docker
+package engine
 
 import (
 	"net/netip"
@@ -14,9 +14,9 @@ import (
 	"github.com/dockroute/dockroute/provider/contract"
 )
 
-// fromInspect reduces a full inspect answer, as the Docker client (or the
+// FromInspect reduces a full inspect answer, as the Docker client (or the
 // fake engine) gives it.
-func fromInspect(in container.InspectResponse) contract.Container { return answerOf(in).container() }
+func FromInspect(in container.InspectResponse) contract.Container { return answerOf(in).container() }
 
 // inspectAnswer is the part of an inspect answer dockroute reads. The
 // ClientEngine decodes a real engine's answer straight into it (the rest,
@@ -142,11 +142,11 @@ func addrsOf(eps map[string]*network.EndpointSettings) map[string]*endpointAddrs
 	return m
 }
 
-// listEntry is the part of a container list entry dockroute reads
-// (refresh, entryName). The ClientEngine decodes a real engine's list
+// Entry is the part of a container list entry dockroute reads
+// (Refresh, Name). The ClientEngine decodes a real engine's list
 // straight into it (an entry is ~800 bytes, labels and mounts included);
-// entryOf takes it from the client's type.
-type listEntry struct {
+// EntryOf takes it from the client's type.
+type Entry struct {
 	ID              string `json:"Id"`
 	Names           []string
 	State           container.ContainerState
@@ -158,9 +158,9 @@ type listEntry struct {
 
 type entryNetworks struct{ Networks map[string]*endpointAddrs }
 
-// entryOf takes from the client's type what a listEntry holds.
-func entryOf(s container.Summary) listEntry {
-	e := listEntry{ID: s.ID, Names: s.Names, State: s.State, Status: s.Status, Ports: s.Ports}
+// EntryOf takes from the client's type what a Entry holds.
+func EntryOf(s container.Summary) Entry {
+	e := Entry{ID: s.ID, Names: s.Names, State: s.State, Status: s.Status, Ports: s.Ports}
 	e.HostConfig.NetworkMode = s.HostConfig.NetworkMode
 	if s.NetworkSettings != nil {
 		e.NetworkSettings = &entryNetworks{addrsOf(s.NetworkSettings.Networks)}
@@ -168,12 +168,12 @@ func entryOf(s container.Summary) listEntry {
 	return e
 }
 
-// refresh returns c with the fields that can change during a container's
+// Refresh returns c with the fields that can change during a container's
 // life taken from a list entry.
-func refresh(c contract.Container, e listEntry) contract.Container {
+func Refresh(c contract.Container, e Entry) contract.Container {
 	c.State = intern(string(e.State))
 	c.Health = healthFromStatus(e.Status)
-	c.Name = entryName(e)
+	c.Name = e.Name()
 	c.NetworkMode = intern(e.HostConfig.NetworkMode)
 	c.Networks = nil
 	if e.NetworkSettings != nil {
@@ -206,8 +206,8 @@ func publish(c *contract.Container, port, hostPort uint16) {
 // thousands of times over, each decoded anew from every answer.
 func intern(s string) string { return unique.Make(s).Value() }
 
-// entryName is a list entry's container name, for messages.
-func entryName(e listEntry) string {
+// Name is the entry's container name, for messages.
+func (e Entry) Name() string {
 	if len(e.Names) > 0 {
 		return strings.TrimPrefix(e.Names[0], "/")
 	}
