@@ -98,12 +98,12 @@ bench: hello oracle caddy traefik
 
 ## fuzz: each fuzz target for FUZZTIME (seed corpora live in testdata/)
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzParseSpec -fuzztime $(FUZZTIME) ./provider/docker
-	$(GO) test -run '^$$' -fuzz FuzzTraefikLabels -fuzztime $(FUZZTIME) ./provider/docker
+	$(GO) test -run '^$$' -fuzz FuzzParseSpec -fuzztime $(FUZZTIME) ./provider/contract
+	$(GO) test -run '^$$' -fuzz FuzzTraefikLabels -fuzztime $(FUZZTIME) ./provider/contract
 	@# Its seeds are whole inspect answers (5 kB): minimizing a new input for
 	@# Go's default of 60 s took most of a short run.
-	$(GO) test -run '^$$' -fuzz FuzzInspectAnswer -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./provider/docker
-	$(GO) test -run '^$$' -fuzz FuzzListAnswer -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./provider/docker
+	$(GO) test -run '^$$' -fuzz FuzzInspectAnswer -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./provider/docker/engine
+	$(GO) test -run '^$$' -fuzz FuzzListAnswer -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./provider/docker/engine
 	$(GO) test -run '^$$' -fuzz FuzzRender -fuzztime $(FUZZTIME) ./render/traefik
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./provider/static
 	$(GO) test -run '^$$' -fuzz 'FuzzParse$$' -fuzztime $(FUZZTIME) ./render/middleware
