@@ -308,6 +308,9 @@ func reach(c Container, opt Options, targets []Target) (servers []string, code C
 		addr, code, reason := address(c, opt.Network, opt.IPFamily)
 		if reason == "" {
 			code, reason = portsReason(targets, c.Exposed)
+			if reason != "" && inPod(c) {
+				code, reason = podPorts(targets)
+			}
 		}
 		if reason != "" {
 			return nil, code, reason
@@ -359,9 +362,12 @@ func address(c Container, network, family string) (addr netip.Addr, code Code, r
 		return addr, CodeHostNetwork, "container uses the host network, so it has no address of its own to route to; run it on a bridge or user-defined network"
 	case mode == "none":
 		return addr, CodeNoNetwork, "container has networking disabled (--network none)"
-	case strings.HasPrefix(mode, "container:"):
-		return addr, CodeSharedNetwork, fmt.Sprintf("container shares another container's network (%s); route that container instead", mode)
+	case strings.HasPrefix(mode, "container:") && len(c.Networks) == 0:
+		return addr, CodeSharedNetwork, fmt.Sprintf("container shares another container's network (%s) and the engine gives it no address of its own; route that container instead", mode)
 	}
+	// Sharing a network namespace with an address the engine names (a
+	// Podman pod's containers share its infra container's), the container
+	// is reached at that address.
 	on, code, reason := chooseNetwork(c, network)
 	if reason != "" {
 		return addr, code, reason
@@ -410,6 +416,24 @@ func choosePorts(targets []Target, exposed []string) ([]Target, []string) {
 		}
 	}
 	return out, slices.Compact(info)
+}
+
+// inPod tells whether c shares another container's network namespace
+// and exposes nothing itself: a Podman pod's containers do, the pod's
+// infra container holding the ports.
+func inPod(c Container) bool {
+	return strings.HasPrefix(c.NetworkMode, "container:") && len(c.Exposed) == 0
+}
+
+// podPorts checks the targets of a container in a pod, whose ports dockroute
+// cannot see: a port it names is taken as said; the default is not.
+func podPorts(targets []Target) (code Code, reason string) {
+	for _, t := range targets {
+		if t.Unset {
+			return CodePortNotExposed, "the container shares its pod's network, whose ports dockroute cannot see: set the port it listens on (PORT, dockroute.port, or host:PORT)"
+		}
+	}
+	return "", ""
 }
 
 // portsReason checks that every target's port is exposed.

@@ -203,6 +203,16 @@ func (w *Watcher) wake(ctx context.Context, now time.Time) error {
 	return w.expireStops(ctx, now)
 }
 
+// Podman's names for two of Docker's events, as its filters match them:
+// before 4.4 a "die" filter never matched its "died" (a crashed container
+// stayed routed until the next resync), and it removes with "remove",
+// never "destroy". Docker takes the extra names in a filter and sends
+// nothing for them.
+const (
+	actionDied   events.Action = "died"
+	actionRemove events.Action = "remove"
+)
+
 // filter selects the events that can change a container's verdict.
 // Docker matches "health_status" against "health_status: healthy" itself.
 func (w *Watcher) filter() filters.Args {
@@ -214,6 +224,7 @@ func (w *Watcher) filter() filters.Args {
 		events.ActionStart, events.ActionStop, events.ActionDie, events.ActionKill,
 		events.ActionPause, events.ActionUnPause, events.ActionDestroy, events.ActionRename,
 		events.ActionHealthStatus, events.ActionConnect, events.ActionDisconnect,
+		actionDied, actionRemove,
 	} {
 		f.Add("event", string(a))
 	}
@@ -259,6 +270,16 @@ func (w *Watcher) apply(ctx context.Context, first events.Message, msgs <-chan e
 	}
 	for _, id := range order {
 		ch := changes[id]
+		if ch.lateHealth {
+			time.AfterFunc(healthSettle, func() {
+				if ctx.Err() == nil {
+					w.startInspect(ctx, id, now)
+				}
+			})
+			if !ch.inspect && !ch.gone && ch.state == "" && ch.health == "" {
+				continue
+			}
+		}
 		// An inspect under way may answer from before these events: it
 		// is asked again, and they apply now.
 		w.mu.Lock()
@@ -281,9 +302,16 @@ func (w *Watcher) apply(ctx context.Context, first events.Message, msgs <-chan e
 	return nil
 }
 
+// healthSettle is how long after a health_status event without a status
+// (Podman's) the container is inspected for the check's result.
+const healthSettle = 300 * time.Millisecond
+
 // eventChange is what a burst of events says about one container.
 type eventChange struct {
 	inspect bool   // new data only an inspect gives
+	// lateHealth: a health check ran whose result only an inspect a
+	// moment later tells (Podman).
+	lateHealth bool
 	gone    bool   // destroyed
 	state   string // the state the events leave it in ("": unchanged)
 	health  string // the health status they report ("": unchanged)
@@ -294,20 +322,26 @@ func (ch *eventChange) add(m events.Message) {
 		ch.inspect = true // addresses changed
 		return
 	}
-	switch a := string(m.Action); {
-	case a == string(events.ActionDestroy):
+	switch a := m.Action; {
+	case a == events.ActionDestroy || a == actionRemove:
 		ch.gone = true
-	case a == string(events.ActionDie) || a == string(events.ActionStop):
+	case a == events.ActionDie || a == actionDied || a == events.ActionStop:
 		ch.state = "exited"
-	case a == string(events.ActionPause):
+	case a == events.ActionPause:
 		ch.state = "paused"
-	case a == string(events.ActionUnPause):
+	case a == events.ActionUnPause:
 		ch.state = "running"
-	case strings.HasPrefix(a, string(events.ActionHealthStatus)+": "):
-		ch.health = strings.TrimPrefix(a, string(events.ActionHealthStatus)+": ")
-	case a == string(events.ActionKill):
+	case strings.HasPrefix(string(a), string(events.ActionHealthStatus)+": "):
+		ch.health = strings.TrimPrefix(string(a), string(events.ActionHealthStatus)+": ")
+	case a == events.ActionKill:
 		// A stop noted by noteEvent; the container's data is unchanged.
-	default: // start, rename, a bare health_status, anything new
+	case a == events.ActionHealthStatus:
+		// Podman's: no status in the action, and it sends the event before
+		// it records the check's result (4.3 even puts the status from
+		// before the check in the event), so an inspect at once still
+		// reads the old one. The container is inspected a moment later.
+		ch.lateHealth, ch.gone = true, false
+	default: // start, rename, anything new
 		ch.inspect, ch.gone = true, false
 	}
 }
@@ -323,9 +357,14 @@ func (ch *eventChange) applyTo(c contract.Container) contract.Container {
 	return c
 }
 
+// containerID is the container an event is about. Docker names a network
+// event's container in an attribute (the actor is the network); Podman
+// makes the container the actor.
 func containerID(m events.Message) string {
 	if m.Type == events.NetworkEventType {
-		return m.Actor.Attributes["container"]
+		if id := m.Actor.Attributes["container"]; id != "" {
+			return id
+		}
 	}
 	return m.Actor.ID
 }

@@ -63,7 +63,7 @@ func (k kills) note(m events.Message, now time.Time) {
 			list = list[len(list)-maxKillsKept:]
 		}
 		k[m.Actor.ID] = list
-	case events.ActionStart, events.ActionDie, events.ActionDestroy:
+	case events.ActionStart, events.ActionDie, actionDied, events.ActionDestroy, actionRemove:
 		delete(k, m.Actor.ID)
 	}
 }
@@ -109,7 +109,9 @@ func stopEvents() filters.Args {
 		filters.Arg("event", string(events.ActionKill)),
 		filters.Arg("event", string(events.ActionStart)),
 		filters.Arg("event", string(events.ActionDie)),
+		filters.Arg("event", string(actionDied)),
 		filters.Arg("event", string(events.ActionDestroy)),
+		filters.Arg("event", string(actionRemove)),
 	)
 }
 
@@ -139,8 +141,13 @@ func recentKills(ctx context.Context, e engine.Engine, cs map[string]*contract.C
 
 // isStopSignal tells whether a kill event's signal ends the container: the
 // usual terminating signals, or the container's own stop signal. Docker
-// reports signals as numbers; stop signals may be names.
+// reports signals as numbers; stop signals may be names. Podman reports
+// none: its kill is taken as a stop, which the stop window undoes if the
+// container survives it.
 func isStopSignal(sig, stopSignal string) bool {
+	if sig == "" {
+		return true
+	}
 	n := signalNumber(sig)
 	switch n {
 	case 0:

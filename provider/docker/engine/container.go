@@ -151,9 +151,13 @@ type Entry struct {
 	Names           []string
 	State           container.ContainerState
 	Status          string
-	HostConfig      struct{ NetworkMode string }
+	// HostConfig is nil when the engine leaves it out (Podman does).
+	HostConfig      *struct{ NetworkMode string }
 	NetworkSettings *entryNetworks
 	Ports           []container.Port
+	// Health is the engine's health summary (Docker API 1.52 and later;
+	// nil before, and on Podman).
+	Health *struct{ Status string }
 }
 
 type entryNetworks struct{ Networks map[string]*endpointAddrs }
@@ -161,7 +165,7 @@ type entryNetworks struct{ Networks map[string]*endpointAddrs }
 // EntryOf takes from the client's type what a Entry holds.
 func EntryOf(s container.Summary) Entry {
 	e := Entry{ID: s.ID, Names: s.Names, State: s.State, Status: s.Status, Ports: s.Ports}
-	e.HostConfig.NetworkMode = s.HostConfig.NetworkMode
+	e.HostConfig = &struct{ NetworkMode string }{s.HostConfig.NetworkMode}
 	if s.NetworkSettings != nil {
 		e.NetworkSettings = &entryNetworks{addrsOf(s.NetworkSettings.Networks)}
 	}
@@ -169,12 +173,19 @@ func EntryOf(s container.Summary) Entry {
 }
 
 // Refresh returns c with the fields that can change during a container's
-// life taken from a list entry.
+// life taken from a list entry. What the entry does not say is kept from
+// the inspect: Podman's list has no health (neither in the status text
+// nor as a field) and no network mode, and reading their absence as "no
+// healthcheck" routed unhealthy containers again at every resync.
 func Refresh(c contract.Container, e Entry) contract.Container {
 	c.State = intern(string(e.State))
-	c.Health = healthFromStatus(e.Status)
+	if h, ok := entryHealth(e); ok {
+		c.Health = h
+	}
 	c.Name = e.Name()
-	c.NetworkMode = intern(e.HostConfig.NetworkMode)
+	if e.HostConfig != nil {
+		c.NetworkMode = intern(e.HostConfig.NetworkMode)
+	}
 	c.Networks = nil
 	if e.NetworkSettings != nil {
 		c.Networks = attachments(e.NetworkSettings.Networks)
@@ -227,6 +238,25 @@ func healthFromStatus(status string) string {
 		return "starting"
 	}
 	return ""
+}
+
+// entryHealth is what a list entry says of the container's health: API
+// 1.52's field ("none": no healthcheck), else Docker's status text. False
+// when it says nothing: a running container with a healthcheck always has
+// it in Docker's status text, so only a container without one, or an
+// engine that never says (Podman), gives none; for a container known to
+// have a healthcheck, that is no news.
+func entryHealth(e Entry) (string, bool) {
+	if e.Health != nil {
+		if e.Health.Status == "none" {
+			return "", true
+		}
+		return intern(e.Health.Status), true
+	}
+	if h := healthFromStatus(e.Status); h != "" {
+		return h, true
+	}
+	return "", false
 }
 
 // attachments gives each network's address (IPv4 where there is one) and

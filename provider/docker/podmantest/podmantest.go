@@ -1,0 +1,223 @@
+// Package podmantest runs a real Podman for dockroute's tests: its API
+// service (`podman system service`, Docker's API among it) on a socket of
+// its own, rootful, with its storage, run state, networks and settings in
+// a temporary directory, and the hello images copied in from Docker. It
+// leaves the machine's Docker alone: Podman's bridge is its own (podman0,
+// on a subnet Docker does not use) and netavark's firewall chains are
+// Podman's; everything is removed when the test ends.
+package podmantest
+
+import (
+	"crypto/rand"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dockroute/dockroute/provider/docker/dockertest"
+)
+
+// Podman is a running Podman API service.
+type Podman struct {
+	Dir    string // everything of this Podman's: storage, run state, settings
+	Socket string
+	conf   string // its containers.conf
+	svc    *exec.Cmd
+	done   chan struct{}
+}
+
+// Images are the hello images, as Podman names what it loaded from Docker.
+const (
+	HelloImage       = "localhost/" + dockertest.HelloImage
+	HelloHealthImage = "localhost/" + dockertest.HelloHealthImage
+)
+
+// Start starts a Podman API service and removes it, its containers, pods,
+// networks and files when the test ends. Podman missing fails the test
+// (CI installs it); only a human's DOCKROUTE_SKIP_PODMAN=1 skips.
+func Start(t testing.TB) *Podman {
+	t.Helper()
+	if !e2e {
+		t.Skip(unitLane)
+	}
+	if os.Getenv("DOCKROUTE_SKIP_PODMAN") == "1" {
+		t.Skip("DOCKROUTE_SKIP_PODMAN=1: tests against Podman skipped")
+	}
+	dockertest.Require(t) // the images come from Docker
+	if _, err := exec.LookPath("podman"); err != nil {
+		t.Fatal("these tests need Podman (apt-get install podman; .ci/run installs it), or DOCKROUTE_SKIP_PODMAN=1 to skip them")
+	}
+	dir, err := os.MkdirTemp("/tmp", "drp-") // short: unix socket paths are limited
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Podman{Dir: dir, Socket: filepath.Join(dir, "podman.sock"), conf: filepath.Join(dir, "containers.conf")}
+	t.Cleanup(p.destroy)
+	// Podman's root defaults raise every container's open-files and
+	// process limits to the maximum, which a sandbox without
+	// CAP_SYS_RESOURCE (this machine's) refuses; healthchecks need systemd
+	// timers, which tests stand in for (Healthcheck). Its networks' files
+	// stay in the directory, not in /etc.
+	b := make([]byte, 1)
+	rand.Read(b)
+	conf := fmt.Sprintf(`[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
+[network]
+network_backend = "netavark"
+network_config_dir = %q
+default_subnet = "10.89.%d.0/24"
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+tmp_dir = %q
+`, filepath.Join(dir, "networks"), 100+int(b[0])%100, filepath.Join(dir, "tmp"))
+	if err := os.WriteFile(p.conf, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := p.local("load", "-i", saveImages(t)).CombinedOutput(); err != nil {
+		t.Fatalf("podman load: %v\n%s", err, out)
+	}
+	p.StartService(t)
+	return p
+}
+
+// saveImages writes the hello images, as Docker has them, to a file.
+func saveImages(t testing.TB) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "hello.tar")
+	if out, err := exec.Command("docker", "save", "-o", path, dockertest.HelloImage, dockertest.HelloHealthImage).CombinedOutput(); err != nil {
+		t.Fatalf("docker save: %v\n%s", err, out)
+	}
+	return path
+}
+
+// local is the podman CLI on this Podman's storage directly.
+func (p *Podman) local(args ...string) *exec.Cmd {
+	cmd := exec.Command("podman", append([]string{"--root", filepath.Join(p.Dir, "root"), "--runroot", filepath.Join(p.Dir, "run"),
+		"--storage-driver", "overlay"}, args...)...)
+	cmd.Env = append(os.Environ(), "CONTAINERS_CONF="+p.conf)
+	return cmd
+}
+
+// Host is the service's address, as dockroute's --docker-host takes it.
+func (p *Podman) Host() string { return "unix://" + p.Socket }
+
+// StartService starts the API service (again, after StopService) and
+// waits until it answers.
+func (p *Podman) StartService(t testing.TB) {
+	t.Helper()
+	log, err := os.OpenFile(filepath.Join(p.Dir, "service.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.svc = p.local("system", "service", "--time=0", p.Host())
+	p.svc.Stdout, p.svc.Stderr = log, log
+	if err := p.svc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p.done = make(chan struct{})
+	go func() { p.svc.Wait(); log.Close(); close(p.done) }()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if p.remote("version").Run() == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			data, _ := os.ReadFile(filepath.Join(p.Dir, "service.log"))
+			t.Fatalf("podman system service did not answer within 30 s:\n%s", data)
+		}
+	}
+}
+
+// StopService stops the API service (its containers keep running, as
+// when systemd restarts podman.socket's service).
+func (p *Podman) StopService() {
+	if p.svc == nil || p.svc.Process == nil {
+		return
+	}
+	p.svc.Process.Signal(os.Interrupt)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		p.svc.Process.Kill()
+		<-p.done
+	}
+	p.svc = nil
+}
+
+// remote is the podman CLI talking to the service, as a user's would.
+func (p *Podman) remote(args ...string) *exec.Cmd {
+	cmd := exec.Command("podman", append([]string{"--remote", "--url", p.Host()}, args...)...)
+	cmd.Env = append(os.Environ(), "CONTAINERS_CONF="+p.conf)
+	return cmd
+}
+
+// Podman runs the podman CLI against the service and returns its trimmed
+// standard output.
+func (p *Podman) Podman(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := p.remote(args...).Output()
+	if err != nil {
+		msg := ""
+		if ee, ok := err.(*exec.ExitError); ok {
+			msg = string(ee.Stderr)
+		}
+		t.Fatalf("podman %s: %v\n%s", strings.Join(args, " "), err, msg)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// Run starts a detached container (podman run -d ARGS...), labelled as the
+// tests', and returns its ID.
+func (p *Podman) Run(t testing.TB, args ...string) string {
+	t.Helper()
+	return p.Podman(t, append([]string{"run", "-d", "--label", dockertest.TestLabel}, args...)...)
+}
+
+// RunLocal starts a detached container with the podman CLI on the storage
+// itself, as `podman run` does on a host: it needs no API service (it
+// works while the service is stopped).
+func (p *Podman) RunLocal(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := p.local(append([]string{"run", "-d", "--label", dockertest.TestLabel}, args...)...).Output()
+	if err != nil {
+		msg := ""
+		if ee, ok := err.(*exec.ExitError); ok {
+			msg = string(ee.Stderr)
+		}
+		t.Fatalf("podman run %s: %v\n%s", strings.Join(args, " "), err, msg)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// IP is the container's address on network.
+func (p *Podman) IP(t testing.TB, id, network string) string {
+	t.Helper()
+	return p.Podman(t, "inspect", "-f", `{{(index .NetworkSettings.Networks "`+network+`").IPAddress}}`, id)
+}
+
+// Healthcheck runs a container's healthcheck once, as the systemd timer
+// Podman sets up would (there is no systemd here).
+func (p *Podman) Healthcheck(t testing.TB, id string) {
+	t.Helper()
+	p.remote("healthcheck", "run", id).Run() // an unhealthy result exits 1
+}
+
+func (p *Podman) destroy() {
+	for _, args := range [][]string{{"pod", "rm", "-af", "-t", "0"}, {"rm", "-af", "-t", "0"}, {"network", "prune", "-f"}} {
+		p.local(args...).Run()
+	}
+	p.StopService()
+	p.local("system", "reset", "-f").Run()
+	if mounts, err := os.ReadFile("/proc/self/mounts"); err == nil {
+		for _, l := range strings.Split(string(mounts), "\n") {
+			if f := strings.Fields(l); len(f) > 1 && strings.HasPrefix(f[1], p.Dir) {
+				exec.Command("umount", "-l", f[1]).Run()
+			}
+		}
+	}
+	exec.Command("pkill", "-9", "-f", p.Dir).Run() // conmon of a container left behind
+	os.RemoveAll(p.Dir)
+}
