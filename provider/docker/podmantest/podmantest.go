@@ -27,6 +27,9 @@ type Podman struct {
 	conf   string // its containers.conf
 	svc    *exec.Cmd
 	done   chan struct{}
+	// chains: netavark's firewall chains were there before this Podman
+	// (another Podman on the machine): they are left in place.
+	chains bool
 }
 
 // Images are the hello images, as Podman names what it loaded from Docker.
@@ -54,7 +57,8 @@ func Start(t testing.TB) *Podman {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Podman{Dir: dir, Socket: filepath.Join(dir, "podman.sock"), conf: filepath.Join(dir, "containers.conf")}
+	p := &Podman{Dir: dir, Socket: filepath.Join(dir, "podman.sock"), conf: filepath.Join(dir, "containers.conf"),
+		chains: exec.Command("iptables", "-S", "NETAVARK_FORWARD").Run() == nil}
 	t.Cleanup(p.destroy)
 	// Podman's root defaults raise every container's open-files and
 	// process limits to the maximum, which a sandbox without
@@ -220,4 +224,38 @@ func (p *Podman) destroy() {
 	}
 	exec.Command("pkill", "-9", "-f", p.Dir).Run() // conmon of a container left behind
 	os.RemoveAll(p.Dir)
+	if !p.chains {
+		removeNetavarkChains()
+	}
+}
+
+// removeNetavarkChains removes the firewall chains netavark leaves behind
+// (its base chains stay once its last container is gone, and a container
+// killed under it leaves its port chains), with the rules that jump to
+// them; Docker's own chains are never touched.
+func removeNetavarkChains() {
+	for _, table := range []string{"filter", "nat"} {
+		out, err := exec.Command("iptables", "-t", table, "-S").Output()
+		if err != nil {
+			continue
+		}
+		var chains []string
+		for _, line := range strings.Split(string(out), "\n") {
+			f := strings.Fields(line)
+			switch {
+			case len(f) == 2 && f[0] == "-N" && strings.HasPrefix(f[1], "NETAVARK"):
+				chains = append(chains, f[1])
+			case len(f) > 2 && f[0] == "-A" && !strings.HasPrefix(f[1], "NETAVARK") && strings.Contains(line, "-j NETAVARK"):
+				// A jump from a chain of someone else's: delete that rule
+				// (as iptables -S quotes it, for the shell).
+				exec.Command("sh", "-c", "iptables -t "+table+" -D "+strings.TrimPrefix(line, "-A ")).Run()
+			}
+		}
+		for _, c := range chains {
+			exec.Command("iptables", "-t", table, "-F", c).Run()
+		}
+		for _, c := range chains {
+			exec.Command("iptables", "-t", table, "-X", c).Run()
+		}
+	}
 }
