@@ -4,10 +4,10 @@ package main
 
 import (
 	"fmt"
-	"strconv"
-	"syscall"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 

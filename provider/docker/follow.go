@@ -308,13 +308,13 @@ const healthSettle = 300 * time.Millisecond
 
 // eventChange is what a burst of events says about one container.
 type eventChange struct {
-	inspect bool   // new data only an inspect gives
+	inspect bool // new data only an inspect gives
 	// lateHealth: a health check ran whose result only an inspect a
 	// moment later tells (Podman).
 	lateHealth bool
-	gone    bool   // destroyed
-	state   string // the state the events leave it in ("": unchanged)
-	health  string // the health status they report ("": unchanged)
+	gone       bool   // destroyed
+	state      string // the state the events leave it in ("": unchanged)
+	health     string // the health status they report ("": unchanged)
 }
 
 func (ch *eventChange) add(m events.Message) {

@@ -147,10 +147,10 @@ func addrsOf(eps map[string]*network.EndpointSettings) map[string]*endpointAddrs
 // straight into it (an entry is ~800 bytes, labels and mounts included);
 // EntryOf takes it from the client's type.
 type Entry struct {
-	ID              string `json:"Id"`
-	Names           []string
-	State           container.ContainerState
-	Status          string
+	ID     string `json:"Id"`
+	Names  []string
+	State  container.ContainerState
+	Status string
 	// HostConfig is nil when the engine leaves it out (Podman does).
 	HostConfig      *struct{ NetworkMode string }
 	NetworkSettings *entryNetworks
