@@ -36,6 +36,10 @@ type Watcher struct {
 	resync time.Duration
 
 	mu sync.Mutex
+	// ident is what the engine said it is at the last sync that asked
+	// (nil: not known yet); Podman and rootless engines are followed and
+	// reached differently (identity.go).
+	ident *engine.Identity
 	// cache holds the running or paused containers by ID, as pointers
 	// (a map of 10,000 whole containers kept a container-sized slot for
 	// every place it had room for); a cached container is never
@@ -145,10 +149,11 @@ func (w *Watcher) Verdicts() []contract.Verdict {
 // out with a logged reason, and tried again soon; every other one is
 // synced. Sync fails, changing nothing, only when the list does.
 func (w *Watcher) Sync(ctx context.Context) error {
+	w.identify(ctx)
 	w.mu.Lock()
-	known, scope := maps.Clone(w.cache), w.opt.Scope
+	known, scope, podman := maps.Clone(w.cache), w.opt.Scope, w.ident != nil && w.ident.Podman
 	w.mu.Unlock()
-	list, err := listRunning(ctx, w.engine, scope)
+	list, err := listRunning(ctx, w.engine, scope, podman)
 	if err != nil {
 		return err
 	}
@@ -188,9 +193,18 @@ func (w *Watcher) Sync(ctx context.Context) error {
 	return nil
 }
 
-// listRunning lists the running (and paused) containers in scope.
-func listRunning(ctx context.Context, e engine.Engine, scope Scope) ([]engine.Entry, error) {
-	return engine.List(ctx, e, container.ListOptions{Filters: scope.args()})
+// listRunning lists the running (and paused) containers in scope. Docker
+// lists both by default; Podman lists paused ones only when asked (and
+// refuses a "restarting" filter), and a paused container missing from a
+// sync was taken for removed.
+func listRunning(ctx context.Context, e engine.Engine, scope Scope, podman bool) ([]engine.Entry, error) {
+	f := scope.args()
+	if !podman {
+		return engine.List(ctx, e, container.ListOptions{Filters: f})
+	}
+	f.Add("status", "running")
+	f.Add("status", "paused")
+	return engine.List(ctx, e, container.ListOptions{All: true, Filters: f})
 }
 
 // listed is a container a sync must inspect.
@@ -369,7 +383,7 @@ func (w *Watcher) scheduleRetryLocked(failing bool, now time.Time) {
 // decideLocked decides c, with its stop (if one is under way) as of now.
 func (w *Watcher) decideLocked(c contract.Container, now time.Time) contract.Verdict {
 	c.Stopping = now.Before(stoppingUntil(c, w.kills[c.ID]))
-	return contract.Decide(c, w.opt.Options)
+	return contract.Decide(c, w.decideOptionsLocked())
 }
 
 // redecideLocked decides every known container again, as of now.
@@ -523,7 +537,11 @@ type evaluation struct {
 // running one, whose claims on hosts may conflict with them.
 func evaluate(ctx context.Context, e engine.Engine, opt Options, names []string) (evaluation, error) {
 	ev := evaluation{wanted: map[string]bool{}, unknown: map[string]bool{}}
-	running, err := listRunning(ctx, e, opt.Scope)
+	var ident *engine.Identity
+	if id, err := engine.Identify(ctx, e); err == nil {
+		ident = &id
+	}
+	running, err := listRunning(ctx, e, opt.Scope, ident != nil && ident.Podman)
 	if err != nil {
 		return ev, err
 	}
@@ -566,8 +584,11 @@ func evaluate(ctx context.Context, e engine.Engine, opt Options, names []string)
 	for _, cp := range cs {
 		c := *cp
 		c.Stopping = now.Before(stoppingUntil(c, ks[c.ID]))
-		v := contract.Decide(c, opt.Options)
+		v := contract.Decide(c, decideOptions(ident, opt))
 		v.Engine = opt.Engine
+		if ident != nil && ident.Podman && v.Routed() {
+			v.Info = append(v.Info, fmt.Sprintf(podmanStops, ident))
+		}
 		ev.decided = append(ev.decided, v)
 	}
 	return ev, nil

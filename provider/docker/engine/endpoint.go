@@ -40,7 +40,7 @@ type Endpoint struct {
 // DefaultEndpoint is the engine the DOCKER_* environment names (the local
 // socket by default), as the docker CLI finds it.
 func DefaultEndpoint() Endpoint {
-	return Endpoint{Name: "local", Address: contract.AddrNetwork}
+	return Endpoint{Name: "local"}
 }
 
 // ParseEndpoint reads an endpoint URL.
@@ -64,7 +64,8 @@ func ParseEndpoint(s string) (Endpoint, error) {
 		if u.Path == "" {
 			return Endpoint{}, fmt.Errorf("docker host %q: no socket path", s)
 		}
-		e.Address = cmp.Or(e.Address, contract.AddrNetwork)
+		// No address mode: network, unless the engine says it is
+		// rootless (the watcher then routes published ports).
 		e.Name = cmp.Or(e.Name, "local")
 	case "tcp":
 		if u.Hostname() == "" || u.Port() == "" {
@@ -78,7 +79,7 @@ func ParseEndpoint(s string) (Endpoint, error) {
 	default:
 		return Endpoint{}, fmt.Errorf("docker host %q: want unix:// or tcp://", s)
 	}
-	if e.Address != contract.AddrNetwork && e.Address != contract.AddrPublished {
+	if e.Address != "" && e.Address != contract.AddrNetwork && e.Address != contract.AddrPublished {
 		return Endpoint{}, fmt.Errorf("docker host %q: addr=%q: want network or published", s, e.Address)
 	}
 	if e.Address == contract.AddrPublished && e.Advertise == "" {

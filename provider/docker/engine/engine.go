@@ -15,6 +15,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/system"
 	"github.com/docker/docker/client"
 	"github.com/dockroute/dockroute/provider/contract"
 )
@@ -33,6 +34,9 @@ type Engine interface {
 	// error channel). With opts.Until in the past, the stream holds only
 	// past events and ends with io.EOF.
 	Events(ctx context.Context, opts events.ListOptions) (<-chan events.Message, <-chan error)
+	// ServerVersion and Info say what the engine is (Identify).
+	ServerVersion(ctx context.Context) (types.Version, error)
+	Info(ctx context.Context) (system.Info, error)
 }
 
 var _ Engine = (*client.Client)(nil)

@@ -28,6 +28,7 @@ import (
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/system"
 	"github.com/docker/go-connections/nat"
 )
 
@@ -68,6 +69,10 @@ type Engine struct {
 	hang       map[string]*Gate
 	calls      map[string]int
 	services   map[string]*Service // nil: not a swarm manager
+	// Version and SystemInfo are what /version and /info answer: a
+	// Docker 20.10 by default.
+	Version    types.Version
+	SystemInfo system.Info
 	// LogLimit, when positive, bounds the events kept for replay
 	// (since/until) to the latest LogLimit to 2×LogLimit, as a real engine
 	// keeps only recent ones in memory; scale runs set it.
@@ -79,7 +84,9 @@ func New() *Engine {
 	return &Engine{
 		containers: map[string]*Container{}, streams: map[*stream]bool{},
 		inspectErr: map[string]error{}, vanish: map[string]bool{}, calls: map[string]int{}, hang: map[string]*Gate{},
-		dropAfter: -1,
+		dropAfter:  -1,
+		Version:    types.Version{Version: "20.10.24", APIVersion: "1.41", MinAPIVersion: "1.12"},
+		SystemInfo: system.Info{SecurityOptions: []string{"name=seccomp,profile=default"}},
 	}
 }
 
@@ -330,6 +337,16 @@ func (e *Engine) Ping(ctx context.Context) (types.Ping, error) {
 	return types.Ping{APIVersion: "1.41"}, nil
 }
 
+// ServerVersion answers /version.
+func (e *Engine) ServerVersion(ctx context.Context) (types.Version, error) {
+	if err := e.enter(ctx, "ServerVersion"); err != nil {
+		return types.Version{}, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.Version, nil
+}
+
 // ContainerList lists running and paused containers (opts.All: all).
 func (e *Engine) ContainerList(ctx context.Context, opts container.ListOptions) ([]container.Summary, error) {
 	if err := e.enter(ctx, "ContainerList"); err != nil {
@@ -422,14 +439,18 @@ func (c *Container) state() *container.State {
 	return st
 }
 
-// matches applies the list filters dockroute uses: every label filter, and
-// any network filter (the fake's only network is "bridge").
+// matches applies the list filters dockroute uses: every label filter, a
+// status filter (as Podman is asked), and any network filter (the fake's
+// only network is "bridge").
 func (c *Container) matches(f filters.Args) bool {
 	for _, l := range f.Get("label") {
 		k, v, hasValue := strings.Cut(l, "=")
 		if got, ok := c.Labels[k]; !ok || hasValue && got != v {
 			return false
 		}
+	}
+	if st := f.Get("status"); len(st) > 0 && !slices.Contains(st, c.State) {
+		return false
 	}
 	nets := f.Get("network")
 	return len(nets) == 0 || slices.Contains(nets, "bridge")

@@ -60,14 +60,15 @@ func (e *Engine) RemoveService(id string) {
 	e.emitLocked(events.ServiceEventType, events.ActionRemove, id, nil)
 }
 
-// Info says whether the engine is a swarm manager.
+// Info answers /info (SystemInfo), saying whether the engine is a swarm
+// manager.
 func (e *Engine) Info(ctx context.Context) (system.Info, error) {
 	if err := e.enter(ctx, "Info"); err != nil {
 		return system.Info{}, err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	var info system.Info
+	info := e.SystemInfo
 	if e.services != nil {
 		info.Swarm.LocalNodeState, info.Swarm.ControlAvailable = swarm.LocalNodeStateActive, true
 	}
