@@ -165,3 +165,31 @@ func TestPodmanThroughCaddy(t *testing.T) {
 	p.Podman(t, "stop", "-t", "1", a)
 	waitAnswer(t, proxy, host, 404, "")
 }
+
+// TestPodmanRootless: a rootless Podman (as most users run it) leaves its
+// containers on no network the host reaches; dockroute, told by the engine
+// it is rootless, routes them at their published ports on the host, and
+// tells a container that publishes nothing to.
+func TestPodmanRootless(t *testing.T) {
+	p := podmantest.StartRootless(t)
+	d := startDaemon(t, nil, "--docker-host", p.Host(), "--resync", "1h")
+	host := dockertest.Unique("pmrootless") + ".test"
+	port := caddytest.FreePort(t)
+	a := p.Run(t, podHello(host, "-p", fmt.Sprintf("%d:8080", port))...)
+	server := fmt.Sprintf("http://127.0.0.1:%d", port)
+	d.waitServers(t, host, server)
+	if body := get(t, server, host); !strings.Contains(body, "hello from "+a[:12]) {
+		t.Fatalf("published server answered %q", body)
+	}
+	d.waitLog(t, "rootless")
+
+	lone := dockertest.Unique("pmlone")
+	p.Run(t, podHello(lone+".test", "--name", lone)...)
+	eventually(t, 10*time.Second, func() (bool, string) {
+		out := explainOut(t, "--docker-host", p.Host(), lone)
+		return strings.Contains(out, "port 8080 is not published") && strings.Contains(out, "-p 8080"), out
+	})
+
+	p.Podman(t, "stop", "-t", "1", a)
+	d.waitServers(t, host)
+}

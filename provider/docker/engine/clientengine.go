@@ -184,3 +184,21 @@ func (e *ClientEngine) ReadList(ctx context.Context, opts container.ListOptions)
 	})
 	return entries, err
 }
+
+// PodmanRootless asks a Podman engine's own API (/libpod/info) whether it
+// runs rootless: its Docker-compatible /info does not say (4.3).
+func (e *ClientEngine) PodmanRootless(ctx context.Context) (bool, error) {
+	type libpodInfo struct {
+		Host struct {
+			Security struct {
+				Rootless bool `json:"rootless"`
+			} `json:"security"`
+		} `json:"host"`
+	}
+	var ans libpodInfo
+	err := e.get(ctx, "podman's info", "/libpod/info", nil, func(r io.Reader) (err error) {
+		ans, err = decodeJSON[libpodInfo](r)
+		return err
+	})
+	return ans.Host.Security.Rootless, err
+}

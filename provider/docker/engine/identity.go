@@ -39,6 +39,13 @@ func Identify(ctx context.Context, e Engine) (Identity, error) {
 	id.Rootless = slices.ContainsFunc(info.SecurityOptions, func(o string) bool {
 		return o == "name=rootless" || strings.HasPrefix(o, "name=rootless,")
 	})
+	if r, ok := e.(interface {
+		PodmanRootless(context.Context) (bool, error)
+	}); ok && id.Podman && !id.Rootless {
+		if id.Rootless, err = r.PodmanRootless(ctx); err != nil {
+			return id, err
+		}
+	}
 	return id, nil
 }
 

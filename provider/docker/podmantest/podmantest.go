@@ -30,7 +30,13 @@ type Podman struct {
 	// chains: netavark's firewall chains were there before this Podman
 	// (another Podman on the machine): they are left in place.
 	chains bool
+	// user runs a rootless Podman ("": rootful, as root).
+	user string
 }
+
+// RootlessUser is the user a rootless Podman runs as; StartRootless creates
+// it (with its subordinate IDs) when the machine lacks it.
+const RootlessUser = "dockroute-rootless"
 
 // Images are the hello images, as Podman names what it loaded from Docker.
 const (
@@ -38,10 +44,35 @@ const (
 	HelloHealthImage = "localhost/" + dockertest.HelloHealthImage
 )
 
-// Start starts a Podman API service and removes it, its containers, pods,
-// networks and files when the test ends. Podman missing fails the test
-// (CI installs it); only a human's DOCKROUTE_SKIP_PODMAN=1 skips.
-func Start(t testing.TB) *Podman {
+// Start starts a rootful Podman API service and removes it, its
+// containers, pods, networks and files when the test ends. Podman missing
+// fails the test (CI installs it); only a human's DOCKROUTE_SKIP_PODMAN=1
+// skips.
+func Start(t testing.TB) *Podman { return start(t, "") }
+
+// StartRootless starts a rootless Podman API service, as RootlessUser, as
+// Start does. Its containers are on slirp4netns, which needs /dev/net/tun
+// open to users (0666, as most machines have it): where it is not, the
+// test opens it for its duration.
+func StartRootless(t testing.TB) *Podman {
+	t.Helper()
+	requirePodman(t)
+	if err := exec.Command("id", RootlessUser).Run(); err != nil {
+		if out, err := exec.Command("useradd", "--create-home", RootlessUser).CombinedOutput(); err != nil {
+			t.Fatalf("rootless Podman needs a user: useradd %s: %v\n%s", RootlessUser, err, out)
+		}
+	}
+	if fi, err := os.Stat("/dev/net/tun"); err == nil && fi.Mode().Perm()&0o006 != 0o006 {
+		if err := os.Chmod("/dev/net/tun", 0o666); err != nil {
+			t.Fatalf("rootless Podman needs /dev/net/tun open to users: %v", err)
+		}
+		t.Cleanup(func() { os.Chmod("/dev/net/tun", fi.Mode().Perm()) })
+	}
+	return start(t, RootlessUser)
+}
+
+// requirePodman fails (or skips) as Start says.
+func requirePodman(t testing.TB) {
 	t.Helper()
 	if !e2e {
 		t.Skip(unitLane)
@@ -53,11 +84,16 @@ func Start(t testing.TB) *Podman {
 	if _, err := exec.LookPath("podman"); err != nil {
 		t.Fatal("these tests need Podman (apt-get install podman; .ci/run installs it), or DOCKROUTE_SKIP_PODMAN=1 to skip them")
 	}
+}
+
+func start(t testing.TB, user string) *Podman {
+	t.Helper()
+	requirePodman(t)
 	dir, err := os.MkdirTemp("/tmp", "drp-") // short: unix socket paths are limited
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Podman{Dir: dir, Socket: filepath.Join(dir, "podman.sock"), conf: filepath.Join(dir, "containers.conf"),
+	p := &Podman{Dir: dir, Socket: filepath.Join(dir, "podman.sock"), conf: filepath.Join(dir, "containers.conf"), user: user,
 		chains: exec.Command("iptables", "-S", "NETAVARK_FORWARD").Run() == nil}
 	t.Cleanup(p.destroy)
 	// Podman's root defaults raise every container's open-files and
@@ -81,28 +117,44 @@ tmp_dir = %q
 	if err := os.WriteFile(p.conf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := p.local("load", "-i", saveImages(t)).CombinedOutput(); err != nil {
+	images := saveImages(t, dir)
+	if user != "" {
+		if out, err := exec.Command("chown", "-R", user, dir).CombinedOutput(); err != nil {
+			t.Fatalf("chown: %v\n%s", err, out)
+		}
+		os.Mkdir(filepath.Join(dir, "xdg"), 0o700)
+		exec.Command("chown", user, filepath.Join(dir, "xdg")).Run()
+	}
+	if out, err := p.local("load", "-i", images).CombinedOutput(); err != nil {
 		t.Fatalf("podman load: %v\n%s", err, out)
 	}
 	p.StartService(t)
 	return p
 }
 
-// saveImages writes the hello images, as Docker has them, to a file.
-func saveImages(t testing.TB) string {
+// saveImages writes the hello images, as Docker has them, to a file in dir.
+func saveImages(t testing.TB, dir string) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "hello.tar")
+	path := filepath.Join(dir, "hello.tar")
 	if out, err := exec.Command("docker", "save", "-o", path, dockertest.HelloImage, dockertest.HelloHealthImage).CombinedOutput(); err != nil {
 		t.Fatalf("docker save: %v\n%s", err, out)
 	}
+	os.Chmod(path, 0o644)
 	return path
 }
 
-// local is the podman CLI on this Podman's storage directly.
+// local is the podman CLI on this Podman's storage directly, as its user.
 func (p *Podman) local(args ...string) *exec.Cmd {
-	cmd := exec.Command("podman", append([]string{"--root", filepath.Join(p.Dir, "root"), "--runroot", filepath.Join(p.Dir, "run"),
-		"--storage-driver", "overlay"}, args...)...)
-	cmd.Env = append(os.Environ(), "CONTAINERS_CONF="+p.conf)
+	args = append([]string{"--root", filepath.Join(p.Dir, "root"), "--runroot", filepath.Join(p.Dir, "run"),
+		"--storage-driver", "overlay"}, args...)
+	if p.user == "" {
+		cmd := exec.Command("podman", args...)
+		cmd.Env = append(os.Environ(), "CONTAINERS_CONF="+p.conf)
+		return cmd
+	}
+	env := []string{"HOME=/home/" + p.user, "XDG_RUNTIME_DIR=" + filepath.Join(p.Dir, "xdg"), "CONTAINERS_CONF=" + p.conf, "PATH=" + os.Getenv("PATH")}
+	cmd := exec.Command("runuser", append(append([]string{"-u", p.user, "--", "env", "-i"}, env...), append([]string{"podman"}, args...)...)...)
+	cmd.Dir = p.Dir
 	return cmd
 }
 
@@ -223,6 +275,9 @@ func (p *Podman) destroy() {
 		}
 	}
 	exec.Command("pkill", "-9", "-f", p.Dir).Run() // conmon of a container left behind
+	if p.user != "" {
+		exec.Command("pkill", "-9", "-u", p.user).Run() // its pause process, slirp4netns
+	}
 	os.RemoveAll(p.Dir)
 	if !p.chains {
 		removeNetavarkChains()
