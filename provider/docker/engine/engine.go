@@ -106,10 +106,23 @@ func Subscribe(ctx context.Context, e Engine, opts events.ListOptions) (msgs <-c
 		if err == nil {
 			err = errors.New("the event stream ended at once")
 		}
-		return nil, nil, nil, err
+		return nil, nil, nil, PinnedTooOld(err)
 	default:
 	}
 	return msgs, errs, cancel, nil
+}
+
+// PinnedTooOld names the cause of an engine's refusal of the client's API
+// version: DOCKER_API_VERSION turns the client's negotiation off, and
+// Docker 25 and later refuse every call below their minimum (1.44 on
+// Docker 29), which a Docker 20.10 era setting pins. Other errors are
+// returned as they are.
+func PinnedTooOld(err error) error {
+	pinned := os.Getenv("DOCKER_API_VERSION")
+	if err == nil || pinned == "" || !strings.Contains(err.Error(), "Minimum supported API version is") {
+		return err
+	}
+	return fmt.Errorf("the engine refuses API version %s, which DOCKER_API_VERSION pins: unset DOCKER_API_VERSION and dockroute negotiates the version with the engine (%w)", pinned, err)
 }
 
 // PastEvents reads the events matching f between since and until (both in
@@ -154,7 +167,7 @@ func List(ctx context.Context, e Engine, opts container.ListOptions) ([]Entry, e
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("list containers: %w", err)
+		return nil, fmt.Errorf("list containers: %w", PinnedTooOld(err))
 	}
 	return entries, nil
 }
@@ -168,7 +181,7 @@ func Inspect(ctx context.Context, e Engine, id string) (c contract.Container, fo
 		return contract.Container{}, false, nil
 	}
 	if err != nil {
-		return contract.Container{}, false, fmt.Errorf("inspect container %s: %w", contract.Short(id), err)
+		return contract.Container{}, false, fmt.Errorf("inspect container %s: %w", contract.Short(id), PinnedTooOld(err))
 	}
 	return c, true, nil
 }

@@ -334,7 +334,25 @@ func (e *Engine) Ping(ctx context.Context) (types.Ping, error) {
 	if err := e.enter(ctx, "Ping"); err != nil {
 		return types.Ping{}, err
 	}
-	return types.Ping{APIVersion: "1.41"}, nil
+	return types.Ping{APIVersion: e.versions().APIVersion}, nil
+}
+
+// Current makes the engine answer as Docker 29 does (API 1.52, refusing
+// clients below 1.44), in 1.52's shapes over Handler.
+func (e *Engine) Current() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.Version = types.Version{Version: "29.1.2", APIVersion: "1.52", MinAPIVersion: "1.44"}
+}
+
+// healthOf is a container's health ("": no healthcheck).
+func (e *Engine) healthOf(id string) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if c, ok := e.containers[id]; ok {
+		return c.Health
+	}
+	return ""
 }
 
 // ServerVersion answers /version.
