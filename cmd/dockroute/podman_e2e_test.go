@@ -117,10 +117,12 @@ func TestPodmanLifecycle(t *testing.T) {
 
 // TestPodmanHealth: a container's healthcheck gates its route on Podman as
 // on Docker, and a resync (every second here) does not forget what the
-// checks said: Podman's container list carries no health.
+// checks said (Podman's container list carries no health), nor a paused
+// container (its default list leaves them out).
 func TestPodmanHealth(t *testing.T) {
 	p := podmantest.Start(t)
-	d := startDaemon(t, nil, "--docker-host", p.Host(), "--resync", "1s")
+	metrics := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(t))
+	d := startDaemon(t, nil, "--docker-host", p.Host(), "--resync", "1s", "--metrics-addr", metrics)
 	host := dockertest.Unique("pmhealth") + ".test"
 	// A healthcheck of a short start period (during one, Podman counts
 	// no failure) that the test runs itself: Podman runs checks from
@@ -150,6 +152,17 @@ func TestPodmanHealth(t *testing.T) {
 	p.Healthcheck(t, a)
 	d.waitServers(t, host, ua)
 	steady(ua)
+
+	// Paused, it stays known across resyncs (Podman's default list leaves
+	// paused containers out): refused, not forgotten.
+	p.Podman(t, "pause", a)
+	d.waitServers(t, host)
+	steady()
+	if n := value(scrape(t, metrics), "dockroute_containers", "state=refused"); n != 1 {
+		t.Fatalf("a paused container after resyncs: %v refused containers, want 1", n)
+	}
+	p.Podman(t, "unpause", a)
+	d.waitServers(t, host, ua)
 }
 
 // TestPodmanThroughCaddy: a Podman container is served by a real Caddy.
