@@ -203,6 +203,13 @@ func TestPodmanRootless(t *testing.T) {
 		return strings.Contains(out, "port 8080 is not published") && strings.Contains(out, "-p 8080"), out
 	})
 
+	port2 := caddytest.FreePort(t)
+	b := p.Run(t, podHello(host, "-p", fmt.Sprintf("%d:8080", port2))...)
+	server2 := fmt.Sprintf("http://127.0.0.1:%d", port2)
+	d.waitServers(t, host, server, server2)
+	// (No pause: rootless Podman cannot pause on cgroup v1, as here.)
 	p.Podman(t, "stop", "-t", "1", a)
+	d.waitServers(t, host, server2)
+	p.Podman(t, "rm", "-f", b)
 	d.waitServers(t, host)
 }
