@@ -214,7 +214,14 @@ func (p *Podman) remote(args ...string) *exec.Cmd {
 // standard output.
 func (p *Podman) Podman(t testing.TB, args ...string) string {
 	t.Helper()
-	out, err := p.remote(args...).Output()
+	return output(t, p.remote(args...), args)
+}
+
+// output runs cmd and returns its trimmed standard output, failing the
+// test with its standard error.
+func output(t testing.TB, cmd *exec.Cmd, args []string) string {
+	t.Helper()
+	out, err := cmd.Output()
 	if err != nil {
 		msg := ""
 		if ee, ok := err.(*exec.ExitError); ok {
@@ -237,15 +244,8 @@ func (p *Podman) Run(t testing.TB, args ...string) string {
 // works while the service is stopped).
 func (p *Podman) RunLocal(t testing.TB, args ...string) string {
 	t.Helper()
-	out, err := p.local(append([]string{"run", "-d", "--label", dockertest.TestLabel}, args...)...).Output()
-	if err != nil {
-		msg := ""
-		if ee, ok := err.(*exec.ExitError); ok {
-			msg = string(ee.Stderr)
-		}
-		t.Fatalf("podman run %s: %v\n%s", strings.Join(args, " "), err, msg)
-	}
-	return strings.TrimSpace(string(out))
+	args = append([]string{"run", "-d", "--label", dockertest.TestLabel}, args...)
+	return output(t, p.local(args...), args)
 }
 
 // IP is the container's address on network.
