@@ -164,10 +164,17 @@ func (w *Watcher) Sync(ctx context.Context) error {
 	// the list itself can be collected while the inspects run: decoded,
 	// a list of 10,000 containers was 17 MB.
 	var fresh []listed
+	// Whose health the list did not say (Podman's): installed, they take
+	// it from the container as known then, which an event's inspect may
+	// have changed while the list was read.
+	quiet := map[string]bool{}
 	for _, s := range list {
 		if c, ok := known[s.ID]; ok {
 			r := engine.Refresh(*c, s)
 			next[s.ID] = &r
+			if !s.SaysHealth() {
+				quiet[s.ID] = true
+			}
 		} else {
 			fresh = append(fresh, listed{s.ID, s.Name()})
 		}
@@ -189,7 +196,7 @@ func (w *Watcher) Sync(ctx context.Context) error {
 		w.log.Warn("could not read recent kills from docker's event log; stops under way are taken from the event stream only", "err", err)
 		ks = nil
 	}
-	w.replace(next, failed, ks, now)
+	w.replace(next, failed, ks, quiet, now)
 	return nil
 }
 
@@ -239,10 +246,18 @@ func inspectAll(ctx context.Context, e engine.Engine, list []listed) []inspected
 }
 
 // replace installs a complete new set of containers. ks, when not nil,
-// replaces the kills known so far.
-func (w *Watcher) replace(next map[string]*contract.Container, failed map[string]contract.Verdict, ks kills, now time.Time) {
+// replaces the kills known so far. The containers in quiet take their
+// health from the cache as it is now: the list said nothing of it.
+func (w *Watcher) replace(next map[string]*contract.Container, failed map[string]contract.Verdict, ks kills, quiet map[string]bool, now time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	for id := range quiet {
+		if cur, ok := w.cache[id]; ok && cur.Health != next[id].Health {
+			c := *next[id]
+			c.Health = cur.Health
+			next[id] = &c
+		}
+	}
 	changed := false
 	for id := range w.verdicts.byID {
 		_, running := next[id]

@@ -240,6 +240,13 @@ func healthFromStatus(status string) string {
 	return ""
 }
 
+// SaysHealth tells whether a list entry says anything of the container's
+// health (see entryHealth).
+func (e Entry) SaysHealth() bool {
+	_, ok := entryHealth(e)
+	return ok
+}
+
 // entryHealth is what a list entry says of the container's health: API
 // 1.52's field ("none": no healthcheck), else Docker's status text. False
 // when it says nothing: a running container with a healthcheck always has
