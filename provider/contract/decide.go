@@ -379,8 +379,13 @@ func address(c Container, network, family string) (addr netip.Addr, code Code, r
 			return netip.Addr{}, CodeNoAddress, fmt.Sprintf("container has no IPv4 address on network %q (dockroute runs with --ip-family 4)", name)
 		}
 	case "6":
+		// IPv6 preferred, as nginx-proxy's prefer-IPv6 does: a container
+		// without one is reached at its IPv4 address rather than dropped.
 		if addr = on.Addr6; !addr.IsValid() {
-			return addr, CodeNoAddress, fmt.Sprintf("container has no IPv6 address on network %q (dockroute runs with --ip-family 6): create the network with --ipv6", name)
+			addr = on.Addr
+		}
+		if !addr.IsValid() {
+			return addr, CodeNoAddress, fmt.Sprintf("container has no IP address on network %q", name)
 		}
 	default:
 		if addr = on.Addr; !addr.IsValid() {

@@ -276,7 +276,7 @@ func TestIPFamily(t *testing.T) {
 	}{
 		{dual, "", "172.20.0.2:8080"}, {dual, "auto", "172.20.0.2:8080"}, {dual, "4", "172.20.0.2:8080"}, {dual, "6", "[fd00::2]:8080"},
 		{v6only, "auto", "[fd00::3]:8080"}, {v6only, "6", "[fd00::3]:8080"}, {v6only, "4", "no IPv4 address"},
-		{v4only, "6", "no IPv6 address"}, {v4only, "4", "172.17.0.5:8080"},
+		{v4only, "6", "172.17.0.5:8080"}, {v4only, "4", "172.17.0.5:8080"},
 	} {
 		v := Decide(tc.c, Options{IPFamily: tc.family})
 		got := v.Reason

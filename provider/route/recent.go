@@ -46,9 +46,16 @@ func (r *Recent) Keep(t Table, now time.Time) (Table, time.Time) {
 	r.prev = t.Routes
 	var kept []Route
 	var next time.Time
+	covered := coveredBy(t.Routes, r.down)
 	for k, e := range r.down {
 		if !now.Before(e.until) {
 			delete(r.down, k)
+			continue
+		}
+		if covered(e.route) {
+			// A live route of the host serves these requests now (a
+			// path's container went, the host's / stays): they go there,
+			// as without the path route, rather than to a 503.
 			continue
 		}
 		kept = append(kept, e.route)
@@ -63,6 +70,29 @@ func (r *Recent) Keep(t Table, now time.Time) (Table, time.Time) {
 	out.Routes = append(append(out.Routes, t.Routes...), kept...)
 	sortRoutes(out.Routes)
 	return out, next
+}
+
+// coveredBy returns whether a kept route's requests would reach a live
+// route of routes, one under a shorter prefix of the same host. It costs
+// nothing while no route is kept.
+func coveredBy(routes []Route, down map[key]recentRoute) func(Route) bool {
+	if len(down) == 0 {
+		return nil
+	}
+	live := map[string][]string{} // host → its live routes' paths
+	for _, rt := range routes {
+		if !rt.TCP && !rt.Down() {
+			live[rt.Host] = append(live[rt.Host], rt.Path)
+		}
+	}
+	return func(gone Route) bool {
+		for _, p := range live[gone.Host] {
+			if p != gone.Path && Within(gone.Path, p) {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 // forgetReturned drops the kept routes that are back in routes.

@@ -73,3 +73,26 @@ func BenchmarkBuild10k(b *testing.B) {
 		Build(bs)
 	}
 }
+
+// TestRecentNeverHidesALiveRoute: a path's route that went is not kept as
+// a 503 while a live route of its host covers it: requests for the path
+// reach that route, as they would without the path's (nginx-proxy does
+// the same); a path with no live route over it is kept.
+func TestRecentNeverHidesALiveRoute(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	r := NewRecent(time.Minute)
+	r.Keep(Build([]Backend{
+		{Name: "web", Host: "a.test", Server: "10.0.0.1:80"},
+		{Name: "web4", Host: "a.test", Path: "/web4", Server: "10.0.0.4:80"},
+		{Name: "api", Host: "b.test", Path: "/api", Server: "10.0.0.5:80"},
+	}), t0)
+	onlyRoot := Build([]Backend{{Name: "web", Host: "a.test", Server: "10.0.0.1:80"}})
+	got, _ := r.Keep(onlyRoot, t0.Add(time.Second))
+	var kept []string
+	for _, rt := range got.Routes {
+		kept = append(kept, fmt.Sprintf("%s%s down=%v", rt.Host, rt.Path, rt.Down()))
+	}
+	if fmt.Sprint(kept) != "[a.test down=false b.test/api down=true]" {
+		t.Fatalf("routes %v, want a.test/web4 left to a.test's live route and b.test/api kept as 503", kept)
+	}
+}
