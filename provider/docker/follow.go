@@ -2,7 +2,9 @@ package docker
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"strings"
 	"time"
@@ -101,6 +103,10 @@ func (f follower) run(ctx context.Context) error {
 	}
 }
 
+// permissionProbe is how often a socket dockroute may not open is tried
+// again (probeInterval would be a probe every 500 ms for nothing).
+const permissionProbe = 5 * time.Second
+
 // awaitEngine waits d before the next attempt, probing the engine every
 // probeInterval meanwhile. If the engine stops answering, it waits for
 // however long that takes and returns the moment the engine answers again.
@@ -124,6 +130,10 @@ func awaitEngine(ctx context.Context, e engine.Engine, log *slog.Logger, d time.
 		wait := probeInterval
 		if !down {
 			wait = min(wait, time.Until(deadline))
+		} else if errors.Is(err, fs.ErrPermission) {
+			// Not a Docker that is down: a socket this user may not open,
+			// which changes when the operator changes it (said in the log).
+			wait = permissionProbe
 		}
 		select {
 		case <-ctx.Done():

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -85,6 +86,13 @@ func Ping(ctx context.Context, e Engine) error {
 func WithSocketHint(err error) error {
 	if err == nil || !errors.Is(err, fs.ErrPermission) && !strings.Contains(err.Error(), "permission denied") {
 		return err
+	}
+	// The client's error names the socket as a URL-encoded host
+	// (http://%2Fvar%2Frun%2Fdocker.sock/v1.41/_ping); the dial's own
+	// error names it as a path.
+	var op *net.OpError
+	if errors.As(err, &op) {
+		err = op
 	}
 	return fmt.Errorf("%w (dockroute runs as user %d, who may not open the socket: give it the socket's group, e.g. docker run --group-add $(stat -c %%g /var/run/docker.sock), DOCKER_GID in the compose stacks, or outside a container add the user to the docker group)", err, os.Getuid())
 }
