@@ -162,7 +162,8 @@ func (w *walkthrough) run(script string) {
 	}
 }
 
-// TestReadmeTraefik runs "60 seconds with Traefik" as written.
+// TestReadmeTraefik runs "60 seconds with Traefik" as written, with the
+// Traefik configuration the repository ships.
 func TestReadmeTraefik(t *testing.T) {
 	dockertest.Require(t)
 	freePort80(t)
@@ -172,8 +173,10 @@ func TestReadmeTraefik(t *testing.T) {
 	if len(blocks) < 2 || blocks[0][0] != "yaml" || blocks[1][0] != "sh" {
 		t.Fatalf("the walkthrough is no longer a yaml block then a sh block: %v", blocks)
 	}
-	if err := os.WriteFile(filepath.Join(w.dir, "traefik.yml"), []byte(blocks[0][1]), 0o644); err != nil {
-		t.Fatal(err)
+	// The configuration the README shows is the one it runs, which ships.
+	shipped, err := os.ReadFile(filepath.Join(w.dir, "examples", "traefik.yml"))
+	if err != nil || !strings.HasSuffix(string(shipped), blocks[0][1]) {
+		t.Fatalf("examples/traefik.yml is not the README's configuration (%v):\n%s", err, shipped)
 	}
 	w.run(blocks[1][1])
 }
