@@ -9,6 +9,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -210,5 +211,36 @@ func TestTraefikMissingGuardFailsClosed(t *testing.T) {
 		if a, err := ask(tr.Web, "GET", host, "/", "", ""); err != nil || a.status != 404 {
 			t.Errorf("%s: %v %v, want 404 (router refused)", host, a, err)
 		}
+	}
+}
+
+// TestTraefikRetriesAnotherServer: a replica whose port refuses
+// connections (stopped or crashing between two publishes) costs no
+// request through a real Traefik: it is tried on the next server, as
+// nginx and Caddy do (before, about every other request was a 502).
+func TestTraefikRetriesAnotherServer(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "backend") }))
+	t.Cleanup(backend.Close)
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close() // nothing listens there now: a dial is refused
+	tr := traefiktest.Start(t, t.TempDir())
+	tbl := route.Build([]route.Backend{
+		{Host: "replicas.test", Server: strings.TrimPrefix(backend.URL, "http://")},
+		{Host: "replicas.test", Server: deadAddr},
+	})
+	writeFile(t, filepath.Join(tr.Dir, "dockroute.yml"), string(traefik.Render(tbl, traefik.Options{})))
+	waitAsk(t, tr.Web, "GET", "replicas.test", "/", "", "", func(a answer) bool { return a.status == 200 }, "200")
+	failed := 0
+	for range 20 {
+		if a, err := ask(tr.Web, "GET", "replicas.test", "/", "", ""); err != nil || a.status != 200 {
+			failed++
+		}
+	}
+	if failed > 0 {
+		t.Fatalf("%d of 20 requests failed with one of two servers refusing connections", failed)
 	}
 }

@@ -43,6 +43,17 @@ var unavailableHeaders = json.RawMessage(`{"headers":{"customResponseHeaders":{"
 // redirectMiddleware is the one middleware every redirect router uses.
 const redirectMiddleware = NamePrefix + "redirect-https"
 
+// retryMiddleware has a request whose server refused the connection tried
+// again on the service's next server, as nginx's proxy_next_upstream and
+// Caddy's lb_try_duration do: a replica stopped or crashing between two
+// publishes answers nothing, and without it Traefik answered 502. Traefik
+// retries only when the server did not answer, and (retryNonIdempotentMethod
+// being off by default) never a POST; attempts count the first.
+const (
+	retryMiddleware = NamePrefix + "retry"
+	retryAttempts   = 3
+)
+
 // Options are dockroute's global Traefik settings; a container's labels
 // (route.Edge) override them per route.
 type Options struct {
@@ -128,9 +139,14 @@ type domain struct {
 type middleware struct {
 	StripPrefix    *stripPrefix    `yaml:"stripPrefix,omitempty"`
 	RedirectScheme *redirectScheme `yaml:"redirectScheme,omitempty"`
+	Retry          *retry          `yaml:"retry,omitempty"`
 	// Raw is a whole definition as JSON (which is YAML): the operator's
 	// sets, the built-ins and basic auth.
 	Raw json.RawMessage `yaml:"-"`
+}
+
+type retry struct {
+	Attempts int `yaml:"attempts"`
 }
 
 type stripPrefix struct {
@@ -211,6 +227,10 @@ func addRoute(h *httpConfig, r route.Route, opt Options) {
 		mw := NamePrefix + "strip-" + encode(r.Host, r.Path)
 		h.Middlewares[mw] = middleware{StripPrefix: &stripPrefix{Prefixes: []string{r.Path}}}
 		rt.Middlewares = append(rt.Middlewares, mw)
+	}
+	if len(r.Servers) > 1 {
+		h.Middlewares[retryMiddleware] = middleware{Retry: &retry{Attempts: retryAttempts}}
+		rt.Middlewares = append(rt.Middlewares, retryMiddleware)
 	}
 	if r.Edge.TLS == route.TLSOn || r.Edge.TLS == route.TLSDefault && opt.TLS {
 		rt.TLS = &tls{CertResolver: opt.CertResolver}

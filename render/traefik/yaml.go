@@ -79,6 +79,10 @@ func writeMiddleware(buf *bytes.Buffer, name string, m middleware) {
 		kq(buf, 8, "scheme", m.RedirectScheme.Scheme)
 		kv(buf, 8, "permanent", strconv.FormatBool(m.RedirectScheme.Permanent))
 	}
+	if m.Retry != nil {
+		line(buf, 6, "retry:")
+		kv(buf, 8, "attempts", strconv.Itoa(m.Retry.Attempts))
+	}
 }
 
 func writeService(buf *bytes.Buffer, name string, svc service) {
