@@ -184,3 +184,27 @@ func TestBareCaddy(t *testing.T) {
 		}
 	})
 }
+
+// TestCaddyListenTaken: --caddy-listen on an address another server of
+// Caddy's config has (a packaged Caddy's Caddyfile serves :80) is said
+// once, naming that server and what to do, and not every second.
+func TestCaddyListenTaken(t *testing.T) {
+	dockertest.Require(t)
+	caddytest.Each(t, func(t *testing.T, bin string) {
+		port := caddytest.FreePort(t)
+		c := caddytest.Start(t, bin, caddytest.UserConfig(port))
+		d := startCaddyDaemon(t, c, fmt.Sprintf("127.0.0.1:%d", port))
+		d.waitLog(t, "is taken by Caddy's server user, from the rest of Caddy's config")
+		time.Sleep(3 * time.Second) // three retries or so
+		logs := d.log.String()
+		if n := strings.Count(logs, "publish failed"); n != 1 {
+			t.Errorf("%d publish failures logged in 3 s, want 1:\n%s", n, logs)
+		}
+		if strings.Contains(logs, "looking for the route it refuses") {
+			t.Errorf("dockroute looked for a route to blame:\n%s", logs)
+		}
+		if a, _ := c.Config("/id/user-route"); len(a) == 0 {
+			t.Error("the user's route is gone")
+		}
+	})
+}

@@ -49,6 +49,9 @@ type daemon struct {
 	// --unavailable-grace; expiry pokes a publish when the next one ends.
 	recent *route.Recent
 	expiry *time.Timer
+	// lastErr is the publish error last logged at Error, and when.
+	lastErr   string
+	lastErrAt time.Time
 	// changedSince is when the oldest Docker change not yet published
 	// happened (zero: none); only publish, on the coalescer's goroutine,
 	// uses it.
@@ -210,7 +213,7 @@ func (d *daemon) publish(ctx context.Context) error {
 	d.metrics.Observe(t, took, did, err)
 	if err != nil {
 		d.publishErr.Store(&err)
-		d.log.Error("publish failed; will retry", "output", d.out.String(), "err", err)
+		d.logPublishError(err)
 		if n := d.recent.Forget(); n > 0 {
 			// A reverted routes file of 3,000 routes, kept as 503s, kept
 			// the file too big for the disk until the grace ended.
@@ -219,6 +222,7 @@ func (d *daemon) publish(ctx context.Context) error {
 		return err
 	}
 	d.publishErr.Store(nil)
+	d.lastErr = ""
 	d.published.Store(true)
 	d.gc.Tune()
 	// The Docker change this publish carries, from the event's arrival.
@@ -425,4 +429,23 @@ func render(ctx context.Context, cfg config, stdout io.Writer) error {
 	t, _ := d.table()
 	_, err = stdout.Write(d.out.Render(t))
 	return err
+}
+
+// samePublishError is how long a publish error already logged is logged
+// again only at Debug: a publish is retried every second at most, and a
+// cause that does not go away (a taken listen address, a full disk) gave
+// an ERROR line a second. /healthz and the metrics say it all along.
+const samePublishError = 30 * time.Second
+
+// logPublishError logs a failed publish: at Error when its error is new
+// or was last logged samePublishError ago, else at Debug. Only publish,
+// on the coalescer's goroutine, calls it.
+func (d *daemon) logPublishError(err error) {
+	now := time.Now()
+	if text := err.Error(); text != d.lastErr || now.Sub(d.lastErrAt) >= samePublishError {
+		d.lastErr, d.lastErrAt = text, now
+		d.log.Error("publish failed; will retry", "output", d.out.String(), "err", err)
+		return
+	}
+	d.log.Debug("publish failed again; will retry", "output", d.out.String(), "err", err)
 }

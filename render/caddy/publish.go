@@ -10,7 +10,9 @@ import (
 	"maps"
 	"net/http"
 	"reflect"
+	"regexp"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/dockroute/dockroute/provider/route"
@@ -123,9 +125,55 @@ func (p *Publisher) publish(ctx context.Context, want Server, from *route.Table)
 	if !isRefusal(err) {
 		return err
 	}
+	if lerr := listenConflict(err, p.opt.ID); lerr != nil {
+		return lerr // no route of dockroute's is to blame: looking for one would change nothing
+	}
 	p.log.Warn("caddy refused dockroute's routes; looking for the route it refuses", "caddy_error", err)
 	return p.publishAccepted(ctx, want)
 }
+
+// listenerRepeated is Caddy's refusal of two servers on one address.
+var listenerRepeated = regexp.MustCompile(`server (\S+): listener address repeated: (\S+) \(already claimed by server '([^']+)'\)`)
+
+// listenConflict says, for a refusal of dockroute's server (id) because
+// its listen address is taken, whose it is and what to do; nil for any
+// other error. On Debian, `apt install caddy` starts a Caddy whose
+// Caddyfile serves :80: started beside it (or pushed to it) with
+// --caddy-listen :80, dockroute got 91 lines of Caddy's listen error in
+// 10 s, none saying that.
+func listenConflict(err error, id string) error {
+	msg := err.Error()
+	if m := listenerRepeated.FindStringSubmatch(msg); m != nil {
+		other := m[1]
+		if other == id {
+			other = m[3]
+		}
+		return &ListenError{Addr: strings.TrimPrefix(m[2], "tcp/"), Server: other, cause: err}
+	}
+	if strings.Contains(msg, "address already in use") {
+		return &ListenError{cause: err}
+	}
+	return nil
+}
+
+// ListenError is Caddy's refusal of dockroute's server because an address
+// of --caddy-listen is taken: by another server of Caddy's config
+// (Server), or by another program. Its text is the same whichever of the
+// two servers Caddy names first, so that a retry is seen as the same
+// failure.
+type ListenError struct {
+	Addr, Server string
+	cause        error
+}
+
+func (e *ListenError) Error() string {
+	if e.Server == "" {
+		return fmt.Sprintf("another program listens on an address of --caddy-listen (a packaged Caddy, an nginx?): free it, or give dockroute's server another address with --caddy-listen (%v)", e.cause)
+	}
+	return fmt.Sprintf("%s is taken by Caddy's server %s, from the rest of Caddy's config (a packaged Caddy's Caddyfile serves :80): give dockroute's server another address with --caddy-listen, or remove that site from Caddy's config", e.Addr, e.Server)
+}
+
+func (e *ListenError) Unwrap() error { return e.cause }
 
 // onlyUpstreams tells whether t renders under opt as last does but for
 // the upstreams of routes that look them up, which Caddy keeps only as
