@@ -86,9 +86,6 @@ func (f follower) run(ctx context.Context) error {
 	for {
 		up, err := f.follow(ctx)
 		f.src.setConnected(false)
-		if w, ok := f.src.(*Watcher); ok {
-			w.forgetIdentity() // the engine that answers next may be another
-		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}

@@ -60,10 +60,14 @@ func decideOptions(id *engine.Identity, o Options) contract.Options {
 // signal as an event, and dockroute drains on it).
 const podmanStops = "engine: %s announces a stop only when the container has exited, so its route goes then: an app should keep serving for a moment after its stop signal (or run behind a proxy that retries, as Caddy does)"
 
-// forgetIdentity has the next sync ask the engine again: it may have been
-// replaced (another engine on the same socket, an upgrade).
-func (w *Watcher) forgetIdentity() {
-	w.mu.Lock()
-	w.ident = nil
-	w.mu.Unlock()
+// setConnected records the link's state (link.setConnected); an engine
+// lost is asked again what it is at the next sync: the one that answers
+// may be another (an upgrade, another engine on the same socket).
+func (w *Watcher) setConnected(ok bool) {
+	if !ok {
+		w.mu.Lock()
+		w.ident = nil
+		w.mu.Unlock()
+	}
+	w.link.setConnected(ok)
 }
