@@ -211,3 +211,24 @@ func BenchmarkDecodeInspect(b *testing.B) {
 		}
 	}
 }
+
+// TestListSaysWhatItSays: an entry's health is API 1.52's field when it
+// has one ("none": no healthcheck), else the status text's; an entry that
+// says nothing of health or network mode (Podman's) keeps what the
+// inspect said.
+func TestListSaysWhatItSays(t *testing.T) {
+	data, err := os.ReadFile("testdata/list/api-1.52-and-podman.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := decodeJSON[[]Entry](bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := contract.Container{Health: "healthy", NetworkMode: "container:infra"}
+	for i, want := range []struct{ health, mode string }{{"unhealthy", "bridge"}, {"", "bridge"}, {"healthy", "container:infra"}} {
+		if c := Refresh(known, entries[i]); c.Health != want.health || c.NetworkMode != want.mode {
+			t.Errorf("entry %d: health %q mode %q, want %q %q", i, c.Health, c.NetworkMode, want.health, want.mode)
+		}
+	}
+}
