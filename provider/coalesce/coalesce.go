@@ -21,6 +21,12 @@ type Config struct {
 	// Retry is how long to wait before flushing again after a failed flush;
 	// it doubles with each further failure, up to MaxRetry.
 	Retry, MaxRetry time.Duration
+	// Urgent, when set, receives signals that flush at once, without
+	// waiting for quiet: a change that takes a backend out of routing,
+	// whose burst (a removal's kill, die, stop, destroy) would otherwise
+	// keep re-arming the quiet wait while the proxy still sends requests
+	// to it. What the burst brings after the flush goes in the next.
+	Urgent <-chan struct{}
 }
 
 // Run calls flush once per burst of values on kick, until ctx ends. When
@@ -43,6 +49,7 @@ func Run(ctx context.Context, cfg Config, kick <-chan struct{}, flush func() err
 			}
 			quiet.Reset(cfg.Quiet)
 			continue
+		case <-cfg.Urgent:
 		case <-quiet.C:
 		case <-deadline.C:
 		}

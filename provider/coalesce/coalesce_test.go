@@ -112,3 +112,19 @@ func TestNoQuietWindowFlushesAtOnce(t *testing.T) {
 		t.Fatalf("kicks during a flush gave %d flushes after it, want 1", got-1)
 	}
 }
+
+// TestUrgentSkipsTheQuietWait: a burst keeps the quiet window open (an
+// hour here), and only the urgent signal can flush it.
+func TestUrgentSkipsTheQuietWait(t *testing.T) {
+	var n atomic.Int32
+	urgent := make(chan struct{})
+	kick := start(t, Config{Quiet: time.Hour, MaxDelay: time.Hour, Retry: time.Hour, Urgent: urgent}, func() error { n.Add(1); return nil })
+	kick <- struct{}{}
+	urgent <- struct{}{}
+	waitFor(t, "the urgent flush", func() bool { return n.Load() == 1 })
+	kick <- struct{}{} // the rest of the burst waits for quiet as before
+	time.Sleep(50 * time.Millisecond)
+	if got := n.Load(); got != 1 {
+		t.Fatalf("%d flushes, want 1", got)
+	}
+}

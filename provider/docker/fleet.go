@@ -42,6 +42,7 @@ type Fleet struct {
 	grace   time.Duration
 	log     *slog.Logger
 	changed chan struct{}
+	urgent  chan struct{}
 
 	// vmu guards view, what Changes last handed out, and wake.
 	vmu  sync.Mutex
@@ -76,7 +77,7 @@ func NewFleet(eps []engine.Endpoint, opt Options, resync, grace time.Duration, l
 
 // NewFleetOf watches engines already connected (tests give fake ones).
 func NewFleetOf(members []*Member, opt Options, resync, grace time.Duration, log *slog.Logger) *Fleet {
-	f := &Fleet{members: members, grace: grace, log: log, changed: make(chan struct{}, 1), opt: opt, dropped: map[*Member]bool{}, view: newView(), tenure: contract.NewTenure(opt.Hold)}
+	f := &Fleet{members: members, grace: grace, log: log, changed: make(chan struct{}, 1), urgent: make(chan struct{}, 1), opt: opt, dropped: map[*Member]bool{}, view: newView(), tenure: contract.NewTenure(opt.Hold)}
 	for _, m := range members {
 		l := log
 		if len(members) > 1 {
@@ -108,6 +109,10 @@ func (f *Fleet) Close() {
 
 // Changed receives a value whenever the routes may have changed.
 func (f *Fleet) Changed() <-chan struct{} { return f.changed }
+
+// Urgent receives a value when a routed container left routing on any
+// engine: the publish that takes it out should go at once.
+func (f *Fleet) Urgent() <-chan struct{} { return f.urgent }
 
 func (f *Fleet) notify() {
 	select {
@@ -148,6 +153,11 @@ func (f *Fleet) Run(ctx context.Context) {
 					return
 				case <-m.Watcher.Changed():
 					f.notify()
+				case <-m.Watcher.Urgent():
+					select {
+					case f.urgent <- struct{}{}:
+					default:
+					}
 				}
 			}
 		})

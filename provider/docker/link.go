@@ -11,7 +11,11 @@ import (
 // the channels through which it says that something changed or is asked
 // to resync. Its state changes only as the follower reports.
 type link struct {
-	changed    chan struct{}
+	changed chan struct{}
+	// urgent receives a value when a routed container left routing: the
+	// publish that takes it out should not wait for the rest of its burst
+	// (a removal's kill, die, stop and destroy come ~90 ms apart).
+	urgent     chan struct{}
 	resyncNow  chan struct{}
 	reconnects atomic.Int64
 	// since is when the oldest change not yet taken by ChangedSince
@@ -27,7 +31,7 @@ type link struct {
 }
 
 func newLink() link {
-	return link{changed: make(chan struct{}, 1), resyncNow: make(chan struct{}, 1)}
+	return link{changed: make(chan struct{}, 1), urgent: make(chan struct{}, 1), resyncNow: make(chan struct{}, 1)}
 }
 
 // Changed receives a value whenever the source's verdicts changed since it
@@ -35,6 +39,17 @@ func newLink() link {
 func (l *link) Changed() <-chan struct{} { return l.changed }
 
 func (l *link) notify() { l.notifySince(time.Now()) }
+
+// Urgent receives a value when a routed container left routing, beside
+// the Changed that carries it.
+func (l *link) Urgent() <-chan struct{} { return l.urgent }
+
+func (l *link) notifyUrgent() {
+	select {
+	case l.urgent <- struct{}{}:
+	default:
+	}
+}
 
 // notifySince says that something changed, as a consequence of what
 // happened at t (an event's arrival, before the inspect it cost).

@@ -501,6 +501,7 @@ func (w *Watcher) setVerdictLocked(id string, v contract.Verdict, present bool) 
 		}
 		if old.Routed() {
 			w.log.Info("unrouted: container is gone", "container", old.Name, "id", contract.Short(id))
+			w.notifyUrgent()
 		}
 		return true
 	}
@@ -508,6 +509,9 @@ func (w *Watcher) setVerdictLocked(id string, v contract.Verdict, present bool) 
 		return false
 	}
 	w.verdicts.put(id, v)
+	if had && old.Routed() && !v.Routed() {
+		w.notifyUrgent()
+	}
 	switch {
 	case v.Routed() && w.routedLines == 0:
 		w.quietRouted++
