@@ -31,10 +31,16 @@ func (p FilePublisher) Path() string { return filepath.Join(p.Dir, p.Name) }
 // the file already holds data, so Traefik is not woken for a no-op. It
 // reports whether it wrote.
 //
-// The temporary file is created in the same directory (rename is atomic only
-// within a file system) and named ".dockroute.yml.tmp-*": Traefik's file
-// provider reads only names ending in .yml, .yaml or .toml, so it never
-// loads a half-written temporary file.
+// The temporary file is created in TempDir, a directory inside the one
+// Traefik watches (rename is atomic only within a file system), and named
+// ".dockroute.yml.tmp-*": Traefik's file provider reads only names ending
+// in .yml, .yaml or .toml, so it never loads a half-written temporary
+// file. Not beside the file itself: Traefik watches only the top
+// directory, and creating, writing and closing a file there were events
+// that had it load the old configuration once more before the rename —
+// and with its providersThrottleDuration (2 s by default) that load took
+// the slot, so the new routes waited out the throttle (measured: a new
+// router enabled 2.1 s after its container's start event).
 //
 // Nothing is fsynced. What the file says is which running containers serve
 // which hosts; a crash of the machine does not keep those containers (they
@@ -179,39 +185,66 @@ func notRegular(path string, m fs.FileMode) error {
 	return fmt.Errorf("%s is %s, not a regular file: dockroute will not replace it; remove it, or point --traefik-dir/--traefik-file elsewhere", path, kind)
 }
 
+// TempDir is the directory, inside the published one, where temporary
+// files are written; it is created once and left in place.
+const TempDir = ".dockroute-tmp"
+
 // tempPrefix begins the names of the publisher's temporary files.
 func (p FilePublisher) tempPrefix() string { return "." + p.Name + ".tmp-" }
 
 // IsTemp tells whether name (a base name) is one of the publisher's
-// temporary files.
-func (p FilePublisher) IsTemp(name string) bool { return strings.HasPrefix(name, p.tempPrefix()) }
+// temporary files, or their directory.
+func (p FilePublisher) IsTemp(name string) bool {
+	return name == TempDir || strings.HasPrefix(name, p.tempPrefix())
+}
 
-// RemoveTemps deletes temporary files a crash left in the directory, and
-// only those: nothing but the publisher's own name pattern is touched.
+// RemoveTemps deletes temporary files a crash left in the directory (or,
+// from before TempDir, beside the file), and only those: nothing but the
+// publisher's own name pattern is touched.
 func (p FilePublisher) RemoveTemps() (removed []string, err error) {
 	entries, err := os.ReadDir(p.Dir)
 	if err != nil {
 		return nil, err
 	}
 	var errs []error
-	for _, e := range entries {
-		if !e.Type().IsRegular() || !p.IsTemp(e.Name()) {
-			continue
+	remove := func(dir string, entries []os.DirEntry) {
+		for _, e := range entries {
+			if !e.Type().IsRegular() || !strings.HasPrefix(e.Name(), p.tempPrefix()) {
+				continue
+			}
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, err)
+				continue
+			}
+			removed = append(removed, e.Name())
 		}
-		if err := os.Remove(filepath.Join(p.Dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
-			continue
-		}
-		removed = append(removed, e.Name())
+	}
+	remove(p.Dir, entries)
+	if sub, err := os.ReadDir(filepath.Join(p.Dir, TempDir)); err == nil {
+		remove(filepath.Join(p.Dir, TempDir), sub)
 	}
 	return removed, errors.Join(errs...)
+}
+
+// tempDir is where writeAtomic creates its temporary file: TempDir, made
+// if missing, or dir itself when TempDir cannot be had (a directory the
+// publisher may write files in but not create directories in, or a file
+// in TempDir's place).
+func tempDir(dir string) string {
+	sub := filepath.Join(dir, TempDir)
+	if err := os.Mkdir(sub, 0o755); err == nil || errors.Is(err, fs.ErrExist) {
+		if fi, err := os.Stat(sub); err == nil && fi.IsDir() {
+			return sub
+		}
+	}
+	return dir
 }
 
 func writeAtomic(dir, name string, mode fs.FileMode, src io.WriterTo) (err error) {
 	if err := checkReplaceable(filepath.Join(dir, name)); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, "."+name+".tmp-*")
+	tmp, err := os.CreateTemp(tempDir(dir), "."+name+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("create temporary file: %w", err)
 	}

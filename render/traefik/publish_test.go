@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fsnotify/fsnotify"
 )
 
 func TestPublishWritesOnlyChanges(t *testing.T) {
@@ -32,8 +34,46 @@ func TestPublishWritesOnlyChanges(t *testing.T) {
 		t.Fatalf("changed publish: wrote=%v err=%v", wrote, err)
 	}
 	entries, _ := os.ReadDir(p.Dir)
-	if len(entries) != 1 {
-		t.Fatalf("directory holds %d entries, want only the config (no temporary files left)", len(entries))
+	if len(entries) != 2 || entries[0].Name() != TempDir || entries[1].Name() != "dockroute.yml" {
+		t.Fatalf("directory holds %v, want only the config and the temporary files' directory", entries)
+	}
+	if temps, _ := os.ReadDir(filepath.Join(p.Dir, TempDir)); len(temps) != 0 {
+		t.Fatalf("temporary files left: %v", temps)
+	}
+}
+
+// TestTraefikSeesOnlyTheRename: the publish's only event in the watched
+// directory is the rename (Traefik reloads on every event there, and its
+// throttle then delays the load that matters). inotify, as Traefik's
+// watcher uses it, records what a publish does to the directory.
+func TestTraefikSeesOnlyTheRename(t *testing.T) {
+	p := FilePublisher{Dir: t.TempDir(), Name: "dockroute.yml"}
+	if _, err := p.Publish([]byte("a: 1\n")); err != nil { // creates TempDir: an event, once
+		t.Fatal(err)
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.Add(p.Dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Publish([]byte("a: 2\n")); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for timeout := time.After(200 * time.Millisecond); ; {
+		select {
+		case ev := <-w.Events:
+			got = append(got, filepath.Base(ev.Name)+" "+ev.Op.String())
+			continue
+		case <-timeout:
+		}
+		break
+	}
+	if len(got) != 1 || got[0] != "dockroute.yml CREATE" {
+		t.Fatalf("a publish made these events in the watched directory: %v; want only the rename's CREATE", got)
 	}
 }
 
