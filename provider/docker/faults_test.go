@@ -413,9 +413,13 @@ func TestScope(t *testing.T) {
 	late := e.Run(app("late-foreign", "10.0.0.4"))
 	e.Run(enginetest.Container{Name: "late-mine", IP: "10.0.0.5", Labels: map[string]string{"team": "web"}, Env: []string{"VIRTUALHOST=late-mine.test", "PORT=8080"}})
 	waitRouted(t, w, 2*time.Second, "late-mine.test", "10.0.0.5:8080")
-	// The foreign start's event shows its labels: no inspect for it.
-	if n := e.Calls("ContainerInspect") - inspects; n != 1 {
-		t.Fatalf("%d inspects for one container in scope and one outside it; want 1", n)
+	// The foreign start's event shows its labels: no inspect for it. (A
+	// count of all inspects failed once under load: a late one of mine.)
+	if n := e.Calls("ContainerInspect "+late) + e.Calls("ContainerInspect "+foreign); n != 0 {
+		t.Fatalf("%d inspects of containers outside the scope; want 0", n)
+	}
+	if e.Calls("ContainerInspect")-inspects < 1 {
+		t.Fatal("the container in scope was not inspected")
 	}
 	for _, v := range w.Verdicts() {
 		if v.ID == foreign || v.ID == late {

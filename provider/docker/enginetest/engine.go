@@ -91,7 +91,8 @@ func New() *Engine {
 }
 
 // Calls tells how often a method (Ping, ContainerList, ContainerInspect,
-// Events) was called.
+// Events) was called; "ContainerInspect ID" counts the inspects of one
+// container.
 func (e *Engine) Calls(method string) int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -392,6 +393,9 @@ func (e *Engine) ContainerList(ctx context.Context, opts container.ListOptions) 
 
 // ContainerInspect inspects a container by ID or name.
 func (e *Engine) ContainerInspect(ctx context.Context, ref string) (container.InspectResponse, error) {
+	e.mu.Lock()
+	e.calls["ContainerInspect "+ref]++
+	e.mu.Unlock()
 	if err := e.enter(ctx, "ContainerInspect"); err != nil {
 		return container.InspectResponse{}, err
 	}
