@@ -66,6 +66,9 @@ type config struct {
 	TraefikLabels       bool
 	IPFamily            string
 	UnavailableGrace    time.Duration
+	Hold                time.Duration
+	HoldListen          string
+	HoldAdvertise       string
 	Health              string
 	TraefikDir          string
 	TraefikFile         string
@@ -85,6 +88,10 @@ type config struct {
 	// autoNetwork is the network --network auto resolved to: dockroute
 	// considers only containers on it.
 	autoNetwork string
+	// holdAt is where the running holding endpoint listens for the proxy
+	// and its token (nil when requests are not held): set by run once it
+	// listens, and carried over config reloads.
+	holdAt *holdTarget
 	// files holds what the operator's middlewares and auth files define
 	// now (not settings: the daemon keeps them current).
 	files operator.Files
@@ -121,12 +128,23 @@ func (c config) dockerOptions() docker.Options {
 }
 
 func (c config) caddyOptions() caddy.Options {
-	return caddy.Options{
+	o := caddy.Options{
 		ID: c.CaddyServer, Listen: splitList(c.CaddyListen), AutoHTTPS: c.CaddyTLS, NoRedirect: c.CaddyNoRedirect,
 		InsecureUpstream: c.UpstreamInsecure, Middlewares: c.files.Catalog, Auth: c.files.Groups,
 		DefaultHost: c.defaultHost(), Lookup: c.caddyLookup(),
 	}
+	if c.holdAt != nil {
+		o.Hold = &caddy.Hold{Dial: c.holdAt.addr, Token: c.holdAt.token, Limit: c.Hold}
+	}
+	return o
 }
+
+// holdTarget is the holding endpoint as the proxy reaches it.
+type holdTarget struct{ addr, token string }
+
+// holds tells whether requests for a host without containers are held:
+// only a host kept as down (--unavailable-grace) has requests to hold.
+func (c config) holds() bool { return c.Hold > 0 && c.UnavailableGrace > 0 }
 
 // dnsListen is where --caddy-dns listens: a port alone (1053 or :1053)
 // is on loopback, so the lookups are never offered to a network of
@@ -162,12 +180,16 @@ func (c config) defaultHost() string {
 }
 
 func (c config) traefikOptions() traefik.Options {
-	return traefik.Options{
+	o := traefik.Options{
 		EntryPoints: splitList(c.TraefikEntryPoints), TLS: c.TraefikTLS || c.TraefikCertResolver != "",
 		CertResolver: c.TraefikCertResolver, RedirectFrom: splitList(c.TraefikRedirect),
 		InsecureUpstream: c.UpstreamInsecure, Middlewares: c.files.Catalog, Auth: c.files.Groups,
 		DefaultHost: c.defaultHost(),
 	}
+	if c.holdAt != nil {
+		o.Hold = &traefik.Hold{URL: "http://" + c.holdAt.addr, Token: c.holdAt.token}
+	}
+	return o
 }
 
 // flags declares every setting on fs, bound to c.
@@ -193,6 +215,9 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.IPFamily, "ip-family", "auto", "backend address on a container's network: auto (IPv4, else IPv6 on an IPv6-only network), 4 (IPv4 only) or 6 (IPv6 where the container has it, else IPv4)")
 	fs.StringVar(&c.DefaultHost, "default-host", "", "requests for hosts no container routes go to this host's routes (as nginx-proxy's DEFAULT_HOST); default: 404")
 	settings.Duration(fs, &c.UnavailableGrace, "unavailable-grace", 5*time.Minute, "a host whose containers all stopped answers 503 (not 404) for this long, and keeps its settings (TLS, auth, middlewares) against other containers' claims; 0: at once 404")
+	settings.Duration(fs, &c.Hold, "hold", 30*time.Second, "a request for a host whose containers all stopped (a deploy, a restart, a crash) waits in dockroute for a ready container up to this long, then answers 503; 0: 503 at once")
+	fs.StringVar(&c.HoldListen, "hold-listen", "127.0.0.1:0", "where dockroute's holding endpoint listens for the proxy (HOST:PORT; port 0: any free one)")
+	fs.StringVar(&c.HoldAdvertise, "hold-advertise", "", "the address the proxy dials for the holding endpoint, when not --hold-listen's (a proxy in another container: dockroute:9494)")
 	fs.StringVar(&c.TraefikAPI, "traefik-api", "", "Traefik's API entrypoint (e.g. http://127.0.0.1:8080, with api: {} in Traefik's static config): read back which routers Traefik runs after each publish, and report delivery in /metrics, /healthz and explain")
 	fs.StringVar(&c.CaddyAdmin, "caddy-admin", "http://127.0.0.1:2019", "Caddy admin API address: http://HOST:PORT or unix//PATH")
 	fs.StringVar(&c.CaddyServer, "caddy-server", "dockroute", "name and @id of the Caddy server dockroute owns")
@@ -366,6 +391,15 @@ func (c config) validate(cmd string) error {
 	if c.IPFamily != "auto" && c.IPFamily != "4" && c.IPFamily != "6" {
 		return settings.Invalid("ip-family", "--ip-family %q: want auto, 4 or 6", c.IPFamily)
 	}
+	if c.Hold < 0 {
+		return settings.Invalid("hold", "--hold %v: must not be negative", c.Hold)
+	}
+	if _, _, err := net.SplitHostPort(c.HoldListen); err != nil && c.holds() {
+		return settings.Invalid("hold-listen", "--hold-listen %q: want HOST:PORT, e.g. 127.0.0.1:9494 or :9494", c.HoldListen)
+	}
+	if _, _, err := net.SplitHostPort(c.HoldAdvertise); err != nil && c.HoldAdvertise != "" {
+		return settings.Invalid("hold-advertise", "--hold-advertise %q: want HOST:PORT, e.g. dockroute:9494", c.HoldAdvertise)
+	}
 	if c.UnavailableGrace < 0 {
 		return settings.Invalid("unavailable-grace", "--unavailable-grace %v: must not be negative", c.UnavailableGrace)
 	}
@@ -471,6 +505,15 @@ func (c config) withOwnNetwork(network string) config {
 		return c
 	}
 	c.Network, c.autoNetwork = network, network
+	return c
+}
+
+// withHold is c with the running holding endpoint's target, when c still
+// holds requests.
+func (c config) withHold(at *holdTarget) config {
+	if c.holds() {
+		c.holdAt = at
+	}
 	return c
 }
 

@@ -171,6 +171,9 @@ func servers(t testing.TB, path string) map[string][]string {
 		for _, s := range cfg.HTTP.Services[r.Service].LoadBalancer.Servers {
 			out[host] = append(out[host], s.URL)
 		}
+		if out[host] = traefiktest.AppServers(out[host]); len(out[host]) == 0 {
+			delete(out, host) // down, its requests held
+		}
 		slices.Sort(out[host])
 	}
 	return out

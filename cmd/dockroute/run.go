@@ -1,7 +1,10 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +27,7 @@ import (
 	"github.com/dockroute/dockroute/provider/route"
 	"github.com/dockroute/dockroute/provider/watchfile"
 	"github.com/dockroute/dockroute/render/caddy"
+	"github.com/dockroute/dockroute/render/hold"
 	"github.com/dockroute/dockroute/render/output"
 )
 
@@ -57,6 +61,11 @@ type daemon struct {
 	// uses it.
 	changedSince time.Time
 
+	// hold holds requests for hosts whose containers all stopped (nil
+	// with --hold 0), listening on holdL.
+	hold  *hold.Endpoint
+	holdL net.Listener
+
 	kick      chan struct{} // anything changed: publish again
 	published atomic.Bool   // a complete publish has happened
 	// publishErr is the error of the last publish attempt, nil when it
@@ -75,8 +84,15 @@ func run(ctx context.Context, cfg config, args []string) error {
 	level := new(slog.LevelVar)
 	level.Set(cfg.LogLevel)
 	log := cfg.logger(os.Stderr, level)
+	holder, holdL, err := listenHold(&cfg, log)
+	if err != nil {
+		return err
+	}
 	p, err := bringUp(ctx, cfg, log, true, true)
 	if err != nil {
+		if holdL != nil {
+			holdL.Close()
+		}
 		return err
 	}
 	defer p.fleet.Close()
@@ -89,8 +105,12 @@ func run(ctx context.Context, cfg config, args []string) error {
 		kick:   make(chan struct{}, 1),
 		routes: route.NewBuilder(),
 		recent: route.NewRecent(p.cfg.UnavailableGrace),
+		hold:   holder, holdL: holdL,
 	}
 	d.metrics = metrics.New(d.fleet, d.out.Delivery())
+	if holder != nil {
+		d.metrics.CountHolds(holder.Stats)
+	}
 	if co, ok := p.out.(*caddy.Output); ok {
 		co.OnError = d.metrics.CaddyError
 		if co.Lookup() != nil {
@@ -129,6 +149,14 @@ func (d *daemon) run(ctx context.Context) error {
 		d.log.Info("answering caddy's upstream lookups", "addr", addr, "caddy_asks", d.config().caddyLookup().Resolver)
 		goroutine(func() { serve(ctx) })
 	}
+	if d.holdL != nil {
+		d.log.Info("holding requests for hosts whose containers all stopped until one is ready", "limit", d.hold.Limit, "listen", d.holdL.Addr().String(), "proxy_dials", d.config().holdAt.addr)
+		goroutine(func() {
+			if err := d.hold.Serve(ctx, d.holdL); err != nil {
+				d.log.Error("the holding endpoint stopped", "err", err)
+			}
+		})
+	}
 	goroutine(func() { d.fleet.Run(ctx) })
 	goroutine(func() { d.out.Watch(ctx, d.poke) })
 	goroutine(func() { forward(ctx, d.fleet.Changed(), d.poke) })
@@ -144,7 +172,9 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	goroutine(func() { d.onSIGHUP(ctx) })
 
-	coalesce.Run(ctx, d.config().Coalesce, d.kick, func() error { return d.publish(ctx) })
+	co := d.config().Coalesce
+	co.Urgent = d.fleet.Urgent()
+	coalesce.Run(ctx, co, d.kick, func() error { return d.publish(ctx) })
 	cancel()
 	wg.Wait()
 	d.log.Info("dockroute stopped")
@@ -207,6 +237,11 @@ func (d *daemon) publish(ctx context.Context) error {
 	if since := d.fleet.ChangedSince(); !since.IsZero() && (d.changedSince.IsZero() || since.Before(d.changedSince)) {
 		d.changedSince = since
 	}
+	if d.hold != nil {
+		// Before the proxy: requests it holds go to a new container at
+		// once, while the proxy loads its new config.
+		d.hold.Update(t)
+	}
 	start := time.Now()
 	did, err := d.out.Publish(ctx, t)
 	took := time.Since(start)
@@ -267,7 +302,7 @@ func (d *daemon) reload() {
 		d.log.Error("config file not reloaded; keeping the running config", "err", strings.TrimSpace(msg.String()))
 		return
 	}
-	next = next.withOwnNetwork(d.ownNetwork)
+	next = next.withOwnNetwork(d.ownNetwork).withHold(d.cfg.holdAt)
 	d.mu.Lock()
 	changed := changedKeys(d.cfg, next)
 	var live, restart []string
@@ -448,4 +483,20 @@ func (d *daemon) logPublishError(err error) {
 		return
 	}
 	d.log.Debug("publish failed again; will retry", "output", d.out.String(), "err", err)
+}
+
+// listenHold opens the holding endpoint's listener when cfg holds
+// requests, and records in cfg where the proxy reaches it.
+func listenHold(cfg *config, log *slog.Logger) (*hold.Endpoint, net.Listener, error) {
+	if !cfg.holds() {
+		return nil, nil, nil
+	}
+	l, err := net.Listen("tcp", cfg.HoldListen)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--hold-listen: %w", err)
+	}
+	tok := make([]byte, 16)
+	rand.Read(tok)
+	cfg.holdAt = &holdTarget{addr: cmp.Or(cfg.HoldAdvertise, l.Addr().String()), token: hex.EncodeToString(tok)}
+	return &hold.Endpoint{Limit: cfg.Hold, Token: cfg.holdAt.token, InsecureUpstream: cfg.UpstreamInsecure, Log: log}, l, nil
 }

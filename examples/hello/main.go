@@ -25,6 +25,8 @@
 //	hello healthcheck   exit 0 if /healthz answers 200
 //	hello unhealthy     make /healthz answer 503 from now on
 //	hello healthy       undo that
+//	hello crash         make the server exit at once with status 2, as a
+//	                    crashing app does (no stop signal, no kill event)
 package main
 
 import (
@@ -65,6 +67,9 @@ func main() {
 			stopSignals = append(stopSignals, sig)
 		}
 	}
+	crash := make(chan os.Signal, 1)
+	signal.Notify(crash, syscall.SIGUSR2)
+	go func() { <-crash; os.Exit(2) }() // `hello crash`
 	ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
 	defer stop()
 
@@ -222,6 +227,13 @@ func subcommand(cmd, port string) int {
 		return 0
 	case "healthy":
 		os.Remove(unhealthyMarker)
+		return 0
+	case "crash":
+		// PID 1 gets only the signals it handles: main handles SIGUSR2.
+		if err := syscall.Kill(1, syscall.SIGUSR2); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
 		return 0
 	}
 	fmt.Fprintf(os.Stderr, "hello: unknown subcommand %q\n", cmd)

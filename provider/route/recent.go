@@ -1,6 +1,7 @@
 package route
 
 import (
+	"net"
 	"time"
 )
 
@@ -117,6 +118,7 @@ func (r *Recent) rememberGone(routes []Route, now time.Time) {
 		if i < len(routes) && compareRoutes(&routes[i], &p) == 0 || p.TCP {
 			continue
 		}
+		p.LastPort = sharedPort(p.Servers)
 		p.Servers = nil
 		r.down[key{p.Host, p.Path, p.TCP}] = recentRoute{route: p, until: now.Add(r.grace)}
 	}
@@ -132,4 +134,17 @@ func (r *Recent) Forget() int {
 	n := len(r.down)
 	clear(r.down)
 	return n
+}
+
+// sharedPort is the port every server listens on, "" when they differ.
+func sharedPort(servers []string) string {
+	port := ""
+	for i, s := range servers {
+		_, p, err := net.SplitHostPort(s)
+		if err != nil || i > 0 && p != port {
+			return ""
+		}
+		port = p
+	}
+	return port
 }

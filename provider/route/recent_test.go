@@ -20,7 +20,7 @@ func TestRecentKeepsLostRoutesForTheGrace(t *testing.T) {
 	onlyB := Build([]Backend{{Name: "b", Host: "b.test", Server: "10.0.0.2:80"}})
 	lost := t0.Add(10 * time.Second)
 	got, next := r.Keep(onlyB, lost)
-	want := Table{Routes: []Route{{Host: "a.test", Auth: "ops"}, onlyB.Routes[0]}}
+	want := Table{Routes: []Route{{Host: "a.test", Auth: "ops", LastPort: "80"}, onlyB.Routes[0]}}
 	if !got.Equal(want) {
 		t.Fatalf("a.test lost its server: got %+v, want it kept without servers (and the passthrough gone)", got.Routes)
 	}

@@ -65,6 +65,11 @@ type Route struct {
 	Auth        string
 	TCP         bool
 	Servers     []string
+	// LastPort is, on a down route (no servers), the port its servers all
+	// had ("" when they differed): a proxy that looks servers up by a name
+	// made of host, path and port can keep asking under the same name, and
+	// find the next container the moment it is ready.
+	LastPort string
 }
 
 // Table is the desired routing: routes sorted by host then path, servers
@@ -184,5 +189,16 @@ func (t Table) Equal(o Table) bool {
 // Equal tells whether two routes are the same in every field.
 func (r Route) Equal(o Route) bool {
 	return r.Host == o.Host && r.Path == o.Path && r.TCP == o.TCP && r.Strip == o.Strip && r.Edge == o.Edge && r.Proto == o.Proto &&
-		r.Middlewares == o.Middlewares && r.Auth == o.Auth && slices.Equal(r.Servers, o.Servers)
+		r.Middlewares == o.Middlewares && r.Auth == o.Auth && slices.Equal(r.Servers, o.Servers) && r.LastPort == o.LastPort
+}
+
+// Find returns t's HTTP route for exactly host and path (a binary search:
+// t is sorted).
+func (t Table) Find(host, path string) (Route, bool) {
+	want := Route{Host: host, Path: path}
+	i, ok := slices.BinarySearchFunc(t.Routes, &want, func(r Route, w *Route) int { return compareRoutes(&r, w) })
+	if !ok {
+		return Route{}, false
+	}
+	return t.Routes[i], true
 }

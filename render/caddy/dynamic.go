@@ -23,6 +23,15 @@ type target struct {
 	addrs      []netip.Addr
 }
 
+// nowhere is the answer for a down route: the limited broadcast address,
+// which no container has and which a TCP dial refuses at once (network
+// unreachable). Caddy finds no upstream to use and retries — the request
+// is held — asking again once the answer is Refresh old. Answering
+// nothing would not do: a failed lookup makes Caddy fall back to the
+// upstreams its config lists, which are the stopped containers', and
+// Docker may have given such an address to another container since.
+var nowhere = netip.AddrFrom4([4]byte{255, 255, 255, 255})
+
 // lookupTarget returns r's target; ok is false for a route whose upstreams
 // cannot be looked up: servers that are not IP addresses (a routes file
 // may name hosts) or replicas listening on different ports. Such a route
@@ -34,8 +43,16 @@ type target struct {
 // old config still asks for until the new config is loaded) are gone
 // instead of wrong.
 func lookupTarget(r route.Route) (t target, ok bool) {
-	if len(r.Servers) == 0 || r.TCP {
+	if r.TCP {
 		return t, false
+	}
+	if r.Down() {
+		// Asked for under the name it had: the next container found there.
+		if r.LastPort == "" {
+			return t, false
+		}
+		t.port, t.addrs = r.LastPort, []netip.Addr{nowhere}
+		return t.named(r), true
 	}
 	for _, s := range r.Servers {
 		host, port, err := net.SplitHostPort(s)
@@ -56,9 +73,14 @@ func lookupTarget(r route.Route) (t target, ok bool) {
 		// cannot say it twice, so keep the upstreams in the config.
 		return t, false
 	}
+	return t.named(r), true
+}
+
+// named is t with the name of r's host, path and t's port.
+func (t target) named(r route.Route) target {
 	sum := sha256.Sum256([]byte(r.Host + "\x00" + r.Path + "\x00" + t.port))
 	t.name = "r" + hex.EncodeToString(sum[:10]) + lookupDomain
-	return t, true
+	return t
 }
 
 // dynamic is the reverse_proxy source for r, nil without lookups or when

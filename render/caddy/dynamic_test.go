@@ -348,3 +348,48 @@ func TestNextAnswersIsAnswers(t *testing.T) {
 		t.Fatalf("from no answers: %v", got)
 	}
 }
+
+// TestDownRouteKeepsItsLookup: with holding and lookups, a route that lost
+// its last server renders as it did (Caddy keeps asking under the same
+// name, with no config load), minus its fallback upstreams, and its name
+// is answered with nowhere, never nothing: a failed lookup would send
+// Caddy to the stopped containers' addresses its config still lists.
+func TestDownRouteKeepsItsLookup(t *testing.T) {
+	opt := Options{ID: "dockroute", Listen: []string{":80"}, Lookup: &Lookup{Resolver: "udp/127.0.0.1:1053", Refresh: time.Second},
+		Hold: &Hold{Dial: "127.0.0.1:9494", Token: "tok", Limit: 30 * time.Second}}
+	up := route.Route{Host: "a.test", Servers: []string{"172.17.0.2:8080"}}
+	down := route.Route{Host: "a.test", LastPort: "8080"}
+	ru, rd := proxyRoute(up, opt), proxyRoute(down, opt)
+	if !reflectEqualJSON(t, withoutUpstreams(ru), withoutUpstreams(rd)) {
+		t.Fatalf("down route renders differently:\nup   %s\ndown %s", mustJSON(t, ru), mustJSON(t, rd))
+	}
+	if got := ru.Handle[len(ru.Handle)-1].LoadBalancing.TryDuration; got != "30s" {
+		t.Errorf("try_duration %q, want the hold", got)
+	}
+	a := Answers(route.Table{Routes: []route.Route{down}})
+	tg, _ := lookupTarget(up)
+	if got := a[tg.name]; len(got) != 1 || got[0] != nowhere {
+		t.Fatalf("down route answered %v, want %v", got, nowhere)
+	}
+	// Without lookups (or without a port to look up) the endpoint holds
+	// it, told by headers which route; with no hold, 503 as before.
+	opt.Lookup = nil
+	if h := proxyRoute(down, opt).Handle; !strings.Contains(string(h[len(h)-1].Raw), `"X-Dockroute-Route":["a.test"]`) {
+		t.Errorf("held route without lookups: %s", mustJSON(t, h))
+	}
+	opt.Hold = nil
+	if h := proxyRoute(down, opt).Handle; h[0].StatusCode != 503 {
+		t.Errorf("down route without holding: %s", mustJSON(t, h))
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func reflectEqualJSON(t *testing.T, a, b any) bool { return mustJSON(t, a) == mustJSON(t, b) }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/dockroute/dockroute/provider/route"
 	"github.com/dockroute/dockroute/render/auth"
+	"github.com/dockroute/dockroute/render/hold"
 	mw "github.com/dockroute/dockroute/render/middleware"
 )
 
@@ -43,6 +44,21 @@ type Options struct {
 	// Lookup, when set, has Caddy ask dockroute for each route's upstreams
 	// by DNS, so that a replica starting or stopping needs no config load.
 	Lookup *Lookup
+	// Hold, when set, sends a down route's requests to dockroute's
+	// holding endpoint (render/hold) instead of answering 503.
+	Hold *Hold
+}
+
+// Hold is the holding endpoint's address for Caddy to dial, and the token
+// it requires.
+type Hold struct {
+	Dial  string // "127.0.0.1:9494"
+	Token string
+	// Limit is how long a request may be held. With lookups Caddy holds
+	// it itself: a route keeps asking for its upstreams under the same
+	// name while it is down (no config load, so no retry is cut short)
+	// for up to Limit, its try_duration.
+	Limit time.Duration
 }
 
 // Lookup is where Caddy asks for upstreams and how often.
@@ -60,7 +76,8 @@ type Lookup struct {
 func (o Options) Equal(p Options) bool {
 	return o.ID == p.ID && slices.Equal(o.Listen, p.Listen) && o.AutoHTTPS == p.AutoHTTPS && o.NoRedirect == p.NoRedirect &&
 		o.InsecureUpstream == p.InsecureUpstream && o.Middlewares.Equal(p.Middlewares) && o.Auth.Equal(p.Auth) &&
-		o.DefaultHost == p.DefaultHost && (o.Lookup == nil) == (p.Lookup == nil) && (o.Lookup == nil || *o.Lookup == *p.Lookup)
+		o.DefaultHost == p.DefaultHost && (o.Lookup == nil) == (p.Lookup == nil) && (o.Lookup == nil || *o.Lookup == *p.Lookup) &&
+		(o.Hold == nil) == (p.Hold == nil) && (o.Hold == nil || *o.Hold == *p.Hold)
 }
 
 // The types below are the subset of Caddy's JSON that dockroute writes. Each
@@ -74,6 +91,15 @@ type Server struct {
 	Listen         []string   `json:"listen"`
 	Routes         []Route    `json:"routes"`
 	AutomaticHTTPS *AutoHTTPS `json:"automatic_https,omitempty"`
+	// Errors, with holding, turns a request held past the limit (Caddy's
+	// own 502 or 503: no upstream answered) into 503 with Retry-After.
+	Errors *ServerErrors `json:"errors,omitempty"`
+}
+
+// ServerErrors is the server's errors block: routes for handler errors
+// (never an app's own answers, which are responses, not errors).
+type ServerErrors struct {
+	Routes []Route `json:"routes"`
 }
 
 // AutoHTTPS is the server's automatic_https block.
@@ -97,6 +123,8 @@ type Route struct {
 type Match struct {
 	Host       []string     `json:"host,omitempty"`
 	PathRegexp *PathPattern `json:"path_regexp,omitempty"`
+	// Vars matches placeholders' values (the error routes' status).
+	Vars map[string][]string `json:"vars,omitempty"`
 }
 
 // PathPattern is the path_regexp matcher's value. Caddy matches it against
@@ -251,7 +279,20 @@ func Render(t route.Table, opt Options) Server {
 	// The default host's routes come after every host's.
 	s.Routes = append(s.Routes, defaults...)
 	s.Routes = append(s.Routes, notFound)
+	if opt.Hold != nil {
+		s.Errors = &ServerErrors{Routes: []Route{heldTooLong}}
+	}
 	return s
+}
+
+// heldTooLong answers a request Caddy held past --hold (its try_duration):
+// no container became ready, and Caddy's last error was a failed dial
+// (502) or no upstream at all (503). As the holding endpoint does: 503,
+// with Retry-After.
+var heldTooLong = Route{
+	Match:    []Match{{Vars: map[string][]string{"{http.error.status_code}": {"502", "503"}}}},
+	Handle:   []Handler{unavailable("this host")},
+	Terminal: true,
 }
 
 func boolInt(b bool) int {
@@ -274,9 +315,13 @@ func proxyRoute(r route.Route, opt Options) Route {
 		// Whole segments, as in the Traefik rule: /api and /api/…, not /apix.
 		m.PathRegexp = &PathPattern{Pattern: "^" + regexp.QuoteMeta(r.Path) + "(/.*)?$"}
 	}
-	if r.Down() {
+	if r.Down() && opt.Hold == nil {
 		return Route{Match: []Match{m}, Handle: []Handler{unavailable(r.Host)}, Terminal: true}
 	}
+	// A down route that Caddy looks up is rendered as when up, without
+	// fallback upstreams: Caddy keeps asking under the same name, and its
+	// retries hold the request (no config load: nothing cuts them short).
+	dyn := dynamic(r, opt.Lookup)
 	handle, missing := guards(r, opt)
 	if missing != "" {
 		// Fail closed: never serve a protected route without its guard.
@@ -285,15 +330,24 @@ func proxyRoute(r route.Route, opt Options) Route {
 	if r.Path != "" && r.Strip {
 		handle = append(handle, Handler{Handler: "rewrite", StripPathPrefix: r.Path})
 	}
+	if r.Down() && dyn == nil {
+		// Held: the request passes the route's guards, then waits in
+		// dockroute for a ready container.
+		return Route{Match: []Match{m}, Handle: append(handle, held(r, opt.Hold)), Terminal: true}
+	}
+	try := "5s"
+	if dyn != nil && opt.Hold != nil {
+		try = opt.Hold.Limit.String()
+	}
 	return Route{
 		Match: []Match{m},
 		Handle: append(handle, Handler{
 			Handler:          "reverse_proxy",
 			Upstreams:        ups,
-			DynamicUpstreams: dynamic(r, opt.Lookup),
+			DynamicUpstreams: dyn,
 			LoadBalancing: &LoadBalancing{
 				SelectionPolicy: &SelectionPolicy{Policy: "round_robin"},
-				TryDuration:     "5s",
+				TryDuration:     try,
 				TryInterval:     "10ms",
 			},
 			HealthChecks: &HealthChecks{Passive: &PassiveHealth{FailDuration: "1s"}},
@@ -301,6 +355,21 @@ func proxyRoute(r route.Route, opt Options) Route {
 		}),
 		Terminal: true,
 	}
+}
+
+// held is the handler of a down route with holding on: a reverse proxy to
+// the holding endpoint, telling it that Caddy asks, and for which route.
+// Caddy keeps the Host header and sets X-Forwarded-For, as to the app.
+func held(r route.Route, h *Hold) Handler {
+	raw, _ := json.Marshal(map[string]any{
+		"handler":   "reverse_proxy",
+		"upstreams": []Upstream{{Dial: h.Dial}},
+		"headers": map[string]any{"request": map[string]any{"set": map[string][]string{
+			hold.TokenHeader: {h.Token}, hold.RouteHeader: {hold.RouteValue(r.Host, r.Path)},
+		}}},
+		"transport": Transport{Protocol: "http", DialTimeout: "1s"},
+	})
+	return Handler{Raw: raw}
 }
 
 // unavailable answers for a down route: 503 and a short page, with

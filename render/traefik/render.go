@@ -8,12 +8,14 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/dockroute/dockroute/provider/route"
 	"github.com/dockroute/dockroute/render/auth"
+	"github.com/dockroute/dockroute/render/hold"
 	mw "github.com/dockroute/dockroute/render/middleware"
 )
 
@@ -54,6 +56,19 @@ const (
 	retryAttempts   = 3
 )
 
+// holdRetryMiddleware replaces retryMiddleware with holding on: it also
+// retries a 502 (the server reset a request it had received: a crash, or
+// a keep-alive connection closed by a stopping server as the request
+// went out), for methods that may be sent twice (not POST, PATCH or
+// LOCK: Traefik's rule), whose body it can keep (up to
+// holdRetryBodyBytes; a larger one streams, without that retry).
+const (
+	holdRetryMiddleware = NamePrefix + "retry-hold"
+	holdRetryBodyBytes  = 64 << 10
+)
+
+var holdRetry = &retry{Attempts: retryAttempts, Status: []string{"502"}, MaxRequestBodyBytes: holdRetryBodyBytes}
+
 // Options are dockroute's global Traefik settings; a container's labels
 // (route.Edge) override them per route.
 type Options struct {
@@ -73,6 +88,16 @@ type Options struct {
 	// DefaultHost is the exact host whose routes also answer requests for
 	// hosts no router matches (--default-host); "" for none.
 	DefaultHost string
+	// Hold, when set, sends a down route's requests to dockroute's
+	// holding endpoint (render/hold) instead of answering 503.
+	Hold *Hold
+}
+
+// Hold is where the holding endpoint listens for the proxy, and the token
+// it requires.
+type Hold struct {
+	URL   string // "http://127.0.0.1:9494"
+	Token string
 }
 
 // Equal tells whether two option sets render alike.
@@ -111,8 +136,22 @@ type httpConfig struct {
 }
 
 type serversTransport struct {
-	InsecureSkipVerify bool `yaml:"insecureSkipVerify"`
+	InsecureSkipVerify bool                `yaml:"insecureSkipVerify"`
+	ForwardingTimeouts *forwardingTimeouts `yaml:"forwardingTimeouts,omitempty"`
 }
+
+type forwardingTimeouts struct {
+	DialTimeout string `yaml:"dialTimeout"`
+}
+
+// dialTransport bounds Traefik's dial to a server: a stopped container's
+// address answers nothing, and Traefik's default dial timeout (30 s) held
+// a request that long before its 502 (or the retry on another replica).
+// A container on a bridge answers a dial in well under a millisecond.
+const (
+	dialTransport = NamePrefix + "dial"
+	dialTimeout   = "1s"
+)
 
 // insecureTransport names the servers transport of https backends whose
 // certificates are not verified (--upstream-insecure).
@@ -146,7 +185,9 @@ type middleware struct {
 }
 
 type retry struct {
-	Attempts int `yaml:"attempts"`
+	Attempts            int      `yaml:"attempts"`
+	Status              []string `yaml:"status,flow,omitempty"`
+	MaxRequestBodyBytes int64    `yaml:"maxRequestBodyBytes,omitempty"`
 }
 
 type stripPrefix struct {
@@ -165,10 +206,19 @@ type service struct {
 type loadBalancer struct {
 	Servers          []server `yaml:"servers"`
 	ServersTransport string   `yaml:"serversTransport,omitempty"`
+	// PassiveHealthCheck is set with holding (see addHold).
+	PassiveHealthCheck *passiveHealthCheck `yaml:"passiveHealthCheck,omitempty"`
 }
 
 type server struct {
-	URL string `yaml:"url"`
+	URL          string `yaml:"url"`
+	Weight       *int   `yaml:"weight,omitempty"`
+	PreservePath bool   `yaml:"preservePath,omitempty"`
+}
+
+type passiveHealthCheck struct {
+	FailureWindow     string `yaml:"failureWindow"`
+	MaxFailedAttempts int    `yaml:"maxFailedAttempts"`
 }
 
 // Render returns the file contents for t. It is deterministic: equal tables
@@ -215,20 +265,23 @@ func addRoute(h *httpConfig, r route.Route, opt Options) {
 	if r.Edge.EntryPoints != "" {
 		rt.EntryPoints = strings.Split(r.Edge.EntryPoints, ",")
 	}
-	if r.Down() {
+	held := r.Down() && opt.Hold != nil
+	if r.Down() && !held {
 		// A down route answers 503 to everyone (its guards have nothing to
 		// protect), telling clients to come back rather than cache it.
 		h.Middlewares[unavailableMiddleware] = middleware{Raw: unavailableHeaders}
 		rt.Middlewares = []string{unavailableMiddleware}
 	} else {
+		// A held request reaches the app once one is ready: it passes
+		// the route's guards first, as any other.
 		rt.Middlewares = guards(h, r, opt)
 	}
-	if r.Strip && r.Path != "" && !r.Down() {
+	if r.Strip && r.Path != "" && (!r.Down() || held) {
 		mw := NamePrefix + "strip-" + encode(r.Host, r.Path)
 		h.Middlewares[mw] = middleware{StripPrefix: &stripPrefix{Prefixes: []string{r.Path}}}
 		rt.Middlewares = append(rt.Middlewares, mw)
 	}
-	if len(r.Servers) > 1 {
+	if len(r.Servers) > 1 && opt.Hold == nil {
 		h.Middlewares[retryMiddleware] = middleware{Retry: &retry{Attempts: retryAttempts}}
 		rt.Middlewares = append(rt.Middlewares, retryMiddleware)
 	}
@@ -251,10 +304,6 @@ func addRoute(h *httpConfig, r route.Route, opt Options) {
 			h.Middlewares[redirectMiddleware] = middleware{RedirectScheme: &redirectScheme{Scheme: "https", Permanent: true}}
 		}
 	}
-	h.Routers[name] = rt
-	if r.Host == opt.DefaultHost {
-		addDefault(h, r, rt, opt)
-	}
 	scheme := "http://"
 	switch r.Proto {
 	case "https":
@@ -266,12 +315,24 @@ func addRoute(h *httpConfig, r route.Route, opt Options) {
 	for _, s := range r.Servers {
 		lb.Servers = append(lb.Servers, server{URL: scheme + s})
 	}
-	if r.Proto == "https" && opt.InsecureUpstream {
+	if h.ServersTransports == nil {
+		h.ServersTransports = map[string]serversTransport{}
+	}
+	if opt.Hold != nil {
+		addHold(h, &rt, &lb, r, opt.Hold)
+	}
+	h.Routers[name] = rt
+	if r.Host == opt.DefaultHost {
+		addDefault(h, r, rt, opt)
+	}
+	switch {
+	case held:
+	case r.Proto == "https" && opt.InsecureUpstream:
 		lb.ServersTransport = insecureTransport
-		if h.ServersTransports == nil {
-			h.ServersTransports = map[string]serversTransport{}
-		}
-		h.ServersTransports[insecureTransport] = serversTransport{InsecureSkipVerify: true}
+		h.ServersTransports[insecureTransport] = serversTransport{InsecureSkipVerify: true, ForwardingTimeouts: &forwardingTimeouts{DialTimeout: dialTimeout}}
+	case len(r.Servers) > 0:
+		lb.ServersTransport = dialTransport
+		h.ServersTransports[dialTransport] = serversTransport{ForwardingTimeouts: &forwardingTimeouts{DialTimeout: dialTimeout}}
 	}
 	h.Services[name] = service{LoadBalancer: lb}
 }
@@ -294,6 +355,47 @@ func addDefault(h *httpConfig, r route.Route, rt router, opt Options) {
 			EntryPoints: opt.RedirectFrom, Middlewares: []string{redirectMiddleware},
 		}
 	}
+}
+
+// holdWeight is an app server's weight beside the holding endpoint's 1:
+// Traefik's weighted round robin sends the endpoint one request in
+// 10,001 while the apps are up (it forwards that one to them at once),
+// and every request once passive health checking has marked them down.
+// Not more: to skip a server marked down, Traefik's balancer steps its
+// schedule about holdWeight times under a lock, per request (at 2^30 a
+// request waited 30 s, and every other with it).
+const holdWeight = 10000
+
+// holdServer is the holding endpoint as a server of r's service: its URL
+// path names the route and carries the token, so that only the endpoint
+// ever sees the token (preservePath puts the path on this server alone).
+func holdServer(r route.Route, hd *Hold) server {
+	scheme := "http"
+	if r.Proto == "h2c" {
+		scheme = "h2c" // gRPC: HTTP/2 all the way
+	}
+	u, _ := url.Parse(hd.URL)
+	return server{URL: scheme + "://" + u.Host + hold.Path(hd.Token, r.Host, r.Path), Weight: new(1), PreservePath: true}
+}
+
+// addHold gives r's service the holding endpoint: as its only server when
+// r is down, else beside the app servers, which passive health checking
+// marks down on the first failed request (a container that stopped or
+// crashed, before Traefik loads the config without it), and the retry
+// middleware then sends that request to the endpoint, which holds it
+// until a container is ready.
+func addHold(h *httpConfig, rt *router, lb *loadBalancer, r route.Route, hd *Hold) {
+	if r.Down() {
+		lb.Servers = []server{holdServer(r, hd)}
+		return
+	}
+	for i := range lb.Servers {
+		lb.Servers[i].Weight = new(holdWeight)
+	}
+	lb.Servers = append(lb.Servers, holdServer(r, hd))
+	lb.PassiveHealthCheck = &passiveHealthCheck{FailureWindow: "1s", MaxFailedAttempts: 1}
+	h.Middlewares[holdRetryMiddleware] = middleware{Retry: holdRetry}
+	rt.Middlewares = append(rt.Middlewares, holdRetryMiddleware)
 }
 
 // Name is the router and service name for a host and path prefix. Hosts

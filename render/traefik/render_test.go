@@ -70,6 +70,15 @@ var goldens = map[string]golden{
 			{Host: "app.example.com", TCP: true, Edge: route.Edge{EntryPoints: "tls"}, Servers: []string{"172.17.0.3:8443", "172.17.0.4:8443"}},
 		}},
 	},
+	"hold": {
+		opt: Options{Hold: &Hold{URL: "http://127.0.0.1:9494", Token: "0123456789abcdef"}, Auth: testGroups, Middlewares: testCatalog},
+		table: route.Table{Routes: []route.Route{
+			{Host: "one.example.com", Servers: []string{"172.17.0.2:8080"}},
+			{Host: "two.example.com", Servers: []string{"172.17.0.3:80", "172.17.0.4:80"}},
+			{Host: "down.example.com", Path: "/api", Strip: true, Auth: "staff", LastPort: "80"},
+			{Host: "grpc.example.com", Proto: "h2c"},
+		}},
+	},
 	"paths_tls_redirect": {
 		opt: Options{EntryPoints: []string{"websecure"}, TLS: true, CertResolver: "le", RedirectFrom: []string{"web"}},
 		table: route.Table{Routes: []route.Route{
@@ -138,6 +147,10 @@ func TestGolden(t *testing.T) {
 				var want []string
 				for _, s := range r.Servers {
 					want = append(want, scheme+s)
+				}
+				if g.opt.Hold != nil {
+					// The holding endpoint, beside the apps or alone.
+					want = append(want, holdServer(r, g.opt.Hold).URL)
 				}
 				if got := routes[reqs[i]]; got.Router != Name(r.Host, r.Path) || !slices.Equal(got.Servers, want) {
 					t.Errorf("%s routes to %+v, want router %s servers %v", reqs[i], got, Name(r.Host, r.Path), want)

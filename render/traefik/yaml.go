@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // The writers below write dockroute's YAML by hand, one named block at a
@@ -82,6 +83,10 @@ func writeMiddleware(buf *bytes.Buffer, name string, m middleware) {
 	if m.Retry != nil {
 		line(buf, 6, "retry:")
 		kv(buf, 8, "attempts", strconv.Itoa(m.Retry.Attempts))
+		if len(m.Retry.Status) > 0 {
+			kv(buf, 8, "status", `["`+strings.Join(m.Retry.Status, `", "`)+`"]`)
+			kv(buf, 8, "maxRequestBodyBytes", strconv.FormatInt(m.Retry.MaxRequestBodyBytes, 10))
+		}
 	}
 }
 
@@ -97,9 +102,20 @@ func writeService(buf *bytes.Buffer, name string, svc service) {
 	}
 	for _, s := range lb.Servers {
 		kq(buf, 10, "- url", s.URL)
+		if s.Weight != nil {
+			kv(buf, 12, "weight", strconv.Itoa(*s.Weight))
+		}
+		if s.PreservePath {
+			kv(buf, 12, "preservePath", "true")
+		}
 	}
 	if lb.ServersTransport != "" {
 		kq(buf, 8, "serversTransport", lb.ServersTransport)
+	}
+	if p := lb.PassiveHealthCheck; p != nil {
+		key(buf, 8, "passiveHealthCheck")
+		kq(buf, 10, "failureWindow", p.FailureWindow)
+		kv(buf, 12-2, "maxFailedAttempts", strconv.Itoa(p.MaxFailedAttempts))
 	}
 }
 
@@ -108,6 +124,10 @@ func writeTransports(buf *bytes.Buffer, ts map[string]serversTransport) {
 	for _, name := range slices.Sorted(maps.Keys(ts)) {
 		key(buf, 4, name)
 		kv(buf, 6, "insecureSkipVerify", strconv.FormatBool(ts[name].InsecureSkipVerify))
+		if ft := ts[name].ForwardingTimeouts; ft != nil {
+			key(buf, 6, "forwardingTimeouts")
+			kq(buf, 8, "dialTimeout", ft.DialTimeout)
+		}
 	}
 }
 

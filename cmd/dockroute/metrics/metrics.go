@@ -91,6 +91,22 @@ func (m *Metrics) CountLookups(srv *lookup.Server) {
 	}, func() float64 { return float64(srv.Queries.Load()) }))
 }
 
+// CountHolds exports the holding endpoint's requests: held now, and
+// released to a container or answered 503 since the start.
+func (m *Metrics) CountHolds(stats func() (held int64, released, expired uint64)) {
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "dockroute_held_requests", Help: "Requests the holding endpoint holds now: their host has no ready container yet.",
+		}, func() float64 { h, _, _ := stats(); return float64(h) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "dockroute_held_released_total", Help: "Held requests forwarded to a container once one was ready.",
+		}, func() float64 { _, r, _ := stats(); return float64(r) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "dockroute_held_expired_total", Help: "Held requests answered 503 after --hold passed without a ready container.",
+		}, func() float64 { _, _, e := stats(); return float64(e) }),
+	)
+}
+
 // Observe records one publish.
 func (m *Metrics) Observe(t route.Table, took time.Duration, did output.Outcome, err error) {
 	m.publishSeconds.Observe(took.Seconds())

@@ -58,9 +58,16 @@ func Binary(t testing.TB) string {
 // (a CI run lost TestProxiesAgree to that).
 func Start(t testing.TB, dir string) *Traefik {
 	t.Helper()
+	return StartThrottled(t, dir, Throttle)
+}
+
+// StartThrottled is Start with providersThrottleDuration throttle
+// (Traefik's default is 2 s).
+func StartThrottled(t testing.TB, dir string, throttle time.Duration) *Traefik {
+	t.Helper()
 	bin := Binary(t)
 	for attempt := 1; ; attempt++ {
-		if tr := start(t, bin, dir, attempt == 3); tr != nil {
+		if tr := start(t, bin, dir, throttle, attempt == 3); tr != nil {
 			return tr
 		}
 	}
@@ -68,7 +75,7 @@ func Start(t testing.TB, dir string) *Traefik {
 
 // start is one attempt of Start; it returns nil when a port was taken
 // meanwhile and last is false.
-func start(t testing.TB, bin, dir string, last bool) *Traefik {
+func start(t testing.TB, bin, dir string, throttle time.Duration, last bool) *Traefik {
 	t.Helper()
 	home := t.TempDir()
 	tr := &Traefik{Web: freeAddr(t), WebSecure: freeAddr(t), API: "http://" + freeAddr(t), Dir: dir, log: &caddytest.Buffer{}, done: make(chan struct{})}
@@ -93,7 +100,7 @@ providers:
   file:
     directory: %q
     watch: true
-`, tr.Web, tr.WebSecure, strings.TrimPrefix(tr.API, "http://"), Throttle, dir)
+`, tr.Web, tr.WebSecure, strings.TrimPrefix(tr.API, "http://"), throttle, dir)
 	path := filepath.Join(home, "traefik.yml")
 	if err := os.WriteFile(path, []byte(static), 0o644); err != nil {
 		t.Fatal(err)

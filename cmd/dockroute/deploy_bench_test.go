@@ -1,0 +1,113 @@
+//go:build e2e
+
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/dockroute/dockroute/provider/docker/dockertest"
+	"github.com/dockroute/dockroute/render/caddy/caddytest"
+	"github.com/dockroute/dockroute/render/traefik/traefiktest"
+)
+
+// BenchmarkWarmPath measures proxy → app latency (one client, keep-alive,
+// sequential GETs to a hello container) with holding on (the default) and
+// off (--hold 0), through Traefik and the current Caddy (with
+// --caddy-dns): holding must cost nothing once a container is ready.
+// Reported as p50 and p99 in µs.
+func BenchmarkWarmPath(b *testing.B) {
+	dockertest.Require(b)
+	type proxy struct {
+		name  string
+		start func(b *testing.B, args ...string) string // the base URL
+	}
+	proxies := []proxy{
+		{"traefik", func(b *testing.B, args ...string) string {
+			tr := traefiktest.Start(b, b.TempDir()+"/dynamic")
+			startDaemonDir(b, tr.Dir, nil, args...)
+			return "http://" + tr.Web
+		}},
+	}
+	if bins := caddytest.Binaries(b); len(bins) > 0 {
+		bin := bins[len(bins)-1]
+		proxies = append(proxies, proxy{"caddy", func(b *testing.B, args ...string) string {
+			c := caddytest.Start(b, bin, caddytest.UserConfig(caddytest.FreePort(b)))
+			listen := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(b))
+			startDaemon(b, nil, append([]string{"--output", "caddy", "--caddy-admin", c.Admin, "--caddy-listen", listen,
+				"--caddy-dns", fmt.Sprint(caddytest.FreePort(b))}, args...)...)
+			return "http://" + listen
+		}})
+	}
+	for _, px := range proxies {
+		for _, hold := range []string{"30s", "0"} {
+			b.Run(fmt.Sprintf("%s/hold=%s", px.name, hold), func(b *testing.B) {
+				base := px.start(b, "--unavailable-grace", "1m", "--hold", hold)
+				host := dockertest.Unique("warm") + ".test"
+				dockertest.Run(b, hello(host)...)
+				waitOK(b, base, host)
+				c := &http.Client{Timeout: 5 * time.Second}
+				send := func() time.Duration {
+					req, _ := http.NewRequest(http.MethodGet, base+"/", nil)
+					req.Host = host
+					start := time.Now()
+					resp, err := c.Do(req)
+					if err != nil {
+						b.Fatal(err)
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						b.Fatalf("status %d", resp.StatusCode)
+					}
+					return time.Since(start)
+				}
+				for range 200 { // warm the connections up
+					send()
+				}
+				var took []time.Duration
+				for b.Loop() {
+					took = append(took, send())
+				}
+				slices.Sort(took)
+				b.ReportMetric(float64(took[len(took)/2].Microseconds()), "p50-µs")
+				b.ReportMetric(float64(took[len(took)*99/100].Microseconds()), "p99-µs")
+			})
+		}
+	}
+}
+
+// BenchmarkTraefikDefaultThrottle measures, through a real Traefik with its
+// default providersThrottleDuration (2 s), the time from `docker run`
+// returning to Traefik serving the new container's host: the first change
+// after a quiet spell is applied at once, unless something else took the
+// throttle's slot (dockroute's temporary file did: 2.1 s). Iterations
+// are 3 s apart, so each starts outside the last one's throttle.
+func BenchmarkTraefikDefaultThrottle(b *testing.B) {
+	dockertest.Require(b)
+	tr := traefiktest.StartThrottled(b, b.TempDir()+"/dynamic", 2*time.Second)
+	startDaemonDir(b, tr.Dir, nil)
+	var total time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		time.Sleep(3 * time.Second)
+		b.StartTimer()
+		host := dockertest.Unique("throttle") + ".test"
+		dockertest.Run(b, hello(host)...)
+		start := time.Now()
+		for deadline := start.Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			if s, _, _, err := through("http://"+tr.Web, host, "/"); err == nil && s == 200 {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("traefik never served %s", host)
+			}
+		}
+		total += time.Since(start)
+	}
+	b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms-run-to-serve")
+}
