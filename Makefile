@@ -37,7 +37,7 @@ image:
 ## Caddys). `go test ./...` alone is the unit lane: seconds, no Docker.
 test: lint hello image oracle caddy traefik standins
 	DOCKROUTE_ORACLE=$(ORACLE) DOCKROUTE_CADDY=$(CADDY_DEBIAN),$(CADDY_CURRENT) DOCKROUTE_TRAEFIK=$(TRAEFIK) \
-	  $(GO) test -tags e2e -race -count=1 -timeout 20m ./...
+	  $(GO) test -tags e2e -race -count=1 -timeout 30m ./...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

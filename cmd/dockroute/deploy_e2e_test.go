@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -219,12 +220,14 @@ func TestDeploysFailNoRequest(t *testing.T) {
 	type proxy struct {
 		name  string
 		start func(t *testing.T) (d *proc, base string)
+		// only, when set, names the events run through this proxy.
+		only []string
 	}
 	proxies := []proxy{
 		{"traefik", func(t *testing.T) (*proc, string) {
 			d, tr := startTraefik(t, args...)
 			return d, "http://" + tr.Web
-		}},
+		}, nil},
 		{"traefik-throttle-2s", func(t *testing.T) (*proc, string) {
 			tr := traefiktest.StartThrottled(t, t.TempDir()+"/dynamic", 2*time.Second)
 			t.Cleanup(func() {
@@ -233,7 +236,7 @@ func TestDeploysFailNoRequest(t *testing.T) {
 				}
 			})
 			return startDaemonDir(t, tr.Dir, nil, args...), "http://" + tr.Web
-		}},
+		}, []string{"compose-recreate", "docker-restart"}}, // the throttle matters where the config changes
 	}
 	for _, bin := range caddytest.Binaries(t) {
 		proxies = append(proxies, proxy{"caddy-" + filepath.Base(bin), func(t *testing.T) (*proc, string) {
@@ -243,13 +246,16 @@ func TestDeploysFailNoRequest(t *testing.T) {
 			// Caddy holds a request itself while it looks the upstreams up.
 			dns := fmt.Sprint(caddytest.FreePort(t))
 			return startCaddyDaemon(t, c, listen, append(args, "--caddy-dns", dns)...), "http://" + listen
-		}})
+		}, nil})
 	}
 	var summary []string
 	for _, px := range proxies {
 		t.Run(px.name, func(t *testing.T) {
 			_, base := px.start(t)
 			for _, app := range deployApps() {
+				if px.only != nil && !slices.Contains(px.only, app.name) {
+					continue
+				}
 				t.Run(app.name, func(t *testing.T) {
 					host := dockertest.Unique(app.name) + ".test"
 					app.start(t, host)
@@ -355,5 +361,40 @@ func TestHoldPastTheLimit(t *testing.T) {
 				t.Fatalf("held while the container started: %d %q after %v", resp.StatusCode, body, took)
 			}
 		})
+	}
+}
+
+// TestRestartKeepsTheHoldingEndpoint: a restarted dockroute takes up the
+// token and port its Traefik file names, so the file stays as it was (no
+// Traefik reload of every route for a restart).
+func TestRestartKeepsTheHoldingEndpoint(t *testing.T) {
+	dockertest.Require(t)
+	dir := filepath.Join(t.TempDir(), "dynamic")
+	d := startDaemonDir(t, dir, nil, "--unavailable-grace", "1m")
+	host := dockertest.Unique("keep") + ".test"
+	id := dockertest.Run(t, hello(host)...)
+	d.waitServers(t, host, url(t, id, 8080))
+	before, err := os.ReadFile(d.file())
+	if err != nil || !strings.Contains(string(before), "/.dockroute-hold/") {
+		t.Fatalf("no holding endpoint in the file: %v\n%s", err, before)
+	}
+	ino := func() uint64 {
+		fi, err := os.Stat(d.file())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Sys().(*syscall.Stat_t).Ino
+	}
+	first := ino()
+	if err := d.stop(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	d2 := startDaemonDir(t, dir, nil, "--unavailable-grace", "1m")
+	d2.waitLog(t, "holding requests")
+	d2.waitLog(t, "connected")
+	time.Sleep(time.Second) // its first publish, which finds the file as it would write it
+	after, _ := os.ReadFile(d.file())
+	if ino() != first || string(after) != string(before) {
+		t.Fatalf("the restart rewrote the file:\nbefore\n%s\nafter\n%s\n%s", before, after, d2.log)
 	}
 }

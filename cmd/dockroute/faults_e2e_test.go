@@ -208,8 +208,11 @@ func TestFullDisk(t *testing.T) {
 	if after := mustRead(t, d.file()); !bytes.Equal(before, after) {
 		t.Fatalf("the published file changed on a full disk:\n%s", after)
 	}
-	if entries, _ := os.ReadDir(dir); len(entries) != 2 {
-		t.Fatalf("litter on the full disk: %v", entries)
+	// The file, the filler and the (empty) directory of temporary files.
+	entries, _ := os.ReadDir(dir)
+	temps, _ := os.ReadDir(filepath.Join(dir, traefik.TempDir))
+	if len(entries) != 3 || len(temps) != 0 {
+		t.Fatalf("litter on the full disk: %v, in %s: %v", entries, traefik.TempDir, temps)
 	}
 
 	os.Remove(filler)

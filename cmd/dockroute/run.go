@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -487,16 +488,40 @@ func (d *daemon) logPublishError(err error) {
 
 // listenHold opens the holding endpoint's listener when cfg holds
 // requests, and records in cfg where the proxy reaches it.
+//
+// A restarted dockroute takes up the token and port its Traefik file
+// already names, when it can: the file then stays as it is, and Traefik
+// does not reload 10,000 routes for a restart. (Any port is taken
+// otherwise, and a new token; the first publish writes them.)
 func listenHold(cfg *config, log *slog.Logger) (*hold.Endpoint, net.Listener, error) {
 	if !cfg.holds() {
 		return nil, nil, nil
 	}
-	l, err := net.Listen("tcp", cfg.HoldListen)
+	token, addr := "", cfg.HoldListen
+	if cfg.Output == "traefik" {
+		if data, err := os.ReadFile(filepath.Join(cfg.TraefikDir, cfg.TraefikFile)); err == nil {
+			if lastAddr, lastToken, ok := hold.Named(data); ok {
+				token = lastToken
+				if host, port, _ := net.SplitHostPort(addr); port == "0" && cfg.HoldAdvertise == "" {
+					if lh, lp, _ := net.SplitHostPort(lastAddr); lh == host {
+						addr = net.JoinHostPort(host, lp)
+					}
+				}
+			}
+		}
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil && addr != cfg.HoldListen {
+		l, err = net.Listen("tcp", cfg.HoldListen) // the last port is taken
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("--hold-listen: %w", err)
 	}
-	tok := make([]byte, 16)
-	rand.Read(tok)
-	cfg.holdAt = &holdTarget{addr: cmp.Or(cfg.HoldAdvertise, l.Addr().String()), token: hex.EncodeToString(tok)}
-	return &hold.Endpoint{Limit: cfg.Hold, Token: cfg.holdAt.token, InsecureUpstream: cfg.UpstreamInsecure, Log: log}, l, nil
+	if token == "" {
+		tok := make([]byte, 16)
+		rand.Read(tok)
+		token = hex.EncodeToString(tok)
+	}
+	cfg.holdAt = &holdTarget{addr: cmp.Or(cfg.HoldAdvertise, l.Addr().String()), token: token}
+	return &hold.Endpoint{Limit: cfg.Hold, Token: token, InsecureUpstream: cfg.UpstreamInsecure, Log: log}, l, nil
 }

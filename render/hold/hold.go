@@ -17,6 +17,7 @@
 package hold
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"crypto/tls"
@@ -54,6 +55,26 @@ const PathPrefix = "/.dockroute-hold/"
 // Path is the server URL path that asks to hold a route's requests.
 func Path(token, host, path string) string {
 	return PathPrefix + token + "/" + base64.RawURLEncoding.EncodeToString([]byte(RouteValue(host, path)))
+}
+
+// Named finds, in a proxy's config, the first server URL that Path wrote,
+// and returns its address and token.
+func Named(config []byte) (addr, token string, ok bool) {
+	i := bytes.Index(config, []byte(PathPrefix))
+	if i < 0 {
+		return "", "", false
+	}
+	start := bytes.LastIndex(config[:i], []byte("://"))
+	if start < 0 {
+		return "", "", false
+	}
+	addr = string(config[start+3 : i])
+	rest := config[i+len(PathPrefix):]
+	end := bytes.IndexByte(rest, '/')
+	if end <= 0 || strings.ContainsAny(addr, " \n\"'") {
+		return "", "", false
+	}
+	return addr, string(rest[:end]), true
 }
 
 // fromPath reads what Path wrote before the request's own path, and

@@ -200,3 +200,15 @@ func FuzzFromPath(f *testing.F) {
 		}
 	})
 }
+
+func TestNamed(t *testing.T) {
+	cfg := []byte(`          - url: "http://172.17.0.2:8080"
+          - url: "h2c://127.0.0.1:34567` + Path("0123abcd", "a.test", "") + `"
+`)
+	if addr, tok, ok := Named(cfg); !ok || addr != "127.0.0.1:34567" || tok != "0123abcd" {
+		t.Fatalf("Named: %q %q %v", addr, tok, ok)
+	}
+	if _, _, ok := Named([]byte("no holding here")); ok {
+		t.Fatal("found a holding endpoint in a config without one")
+	}
+}

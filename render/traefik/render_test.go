@@ -148,10 +148,6 @@ func TestGolden(t *testing.T) {
 				for _, s := range r.Servers {
 					want = append(want, scheme+s)
 				}
-				if g.opt.Hold != nil {
-					// The holding endpoint, beside the apps or alone.
-					want = append(want, holdServer(r, g.opt.Hold).URL)
-				}
 				if got := routes[reqs[i]]; got.Router != Name(r.Host, r.Path) || !slices.Equal(got.Servers, want) {
 					t.Errorf("%s routes to %+v, want router %s servers %v", reqs[i], got, Name(r.Host, r.Path), want)
 				}
