@@ -308,7 +308,7 @@ func waitOK(t testing.TB, base, host string) {
 // held when the container starts again is answered by it.
 func TestHoldPastTheLimit(t *testing.T) {
 	dockertest.Require(t)
-	args := []string{"--unavailable-grace", "1m", "--hold", "1500ms"}
+	args := []string{"--unavailable-grace", "1m", "--hold", "3s"}
 	bins := caddytest.Binaries(t)
 	bin := bins[len(bins)-1]
 	type proxy struct {
@@ -350,7 +350,7 @@ func TestHoldPastTheLimit(t *testing.T) {
 			// next is held the whole limit.
 			eventually(t, 10*time.Second, func() (bool, string) {
 				resp, body, took := get()
-				return resp.StatusCode == 503 && resp.Header.Get("Retry-After") != "" && took >= time.Second,
+				return resp.StatusCode == 503 && resp.Header.Get("Retry-After") != "" && took >= 2*time.Second,
 					fmt.Sprintf("%d %q Retry-After %q after %v, want 503 with Retry-After after the hold", resp.StatusCode, body, resp.Header.Get("Retry-After"), took)
 			})
 			go func() {

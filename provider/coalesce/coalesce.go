@@ -21,13 +21,16 @@ type Config struct {
 	// Retry is how long to wait before flushing again after a failed flush;
 	// it doubles with each further failure, up to MaxRetry.
 	Retry, MaxRetry time.Duration
-	// Urgent, when set, receives signals that flush at once, without
+	// Urgent, when set, receives signals that flush within UrgentWait, without
 	// waiting for quiet: a change that takes a backend out of routing,
 	// whose burst (a removal's kill, die, stop, destroy) would otherwise
 	// keep re-arming the quiet wait while the proxy still sends requests
 	// to it. What the burst brings after the flush goes in the next.
 	Urgent <-chan struct{}
 }
+
+// UrgentWait is how soon an urgent signal flushes.
+const UrgentWait = 30 * time.Millisecond
 
 // Run calls flush once per burst of values on kick, until ctx ends. When
 // flush fails, Run tries again with backoff even if nothing new arrives, so
@@ -50,6 +53,14 @@ func Run(ctx context.Context, cfg Config, kick <-chan struct{}, flush func() err
 			quiet.Reset(cfg.Quiet)
 			continue
 		case <-cfg.Urgent:
+			// Soon, not at once: a Caddy reload cancels the retries
+			// (10 ms apart) of requests that just met the leaving
+			// container; later kicks no longer postpone it.
+			if !pending {
+				pending = true
+			}
+			deadline.Reset(UrgentWait)
+			continue
 		case <-quiet.C:
 		case <-deadline.C:
 		}
