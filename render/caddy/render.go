@@ -383,8 +383,7 @@ func unavailable(host string) Handler {
 			"Cache-Control": {"no-store"},
 			"Retry-After":   {"10"},
 		},
-		// host is canonical ([a-z0-9.*-]): nothing to escape.
-		Body: "<!doctype html>\n<title>503 Service Unavailable</title>\n<h1>Service Unavailable</h1>\n<p>No container serves " + host + " right now (they stopped, or were taken out of routing). Please try again in a moment.</p>\n",
+		Body: hold.Page(host),
 	}
 }
 

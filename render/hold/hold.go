@@ -315,8 +315,13 @@ func unavailable(w http.ResponseWriter, host string) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("Retry-After", "10")
 	w.WriteHeader(http.StatusServiceUnavailable)
-	// host is canonical ([a-z0-9.*-]): nothing to escape.
-	w.Write([]byte("<!doctype html>\n<title>503 Service Unavailable</title>\n<h1>Service Unavailable</h1>\n<p>No container serves " + host + " right now (they stopped, or were taken out of routing). Please try again in a moment.</p>\n"))
+	w.Write([]byte(Page(host)))
+}
+
+// Page is the 503 page for host, as both proxies show it. host is
+// canonical ([a-z0-9.*-]) or dockroute's own words: nothing to escape.
+func Page(host string) string {
+	return "<!doctype html>\n<title>503 Service Unavailable</title>\n<h1>Service Unavailable</h1>\n<p>No container serves " + host + " right now (they stopped, or were taken out of routing). Please try again in a moment.</p>\n"
 }
 
 // Serve serves the endpoint on l until ctx ends; requests still held then
