@@ -56,9 +56,7 @@ func Run(ctx context.Context, cfg Config, kick <-chan struct{}, flush func() err
 			// Soon, not at once: a Caddy reload cancels the retries
 			// (10 ms apart) of requests that just met the leaving
 			// container; later kicks no longer postpone it.
-			if !pending {
-				pending = true
-			}
+			pending = true
 			deadline.Reset(UrgentWait)
 			continue
 		case <-quiet.C:
