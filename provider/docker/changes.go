@@ -1,6 +1,9 @@
 package docker
 
 import (
+	"context"
+	"log/slog"
+	"maps"
 	"slices"
 	"time"
 
@@ -70,7 +73,7 @@ func (f *Fleet) Changes() (map[string][]route.Backend, bool) {
 	if !fresh {
 		return nil, false
 	}
-	c := changeSet{f: f, v: f.view, srcs: srcs, dirty: map[string]bool{}, emit: map[string]bool{}, now: now}
+	c := changeSet{f: f, v: f.view, srcs: srcs, dirty: map[string]bool{}, emit: map[string]bool{}, routed: map[string]bool{}, now: now}
 	for _, s := range srcs {
 		c.takeFrom(s)
 	}
@@ -80,7 +83,40 @@ func (f *Fleet) Changes() (map[string][]route.Backend, bool) {
 	}
 	c.settle()
 	f.armWake(now)
-	return c.resolved(), true
+	out := c.resolved()
+	c.logRouted(out)
+	return out, true
+}
+
+// routedLines bounds the "routed" lines one Changes call logs at Info: a
+// first sync of 10,000 containers logged 10,000, which said little and
+// cost it ~7% of its time. Those past the bound are logged at Debug and
+// counted in one line; what is not routed is always logged, each
+// container with its reason.
+const routedLines = 20
+
+// logRouted says "routed" for each container whose verdict changed to
+// routed, or whose refused claim was settled to it, with the routes
+// claims left it. It is said here, after claims are settled, and not
+// when the verdict is made: a container refused a host another holds was
+// first logged "routed", then "route refused" (issue 27).
+func (c *changeSet) logRouted(out map[string][]route.Backend) {
+	said, quiet := 0, 0
+	for _, id := range slices.Sorted(maps.Keys(c.routed)) {
+		bs := out[id]
+		h, ok := c.v.held[id]
+		if !ok || len(bs) == 0 || !h.v.Routed() {
+			continue
+		}
+		level := slog.LevelInfo
+		if said++; said > routedLines {
+			level, quiet = slog.LevelDebug, quiet+1
+		}
+		c.f.log.Log(context.Background(), level, "routed", "container", h.v.Name, "id", contract.Short(id), "routes", logRoutes(bs))
+	}
+	if quiet > 0 {
+		c.f.log.Info("routed more containers", "count", quiet, "see", "dockroute explain, or --log-level debug")
+	}
 }
 
 // armWake has Changed fire when the next vacant host stops being held,
@@ -117,7 +153,10 @@ type changeSet struct {
 	srcs  []takeSource
 	dirty map[string]bool // host keys to settle again
 	emit  map[string]bool // IDs whose backends to hand out
-	now   time.Time
+	// routed are the IDs to say "routed" of, if they are: a new verdict,
+	// or a refused claim settled to them.
+	routed map[string]bool
+	now    time.Time
 }
 
 // takeFrom takes one source's changes: all of its verdicts when it starts
@@ -154,6 +193,7 @@ func (c *changeSet) takeFrom(s takeSource) {
 func (c *changeSet) place(id string, src srcKey, v *contract.Verdict) {
 	c.unclaim(id)
 	c.v.held[id] = held{src, v}
+	c.routed[id] = true
 	for _, hk := range hostKeys(v.Backends) {
 		c.v.claims[hk] = append(c.v.claims[hk], id)
 		c.dirty[hk] = true
@@ -221,6 +261,23 @@ func (c *changeSet) settle() {
 				if b := vs[i].Backends[j]; !before[refusal(id, b)] {
 					c.f.log.Warn("route refused", "container", vs[i].Name, "id", contract.Short(id), "reason", cut(why, logValueMax))
 				}
+			}
+		}
+		c.noteWon(hk, ids, before)
+	}
+}
+
+// noteWon marks the IDs refused on hk before that are no longer, to be
+// said "routed".
+func (c *changeSet) noteWon(hk string, ids []string, before map[string]bool) {
+	if len(before) == 0 {
+		return
+	}
+	now := c.refusedOn(hk, ids)
+	for _, id := range ids {
+		for _, b := range c.v.held[id].v.Backends {
+			if r := refusal(id, b); contract.HostKey(b) == hk && before[r] && !now[r] {
+				c.routed[id] = true
 			}
 		}
 	}

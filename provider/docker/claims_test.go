@@ -1,7 +1,6 @@
 package docker
 
 import (
-	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -29,19 +28,20 @@ func claimant(id, name string, created int, edge route.Edge, targets ...route.Ba
 // claimsFleet is a one-engine fleet whose verdicts a test sets by hand,
 // settled as a running daemon settles them (Changes), with the hold.
 type claimsFleet struct {
-	t *testing.T
-	f *Fleet
-	w *Watcher
-	b *route.Builder
+	t   *testing.T
+	f   *Fleet
+	w   *Watcher
+	b   *route.Builder
+	log *logRecorder
 }
 
 func newClaimsFleet(t *testing.T, hold time.Duration) *claimsFleet {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	rec := &logRecorder{}
 	m := &Member{Endpoint: engine.Endpoint{Name: "local"}, Engine: enginetest.New()}
-	f := NewFleetOf([]*Member{m}, Options{Options: contract.Options{Hold: hold}}, time.Hour, 0, log)
+	f := NewFleetOf([]*Member{m}, Options{Options: contract.Options{Hold: hold}}, time.Hour, 0, slog.New(rec))
 	m.Watcher.markSynced()
 	m.Watcher.setConnected(true)
-	return &claimsFleet{t: t, f: f, w: m.Watcher, b: route.NewBuilder()}
+	return &claimsFleet{t: t, f: f, w: m.Watcher, b: route.NewBuilder(), log: rec}
 }
 
 func (c *claimsFleet) set(vs ...contract.Verdict) {
@@ -93,6 +93,33 @@ func (c *claimsFleet) reason(id, hostPath string) string {
 		}
 	}
 	return ""
+}
+
+// A container whose claim is refused is never said "routed" (it was, at
+// Info, then "route refused" 100 ms later: issue 27); the holder is, once;
+// the refused one is when the host is settled to it.
+func TestRefusedClaimIsNeverSaidRouted(t *testing.T) {
+	c := newClaimsFleet(t, 0)
+	c.set(claimant("v1", "victim", 100, route.Edge{}, route.Backend{Host: "victim.test", Auth: "staff"}))
+	c.servers("victim.test")
+	c.set(claimant("i1", "intruder", 200, route.Edge{}, route.Backend{Host: "victim.test"}))
+	c.servers("victim.test")
+	if n := c.log.count("INFO routed container=intruder"); n != 0 {
+		t.Errorf("the refused intruder was said routed %d times:\n%s", n, c.log)
+	}
+	if n := c.log.count("WARN route refused container=intruder"); n != 1 {
+		t.Errorf("the intruder's refusal was logged %d times, want once:\n%s", n, c.log)
+	}
+	if n := c.log.count("INFO routed container=victim"); n != 1 {
+		t.Errorf("the victim was said routed %d times, want once:\n%s", n, c.log)
+	}
+	c.remove("v1")
+	if got := c.servers("victim.test"); !slices.Equal(got, []string{"i1"}) {
+		t.Fatalf("with no hold, the host went to %v, want the intruder", got)
+	}
+	if n := c.log.count("INFO routed container=intruder"); n != 1 {
+		t.Errorf("the intruder, settled the host, was said routed %d times, want once:\n%s", n, c.log)
+	}
 }
 
 // TestClaimsCannotBeWonByTiming plays a hostile tenant against a

@@ -26,12 +26,13 @@ func TestLogRoutes(t *testing.T) {
 	}
 }
 
-// A full sync logs the first syncRoutedLines routed containers at Info,
-// the rest at Debug with one line counting them; every container that is
-// not routed gets its warning, and a start after the sync its Info line.
+// A publish after a full sync logs the first routedLines routed
+// containers at Info, the rest at Debug with one line counting them;
+// every container that is not routed gets its warning, and a start after
+// the sync its Info line at the next publish.
 func TestSyncBoundsRoutedLines(t *testing.T) {
 	e := enginetest.New()
-	const routed, broken = syncRoutedLines + 10, 3
+	const routed, broken = routedLines + 10, 3
 	for i := range routed {
 		e.Run(app(fmt.Sprintf("a%d", i), fmt.Sprintf("10.0.1.%d", i+1)))
 	}
@@ -39,22 +40,27 @@ func TestSyncBoundsRoutedLines(t *testing.T) {
 		e.Run(enginetest.Container{Name: fmt.Sprintf("bad%d", i), IP: fmt.Sprintf("10.0.2.%d", i+1), Env: []string{"VIRTUALHOST=bad_host!", "PORT=8080"}})
 	}
 	e.Age(time.Hour) // long running: the sync, not their start events, finds them
-	w, rec := watch(t, e)
-	waitFor(t, 5*time.Second, "the sync's count of quiet routed lines", func() bool {
-		return rec.count("INFO routed more containers in this sync count=10") == 1
-	})
-	if got := rec.count("INFO routed container="); got != syncRoutedLines {
-		t.Errorf("the sync logged %d routed containers at Info, want %d", got, syncRoutedLines)
+	f, rec := fleetOf(t, 0, map[string]*enginetest.Engine{"local": e})
+	waitFleet(t, f, 5*time.Second, "a0.test", "10.0.1.1:8080")
+	if _, ok := f.Changes(); !ok {
+		t.Fatal("the fleet is not publishable after its sync")
 	}
-	if got := rec.count("DEBUG routed container="); got != routed-syncRoutedLines {
-		t.Errorf("the sync logged %d routed containers at Debug, want %d", got, routed-syncRoutedLines)
+	if got := rec.count("INFO routed more containers count=10"); got != 1 {
+		t.Errorf("the count of quiet routed lines was logged %d times, want once:\n%s", got, rec)
+	}
+	if got := rec.count("INFO routed container="); got != routedLines {
+		t.Errorf("the sync logged %d routed containers at Info, want %d", got, routedLines)
+	}
+	if got := rec.count("DEBUG routed container="); got != routed-routedLines {
+		t.Errorf("the sync logged %d routed containers at Debug, want %d", got, routed-routedLines)
 	}
 	if got := rec.count("WARN not routed"); got != broken {
 		t.Errorf("%d not-routed warnings, want one per broken container (%d)", got, broken)
 	}
 
 	e.Run(app("late", "10.0.3.1"))
-	waitRouted(t, w, 5*time.Second, "late.test", "10.0.3.1:8080")
+	waitFleet(t, f, 5*time.Second, "late.test", "10.0.3.1:8080")
+	f.Changes()
 	if got := rec.count("INFO routed container=late"); got != 1 {
 		t.Errorf("a start after the sync logged %d Info lines, want 1", got)
 	}

@@ -52,10 +52,6 @@ type Watcher struct {
 	// (zero: none failed), and retryWait how long the next wait is.
 	retryAt   time.Time
 	retryWait time.Duration
-	// routedLines is how many more "routed" lines the sync under way logs
-	// at Info (negative: no bound, outside a sync), and quietRouted how
-	// many it logged at Debug instead.
-	routedLines, quietRouted int
 	// flights are the events' inspects under way, by container ID;
 	// inspectSlots bounds them and broken reports an engine that stopped
 	// answering one, wakeMoved a retry it scheduled (inspects.go).
@@ -67,13 +63,6 @@ type Watcher struct {
 	wakeMoved    chan struct{}
 }
 
-// syncRoutedLines bounds the "routed" lines one full sync logs at Info:
-// a first sync of 10,000 containers logged 10,000, which said little and
-// cost it ~7% of its time. Those past the bound are logged at Debug and
-// counted in one line; what is not routed is always logged, each
-// container with its reason, and so is every change an event brings.
-const syncRoutedLines = 20
-
 // New returns a watcher of engine that resyncs in full every resync
 // interval.
 func New(engine engine.Engine, opt Options, resync time.Duration, log *slog.Logger) *Watcher {
@@ -83,7 +72,6 @@ func New(engine engine.Engine, opt Options, resync time.Duration, log *slog.Logg
 		log:          log,
 		resync:       resync,
 		link:         newLink(),
-		routedLines:  -1,
 		cache:        map[string]*contract.Container{},
 		kills:        kills{},
 		verdicts:     newVerdictSet(),
@@ -278,14 +266,9 @@ func (w *Watcher) replace(next map[string]*contract.Container, failed map[string
 	for id := range w.flights {
 		w.inFlightLocked(id) // its answer may predate the list
 	}
-	w.routedLines, w.quietRouted = syncRoutedLines, 0
 	for id, c := range next {
 		changed = w.setVerdictLocked(id, w.decideLocked(*c, now), true) || changed
 	}
-	if w.quietRouted > 0 {
-		w.log.Info("routed more containers in this sync", "count", w.quietRouted, "see", "dockroute explain, or --log-level debug")
-	}
-	w.routedLines = -1
 	for id, v := range failed {
 		changed = w.setVerdictLocked(id, v, true) || changed
 	}
@@ -513,12 +496,10 @@ func (w *Watcher) setVerdictLocked(id string, v contract.Verdict, present bool) 
 		w.notifyUrgent()
 	}
 	switch {
-	case v.Routed() && w.routedLines == 0:
-		w.quietRouted++
-		w.log.Debug("routed", "container", v.Name, "id", contract.Short(id), "routes", logRoutes(v.Backends))
 	case v.Routed():
-		w.routedLines--
-		w.log.Info("routed", "container", v.Name, "id", contract.Short(id), "routes", logRoutes(v.Backends))
+		// "routed" is said by the fleet once claims are settled
+		// (changes.go): another container may hold these hosts.
+		w.log.Debug("routable", "container", v.Name, "id", contract.Short(id), "routes", logRoutes(v.Backends))
 	case v.Code == contract.CodeInspectFailed:
 		w.log.Warn("not synced", "container", v.Name, "id", contract.Short(id), "reason", cut(v.Reason, logValueMax))
 	case v.OptedIn && v.Lifecycle:
