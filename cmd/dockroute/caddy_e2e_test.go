@@ -209,3 +209,31 @@ func TestCaddyListenTaken(t *testing.T) {
 		}
 	})
 }
+
+// TestTwoCaddyWritersAreNamed: two dockroutes with different routes on one
+// Caddy (the same --caddy-server) replaced each other's server at every
+// check, each a full Caddy reload, logged only at Warn. Now the fight is
+// named as an error, and the put-backs (and so the loads) stop.
+func TestTwoCaddyWritersAreNamed(t *testing.T) {
+	dockertest.Require(t)
+	caddytest.Each(t, func(t *testing.T, bin string) {
+		c := caddytest.StartBare(t, bin)
+		listen := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(t))
+		a := startCaddyDaemon(t, c, listen)
+		host := dockertest.Unique("fight") + ".test"
+		dockertest.Run(t, hello(host)...)
+		waitAnswer(t, listen, host, 200, "hello from")
+		// The other one routes nothing: its server has no route for host.
+		b := startCaddyDaemon(t, c, listen, "--filter", "label=dockroute.fight=none")
+		eventually(t, 20*time.Second, func() (bool, string) {
+			logs := a.log.String() + b.log.String()
+			return strings.Contains(logs, "another writer keeps replacing dockroute's server in Caddy"), "no fight named:\n" + logs
+		})
+		time.Sleep(2 * time.Second) // the last put-backs before the fight was named
+		before := c.Loads()
+		time.Sleep(5 * time.Second)
+		if n := c.Loads() - before; n > 1 {
+			t.Errorf("Caddy loaded %d configs in 5 s once the fight was named; want the put-backs held off", n)
+		}
+	})
+}

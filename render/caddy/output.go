@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -36,6 +37,11 @@ type Output struct {
 	deliv  *output.Delivery
 	// OnError, when set, is told of every failed push or check (metrics).
 	OnError func()
+
+	// outside are the recent checks that found dockroute's server changed
+	// by someone else, to tell a fight (another dockroute on this Caddy)
+	// from an edit; Watch alone uses them.
+	outside []time.Time
 
 	mu        sync.Mutex
 	lastTable *route.Table // what Caddy last accepted; nil: publish regardless
@@ -132,19 +138,39 @@ func (o *Output) forget() {
 	o.mu.Unlock()
 }
 
+// A fight: dockroute's server found changed by someone else fightChanges
+// times within fightWindow. Two dockroutes with other settings on one
+// Caddy (same --caddy-server) replaced each other's server at every check,
+// each a full Caddy reload, logged at Warn; now the first to count the
+// fight says so as an error and puts its server back at most every
+// fightWindow. A person's edit now and then is put back at the next check.
+const (
+	fightChanges = 3
+	fightWindow  = 30 * time.Second
+)
+
 // Watch asks Caddy every check interval whether dockroute's server is still
 // there as pushed; if not, it has the daemon publish its current table
 // (after the coalescer's quiet window, by which time a second dockroute on
-// the same Caddy has seen the same events, so the two agree).
+// the same Caddy has seen the same events, so the two agree), unless
+// another writer keeps changing it (a fight): then at most every
+// fightWindow.
 func (o *Output) Watch(ctx context.Context, poke func()) {
 	tick := time.NewTicker(o.check)
 	defer tick.Stop()
+	var holdOff time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case now := <-tick.C:
+			if now.Before(holdOff) {
+				continue
+			}
 			ok, err := o.pub.Check(ctx)
+			if !ok && err == nil && o.pub.Changed() && o.noteOutside(now) {
+				holdOff = now.Add(fightWindow)
+			}
 			switch {
 			case ctx.Err() != nil:
 			case err != nil:
@@ -162,6 +188,20 @@ func (o *Output) Watch(ctx context.Context, poke func()) {
 			}
 		}
 	}
+}
+
+// noteOutside records a check that found the server changed by someone
+// else, and tells whether that makes a fight (logged once, as an error).
+func (o *Output) noteOutside(now time.Time) bool {
+	o.outside = slices.DeleteFunc(append(o.outside, now), func(t time.Time) bool { return now.Sub(t) > fightWindow })
+	if len(o.outside) < fightChanges {
+		return false
+	}
+	if len(o.outside) == fightChanges {
+		o.log.Error("another writer keeps replacing dockroute's server in Caddy, and each replacement reloads Caddy; putting it back at most every 30 s. Most likely another dockroute with the same --caddy-server and other settings or containers: give each its own --caddy-server (and --caddy-listen), or stop one",
+			"admin", o.admin, "server", o.pub.Options().ID, "changes", len(o.outside), "within", fightWindow)
+	}
+	return true
 }
 
 // DeliveryNotes asks Caddy's admin API (at admin) once for the server id

@@ -36,7 +36,10 @@ type Publisher struct {
 	// inSync tells that Caddy ran pushed when it was last read (a push
 	// or a Check): a publish of the same server then asks Caddy nothing.
 	inSync bool
-	writes int // config changes Caddy accepted (each one is a reload)
+	// changed tells that the last Check found the server changed by
+	// someone else.
+	changed bool
+	writes  int // config changes Caddy accepted (each one is a reload)
 	// table is the table pushed was rendered from, under tableOpt (nil:
 	// none, as after routes Caddy refused): a table that differs from it
 	// only in looked-up upstreams is known to change nothing in Caddy
@@ -215,7 +218,7 @@ func (p *Publisher) Check(ctx context.Context) (bool, error) {
 		return true, nil
 	}
 	cur, _, err := p.admin.Get(ctx, "/id/"+p.opt.ID)
-	p.inSync = false // until shown otherwise
+	p.inSync, p.changed = false, false // until shown otherwise
 	if isStatus(err, http.StatusNotFound) {
 		p.log.Warn("dockroute's server is gone from caddy (restarted without --resume, or its config was reloaded); publishing it again", "id", p.opt.ID)
 		return false, nil
@@ -224,7 +227,16 @@ func (p *Publisher) Check(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	p.inSync = sameJSON(cur, p.pushed.JSON())
+	p.changed = !p.inSync
 	return p.inSync, nil
+}
+
+// Changed tells whether the last Check found dockroute's server in Caddy
+// but not as pushed: someone else wrote it (not gone, as after a restart).
+func (p *Publisher) Changed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.changed
 }
 
 // ensure makes Caddy's copy of the server equal to want. Every write carries
