@@ -177,10 +177,10 @@ func (o *Output) Watch(ctx context.Context, poke func()) {
 				o.log.Warn("caddy check failed; will retry", "admin", o.admin, "err", err)
 				o.failed()
 				o.deliv.Published()
-				o.deliv.Set(-1, []string{err.Error()})
+				o.deliv.Set(-1, o.pub.Missing())
 			case !ok:
 				o.deliv.Published()
-				o.deliv.Set(-1, []string{"caddy does not run dockroute's server as published"})
+				o.deliv.Set(-1, o.pub.Missing())
 				o.forget()
 				poke()
 			default:

@@ -39,6 +39,8 @@ type Publisher struct {
 	// changed tells that the last Check found the server changed by
 	// someone else.
 	changed bool
+	// missing is what the last Check found Caddy does not run.
+	missing []string
 	writes  int // config changes Caddy accepted (each one is a reload)
 	// table is the table pushed was rendered from, under tableOpt (nil:
 	// none, as after routes Caddy refused): a table that differs from it
@@ -221,14 +223,51 @@ func (p *Publisher) Check(ctx context.Context) (bool, error) {
 	p.inSync, p.changed = false, false // until shown otherwise
 	if isStatus(err, http.StatusNotFound) {
 		p.log.Warn("dockroute's server is gone from caddy (restarted without --resume, or its config was reloaded); publishing it again", "id", p.opt.ID)
+		p.missing = p.unrun(nil, "caddy lost dockroute's server")
 		return false, nil
 	}
 	if err != nil {
+		p.missing = p.unrun(nil, "caddy's admin API did not answer: "+err.Error())
 		return false, err
 	}
 	p.inSync = sameJSON(cur, p.pushed.JSON())
-	p.changed = !p.inSync
+	p.changed, p.missing = !p.inSync, nil
+	if p.changed {
+		var s Server
+		if json.Unmarshal(cur, &s) != nil {
+			p.missing = p.unrun(nil, "caddy's copy of dockroute's server is unreadable")
+		} else if p.missing = p.unrun(&s, "someone else changed dockroute's server"); len(p.missing) == 0 {
+			p.missing = []string{"caddy runs dockroute's routes with other settings than published (someone else changed its server)"}
+		}
+	}
 	return p.inSync, nil
+}
+
+// unrun describes each route of the last table pushed that s does not
+// serve (s nil: none is), the first with why; without a table to go by,
+// the server as a whole.
+func (p *Publisher) unrun(s *Server, why string) []string {
+	if p.table == nil {
+		return []string{why}
+	}
+	var out []string
+	for _, r := range p.table.Routes {
+		if s == nil || !s.Serves(r.Host, r.Path) {
+			out = append(out, r.Host+r.Path+": not run")
+		}
+	}
+	if len(out) > 0 {
+		out[0] += " (" + why + ")"
+	}
+	return out
+}
+
+// Missing describes what the last Check found Caddy does not run as
+// published, one line per route where it can tell (for delivery).
+func (p *Publisher) Missing() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.missing
 }
 
 // Changed tells whether the last Check found dockroute's server in Caddy

@@ -162,12 +162,17 @@ func TestCheckRestoresLostServer(t *testing.T) {
 		c := caddytest.Start(t, bin, caddytest.UserConfig(userPort))
 		p, log := newPublisher(t, c, ourPort)
 		ctx := context.Background()
-		if err := p.Publish(ctx, table(map[string][]string{"app.test": {backend(t, "a")}})); err != nil {
+		two := table(map[string][]string{"app.test": {backend(t, "a")}, "other.test": {backend(t, "b")}})
+		if err := p.Publish(ctx, two); err != nil {
 			t.Fatal(err)
 		}
 		c.Restart(t, caddytest.UserConfig(userPort))
 		if ok, err := p.Check(ctx); ok || err != nil {
 			t.Fatalf("Check after Caddy lost the server: %v %v, want false", ok, err)
+		}
+		// Delivery counts every route as not run (it said "1 of the 2").
+		if m := p.Missing(); len(m) != 2 || !strings.Contains(m[0], "caddy lost dockroute's server") {
+			t.Fatalf("what Caddy does not run, after losing the server: %q", m)
 		}
 		if err := p.Publish(ctx, table(map[string][]string{"app.test": {backend(t, "a")}})); err != nil {
 			t.Fatal(err)
@@ -184,6 +189,9 @@ func TestCheckRestoresLostServer(t *testing.T) {
 		c.Kill()
 		if _, err := p.Check(ctx); err == nil {
 			t.Fatal("Check against a dead Caddy succeeded")
+		}
+		if m := p.Missing(); len(m) != 1 || !strings.Contains(m[0], "admin API did not answer") {
+			t.Fatalf("what a dead Caddy does not run: %q", m)
 		}
 	})
 }
