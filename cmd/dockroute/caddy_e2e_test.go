@@ -237,3 +237,30 @@ func TestTwoCaddyWritersAreNamed(t *testing.T) {
 		}
 	})
 }
+
+// TestCaddyChecksQuietly: Caddy logs every admin request at Info, and a
+// check every --caddy-check made 120 lines in 8 minutes of a quiet Caddy.
+// While nothing changes the interval grows to 6 checks' worth; a Caddy
+// restarted without dockroute's server still gets it back within that.
+func TestCaddyChecksQuietly(t *testing.T) {
+	dockertest.Require(t)
+	caddytest.Each(t, func(t *testing.T, bin string) {
+		c := caddytest.StartBare(t, bin)
+		listen := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(t))
+		startCaddyDaemon(t, c, listen) // --caddy-check 500ms
+		host := dockertest.Unique("quiet") + ".test"
+		dockertest.Run(t, hello(host)...)
+		waitAnswer(t, listen, host, 200, "hello from")
+		gets := func() int { return strings.Count(c.Log(), `"method":"GET"`) }
+		before := gets()
+		time.Sleep(8 * time.Second)
+		// At a steady 500 ms: 16. Growing: 1, 2, 3 s then every 3 s: 4-5.
+		if n := gets() - before; n > 7 {
+			t.Errorf("%d admin reads in 8 s of a quiet Caddy; want the checks to thin out", n)
+		}
+		c.Restart(t, nil)
+		start := time.Now()
+		waitAnswer(t, listen, host, 200, "hello from")
+		t.Logf("routes back %v after Caddy restarted without them", time.Since(start).Round(time.Millisecond))
+	})
+}

@@ -37,6 +37,9 @@ type Output struct {
 	deliv  *output.Delivery
 	// OnError, when set, is told of every failed push or check (metrics).
 	OnError func()
+	// pushed tells Watch of a push, after which it checks at the
+	// shortest interval again.
+	pushed chan struct{}
 
 	// outside are the recent checks that found dockroute's server changed
 	// by someone else, to tell a fight (another dockroute on this Caddy)
@@ -62,7 +65,7 @@ func NewOutput(cfg OutputConfig, log *slog.Logger) (*Output, error) {
 	admin.Slow = func(method, path string, took time.Duration, err error) {
 		log.Warn("caddy's admin API answered slowly; every publish waits for it", "method", method, "path", path, "took", took.Round(time.Millisecond), "err", err)
 	}
-	o := &Output{pub: NewPublisher(admin, cfg.Options, log), check: cfg.Check, admin: cfg.Admin, log: log, deliv: &output.Delivery{}}
+	o := &Output{pub: NewPublisher(admin, cfg.Options, log), check: cfg.Check, admin: cfg.Admin, log: log, deliv: &output.Delivery{}, pushed: make(chan struct{}, 1)}
 	if cfg.Lookups {
 		o.lookup = lookup.New(log)
 	}
@@ -124,6 +127,10 @@ func (o *Output) Publish(ctx context.Context, t route.Table) (output.Outcome, er
 	o.deliv.Set(len(t.Routes), nil)
 	switch {
 	case o.pub.Writes() != before:
+		select {
+		case o.pushed <- struct{}{}:
+		default:
+		}
 		return output.Written, nil
 	case o.lookup != nil:
 		return output.Answered, nil // the table changed, Caddy's config did not
@@ -149,44 +156,58 @@ const (
 	fightWindow  = 30 * time.Second
 )
 
-// Watch asks Caddy every check interval whether dockroute's server is still
-// there as pushed; if not, it has the daemon publish its current table
-// (after the coalescer's quiet window, by which time a second dockroute on
-// the same Caddy has seen the same events, so the two agree), unless
-// another writer keeps changing it (a fight): then at most every
-// fightWindow.
+// quietChecks bounds how far the check interval grows while Caddy keeps
+// running dockroute's server as pushed: up to quietChecks times
+// --caddy-check (30 s by default). Caddy logs every admin request at Info
+// (120 lines in 8 minutes at a steady 5 s, issue 27); a publish, a server
+// found lost or changed, or a failed check starts over at --caddy-check.
+const quietChecks = 6
+
+// Watch asks Caddy whether dockroute's server is still there as pushed,
+// every check interval, less often while nothing happens; if not, it has
+// the daemon publish its current table (after the coalescer's quiet
+// window, by which time a second dockroute on the same Caddy has seen the
+// same events, so the two agree), unless another writer keeps changing
+// it (a fight): then at most every fightWindow.
 func (o *Output) Watch(ctx context.Context, poke func()) {
-	tick := time.NewTicker(o.check)
-	defer tick.Stop()
-	var holdOff time.Time
+	wait := o.check
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-tick.C:
-			if now.Before(holdOff) {
-				continue
-			}
-			ok, err := o.pub.Check(ctx)
-			if !ok && err == nil && o.pub.Changed() && o.noteOutside(now) {
-				holdOff = now.Add(fightWindow)
-			}
-			switch {
-			case ctx.Err() != nil:
-			case err != nil:
-				o.log.Warn("caddy check failed; will retry", "admin", o.admin, "err", err)
-				o.failed()
-				o.deliv.Published()
-				o.deliv.Set(-1, o.pub.Missing())
-			case !ok:
-				o.deliv.Published()
-				o.deliv.Set(-1, o.pub.Missing())
-				o.forget()
-				poke()
-			default:
-				o.deliv.Set(-1, nil)
-			}
+		case <-o.pushed:
+			wait = o.check
+			timer.Reset(wait)
+			continue
+		case <-timer.C:
 		}
+		ok, err := o.pub.Check(ctx)
+		grown := min(2*wait, quietChecks*o.check)
+		wait = o.check
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			o.log.Warn("caddy check failed; will retry", "admin", o.admin, "err", err)
+			o.failed()
+			o.deliv.Published()
+			o.deliv.Set(-1, o.pub.Missing())
+		case !ok && o.pub.Changed() && o.noteOutside(time.Now()):
+			o.deliv.Published()
+			o.deliv.Set(-1, o.pub.Missing())
+			wait = fightWindow
+		case !ok:
+			o.deliv.Published()
+			o.deliv.Set(-1, o.pub.Missing())
+			o.forget()
+			poke()
+		default:
+			o.deliv.Set(-1, nil)
+			wait = grown
+		}
+		timer.Reset(wait)
 	}
 }
 
