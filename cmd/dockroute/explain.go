@@ -61,7 +61,11 @@ func (d *daemon) serveExplain(rw http.ResponseWriter, r *http.Request) {
 	cfg := d.config()
 	cfg.Args = r.URL.Query()["c"]
 	fromFile, _ := d.operator.Routes()
-	text, unknown, err := explain.Report(r.Context(), d.fleet, cfg.Args, fromFile, deliveryNotes(r.Context(), cfg))
+	notes := deliveryNotes(r.Context(), cfg)
+	if dl := d.out.Delivery(); dl != nil {
+		notes = dl.Notes(notes)
+	}
+	text, unknown, err := explain.Report(r.Context(), d.fleet, cfg.Args, fromFile, notes)
 	if err != nil {
 		http.Error(rw, err.Error(), http.StatusBadGateway)
 		return

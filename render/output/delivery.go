@@ -5,6 +5,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/dockroute/dockroute/provider/route"
 )
 
 // Delivery: writing a config is not serving it. Both outputs read back what
@@ -46,6 +48,35 @@ func (d *Delivery) Published() {
 	defer d.mu.Unlock()
 	if d.pending.IsZero() {
 		d.pending = time.Now()
+	}
+}
+
+// Pending tells how long ago the publish the proxy has yet to confirm was
+// made, and whether that is within DeliveryGrace (a route it does not run
+// yet may be on its way: Traefik loads a file its throttle later).
+func (d *Delivery) Pending() (time.Duration, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.pending.IsZero() {
+		return 0, false
+	}
+	since := time.Since(d.pending)
+	return since, since < DeliveryGrace
+}
+
+// Notes wraps a proxy's notes on routes for explain (render/traefik's and
+// render/caddy's DeliveryNotes): a route the proxy does not run while a
+// publish is on its way within the grace is "not delivered yet", not "NOT
+// delivered", which explain said for a second after every start.
+func (d *Delivery) Notes(notes func(route.Backend) string) func(route.Backend) string {
+	return func(b route.Backend) string {
+		s := notes(b)
+		if rest, ok := strings.CutPrefix(s, " (NOT delivered: "); ok {
+			if since, within := d.Pending(); within {
+				return fmt.Sprintf(" (not delivered yet: published %v ago, the proxy has yet to load it; %s", since.Round(10*time.Millisecond), rest)
+			}
+		}
+		return s
 	}
 }
 
