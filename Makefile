@@ -15,8 +15,10 @@ FUZZTIME    ?= 30s
 ARGS        ?=
 
 IMAGE       := dockroute/dockroute:dev
+GO_IMAGE    := golang:1.26
+STANDIN     := bash compose/standins/standin.sh
 
-.PHONY: run build image test lint hello oracle caddy traefik standins bench fuzz clean
+.PHONY: run build image goimage test lint hello oracle caddy traefik standins bench fuzz clean
 
 ## run: follow the local Docker engine and write Traefik config to ./dynamic
 run: build
@@ -26,11 +28,15 @@ run: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=auto -o bin/dockroute ./cmd/dockroute
 
-## image: the dockroute image (FROM scratch; the Dockerfile only copies the static binary)
-image:
-	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -buildvcs=auto -ldflags='-s -w' -o bin/dockroute-linux ./cmd/dockroute
-	mkdir -p bin/image/dynamic
-	docker build -q -t $(IMAGE) .
+## image: the dockroute image, as a user's `docker build .` or compose's
+## `build:` makes it (compiled in the golang image, then FROM scratch)
+image: goimage
+	docker build -q -t $(IMAGE) . >/dev/null
+
+## goimage: the golang image the Dockerfiles compile in: pulled, or where no
+## registry answers, a stand-in from this machine's Go
+goimage:
+	@$(STANDIN) $(GO_IMAGE) "$$($(GO) env GOROOT)" go
 
 ## test: formatting, vet, and both lanes with -race: the unit tests and the
 ## end-to-end ones (-tags e2e: real Docker, real Traefik and its oracle, both
@@ -45,12 +51,10 @@ lint:
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./...
 
-## hello: the examples/hello image, FROM scratch with a static binary (no registry needed)
-hello:
-	cd examples/hello && CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o hello .
-	docker build -q -t $(HELLO_IMAGE) examples/hello
-	docker build -q -t $(HELLO_HEALTH_IMAGE) -f examples/hello/Dockerfile.health examples/hello
-	rm -f examples/hello/hello
+## hello: the examples/hello image (compiled in the golang image, then FROM scratch)
+hello: goimage
+	docker build -q -t $(HELLO_IMAGE) examples/hello >/dev/null
+	docker build -q -t $(HELLO_HEALTH_IMAGE) -f examples/hello/Dockerfile.health examples/hello >/dev/null
 
 ## oracle: Traefik v3's own file provider and router, to check what we write
 oracle: $(ORACLE)
@@ -77,18 +81,13 @@ $(CADDY_CURRENT):
 	CGO_ENABLED=0 GOBIN=$(CURDIR)/bin/caddy-build $(GO) install github.com/caddyserver/caddy/v2/cmd/caddy@$(CADDY_VERSION)
 	mv $(CURDIR)/bin/caddy-build/caddy $@ && rmdir $(CURDIR)/bin/caddy-build
 
-## standins: local stand-ins for the images the compose stacks name
-## (traefik:v3, caddy:2), FROM scratch with the binaries above, as no
-## registry is reachable here; an image by that name that is not a
-## stand-in (a real one) is used as it is
-standins: caddy traefik
-	@for spec in "traefik:v3 $(TRAEFIK) traefik" "caddy:2 $(CADDY_CURRENT) caddy"; do set -- $$spec; \
-	  if docker image inspect $$1 >/dev/null 2>&1 && \
-	     [ "$$(docker image inspect -f '{{index .Config.Labels "dockroute.stand-in"}}' $$1)" != 1 ]; then \
-	    echo "$$1 is a real image: using it"; continue; fi; \
-	  rm -rf bin/standin && mkdir -p bin/standin && cp $$2 bin/standin/$$3 && \
-	  out=$$(docker build -q -t $$1 -f compose/standins/$$3.Dockerfile bin/standin 2>&1) || { echo "$$out"; exit 1; }; \
-	done; rm -rf bin/standin
+## standins: the images the compose stacks name (traefik:v3, caddy:2) and
+## the Dockerfiles build in (golang:1.26): a real image by that name is used
+## as it is, else pulled; where no registry answers (here), a stand-in is
+## built FROM scratch with the binaries above
+standins: caddy traefik goimage
+	@$(STANDIN) traefik:v3 $(TRAEFIK) traefik
+	@$(STANDIN) caddy:2 $(CADDY_CURRENT) caddy
 
 ## bench: benchmarks (route table, render, Docker resync at scale), one
 ## package at a time: run side by side, they took each other's cores

@@ -53,11 +53,15 @@ func readmeBlocks(t *testing.T, heading string) [][2]string {
 // ending in "&" are left running until the test ends; a line whose comment
 // shows the expected output ("# hello from <container> ...") is retried
 // until its output starts so, as a newcomer retries a curl; every other
-// line must succeed. `docker run` gets the tests' label, through a wrapper
-// on PATH, so what the walkthrough starts is cleaned up.
+// line must succeed; a `cd DIR` line changes the directory of the lines
+// after it. `docker run` gets the tests' label, through a wrapper on PATH,
+// so what the walkthrough starts is cleaned up; where Docker has no Compose
+// v2 plugin (this machine), the wrapper hands `docker compose` to Debian's
+// docker-compose (v1), which the README names for that case.
 type walkthrough struct {
 	t    *testing.T
-	dir  string   // the repository copy, the working directory
+	dir  string   // the repository copy
+	cwd  string   // the working directory, dir or below
 	path []string // directories put first on PATH
 	home string
 }
@@ -65,6 +69,7 @@ type walkthrough struct {
 func newWalkthrough(t *testing.T) *walkthrough {
 	t.Helper()
 	w := &walkthrough{t: t, dir: t.TempDir(), home: t.TempDir()}
+	w.cwd = w.dir
 	repo := mustAbs(t, filepath.Join("..", ".."))
 	entries, err := os.ReadDir(repo)
 	if err != nil {
@@ -82,19 +87,26 @@ func newWalkthrough(t *testing.T) *walkthrough {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wrapper := fmt.Sprintf("#!/bin/sh\nif [ \"$1\" = run ]; then shift; exec %s run --label %s \"$@\"; fi\nexec %s \"$@\"\n", real, dockertest.TestLabel, real)
+	wrapper := fmt.Sprintf("#!/bin/sh\nif [ \"$1\" = run ]; then shift; exec %s run --label %s \"$@\"; fi\n", real, dockertest.TestLabel)
+	if c := compose(t); c[0] != "docker" {
+		wrapper += fmt.Sprintf("if [ \"$1\" = compose ]; then shift; exec %s \"$@\"; fi\n", c[0])
+	}
+	wrapper += fmt.Sprintf("exec %s \"$@\"\n", real)
 	if err := os.WriteFile(filepath.Join(tools, "docker"), []byte(wrapper), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	w.path = []string{tools}
-	t.Cleanup(func() {
-		// Tests run one at a time: every labelled hello is the walkthrough's.
-		ids, _ := exec.Command(real, "ps", "-aq", "--filter", "label="+dockertest.TestLabel, "--filter", "ancestor="+dockertest.HelloImage).Output()
-		for _, id := range strings.Fields(string(ids)) {
-			exec.Command(real, "rm", "-f", id).Run()
-		}
-	})
+	t.Cleanup(removeHellos)
 	return w
+}
+
+// removeHellos removes the hello containers a walkthrough started. Tests
+// run one at a time: every labelled hello is the walkthrough's.
+func removeHellos() {
+	ids, _ := exec.Command("docker", "ps", "-aq", "--filter", "label="+dockertest.TestLabel, "--filter", "ancestor="+dockertest.HelloImage).Output()
+	for _, id := range strings.Fields(string(ids)) {
+		exec.Command("docker", "rm", "-f", id).Run()
+	}
 }
 
 // tool puts bin on PATH as name.
@@ -121,11 +133,15 @@ func (w *walkthrough) run(script string) {
 		}
 		cmdText, comment, _ := strings.Cut(line, "#")
 		cmdText = strings.TrimSpace(cmdText)
+		if dir, ok := strings.CutPrefix(cmdText, "cd "); ok {
+			w.cwd = filepath.Join(w.cwd, strings.TrimSpace(dir))
+			continue
+		}
 		expect, _, _ := strings.Cut(strings.TrimSpace(comment), "<")
 		expect = strings.TrimSpace(expect)
 		if bg, ok := strings.CutSuffix(cmdText, "&"); ok {
 			cmd := exec.Command("bash", "-c", bg)
-			cmd.Dir, cmd.Env = w.dir, env
+			cmd.Dir, cmd.Env = w.cwd, env
 			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 			log := &caddytest.Buffer{}
 			cmd.Stdout, cmd.Stderr = log, log
@@ -145,7 +161,7 @@ func (w *walkthrough) run(script string) {
 		deadline := time.Now().Add(60 * time.Second) // the first `make run` compiles
 		for {
 			cmd := exec.Command("bash", "-c", cmdText)
-			cmd.Dir, cmd.Env = w.dir, env
+			cmd.Dir, cmd.Env = w.cwd, env
 			var out, errOut strings.Builder
 			cmd.Stdout, cmd.Stderr = &out, &errOut
 			err := cmd.Run()
@@ -159,6 +175,39 @@ func (w *walkthrough) run(script string) {
 			}
 			break
 		}
+	}
+}
+
+// TestReadmeQuickStart runs the README's first commands as written: the
+// Traefik stack, built from the repository by Compose (dockroute's image
+// and the demo app's, compiled in the golang image), serves its demo host
+// and a container the user starts; then the same with the Caddy stack the
+// README names beside it. The proxies are traefik:v3 and caddy:2 (real
+// images where a registry answers, `make standins` stand-ins here).
+func TestReadmeQuickStart(t *testing.T) {
+	dockertest.Require(t)
+	blocks := readmeBlocks(t, "Quick start")
+	if len(blocks) != 1 || blocks[0][0] != "sh" || !strings.Contains(blocks[0][1], "cd compose/traefik") {
+		t.Fatalf("the quick start is no longer one sh block starting in compose/traefik: %v", blocks)
+	}
+	for _, proxy := range []string{"traefik", "caddy"} {
+		t.Run(proxy, func(t *testing.T) {
+			freePort80(t)
+			w := newWalkthrough(t)
+			script := strings.NewReplacer("compose/traefik", "compose/"+proxy, "traefik_routed", proxy+"_routed").Replace(blocks[0][1])
+			// Compose names the project after the stack's directory, as
+			// the README's network name says.
+			t.Cleanup(func() {
+				removeHellos() // the user's app, on the stack's network
+				c := compose(t)
+				down := exec.Command(c[0], append(c[1:], "-p", proxy, "down", "-v", "--remove-orphans")...)
+				down.Dir = filepath.Join(w.dir, "compose", proxy)
+				if out, err := down.CombinedOutput(); err != nil {
+					t.Errorf("compose down: %v\n%s", err, out)
+				}
+			})
+			w.run(script)
+		})
 	}
 }
 

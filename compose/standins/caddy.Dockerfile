@@ -6,7 +6,8 @@
 FROM scratch
 COPY caddy /usr/bin/caddy
 ENV XDG_CONFIG_HOME=/config XDG_DATA_HOME=/data
-LABEL dockroute.stand-in="1"
+ARG STAMP
+LABEL dockroute.stand-in="1" dockroute.stand-in.stamp="$STAMP"
 WORKDIR /srv
 EXPOSE 80 443
 CMD ["caddy", "run", "--config", "/etc/caddy/caddy.json"]

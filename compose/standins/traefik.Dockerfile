@@ -4,6 +4,7 @@
 # only where no real traefik:v3 image exists.
 FROM scratch
 COPY traefik /traefik
-LABEL dockroute.stand-in="1"
+ARG STAMP
+LABEL dockroute.stand-in="1" dockroute.stand-in.stamp="$STAMP"
 EXPOSE 80
 ENTRYPOINT ["/traefik"]
