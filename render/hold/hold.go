@@ -23,10 +23,12 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -119,6 +121,7 @@ type Endpoint struct {
 	expired  atomic.Uint64
 	next     atomic.Uint64 // round robin over a route's servers
 
+	unreached  sync.Map // netip.Addr → true: servers said unreachable
 	once       sync.Once
 	proxy      *httputil.ReverseProxy
 	transports map[string]http.RoundTripper // by route.Proto
@@ -156,7 +159,13 @@ func (e *Endpoint) lookup(host, path string) (route.Route, bool, <-chan struct{}
 
 func (e *Endpoint) init() {
 	e.once.Do(func() {
-		dial := (&net.Dialer{Timeout: time.Second, KeepAlive: 30 * time.Second}).DialContext
+		d := &net.Dialer{Timeout: time.Second, KeepAlive: 30 * time.Second}
+		dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if err := e.reach(addr); err != nil {
+				return nil, err
+			}
+			return d.DialContext(ctx, network, addr)
+		}
 		base := func() *http.Transport {
 			return &http.Transport{DialContext: dial, MaxIdleConnsPerHost: 16, IdleConnTimeout: 30 * time.Second, ForceAttemptHTTP2: false}
 		}
@@ -179,6 +188,47 @@ func (e *Endpoint) init() {
 			},
 		}
 	})
+}
+
+// reach refuses a server dockroute cannot reach as the proxy does. The
+// endpoint dials from dockroute's own network namespace: run on the host
+// beside a proxy in a container on a network the host does not reach (a
+// Swarm overlay), a task's address went out by the host's default route,
+// and a held request was answered by whatever answered there (found in a
+// test: another machine's 404). A private address on none of dockroute's
+// networks is therefore refused, and said why once; loopback and public
+// addresses are routed alike from anywhere.
+func (e *Endpoint) reach(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || ip.IsLoopback() || !ip.IsPrivate() || onLocalNetwork(ip) {
+		return nil
+	}
+	if _, told := e.unreached.LoadOrStore(ip, true); !told {
+		e.log().Warn("the holding endpoint cannot reach a server: it is on none of dockroute's networks, so held requests for its route fail (502) instead of going astray. Run dockroute on the proxy's network (as the compose stacks do), or --hold 0", "server", addr)
+	}
+	return fmt.Errorf("dockroute cannot reach %s: it is on none of dockroute's networks", addr)
+}
+
+// onLocalNetwork tells whether ip is on a network of one of this
+// namespace's interfaces (Docker's bridges included; asked each time, as
+// they come and go).
+func onLocalNetwork(ip netip.Addr) bool {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return true // cannot tell: do as before
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if p, err := netip.ParsePrefix(n.String()); err == nil && p.Contains(ip.Unmap()) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (e *Endpoint) log() *slog.Logger {

@@ -3,9 +3,11 @@ package hold
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -210,5 +212,37 @@ func TestNamed(t *testing.T) {
 	}
 	if _, _, ok := Named([]byte("no holding here")); ok {
 		t.Fatal("found a holding endpoint in a config without one")
+	}
+}
+
+// TestServerOffOurNetworksIsRefused: the endpoint dials from dockroute's
+// own network namespace; a private address on none of its networks (a
+// Swarm overlay task's, with dockroute on the host) went out by the
+// default route and was answered by another machine. It is refused at
+// once (502), never dialled, and said why.
+func TestServerOffOurNetworksIsRefused(t *testing.T) {
+	const far = "10.250.250.7"
+	if onLocalNetwork(netip.MustParseAddr(far)) {
+		t.Skipf("%s is on one of this machine's networks; the test needs one that is not", far)
+	}
+	var log strings.Builder
+	e := &Endpoint{Limit: 10 * time.Second, Token: "secret", Log: slog.New(slog.NewTextHandler(&log, nil))}
+	e.Update(up("a.test", "", far+":8080"))
+	addr := serve(t, e)
+	began := time.Now()
+	if resp, body := ask(t, addr, "secret", "a.test", "", "/"); resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("%d %q, want 502", resp.StatusCode, body)
+	}
+	if took := time.Since(began); took > 2*time.Second {
+		t.Errorf("refused after %v, want at once", took)
+	}
+	if !strings.Contains(log.String(), "cannot reach a server: it is on none of dockroute's networks") {
+		t.Errorf("not said why:\n%s", log.String())
+	}
+	// Loopback, the machine's own networks and public addresses pass.
+	for _, a := range []string{"127.0.0.1:80", "203.0.113.9:80"} {
+		if err := e.reach(a); err != nil {
+			t.Errorf("%s refused: %v", a, err)
+		}
 	}
 }
