@@ -112,7 +112,11 @@ func (c *changeSet) logRouted(out map[string][]route.Backend) {
 		if said++; said > routedLines {
 			level, quiet = slog.LevelDebug, quiet+1
 		}
-		c.f.log.Log(context.Background(), level, "routed", "container", h.v.Name, "id", contract.Short(id), "routes", logRoutes(bs))
+		msg, kind := "routed", "container"
+		if h.src.services {
+			msg, kind = "routed service", "service"
+		}
+		c.f.log.Log(context.Background(), level, msg, kind, h.v.Name, "id", contract.Short(id), "routes", logRoutes(bs))
 	}
 	if quiet > 0 {
 		c.f.log.Info("routed more containers", "count", quiet, "see", "dockroute explain, or --log-level debug")

@@ -304,7 +304,8 @@ func (w *ServiceWatcher) setLocked(id string, v contract.Verdict) bool {
 	w.verdicts.put(id, v)
 	switch {
 	case v.Routed():
-		w.log.Info("routed service", "service", v.Name, "id", contract.Short(id), "routes", logRoutes(v.Backends))
+		// "routed" is said by the fleet once claims are settled.
+		w.log.Debug("routable service", "service", v.Name, "id", contract.Short(id), "routes", logRoutes(v.Backends))
 	case v.OptedIn:
 		w.log.Info("service not routed", "service", v.Name, "id", contract.Short(id), "reason", cut(v.Reason, logValueMax))
 	}
