@@ -12,7 +12,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -171,4 +173,110 @@ func waitTasks(t *testing.T, svc string, n int) time.Time {
 		return got >= n, fmt.Sprintf("%d tasks of %s run, want %d", got, svc, n)
 	})
 	return time.Now()
+}
+
+// TestSwarmRollingUpdateFailsNoRequest: a one-replica service updated
+// stop-first (Swarm's default order) under request loops through Traefik
+// and Caddy: no request fails, at its tasks (dockroute.lb=tasks), and at
+// the service's virtual IP (dockroute's default) where the kernel has
+// IPVS. It is deployed as in a
+// swarm: the proxies and dockroute (its image) are containers on the
+// service's overlay network, which the host does not reach. While no task
+// runs the host is held: by dockroute's holding endpoint for Traefik, by
+// Caddy itself with --caddy-dns.
+func TestSwarmRollingUpdateFailsNoRequest(t *testing.T) {
+	dockertest.Require(t)
+	for _, img := range []string{"traefik:v3", "caddy:2", "dockroute/dockroute:dev"} {
+		if exec.Command("docker", "image", "inspect", img).Run() != nil {
+			t.Fatalf("image %s is missing: run `make image standins` (make test builds them)", img)
+		}
+	}
+	dockertest.Swarm(t)
+	net := dockertest.Unique("rollnet")
+	dockertest.Docker(t, "network", "create", "--driver", "overlay", "--attachable", "--label", dockertest.TestLabel, net)
+	t.Cleanup(func() { exec.Command("docker", "network", "rm", net).Run() })
+	var sock syscall.Stat_t
+	if err := syscall.Stat("/var/run/docker.sock", &sock); err != nil {
+		t.Fatal(err)
+	}
+	// dockroute as a swarm user runs it: the image, on the overlay, with
+	// the socket through its group; --filter keeps it to this test's.
+	dockroute := func(name, shared string, args ...string) {
+		t.Helper()
+		dockertest.Run(t, append([]string{"--name", name, "--network", net, "--group-add", strconv.Itoa(int(sock.Gid)),
+			"-v", "/var/run/docker.sock:/var/run/docker.sock:ro", "-v", shared + ":/shared", "dockroute/dockroute:dev",
+			"run", "--network", net, "--filter", "label=" + dockertest.TestLabel, "--unavailable-grace", "1m"}, args...)...)
+	}
+
+	tdir := t.TempDir()
+	if err := os.Chown(tdir, 65532, 65532); err != nil {
+		t.Fatal(err)
+	}
+	tport := caddytest.FreePort(t)
+	dockertest.Run(t, "--network", net, "-p", fmt.Sprintf("127.0.0.1:%d:80", tport), "-v", tdir+":/dynamic",
+		"traefik:v3", "--global.checkNewVersion=false", "--global.sendAnonymousUsage=false", "--entrypoints.web.address=:80",
+		"--providers.file.directory=/dynamic", "--providers.file.watch=true", "--providers.providersThrottleDuration=10ms")
+	tname := dockertest.Unique("dr-traefik")
+	dockroute(tname, tdir, "--traefik-dir", "/shared", "--hold-listen", ":9494", "--hold-advertise", tname+":9494")
+
+	admin := t.TempDir()
+	if err := os.Chmod(admin, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	cport := caddytest.FreePort(t)
+	writeFile(t, filepath.Join(admin, "caddy.json"), `{"admin":{"listen":"unix//admin/admin.sock|0666"}}`)
+	dockertest.Run(t, "--network", net, "-p", fmt.Sprintf("127.0.0.1:%d:80", cport), "-v", admin+":/admin", "caddy:2", "caddy", "run", "--config", "/admin/caddy.json")
+	eventually(t, 15*time.Second, func() (bool, string) {
+		_, err := os.Stat(filepath.Join(admin, "admin.sock"))
+		return err == nil, "caddy's admin socket never appeared"
+	})
+	cname := dockertest.Unique("dr-caddy")
+	dockroute(cname, admin, "--output", "caddy", "--caddy-admin", "unix//shared/admin.sock", "--caddy-listen", ":80", "--caddy-check", "500ms",
+		"--caddy-dns", "0.0.0.0:1053", "--caddy-dns-advertise", cname+":1053")
+	bases := map[string]string{"traefik": fmt.Sprintf("http://127.0.0.1:%d", tport), "caddy": fmt.Sprintf("http://127.0.0.1:%d", cport)}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, n := range []string{tname, cname} {
+				out, _ := exec.Command("docker", "logs", n).CombinedOutput()
+				t.Logf("%s:\n%s", n, out)
+			}
+		}
+	})
+
+	// A virtual IP needs the kernel's IPVS to be reached at all (see
+	// TestSwarm); this project's test machines have none.
+	lbs := []string{"tasks"}
+	if _, err := os.Stat("/proc/net/ip_vs"); err == nil {
+		lbs = append(lbs, "vip")
+	} else {
+		t.Log("no IPVS in this kernel: the rolling update is measured at the tasks (dockroute.lb=tasks) only")
+	}
+	for _, lb := range lbs {
+		t.Run(lb, func(t *testing.T) {
+			host := dockertest.Unique("roll-"+lb) + ".test"
+			svc := dockertest.Service(t, "--name", dockertest.Unique("roll"), "--network", net, "--update-order", "stop-first",
+				"--label", "dockroute.host="+host, "--label", "dockroute.port=8080", "--label", "dockroute.lb="+lb,
+				"--replicas", "1", dockertest.HelloImage)
+			waitTasks(t, svc, 1)
+			stop := make(chan struct{})
+			results := map[string]*loadResult{}
+			for name, base := range bases {
+				waitOK(t, base, host)
+				results[name] = loop(base, host, stop)
+			}
+			time.Sleep(time.Second)
+			began := time.Now()
+			dockertest.Docker(t, "service", "update", "--force", "--detach=false", svc)
+			took := time.Since(began)
+			time.Sleep(5 * time.Second)
+			close(stop)
+			for name, res := range results {
+				res.wait()
+				t.Logf("%-8s %-6s %5d requests, %3d failed, slowest %v (update took %v)", name, lb, res.sent, res.failed, res.slowest.Round(time.Millisecond), took.Round(time.Millisecond))
+				if res.failed > 0 {
+					t.Errorf("%s: %d of %d requests failed across a stop-first rolling update; first: %s", name, res.failed, res.sent, strings.Join(res.failures, "; "))
+				}
+			}
+		})
+	}
 }
