@@ -28,35 +28,61 @@ func serverCount(t *testing.T, d *proc, host string) int {
 	return len(servers(t, d.file())[host])
 }
 
-func TestSwarm(t *testing.T) {
-	dockertest.Require(t)
-	for _, img := range []string{"traefik:v3", "caddy:2"} {
+// swarmOverlay makes the engine a single-node swarm for the test and
+// returns a new attachable overlay network, after checking the images the
+// test runs.
+func swarmOverlay(t *testing.T, prefix string, images ...string) string {
+	t.Helper()
+	for _, img := range images {
 		if exec.Command("docker", "image", "inspect", img).Run() != nil {
-			t.Fatalf("image %s is missing: run `make standins` (make test builds them)", img)
+			t.Fatalf("image %s is missing: run `make image standins` (make test builds them)", img)
 		}
 	}
 	dockertest.Swarm(t)
-	net := dockertest.Unique("swarmnet")
+	net := dockertest.Unique(prefix)
 	dockertest.Docker(t, "network", "create", "--driver", "overlay", "--attachable", "--label", dockertest.TestLabel, net)
 	t.Cleanup(func() { exec.Command("docker", "network", "rm", net).Run() })
+	return net
+}
 
-	// Traefik on the overlay, reading dockroute's directory.
-	dir := filepath.Join(t.TempDir(), "dynamic")
-	os.MkdirAll(dir, 0o755)
-	tport := caddytest.FreePort(t)
-	dockertest.Run(t, "--network", net, "-p", fmt.Sprintf("127.0.0.1:%d:80", tport), "-v", dir+":/dynamic",
+// overlayTraefik runs Traefik on net, reading dir, and returns the
+// loopback port it is published at.
+func overlayTraefik(t *testing.T, net, dir string) int {
+	t.Helper()
+	port := caddytest.FreePort(t)
+	dockertest.Run(t, "--network", net, "-p", fmt.Sprintf("127.0.0.1:%d:80", port), "-v", dir+":/dynamic",
 		"traefik:v3", "--global.checkNewVersion=false", "--global.sendAnonymousUsage=false", "--entrypoints.web.address=:80",
 		"--providers.file.directory=/dynamic", "--providers.file.watch=true", "--providers.providersThrottleDuration=10ms")
-	d := startDaemonDir(t, dir, nil, "--network", net)
-	// Caddy on the overlay, its admin API on a socket in a shared directory.
-	admin := t.TempDir()
-	cport := caddytest.FreePort(t)
-	writeFile(t, filepath.Join(admin, "caddy.json"), `{"admin":{"listen":"unix//admin/admin.sock"}}`)
-	dockertest.Run(t, "--network", net, "-p", fmt.Sprintf("127.0.0.1:%d:80", cport), "-v", admin+":/admin", "caddy:2", "caddy", "run", "--config", "/admin/caddy.json")
+	return port
+}
+
+// overlayCaddy runs Caddy on net with its admin API on admin.sock in the
+// directory admin (socket mode as given, e.g. "|0666"), and returns the
+// loopback port it is published at once the socket is there.
+func overlayCaddy(t *testing.T, net, admin, mode string) int {
+	t.Helper()
+	port := caddytest.FreePort(t)
+	writeFile(t, filepath.Join(admin, "caddy.json"), `{"admin":{"listen":"unix//admin/admin.sock`+mode+`"}}`)
+	dockertest.Run(t, "--network", net, "-p", fmt.Sprintf("127.0.0.1:%d:80", port), "-v", admin+":/admin", "caddy:2", "caddy", "run", "--config", "/admin/caddy.json")
 	eventually(t, 15*time.Second, func() (bool, string) {
 		_, err := os.Stat(filepath.Join(admin, "admin.sock"))
 		return err == nil, "caddy's admin socket never appeared"
 	})
+	return port
+}
+
+func TestSwarm(t *testing.T) {
+	dockertest.Require(t)
+	net := swarmOverlay(t, "swarmnet", "traefik:v3", "caddy:2")
+
+	// Traefik on the overlay, reading dockroute's directory.
+	dir := filepath.Join(t.TempDir(), "dynamic")
+	os.MkdirAll(dir, 0o755)
+	tport := overlayTraefik(t, net, dir)
+	d := startDaemonDir(t, dir, nil, "--network", net)
+	// Caddy on the overlay, its admin API on a socket in a shared directory.
+	admin := t.TempDir()
+	cport := overlayCaddy(t, net, admin, "")
 	startDaemon(t, nil, "--network", net, "--output", "caddy", "--caddy-admin", "unix/"+filepath.Join(admin, "admin.sock"), "--caddy-listen", ":80", "--caddy-check", "500ms")
 	traefikAddr, caddyAddr := fmt.Sprintf("127.0.0.1:%d", tport), fmt.Sprintf("127.0.0.1:%d", cport)
 
@@ -186,15 +212,7 @@ func waitTasks(t *testing.T, svc string, n int) time.Time {
 // Caddy itself with --caddy-dns.
 func TestSwarmRollingUpdateFailsNoRequest(t *testing.T) {
 	dockertest.Require(t)
-	for _, img := range []string{"traefik:v3", "caddy:2", "dockroute/dockroute:dev"} {
-		if exec.Command("docker", "image", "inspect", img).Run() != nil {
-			t.Fatalf("image %s is missing: run `make image standins` (make test builds them)", img)
-		}
-	}
-	dockertest.Swarm(t)
-	net := dockertest.Unique("rollnet")
-	dockertest.Docker(t, "network", "create", "--driver", "overlay", "--attachable", "--label", dockertest.TestLabel, net)
-	t.Cleanup(func() { exec.Command("docker", "network", "rm", net).Run() })
+	net := swarmOverlay(t, "rollnet", "traefik:v3", "caddy:2", "dockroute/dockroute:dev")
 	var sock syscall.Stat_t
 	if err := syscall.Stat("/var/run/docker.sock", &sock); err != nil {
 		t.Fatal(err)
@@ -212,10 +230,7 @@ func TestSwarmRollingUpdateFailsNoRequest(t *testing.T) {
 	if err := os.Chown(tdir, 65532, 65532); err != nil {
 		t.Fatal(err)
 	}
-	tport := caddytest.FreePort(t)
-	dockertest.Run(t, "--network", net, "-p", fmt.Sprintf("127.0.0.1:%d:80", tport), "-v", tdir+":/dynamic",
-		"traefik:v3", "--global.checkNewVersion=false", "--global.sendAnonymousUsage=false", "--entrypoints.web.address=:80",
-		"--providers.file.directory=/dynamic", "--providers.file.watch=true", "--providers.providersThrottleDuration=10ms")
+	tport := overlayTraefik(t, net, tdir)
 	tname := dockertest.Unique("dr-traefik")
 	dockroute(tname, tdir, "--traefik-dir", "/shared", "--hold-listen", ":9494", "--hold-advertise", tname+":9494")
 
@@ -223,13 +238,8 @@ func TestSwarmRollingUpdateFailsNoRequest(t *testing.T) {
 	if err := os.Chmod(admin, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	cport := caddytest.FreePort(t)
-	writeFile(t, filepath.Join(admin, "caddy.json"), `{"admin":{"listen":"unix//admin/admin.sock|0666"}}`)
-	dockertest.Run(t, "--network", net, "-p", fmt.Sprintf("127.0.0.1:%d:80", cport), "-v", admin+":/admin", "caddy:2", "caddy", "run", "--config", "/admin/caddy.json")
-	eventually(t, 15*time.Second, func() (bool, string) {
-		_, err := os.Stat(filepath.Join(admin, "admin.sock"))
-		return err == nil, "caddy's admin socket never appeared"
-	})
+	// The socket is Caddy's (root's); dockroute's user writes to it.
+	cport := overlayCaddy(t, net, admin, "|0666")
 	cname := dockertest.Unique("dr-caddy")
 	dockroute(cname, admin, "--output", "caddy", "--caddy-admin", "unix//shared/admin.sock", "--caddy-listen", ":80", "--caddy-check", "500ms",
 		"--caddy-dns", "0.0.0.0:1053", "--caddy-dns-advertise", cname+":1053")
