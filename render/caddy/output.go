@@ -4,7 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net"
+	"net/netip"
+	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -164,28 +168,38 @@ const (
 const quietChecks = 6
 
 // Watch asks Caddy whether dockroute's server is still there as pushed,
-// every check interval, less often while nothing happens; if not, it has
+// every check interval, less often while nothing happens (a local Caddy
+// is probed at its listen address meanwhile); if not, it has
 // the daemon publish its current table (after the coalescer's quiet
 // window, by which time a second dockroute on the same Caddy has seen the
 // same events, so the two agree), unless another writer keeps changing
 // it (a fight): then at most every fightWindow.
 func (o *Output) Watch(ctx context.Context, poke func()) {
-	wait := o.check
-	timer := time.NewTimer(wait)
+	// interval is how long since the last admin check the next one waits;
+	// the timer ticks every --caddy-check, probing between checks.
+	interval, last := o.check, time.Now()
+	timer := time.NewTimer(o.check)
 	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-o.pushed:
-			wait = o.check
-			timer.Reset(wait)
+			interval, last = o.check, time.Now()
+			timer.Reset(o.check)
 			continue
 		case <-timer.C:
 		}
+		if probe := o.probeAddr(); probe != "" && time.Since(last) < interval && o.listening(ctx, probe) {
+			// Caddy still listens where dockroute's server does: a
+			// lost server (a restart, a Caddyfile reload) would not.
+			timer.Reset(o.check)
+			continue
+		}
+		last = time.Now()
 		ok, err := o.pub.Check(ctx)
-		grown := min(2*wait, quietChecks*o.check)
-		wait = o.check
+		grown := min(2*interval, quietChecks*o.check)
+		interval = o.check
 		switch {
 		case ctx.Err() != nil:
 			return
@@ -197,7 +211,7 @@ func (o *Output) Watch(ctx context.Context, poke func()) {
 		case !ok && o.pub.Changed() && o.noteOutside(time.Now()):
 			o.deliv.Published()
 			o.deliv.Set(-1, o.pub.Missing())
-			wait = fightWindow
+			interval = fightWindow
 		case !ok:
 			o.deliv.Published()
 			o.deliv.Set(-1, o.pub.Missing())
@@ -205,10 +219,60 @@ func (o *Output) Watch(ctx context.Context, poke func()) {
 			poke()
 		default:
 			o.deliv.Set(-1, nil)
-			wait = grown
+			interval = grown
 		}
-		timer.Reset(wait)
+		if o.probeAddr() == "" {
+			timer.Reset(interval) // nothing to probe meanwhile
+		} else {
+			timer.Reset(o.check)
+		}
 	}
+}
+
+// probeAddr is where to find, without asking the admin API, whether Caddy
+// still serves dockroute's server: its first listen address, when Caddy
+// runs on this host (its admin API on loopback); "" otherwise (a Caddy in
+// another container, its admin on a unix socket: then only the checks
+// tell, up to 6 × --caddy-check apart).
+func (o *Output) probeAddr() string {
+	if !loopbackAdmin(o.admin) {
+		return ""
+	}
+	listen := o.pub.Options().Listen
+	if len(listen) == 0 {
+		return ""
+	}
+	host, port, err := net.SplitHostPort(strings.TrimPrefix(listen[0], "tcp/"))
+	if err != nil || strings.Contains(port, "-") {
+		return ""
+	}
+	if ip, err := netip.ParseAddr(host); host == "" || err == nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// listening tells whether something accepts a connection at addr: a bare
+// connect, which Caddy does not log, unlike an admin request.
+func (o *Output) listening(ctx context.Context, addr string) bool {
+	conn, err := (&net.Dialer{Timeout: 300 * time.Millisecond}).DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
+}
+
+// loopbackAdmin tells whether admin (--caddy-admin) is an http address on
+// loopback: Caddy then runs on this host.
+func loopbackAdmin(admin string) bool {
+	u, err := url.Parse(admin)
+	if err != nil || u.Scheme != "http" && u.Scheme != "https" {
+		return false
+	}
+	h := u.Hostname()
+	ip, err := netip.ParseAddr(h)
+	return h == "localhost" || err == nil && ip.IsLoopback()
 }
 
 // noteOutside records a check that found the server changed by someone
