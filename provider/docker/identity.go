@@ -16,7 +16,7 @@ const rootlessAdvertise = "127.0.0.1"
 
 // identify asks the engine what it is, once per connection, and applies
 // it: a new identity decides every container again. An engine that does
-// not say is taken as a rootful Docker, as before engines were asked.
+// not say is taken as a rootful Docker meanwhile, and asked again soon.
 func (w *Watcher) identify(ctx context.Context) {
 	w.mu.Lock()
 	known := w.ident != nil
@@ -25,12 +25,16 @@ func (w *Watcher) identify(ctx context.Context) {
 		return
 	}
 	id, err := engine.Identify(ctx, w.engine)
-	if err != nil {
-		w.log.Debug("the engine did not say what it is; following it as Docker", "err", err)
-		return
-	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	// Asked again at the sync's retry (within seconds, not at the next
+	// resync): a rootless Podman's first /info can time out, and until it
+	// is known rootless its containers are refused "on no network".
+	w.identFailed = err != nil
+	if err != nil {
+		w.log.Debug("the engine did not say what it is; following it as Docker until it does", "err", err)
+		return
+	}
 	w.ident = &id
 	args := []any{"engine", id.String()}
 	if id.Rootless && w.opt.Address == "" {

@@ -58,3 +58,21 @@ func TestRootlessEngineIsReachedAtPublishedPorts(t *testing.T) {
 		})
 	}
 }
+
+// TestIdentityIsAskedAgain: a rootless Podman whose first /info timed out
+// was followed as a rootful Docker until the next full resync (an hour),
+// its containers routed at addresses the host does not reach (a real
+// rootless engine: "on no network"; TestPodmanRootless flaked so). It is
+// asked again at the sync's retry, and its containers rerouted.
+func TestIdentityIsAskedAgain(t *testing.T) {
+	e := rootlessPodman()
+	e.FailInfo(1)
+	c := app("pub", "10.0.0.2")
+	c.Published = map[uint16]uint16{8080: 18080}
+	e.Run(c)
+	w := New(e, Options{}, time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx)
+	waitRouted(t, w, 5*time.Second, "pub.test", "127.0.0.1:18080")
+}

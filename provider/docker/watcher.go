@@ -40,6 +40,9 @@ type Watcher struct {
 	// (nil: not known yet); Podman and rootless engines are followed and
 	// reached differently (identity.go).
 	ident *engine.Identity
+	// identFailed tells that the last attempt to ask failed: the sync is
+	// then retried soon, which asks again.
+	identFailed bool
 	// cache holds the running or paused containers by ID, as pointers
 	// (a map of 10,000 whole containers kept a container-sized slot for
 	// every place it had room for); a cached container is never
@@ -272,7 +275,7 @@ func (w *Watcher) replace(next map[string]*contract.Container, failed map[string
 	for id, v := range failed {
 		changed = w.setVerdictLocked(id, v, true) || changed
 	}
-	w.scheduleRetryLocked(len(failed) > 0, now)
+	w.scheduleRetryLocked(len(failed) > 0 || w.identFailed, now)
 	changed = w.markSynced() || changed
 	if changed {
 		w.notify()

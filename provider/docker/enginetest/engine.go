@@ -61,6 +61,7 @@ type Engine struct {
 	log        []events.Message
 	streams    map[*stream]bool
 	down       bool
+	infoFails  int // the next Info calls that fail
 	frozen     Gate
 	refuse     error
 	dropAfter  int
@@ -272,6 +273,14 @@ func (e *Engine) DropStreamsAfter(n int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.dropAfter = n
+}
+
+// FailInfo makes the next n /info calls fail, as a rootless Podman's
+// first /info can time out while it sets its storage up.
+func (e *Engine) FailInfo(n int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.infoFails = n
 }
 
 // FailInspect makes inspecting id fail with err (nil: succeed again).

@@ -68,6 +68,10 @@ func (e *Engine) Info(ctx context.Context) (system.Info, error) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.infoFails > 0 {
+		e.infoFails--
+		return system.Info{}, context.DeadlineExceeded
+	}
 	info := e.SystemInfo
 	if e.services != nil {
 		info.Swarm.LocalNodeState, info.Swarm.ControlAvailable = swarm.LocalNodeStateActive, true
