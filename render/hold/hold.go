@@ -22,6 +22,7 @@ import (
 	"crypto/subtle"
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,6 +30,8 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -196,15 +199,18 @@ func (e *Endpoint) init() {
 // Swarm overlay), a task's address went out by the host's default route,
 // and a held request was answered by whatever answered there (found in a
 // test: another machine's 404). A private address on none of dockroute's
-// networks is therefore refused, and said why once; loopback and public
-// addresses are routed alike from anywhere.
+// networks and routed by nothing narrower than the default route is
+// therefore refused, and said why once; loopback and public addresses
+// are routed alike from anywhere. (A private network reached only
+// through the default gateway, as another subnet of a cloud network can
+// be, is refused too: holding then needs dockroute beside the proxy.)
 func (e *Endpoint) reach(addr string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil
 	}
 	ip, err := netip.ParseAddr(host)
-	if err != nil || ip.IsLoopback() || !ip.IsPrivate() || onLocalNetwork(ip) {
+	if err != nil || ip.IsLoopback() || !ip.IsPrivate() || onLocalNetwork(ip) || routedSpecifically(ip) {
 		return nil
 	}
 	if _, told := e.unreached.LoadOrStore(ip, true); !told {
@@ -226,6 +232,34 @@ func onLocalNetwork(ip netip.Addr) bool {
 			if p, err := netip.ParsePrefix(n.String()); err == nil && p.Contains(ip.Unmap()) {
 				return true
 			}
+		}
+	}
+	return false
+}
+
+// routedSpecifically tells whether the kernel routes ip (IPv4) by a route
+// narrower than the default one: a network the operator routes on
+// purpose (a flat container network). Read from /proc/net/route, where
+// each address and mask is a hex number in the host's byte order.
+func routedSpecifically(ip netip.Addr) bool {
+	if !ip.Is4() {
+		return false
+	}
+	data, err := os.ReadFile("/proc/net/route")
+	if err != nil {
+		return true // cannot tell: do as before
+	}
+	a := ip.As4()
+	v := binary.NativeEndian.Uint32(a[:])
+	for _, line := range strings.Split(string(data), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 8 {
+			continue
+		}
+		dst, err1 := strconv.ParseUint(f[1], 16, 32)
+		mask, err2 := strconv.ParseUint(f[7], 16, 32)
+		if err1 == nil && err2 == nil && mask != 0 && v&uint32(mask) == uint32(dst) {
+			return true
 		}
 	}
 	return false

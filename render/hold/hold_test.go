@@ -222,7 +222,7 @@ func TestNamed(t *testing.T) {
 // once (502), never dialled, and said why.
 func TestServerOffOurNetworksIsRefused(t *testing.T) {
 	const far = "10.250.250.7"
-	if onLocalNetwork(netip.MustParseAddr(far)) {
+	if onLocalNetwork(netip.MustParseAddr(far)) || routedSpecifically(netip.MustParseAddr(far)) {
 		t.Skipf("%s is on one of this machine's networks; the test needs one that is not", far)
 	}
 	var log strings.Builder
@@ -245,4 +245,32 @@ func TestServerOffOurNetworksIsRefused(t *testing.T) {
 			t.Errorf("%s refused: %v", a, err)
 		}
 	}
+}
+
+// The kernel's routes are read as it prints them: every IPv4 network of
+// this machine's interfaces is routed specifically (read with the wrong
+// byte order, none would be).
+func TestRoutedSpecifically(t *testing.T) {
+	if !routedSpecifically(netip.MustParseAddr("127.0.0.1")) && !onLocalNetwork(netip.MustParseAddr("127.0.0.1")) {
+		t.Skip("no route table to read")
+	}
+	for _, n := range mustInterfaceAddrs(t) {
+		if p, err := netip.ParsePrefix(n); err == nil && p.Addr().Is4() && !p.Addr().IsLoopback() {
+			if !routedSpecifically(p.Addr()) {
+				t.Errorf("%s, on this machine's network %s, is not routed specifically", p.Addr(), p)
+			}
+		}
+	}
+}
+
+func mustInterfaceAddrs(t *testing.T) []string {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, a := range addrs {
+		out = append(out, a.String())
+	}
+	return out
 }
