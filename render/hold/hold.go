@@ -210,7 +210,10 @@ func (e *Endpoint) reach(addr string) error {
 		return nil
 	}
 	ip, err := netip.ParseAddr(host)
-	if err != nil || ip.IsLoopback() || !ip.IsPrivate() || onLocalNetwork(ip) || routedSpecifically(ip) {
+	if err != nil {
+		return nil // a name (the routes file's): resolved as the proxy would
+	}
+	if ip = ip.Unmap(); ip.IsLoopback() || !ip.IsPrivate() || onLocalNetwork(ip) || routedSpecifically(ip) {
 		return nil
 	}
 	if _, told := e.unreached.LoadOrStore(ip, true); !told {
