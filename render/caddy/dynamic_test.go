@@ -170,8 +170,8 @@ func TestLookupChangesNeedNoLoad(t *testing.T) {
 		// Caddy restarted with its own config alone: Check finds the
 		// server gone, and the next publish of the same table restores it.
 		c.Restart(t, caddytest.UserConfig(caddytest.FreePort(t)))
-		if ok, err := p.Check(ctx); ok || err != nil {
-			t.Fatalf("Check after Caddy lost the server: %v %v, want false", ok, err)
+		if f, err := p.Check(ctx); f.InSync || err != nil {
+			t.Fatalf("Check after Caddy lost the server: %v %v, want false", f.InSync, err)
 		}
 		publish(map[string][]string{"app.test": {b}})
 		until("200 b")

@@ -190,38 +190,39 @@ func (o *Output) Watch(ctx context.Context, poke func()) {
 			continue
 		case <-timer.C:
 		}
-		if probe := o.probeAddr(); probe != "" && time.Since(last) < interval && o.listening(ctx, probe) {
+		probe := o.probeAddr()
+		if probe != "" && time.Since(last) < interval && o.listening(ctx, probe) {
 			// Caddy still listens where dockroute's server does: a
 			// lost server (a restart, a Caddyfile reload) would not.
 			timer.Reset(o.check)
 			continue
 		}
 		last = time.Now()
-		ok, err := o.pub.Check(ctx)
+		f, err := o.pub.Check(ctx)
 		grown := min(2*interval, quietChecks*o.check)
 		interval = o.check
 		switch {
 		case ctx.Err() != nil:
 			return
+		case f.InSync:
+			o.deliv.Set(-1, nil)
+			interval = grown
 		case err != nil:
 			o.log.Warn("caddy check failed; will retry", "admin", o.admin, "err", err)
 			o.failed()
 			o.deliv.Published()
-			o.deliv.Set(-1, o.pub.Missing())
-		case !ok && o.pub.Changed() && o.noteOutside(time.Now()):
+			o.deliv.Set(-1, f.Missing)
+		case f.Changed && o.noteOutside(time.Now()):
 			o.deliv.Published()
-			o.deliv.Set(-1, o.pub.Missing())
+			o.deliv.Set(-1, f.Missing)
 			interval = fightWindow
-		case !ok:
+		default:
 			o.deliv.Published()
-			o.deliv.Set(-1, o.pub.Missing())
+			o.deliv.Set(-1, f.Missing)
 			o.forget()
 			poke()
-		default:
-			o.deliv.Set(-1, nil)
-			interval = grown
 		}
-		if o.probeAddr() == "" {
+		if probe == "" {
 			timer.Reset(interval) // nothing to probe meanwhile
 		} else {
 			timer.Reset(o.check)

@@ -36,12 +36,7 @@ type Publisher struct {
 	// inSync tells that Caddy ran pushed when it was last read (a push
 	// or a Check): a publish of the same server then asks Caddy nothing.
 	inSync bool
-	// changed tells that the last Check found the server changed by
-	// someone else.
-	changed bool
-	// missing is what the last Check found Caddy does not run.
-	missing []string
-	writes  int // config changes Caddy accepted (each one is a reload)
+	writes int // config changes Caddy accepted (each one is a reload)
 	// table is the table pushed was rendered from, under tableOpt (nil:
 	// none, as after routes Caddy refused): a table that differs from it
 	// only in looked-up upstreams is known to change nothing in Caddy
@@ -207,40 +202,49 @@ func onlyUpstreams(last, t route.Table, opt Options) bool {
 	return true
 }
 
-// Check tells whether Caddy still serves what was last published: false
+// Finding is what a Check found.
+type Finding struct {
+	InSync bool // Caddy runs dockroute's server as last pushed
+	// Changed: the server is there, but not as pushed: someone else wrote
+	// it (not gone, as after a restart).
+	Changed bool
+	// Missing describes what Caddy does not run as published, one line
+	// per route where it can tell (for delivery).
+	Missing []string
+}
+
+// Check tells whether Caddy still serves what was last published: not
 // when it lost the server (restarted without --resume, a Caddyfile reload)
 // or someone changed it. It costs one GET. It does not restore anything
 // itself: the caller publishes its current table, which may have moved on
 // since (and, with two dockroutes on one Caddy, restoring the last push
 // could undo the other's newer one).
-func (p *Publisher) Check(ctx context.Context) (bool, error) {
+func (p *Publisher) Check(ctx context.Context) (Finding, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.pushed == nil {
-		return true, nil
+		return Finding{InSync: true}, nil
 	}
 	cur, _, err := p.admin.Get(ctx, "/id/"+p.opt.ID)
-	p.inSync, p.changed = false, false // until shown otherwise
+	p.inSync = false // until shown otherwise
 	if isStatus(err, http.StatusNotFound) {
 		p.log.Warn("dockroute's server is gone from caddy (restarted without --resume, or its config was reloaded); publishing it again", "id", p.opt.ID)
-		p.missing = p.unrun(nil, "caddy lost dockroute's server")
-		return false, nil
+		return Finding{Missing: p.unrun(nil, "caddy lost dockroute's server")}, nil
 	}
 	if err != nil {
-		p.missing = p.unrun(nil, "caddy's admin API did not answer: "+err.Error())
-		return false, err
+		return Finding{Missing: p.unrun(nil, "caddy's admin API did not answer: "+err.Error())}, err
 	}
-	p.inSync = sameJSON(cur, p.pushed.JSON())
-	p.changed, p.missing = !p.inSync, nil
-	if p.changed {
-		var s Server
-		if json.Unmarshal(cur, &s) != nil {
-			p.missing = p.unrun(nil, "caddy's copy of dockroute's server is unreadable")
-		} else if p.missing = p.unrun(&s, "someone else changed dockroute's server"); len(p.missing) == 0 {
-			p.missing = []string{"caddy runs dockroute's routes with other settings than published (someone else changed its server)"}
-		}
+	if p.inSync = sameJSON(cur, p.pushed.JSON()); p.inSync {
+		return Finding{InSync: true}, nil
 	}
-	return p.inSync, nil
+	f := Finding{Changed: true}
+	var s Server
+	if json.Unmarshal(cur, &s) != nil {
+		f.Missing = p.unrun(nil, "caddy's copy of dockroute's server is unreadable")
+	} else if f.Missing = p.unrun(&s, "someone else changed dockroute's server"); len(f.Missing) == 0 {
+		f.Missing = []string{"caddy runs dockroute's routes with other settings than published (someone else changed its server)"}
+	}
+	return f, nil
 }
 
 // unrun describes each route of the last table pushed that s does not
@@ -260,22 +264,6 @@ func (p *Publisher) unrun(s *Server, why string) []string {
 		out[0] += " (" + why + ")"
 	}
 	return out
-}
-
-// Missing describes what the last Check found Caddy does not run as
-// published, one line per route where it can tell (for delivery).
-func (p *Publisher) Missing() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.missing
-}
-
-// Changed tells whether the last Check found dockroute's server in Caddy
-// but not as pushed: someone else wrote it (not gone, as after a restart).
-func (p *Publisher) Changed() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.changed
 }
 
 // ensure makes Caddy's copy of the server equal to want. Every write carries

@@ -167,18 +167,19 @@ func TestCheckRestoresLostServer(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.Restart(t, caddytest.UserConfig(userPort))
-		if ok, err := p.Check(ctx); ok || err != nil {
-			t.Fatalf("Check after Caddy lost the server: %v %v, want false", ok, err)
+		f, err := p.Check(ctx)
+		if f.InSync || err != nil {
+			t.Fatalf("Check after Caddy lost the server: %v %v, want false", f.InSync, err)
 		}
 		// Delivery counts every route as not run (it said "1 of the 2").
-		if m := p.Missing(); len(m) != 2 || !strings.Contains(m[0], "caddy lost dockroute's server") {
+		if m := f.Missing; len(m) != 2 || !strings.Contains(m[0], "caddy lost dockroute's server") {
 			t.Fatalf("what Caddy does not run, after losing the server: %q", m)
 		}
 		if err := p.Publish(ctx, table(map[string][]string{"app.test": {backend(t, "a")}})); err != nil {
 			t.Fatal(err)
 		}
-		if ok, err := p.Check(ctx); !ok || err != nil {
-			t.Fatalf("Check after publishing again: %v %v, want true", ok, err)
+		if f, err := p.Check(ctx); !f.InSync || err != nil {
+			t.Fatalf("Check after publishing again: %v %v, want true", f.InSync, err)
 		}
 		if got := answers(t, fmt.Sprintf("127.0.0.1:%d", ourPort), "app.test", 1); got["200 a"] != 1 {
 			t.Fatalf("after restart and check: %v", got)
@@ -187,10 +188,11 @@ func TestCheckRestoresLostServer(t *testing.T) {
 			t.Fatalf("the restore was not logged:\n%s", log)
 		}
 		c.Kill()
-		if _, err := p.Check(ctx); err == nil {
+		f, err = p.Check(ctx)
+		if err == nil {
 			t.Fatal("Check against a dead Caddy succeeded")
 		}
-		if m := p.Missing(); len(m) != 1 || !strings.Contains(m[0], "admin API did not answer") {
+		if m := f.Missing; len(m) != 1 || !strings.Contains(m[0], "admin API did not answer") {
 			t.Fatalf("what a dead Caddy does not run: %q", m)
 		}
 	})
