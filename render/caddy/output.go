@@ -304,12 +304,12 @@ func DeliveryNotes(ctx context.Context, adminAddr, id string) func(route.Backend
 		err = json.Unmarshal(raw, &s)
 	}
 	if err != nil {
-		return func(route.Backend) string { return " (NOT delivered: " + err.Error() + ")" }
+		return func(route.Backend) string { return output.NotDelivered(err.Error()) }
 	}
 	return func(b route.Backend) string {
 		if s.Serves(b.Host, b.Path) {
 			return " (delivered: Caddy's server " + id + " runs this route)"
 		}
-		return " (NOT delivered: Caddy's server " + id + " does not run this route)"
+		return output.NotDelivered("Caddy's server " + id + " does not run this route")
 	}
 }

@@ -64,6 +64,13 @@ func (d *Delivery) Pending() (time.Duration, bool) {
 	return since, since < DeliveryGrace
 }
 
+// notDelivered starts explain's note on a route the proxy does not run.
+const notDelivered = " (NOT delivered: "
+
+// NotDelivered is explain's note on a route the proxy does not run, and
+// why (each output's DeliveryNotes), in the words Notes recognises.
+func NotDelivered(why string) string { return notDelivered + why + ")" }
+
 // Notes wraps a proxy's notes on routes for explain (render/traefik's and
 // render/caddy's DeliveryNotes): a route the proxy does not run while a
 // publish is on its way within the grace is "not delivered yet", not "NOT
@@ -71,7 +78,7 @@ func (d *Delivery) Pending() (time.Duration, bool) {
 func (d *Delivery) Notes(notes func(route.Backend) string) func(route.Backend) string {
 	return func(b route.Backend) string {
 		s := notes(b)
-		if rest, ok := strings.CutPrefix(s, " (NOT delivered: "); ok {
+		if rest, ok := strings.CutPrefix(s, notDelivered); ok {
 			if since, within := d.Pending(); within {
 				return fmt.Sprintf(" (not delivered yet: published %v ago, the proxy has yet to load it; %s", since.Round(10*time.Millisecond), rest)
 			}

@@ -105,7 +105,7 @@ func DeliveryNotes(ctx context.Context, api string) func(route.Backend) string {
 	return func(b route.Backend) string {
 		name := Name(b.Host, b.Path)
 		if problems := Undelivered([]string{name}, running); len(problems) > 0 {
-			return " (NOT delivered: " + problems[0] + ")"
+			return output.NotDelivered(problems[0])
 		}
 		return " (delivered: Traefik runs " + name + "@file)"
 	}
