@@ -104,6 +104,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzInspectAnswer -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./provider/docker/engine
 	$(GO) test -run '^$$' -fuzz FuzzListAnswer -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./provider/docker/engine
 	$(GO) test -run '^$$' -fuzz FuzzFromPath -fuzztime $(FUZZTIME) ./render/hold
+	$(GO) test -run '^$$' -fuzz FuzzNamed -fuzztime $(FUZZTIME) ./render/hold
 	$(GO) test -run '^$$' -fuzz FuzzRender -fuzztime $(FUZZTIME) ./render/traefik
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./provider/static
 	$(GO) test -run '^$$' -fuzz 'FuzzParse$$' -fuzztime $(FUZZTIME) ./render/middleware

@@ -63,7 +63,9 @@ func Path(token, host, path string) string {
 }
 
 // Named finds, in a proxy's config, the first server URL that Path wrote,
-// and returns its address and token.
+// and returns its address and token. The file may have been edited: only
+// a HOST:PORT address and a token as dockroute makes them (hex) are taken;
+// anything else is not found, and a new endpoint is made.
 func Named(config []byte) (addr, token string, ok bool) {
 	i := bytes.Index(config, []byte(PathPrefix))
 	if i < 0 {
@@ -76,10 +78,22 @@ func Named(config []byte) (addr, token string, ok bool) {
 	addr = string(config[start+3 : i])
 	rest := config[i+len(PathPrefix):]
 	end := bytes.IndexByte(rest, '/')
-	if end <= 0 || strings.ContainsAny(addr, " \n\"'") {
+	if end <= 0 || !isHex(rest[:end]) {
+		return "", "", false
+	}
+	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" || strings.ContainsAny(addr, " \n\"'/") {
 		return "", "", false
 	}
 	return addr, string(rest[:end]), true
+}
+
+func isHex(b []byte) bool {
+	for _, c := range b {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // fromPath reads what Path wrote before the request's own path, and

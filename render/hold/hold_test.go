@@ -215,6 +215,24 @@ func TestNamed(t *testing.T) {
 	}
 }
 
+// FuzzNamed: whatever an edited file holds, Named finds nothing or an
+// address and a token a new endpoint can take up as they are.
+func FuzzNamed(f *testing.F) {
+	f.Add([]byte(`- url: "http://127.0.0.1:34567` + Path("0123abcd", "a.test", "/api") + `"`))
+	f.Add([]byte(`url: http://x` + PathPrefix + `tok en/`))
+	f.Add([]byte(PathPrefix + "ab/"))
+	f.Add([]byte("://" + PathPrefix))
+	f.Fuzz(func(t *testing.T, cfg []byte) {
+		addr, tok, ok := Named(cfg)
+		if !ok {
+			return
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil || tok == "" || !isHex([]byte(tok)) {
+			t.Fatalf("Named(%q) = %q %q", cfg, addr, tok)
+		}
+	})
+}
+
 // TestServerOffOurNetworksIsRefused: the endpoint dials from dockroute's
 // own network namespace; a private address on none of its networks (a
 // Swarm overlay task's, with dockroute on the host) went out by the
