@@ -69,6 +69,7 @@ type config struct {
 	Hold                time.Duration
 	HoldListen          string
 	HoldAdvertise       string
+	Sleep               bool
 	Health              string
 	TraefikDir          string
 	TraefikFile         string
@@ -124,6 +125,7 @@ func (c config) dockerOptions() docker.Options {
 		Middleware: c.files.MiddlewareCheck(c.Output), Auth: c.files.AuthCheck(),
 		TraefikLabels: c.TraefikLabels, IPFamily: c.IPFamily, NoTCP: c.Output == "caddy",
 		MaxRoutes: c.MaxRoutes, Hold: c.UnavailableGrace, Admit: c.files.Admit(c.defaultHost()),
+		Sleep: c.Sleep,
 	}}
 }
 
@@ -217,6 +219,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	settings.Duration(fs, &c.UnavailableGrace, "unavailable-grace", 5*time.Minute, "a host whose containers all stopped answers 503 (not 404) for this long, and keeps its settings (TLS, auth, middlewares) against other containers' claims; 0: at once 404")
 	settings.Duration(fs, &c.Hold, "hold", 30*time.Second, "a request for a host whose containers all stopped (a deploy, a restart, a crash) waits in dockroute for a ready container up to this long, then answers 503; 0: 503 at once")
 	fs.StringVar(&c.HoldListen, "hold-listen", "127.0.0.1:0", "where dockroute's holding endpoint listens for the proxy (HOST:PORT; port 0: any free one)")
+	fs.BoolVar(&c.Sleep, "sleep", false, "stop containers labelled dockroute.idle=DURATION after that long without requests, and start them on the next one (needs write access to the Docker API: POST /containers/{id}/start and /stop)")
 	fs.StringVar(&c.HoldAdvertise, "hold-advertise", "", "the address the proxy dials for the holding endpoint, when not --hold-listen's (a proxy in another container: dockroute:9494)")
 	fs.StringVar(&c.TraefikAPI, "traefik-api", "", "Traefik's API entrypoint (e.g. http://127.0.0.1:8080, with api: {} in Traefik's static config): read back which routers Traefik runs after each publish, and report delivery in /metrics, /healthz and explain")
 	fs.StringVar(&c.CaddyAdmin, "caddy-admin", "http://127.0.0.1:2019", "Caddy admin API address: http://HOST:PORT or unix//PATH")
@@ -393,6 +396,9 @@ func (c config) validate(cmd string) error {
 	}
 	if c.Hold < 0 {
 		return settings.Invalid("hold", "--hold %v: must not be negative", c.Hold)
+	}
+	if c.Sleep && !c.holds() {
+		return settings.Invalid("sleep", "--sleep needs the holding endpoint, which counts the requests of sleeping containers and holds them while one starts: --hold and --unavailable-grace above 0")
 	}
 	if _, _, err := net.SplitHostPort(c.HoldListen); err != nil && c.holds() {
 		return settings.Invalid("hold-listen", "--hold-listen %q: want HOST:PORT, e.g. 127.0.0.1:9494 or :9494", c.HoldListen)

@@ -26,6 +26,7 @@ import (
 	"github.com/dockroute/dockroute/provider/docker"
 	"github.com/dockroute/dockroute/provider/operator"
 	"github.com/dockroute/dockroute/provider/route"
+	"github.com/dockroute/dockroute/provider/sleep"
 	"github.com/dockroute/dockroute/provider/watchfile"
 	"github.com/dockroute/dockroute/render/caddy"
 	"github.com/dockroute/dockroute/render/hold"
@@ -66,6 +67,9 @@ type daemon struct {
 	// with --hold 0), listening on holdL.
 	hold  *hold.Endpoint
 	holdL net.Listener
+	// sleeper puts idle containers to sleep and wakes them (nil without
+	// --sleep); the holding endpoint tells it of their requests.
+	sleeper *sleep.Sleeper
 
 	kick      chan struct{} // anything changed: publish again
 	published atomic.Bool   // a complete publish has happened
@@ -111,6 +115,10 @@ func run(ctx context.Context, cfg config, args []string) error {
 	d.metrics = metrics.New(d.fleet, d.out.Delivery())
 	if holder != nil {
 		d.metrics.CountHolds(holder.Stats)
+	}
+	if p.cfg.Sleep {
+		d.sleeper = sleep.New(d.fleet, p.cfg.Hold, d.poke, log)
+		holder.Sleep = d.sleeper
 	}
 	if co, ok := p.out.(*caddy.Output); ok {
 		co.OnError = d.metrics.CaddyError
@@ -159,6 +167,10 @@ func (d *daemon) run(ctx context.Context) error {
 		})
 	}
 	goroutine(func() { d.fleet.Run(ctx) })
+	if d.sleeper != nil {
+		d.log.Info("putting containers labelled dockroute.idle to sleep when idle, and waking them on the next request")
+		goroutine(func() { d.sleeper.Run(ctx) })
+	}
 	goroutine(func() { d.out.Watch(ctx, d.poke) })
 	goroutine(func() { forward(ctx, d.fleet.Changed(), d.poke) })
 	d.operator.Watch(ctx, d.log, goroutine, d.operatorFilesChanged)
@@ -219,6 +231,9 @@ func (d *daemon) table() (route.Table, bool) {
 	}
 	for id, bs := range changes {
 		d.routes.Set(id, bs)
+		if d.sleeper != nil {
+			d.sleeper.Track(id, name(bs), bs)
+		}
 	}
 	if bs, ok := d.operator.Routes(); ok {
 		d.routes.Override(bs)
@@ -235,6 +250,9 @@ func (d *daemon) publish(ctx context.Context) error {
 		return nil
 	}
 	t = d.keepRecent(t)
+	if d.sleeper != nil {
+		t = d.sleeper.Keep(t)
+	}
 	if since := d.fleet.ChangedSince(); !since.IsZero() && (d.changedSince.IsZero() || since.Before(d.changedSince)) {
 		d.changedSince = since
 	}
@@ -277,6 +295,14 @@ func (d *daemon) publish(ctx context.Context) error {
 		d.log.Info("published by lookup answers alone (caddy's config unchanged)", "routes", len(t.Routes), "took", took, "since_change", sinceChange)
 	}
 	return nil
+}
+
+// name is the container name of its backends ("" for none).
+func name(bs []route.Backend) string {
+	if len(bs) == 0 {
+		return ""
+	}
+	return bs[0].Name
 }
 
 // keepRecent adds the routes that lost their servers within the grace, and

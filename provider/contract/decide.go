@@ -79,6 +79,25 @@ type Options struct {
 	// after its last container went (--unavailable-grace): a container
 	// asking for other settings is refused until then (see settleHost).
 	Hold time.Duration
+	// Sleep lets containers ask to be put to sleep when idle
+	// (dockroute.idle; --sleep). Off, the label is noted and ignored.
+	Sleep bool
+}
+
+// sleepFor is how long the container may be idle before it is put to
+// sleep (0: never), noting in v why a dockroute.idle it set is ignored.
+func sleepFor(spec Spec, opt Options, v *Verdict) time.Duration {
+	switch {
+	case spec.Idle == 0:
+		return 0
+	case !opt.Sleep:
+		v.Notes = append(v.Notes, fmt.Sprintf("%s=%v is ignored: this dockroute does not stop and start containers (run it with --sleep)", setIdle.label, spec.Idle))
+		return 0
+	case slices.ContainsFunc(spec.Targets, func(t Target) bool { return t.TCP }):
+		v.Notes = append(v.Notes, setIdle.label+" is ignored: the container has a TLS passthrough route (dockroute.tcp), whose connections dockroute does not see, so it is never put to sleep")
+		return 0
+	}
+	return spec.Idle
 }
 
 // reservedHost says why a container may not claim one of its targets'
@@ -241,10 +260,11 @@ func Decide(c Container, opt Options) Verdict {
 		v.Code, v.Reason = code, reason
 		return v
 	}
+	idle := sleepFor(spec, opt, &v)
 	for i, t := range targets {
 		b := route.Backend{
 			Name: c.Name, Host: t.Host, Path: t.Path, Strip: t.Strip, Edge: spec.Edge, Proto: spec.Proto,
-			Middlewares: spec.Middlewares, Auth: spec.Auth, Server: servers[i],
+			Middlewares: spec.Middlewares, Auth: spec.Auth, Idle: idle, Server: servers[i],
 		}
 		if t.TCP {
 			// The connection stays encrypted: nothing HTTP applies.

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dockroute/dockroute/provider/policy"
 	"github.com/dockroute/dockroute/provider/route"
@@ -364,5 +365,33 @@ func TestDecideAsksTheOperator(t *testing.T) {
 	}
 	if last := asked[len(asked)-1]; last != "theirs.test [overlay] b edge-1" {
 		t.Errorf("the service was asked as %q", last)
+	}
+}
+
+// TestIdleRequest: dockroute.idle reaches the container's HTTP backends
+// only when the daemon sleeps containers; otherwise, or beside a TLS
+// passthrough route, it is noted and ignored. A bad value refuses the
+// container, saying what is wanted.
+func TestIdleRequest(t *testing.T) {
+	c := running("VIRTUALHOST=a.local", "PORT=8080")
+	c.Labels = map[string]string{"dockroute.idle": "15m"}
+	v := Decide(c, Options{Sleep: true})
+	if !v.Routed() || v.Backends[0].Idle != 15*time.Minute {
+		t.Fatalf("with --sleep: %+v", v)
+	}
+	v = Decide(c, Options{})
+	if !v.Routed() || v.Backends[0].Idle != 0 || !slices.ContainsFunc(v.Notes, func(n string) bool { return strings.Contains(n, "--sleep") }) {
+		t.Errorf("without --sleep, the label is noted and ignored: %+v", v)
+	}
+	c.Labels["dockroute.tcp"] = "db.local:443"
+	v = Decide(c, Options{Sleep: true})
+	if !v.Routed() || slices.ContainsFunc(v.Backends, func(b route.Backend) bool { return b.Idle != 0 }) || len(v.Notes) == 0 {
+		t.Errorf("beside a passthrough route: %+v", v)
+	}
+	for _, bad := range []string{"soon", "500ms", "-1m", ""} {
+		c.Labels = map[string]string{"dockroute.idle": bad}
+		if v := Decide(c, Options{Sleep: true}); v.Routed() || !strings.Contains(v.Reason, "dockroute.idle") || !strings.Contains(v.Reason, "at least 1s") {
+			t.Errorf("dockroute.idle=%q: %+v", bad, v)
+		}
 	}
 }

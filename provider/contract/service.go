@@ -51,6 +51,9 @@ func DecideService(s Service, opt Options) Verdict {
 	v := Verdict{ID: s.ID, Name: s.Name, Started: s.Created, Service: true}
 	spec, optedIn, err := ParseRequest(s.Env, s.Labels, opt)
 	v.OptedIn, v.Notes = optedIn, spec.Notes
+	if spec.Idle > 0 {
+		v.Notes = append(v.Notes, setIdle.label+" is ignored: a swarm service is never put to sleep (scale it to 0 instead)")
+	}
 	switch {
 	case !optedIn:
 		v.Code, v.Reason = CodeNotOptedIn, "not opted in: set the service label dockroute.host (docker service create --label dockroute.host=...) or the env VIRTUALHOST"

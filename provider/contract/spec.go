@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/dockroute/dockroute/provider/route"
 )
@@ -38,7 +39,12 @@ var (
 	setMiddlewares  = setting{"dockroute.middlewares", nil}
 	setAuth         = setting{"dockroute.auth", nil}
 	setTCP          = setting{"dockroute.tcp", nil}
+	setIdle         = setting{"dockroute.idle", nil}
 )
+
+// MinIdle is the shortest dockroute.idle: idleness is checked every
+// second, so a shorter one would say more than dockroute measures.
+const MinIdle = time.Second
 
 // DefaultPort is the container port routed when none is given.
 const DefaultPort = 80
@@ -74,6 +80,9 @@ type Spec struct {
 	// in order; Auth the operator's basic-auth group.
 	Middlewares string
 	Auth        string
+	// Idle is dockroute.idle: how long the container may go without a
+	// request before it is put to sleep (0: never).
+	Idle time.Duration
 	// Notes are harmless oddities worth showing in explain (a label
 	// overriding an env var, say); they never stop routing.
 	Notes []string
@@ -200,7 +209,22 @@ func ParseSpec(env []string, labels map[string]string) (spec Spec, optedIn bool,
 		}
 		spec.LB = strings.TrimSpace(v)
 	}
+	if v, from := src.get(setIdle); from != "" {
+		if spec.Idle, err = parseIdle(v); err != nil {
+			return spec, true, fmt.Errorf("%s: %w", from, err)
+		}
+	}
 	return spec, true, nil
+}
+
+// parseIdle reads dockroute.idle: a Go duration ("15m", "1h30m") of at
+// least MinIdle.
+func parseIdle(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(strings.TrimSpace(v))
+	if err != nil || d < MinIdle {
+		return 0, fmt.Errorf("%q: want a duration of at least %v, such as 15m or 1h", v, MinIdle)
+	}
+	return d, nil
 }
 
 // defaults reads the port, path and strip settings every item starts from.

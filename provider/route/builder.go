@@ -191,5 +191,5 @@ func (b *Builder) build(k key, owners []string) Route {
 	b.scratch = bs[:0]
 	slices.Sort(servers)
 	return Route{Host: d.Host, Path: d.Path, Strip: d.Strip, Edge: d.Edge, Proto: d.Proto,
-		Middlewares: d.Middlewares, Auth: d.Auth, TCP: d.TCP, Servers: slices.Compact(servers)}
+		Middlewares: d.Middlewares, Auth: d.Auth, TCP: d.TCP, Idle: d.Idle, Servers: slices.Compact(servers)}
 }

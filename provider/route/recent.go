@@ -127,6 +127,12 @@ func (r *Recent) rememberGone(routes []Route, now time.Time) {
 // Down tells whether a route is kept by Recent: it has no server left.
 func (r Route) Down() bool { return len(r.Servers) == 0 }
 
+// Sleeps tells whether r's containers are put to sleep when idle: its
+// requests always go through the holding endpoint, which counts them and
+// wakes a sleeping container, so the proxy's config for r is the same
+// awake and asleep.
+func (r Route) Sleeps() bool { return r.Idle > 0 }
+
 // Forget drops every route kept without servers and says how many there
 // were: they are a courtesy (503 rather than 404), never worth a publish
 // that fails, as one too big for the disk does.

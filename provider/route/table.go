@@ -3,6 +3,7 @@ package route
 import (
 	"cmp"
 	"slices"
+	"time"
 )
 
 // Edge holds a route's options at the proxy's edge, set per container. The
@@ -50,6 +51,11 @@ type Backend struct {
 	// is Host go, still encrypted, to Server (Traefik only). Path, Strip,
 	// Proto, Middlewares and Auth are unset.
 	TCP bool
+	// Idle, when set, puts the container to sleep (stops it) after this
+	// long without a request, and wakes it on the next: its route always
+	// goes through dockroute's holding endpoint, which counts requests.
+	// Never set on a TCP backend (dockroute does not see its traffic).
+	Idle time.Duration
 	// Server is "ip:port" (IPv6 in brackets) or "name:port".
 	Server string
 }
@@ -64,7 +70,10 @@ type Route struct {
 	Middlewares string
 	Auth        string
 	TCP         bool
-	Servers     []string
+	// Idle is the deciding backend's: the route's requests go through
+	// the holding endpoint, awake or asleep (package sleep).
+	Idle    time.Duration
+	Servers []string
 	// LastPort is, on a down route (no servers), the port its servers all
 	// had ("" when they differed): a proxy that looks servers up by a name
 	// made of host, path and port can keep asking under the same name, and
@@ -116,7 +125,7 @@ func Build(backends []Backend) Table {
 	for r, d := range decider {
 		b := backends[d]
 		routes[r] = Route{Host: b.Host, Path: b.Path, Strip: b.Strip, Edge: b.Edge, Proto: b.Proto,
-			Middlewares: b.Middlewares, Auth: b.Auth, TCP: b.TCP, Servers: all[next : next : next+count[r]]}
+			Middlewares: b.Middlewares, Auth: b.Auth, TCP: b.TCP, Idle: b.Idle, Servers: all[next : next : next+count[r]]}
 		next += count[r]
 	}
 	for i, b := range backends {
@@ -189,7 +198,7 @@ func (t Table) Equal(o Table) bool {
 // Equal tells whether two routes are the same in every field.
 func (r Route) Equal(o Route) bool {
 	return r.Host == o.Host && r.Path == o.Path && r.TCP == o.TCP && r.Strip == o.Strip && r.Edge == o.Edge && r.Proto == o.Proto &&
-		r.Middlewares == o.Middlewares && r.Auth == o.Auth && slices.Equal(r.Servers, o.Servers) && r.LastPort == o.LastPort
+		r.Middlewares == o.Middlewares && r.Auth == o.Auth && r.Idle == o.Idle && slices.Equal(r.Servers, o.Servers) && r.LastPort == o.LastPort
 }
 
 // Find returns t's HTTP route for exactly host and path (a binary search:

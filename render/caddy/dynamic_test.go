@@ -393,3 +393,25 @@ func mustJSON(t *testing.T, v any) string {
 }
 
 func reflectEqualJSON(t *testing.T, a, b any) bool { return mustJSON(t, a) == mustJSON(t, b) }
+
+// TestSleepingRouteIsTheSameAsleep: a route that sleeps goes through the
+// holding endpoint awake and asleep, with or without lookups, so putting
+// its container to sleep or waking it loads nothing into Caddy.
+func TestSleepingRouteIsTheSameAsleep(t *testing.T) {
+	opt := Options{ID: "dockroute", Listen: []string{":80"}, Lookup: &Lookup{Resolver: "udp/127.0.0.1:1053", Refresh: time.Second},
+		Hold: &Hold{Dial: "127.0.0.1:9494", Token: "tok", Limit: 30 * time.Second}}
+	awake := route.Route{Host: "a.test", Idle: time.Minute, Servers: []string{"172.17.0.2:8080"}}
+	asleep := route.Route{Host: "a.test", Idle: time.Minute, LastPort: "8080"}
+	for _, lookups := range []bool{true, false} {
+		if !lookups {
+			opt.Lookup = nil
+		}
+		ra, rs := proxyRoute(awake, opt), proxyRoute(asleep, opt)
+		if !reflectEqualJSON(t, ra, rs) {
+			t.Fatalf("lookups %v: asleep renders differently:\nawake  %s\nasleep %s", lookups, mustJSON(t, ra), mustJSON(t, rs))
+		}
+		if h := ra.Handle; !strings.Contains(string(h[len(h)-1].Raw), `"X-Dockroute-Route":["a.test"]`) {
+			t.Errorf("lookups %v: an awake sleeping route does not go through the endpoint: %s", lookups, mustJSON(t, h))
+		}
+	}
+}

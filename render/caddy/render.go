@@ -330,9 +330,11 @@ func proxyRoute(r route.Route, opt Options) Route {
 	if r.Path != "" && r.Strip {
 		handle = append(handle, Handler{Handler: "rewrite", StripPathPrefix: r.Path})
 	}
-	if r.Down() && dyn == nil {
+	if r.Down() && dyn == nil || r.Sleeps() && opt.Hold != nil {
 		// Held: the request passes the route's guards, then waits in
-		// dockroute for a ready container.
+		// dockroute for a ready container. A route that sleeps always
+		// goes there (the endpoint counts its requests and wakes its
+		// container), so its config is the same asleep and awake.
 		return Route{Match: []Match{m}, Handle: append(handle, held(r, opt.Hold)), Terminal: true}
 	}
 	try := "5s"

@@ -128,6 +128,10 @@ type Endpoint struct {
 	// the proxy does with --upstream-insecure.
 	InsecureUpstream bool
 	Log              *slog.Logger
+	// Sleep, when set, is told of every request the endpoint serves, and
+	// asked to wake the containers of a route that sleeps when it has
+	// none up (package sleep).
+	Sleep Sleeper
 
 	mu      sync.Mutex
 	table   route.Table
@@ -142,6 +146,17 @@ type Endpoint struct {
 	once       sync.Once
 	proxy      *httputil.ReverseProxy
 	transports map[string]http.RoundTripper // by route.Proto
+}
+
+// Sleeper counts the requests of routes whose containers sleep when idle,
+// and wakes them.
+type Sleeper interface {
+	// Begin counts a request for the route as under way until end is
+	// called: the container is not idle while it is.
+	Begin(host, path string) (end func())
+	// Wake starts the route's sleeping containers, if it has any, and
+	// returns at once; the table shows them once they are ready.
+	Wake(host, path string)
 }
 
 // Update installs the table the proxy is being given: held requests whose
@@ -304,6 +319,15 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		host, path = rv[:i], rv[i:]
 	}
 	e.init()
+	if e.Sleep != nil {
+		defer e.Sleep.Begin(host, path)()
+	}
+	if rt, ok, _ := e.lookup(host, path); ok && len(rt.Servers) > 0 {
+		// A route that sleeps, awake: passed through, not held.
+		ctx := context.WithValue(r.Context(), heldKey{}, heldRoute{host: host, path: path, deadline: time.Now().Add(e.Limit)})
+		e.proxy.ServeHTTP(w, r.WithContext(ctx))
+		return
+	}
 	e.held.Add(1)
 	began := time.Now()
 	rt, ok := e.wait(r.Context(), host, path)
@@ -336,6 +360,9 @@ func (e *Endpoint) wait(ctx context.Context, host, path string) (route.Route, bo
 		rt, ok, changed := e.lookup(host, path)
 		if !ok || len(rt.Servers) > 0 {
 			return rt, ok
+		}
+		if rt.Sleeps() && e.Sleep != nil {
+			e.Sleep.Wake(host, path)
 		}
 		select {
 		case <-changed:

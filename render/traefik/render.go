@@ -265,7 +265,9 @@ func addRoute(h *httpConfig, r route.Route, opt Options) {
 	if r.Edge.EntryPoints != "" {
 		rt.EntryPoints = strings.Split(r.Edge.EntryPoints, ",")
 	}
-	held := r.Down() && opt.Hold != nil
+	// A sleeping route is held alike whether its container is up: its
+	// config stays the same asleep and awake.
+	held := (r.Down() || r.Sleeps()) && opt.Hold != nil
 	if r.Down() && !held {
 		// A down route answers 503 to everyone (its guards have nothing to
 		// protect), telling clients to come back rather than cache it.
@@ -379,13 +381,13 @@ func holdServer(r route.Route, hd *Hold) server {
 }
 
 // addHold gives r's service the holding endpoint: as its only server when
-// r is down, else beside the app servers, which passive health checking
+// r is down or sleeps (the endpoint counts its requests), else beside the app servers, which passive health checking
 // marks down on the first failed request (a container that stopped or
 // crashed, before Traefik loads the config without it), and the retry
 // middleware then sends that request to the endpoint, which holds it
 // until a container is ready.
 func addHold(h *httpConfig, rt *router, lb *loadBalancer, r route.Route, hd *Hold) {
-	if r.Down() {
+	if r.Down() || r.Sleeps() {
 		lb.Servers = []server{holdServer(r, hd)}
 		return
 	}

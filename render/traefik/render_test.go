@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -527,5 +528,21 @@ func TestUnreadablePieceIsLeftOut(t *testing.T) {
 	rd.Update(route.Table{Routes: []route.Route{{Host: "bad.test", Servers: []string{"10.0.0.3:80"}}, tbl.Routes[1]}}, Options{})
 	if len(rd.Refused()) != 0 || !strings.Contains(string(rd.Bytes()), "bad.test") {
 		t.Fatalf("after a good render: refused %v\n%s", rd.Refused(), rd.Bytes())
+	}
+}
+
+// TestSleepingRouteIsTheSameAsleep: a route that sleeps has the holding
+// endpoint as its only server awake and asleep, so putting its container
+// to sleep or waking it leaves Traefik's file as it was.
+func TestSleepingRouteIsTheSameAsleep(t *testing.T) {
+	opt := Options{Hold: &Hold{URL: "http://127.0.0.1:9494", Token: "0123456789abcdef"}}
+	awake := route.Table{Routes: []route.Route{{Host: "a.test", Idle: time.Minute, Servers: []string{"172.17.0.2:8080"}}}}
+	asleep := route.Table{Routes: []route.Route{{Host: "a.test", Idle: time.Minute, LastPort: "8080"}}}
+	a, s := Render(awake, opt), Render(asleep, opt)
+	if string(a) != string(s) {
+		t.Fatalf("asleep renders differently:\nawake\n%s\nasleep\n%s", a, s)
+	}
+	if !strings.Contains(string(a), "/.dockroute-hold/") || strings.Contains(string(a), "172.17.0.2") {
+		t.Fatalf("an awake sleeping route goes to its container, not through the endpoint:\n%s", a)
 	}
 }

@@ -144,6 +144,24 @@ func (e *ClientEngine) negotiate(ctx context.Context) error {
 	return nil
 }
 
+// ContainerStart is the client's, once the API version is settled: the
+// client settles it on its first request without a lock, racing the
+// requests of other goroutines.
+func (e *ClientEngine) ContainerStart(ctx context.Context, id string, opts container.StartOptions) error {
+	if err := e.negotiate(ctx); err != nil {
+		return err
+	}
+	return e.Client.ContainerStart(ctx, id, opts)
+}
+
+// ContainerStop is the client's, once the API version is settled.
+func (e *ClientEngine) ContainerStop(ctx context.Context, id string, opts container.StopOptions) error {
+	if err := e.negotiate(ctx); err != nil {
+		return err
+	}
+	return e.Client.ContainerStop(ctx, id, opts)
+}
+
 // answerError is the engine's refusal: its {"message": ...}, and for a
 // 404 an error errdefs.IsNotFound tells.
 func answerError(resp *http.Response, what string) error {
