@@ -40,7 +40,7 @@ func explainCmd(ctx context.Context, cfg config, stdout, stderr io.Writer) error
 	}
 	defer p.fleet.Close()
 	fromFile, _ := p.operator.Routes()
-	text, unknown, err := explain.Report(ctx, p.fleet, p.cfg.Args, fromFile, deliveryNotes(ctx, p.cfg))
+	text, unknown, err := explain.Report(ctx, p.fleet, p.cfg.Args, fromFile, deliveryNotes(ctx, p.cfg), nil)
 	if err != nil {
 		return err
 	}
@@ -65,7 +65,11 @@ func (d *daemon) serveExplain(rw http.ResponseWriter, r *http.Request) {
 	if dl := d.out.Delivery(); dl != nil {
 		notes = dl.Notes(notes)
 	}
-	text, unknown, err := explain.Report(r.Context(), d.fleet, cfg.Args, fromFile, notes)
+	var sleeping func(string) string
+	if d.sleeper != nil {
+		sleeping = d.sleeper.Describe
+	}
+	text, unknown, err := explain.Report(r.Context(), d.fleet, cfg.Args, fromFile, notes, sleeping)
 	if err != nil {
 		http.Error(rw, err.Error(), http.StatusBadGateway)
 		return

@@ -119,6 +119,7 @@ func run(ctx context.Context, cfg config, args []string) error {
 	if p.cfg.Sleep {
 		d.sleeper = sleep.New(d.fleet, p.cfg.Hold, d.poke, log)
 		holder.Sleep = d.sleeper
+		d.metrics.CountSleeps(d.sleeper.Stats)
 	}
 	if co, ok := p.out.(*caddy.Output); ok {
 		co.OnError = d.metrics.CaddyError

@@ -22,6 +22,7 @@ package sleep
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"log/slog"
 	"maps"
 	"net"
@@ -92,6 +93,8 @@ type Sleeper struct {
 	now         func() time.Time
 
 	mu       sync.Mutex
+	slept    uint64 // containers put to sleep since the start
+	woken    uint64 // and woken by a request
 	sleepers map[string]*sleeper
 	routes   map[key]*activity
 	ctx      context.Context // Run's: starts and stops end with it
@@ -139,8 +142,10 @@ func (s *Sleeper) Track(id, name string, bs []route.Backend) {
 		sl.state, sl.since, sl.wake = awake, now, false
 		woke = true
 	}
-	s.unindex(id, sl)
+	old := sl.backends
+	s.unindex(id, sl, false)
 	sl.idle, sl.backends = idle, http
+	defer s.prune(old)
 	for _, b := range http {
 		k := key{b.Host, b.Path}
 		a := s.routes[k]
@@ -157,19 +162,32 @@ func (s *Sleeper) Track(id, name string, bs []route.Backend) {
 
 // forget stops following a container.
 func (s *Sleeper) forget(id string, sl *sleeper) {
-	s.unindex(id, sl)
+	s.unindex(id, sl, true)
 	delete(s.sleepers, id)
 }
 
-// unindex takes the container off its routes' activity.
-func (s *Sleeper) unindex(id string, sl *sleeper) {
+// unindex takes the container off its routes' activity, and with prune
+// drops the activity of routes left without containers. (Track keeps it:
+// a container's backends handed out again must not start its idle time
+// over.)
+func (s *Sleeper) unindex(id string, sl *sleeper, prune bool) {
 	for _, b := range sl.backends {
-		k := key{b.Host, b.Path}
-		if a := s.routes[k]; a != nil {
+		if a := s.routes[key{b.Host, b.Path}]; a != nil {
 			a.ids = slices.DeleteFunc(a.ids, func(o string) bool { return o == id })
-			if len(a.ids) == 0 && a.inflight == 0 {
-				delete(s.routes, k)
-			}
+		}
+	}
+	if prune {
+		s.prune(sl.backends)
+	}
+}
+
+// prune drops the activity of bs's routes that no container serves and
+// no request uses.
+func (s *Sleeper) prune(bs []route.Backend) {
+	for _, b := range bs {
+		k := key{b.Host, b.Path}
+		if a := s.routes[k]; a != nil && len(a.ids) == 0 && a.inflight == 0 {
+			delete(s.routes, k)
 		}
 	}
 }
@@ -223,6 +241,7 @@ const retryStart = 5 * time.Second
 // start starts a sleeping container; s.mu is held.
 func (s *Sleeper) start(id string, sl *sleeper, why string) {
 	sl.state, sl.since = starting, s.now()
+	s.woken++
 	s.log.Info("waking", "container", sl.name, "because", why)
 	go func() {
 		err := s.control.StartContainer(s.ctx, id)
@@ -262,6 +281,7 @@ func (s *Sleeper) stop(id string, sl *sleeper, idleFor time.Duration) {
 			return
 		}
 		sl.state, sl.since = asleep, s.now()
+		s.slept++
 		if sl.wake {
 			sl.wake = false
 			s.start(id, sl, "a request came while it stopped")
@@ -318,6 +338,41 @@ func (s *Sleeper) Check() {
 			}
 		}
 	}
+}
+
+// Stats says how many containers sleep now (asleep or being put to
+// sleep), and how many were put to sleep and woken since the start.
+func (s *Sleeper) Stats() (sleeping int, slept, woken uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sl := range s.sleepers {
+		if sl.state != awake {
+			sleeping++
+		}
+	}
+	return sleeping, s.slept, s.woken
+}
+
+// Describe says, for explain, where the container id stands ("" when it
+// does not sleep).
+func (s *Sleeper) Describe(id string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sl := s.sleepers[id]
+	if sl == nil {
+		return ""
+	}
+	now := s.now()
+	ago := now.Sub(sl.since).Round(time.Second)
+	switch sl.state {
+	case awake:
+		return fmt.Sprintf("%s=%v: awake; idle for %v, put to sleep after %v without a request", Label, sl.idle, s.idleFor(sl, now).Round(time.Second), sl.idle)
+	case stopping:
+		return fmt.Sprintf("%s=%v: being put to sleep (stopped %v ago)", Label, sl.idle, ago)
+	case asleep:
+		return fmt.Sprintf("%s=%v: asleep since %v ago (dockroute stopped it); its routes stay, and the next request starts it", Label, sl.idle, ago)
+	}
+	return fmt.Sprintf("%s=%v: waking, started by a request %v ago, not routed yet", Label, sl.idle, ago)
 }
 
 // Keep returns t with the routes of sleeping containers added, without

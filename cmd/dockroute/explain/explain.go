@@ -25,7 +25,7 @@ import (
 // when none is), and how many of the names are no container. fromFile are
 // the routes file's routes, which win where both name a route; delivered
 // says what the proxy says of a route.
-func Report(ctx context.Context, fleet *docker.Fleet, names []string, fromFile []route.Backend, delivered func(route.Backend) string) (string, int, error) {
+func Report(ctx context.Context, fleet *docker.Fleet, names []string, fromFile []route.Backend, delivered func(route.Backend) string, sleeping func(id string) string) (string, int, error) {
 	verdicts, err := fleet.Explain(ctx, names)
 	if err != nil {
 		return "", 0, err
@@ -43,6 +43,11 @@ func Report(ctx context.Context, fleet *docker.Fleet, names []string, fromFile [
 	annotate := func(be route.Backend) string { return delivered(be) + answers(be) }
 	var b strings.Builder
 	for _, v := range verdicts {
+		if sleeping != nil {
+			if note := sleeping(v.ID); note != "" {
+				v.Notes = append(v.Notes, note)
+			}
+		}
 		b.WriteString(Format(v, overridden, annotate))
 	}
 	return b.String(), unknown, nil

@@ -107,6 +107,22 @@ func (m *Metrics) CountHolds(stats func() (held int64, released, expired uint64)
 	)
 }
 
+// CountSleeps exports --sleep's work: containers asleep now, and how many
+// were put to sleep and woken since the start.
+func (m *Metrics) CountSleeps(stats func() (sleeping int, slept, woken uint64)) {
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "dockroute_sleeping_containers", Help: "Containers dockroute put to sleep (stopped when idle) that no request has woken yet.",
+		}, func() float64 { n, _, _ := stats(); return float64(n) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "dockroute_slept_total", Help: "Containers put to sleep after their dockroute.idle without a request.",
+		}, func() float64 { _, n, _ := stats(); return float64(n) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "dockroute_woken_total", Help: "Starts of sleeping containers asked for by a request.",
+		}, func() float64 { _, _, n := stats(); return float64(n) }),
+	)
+}
+
 // Observe records one publish.
 func (m *Metrics) Observe(t route.Table, took time.Duration, did output.Outcome, err error) {
 	m.publishSeconds.Observe(took.Seconds())
