@@ -99,6 +99,7 @@ bench: hello oracle caddy traefik
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseSpec -fuzztime $(FUZZTIME) ./provider/contract
 	$(GO) test -run '^$$' -fuzz FuzzTraefikLabels -fuzztime $(FUZZTIME) ./provider/contract
+	$(GO) test -run '^$$' -fuzz FuzzIdleLabel -fuzztime $(FUZZTIME) ./provider/contract
 	@# Its seeds are whole inspect answers (5 kB): minimizing a new input for
 	@# Go's default of 60 s took most of a short run.
 	$(GO) test -run '^$$' -fuzz FuzzInspectAnswer -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./provider/docker/engine

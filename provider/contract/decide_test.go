@@ -395,3 +395,24 @@ func TestIdleRequest(t *testing.T) {
 		}
 	}
 }
+
+// FuzzIdleLabel: any dockroute.idle value either refuses the container,
+// saying so, or gives every HTTP backend an idle time of at least MinIdle.
+func FuzzIdleLabel(f *testing.F) {
+	f.Fuzz(func(t *testing.T, idle string) {
+		c := running("VIRTUALHOST=a.local", "PORT=8080")
+		c.Labels = map[string]string{"dockroute.idle": idle}
+		v := Decide(c, Options{Sleep: true})
+		if !v.Routed() {
+			if !strings.Contains(v.Reason, "dockroute.idle") {
+				t.Fatalf("refused without naming the label: %q", v.Reason)
+			}
+			return
+		}
+		for _, b := range v.Backends {
+			if b.Idle < MinIdle {
+				t.Fatalf("dockroute.idle=%q gave %v", idle, b.Idle)
+			}
+		}
+	})
+}
