@@ -10,11 +10,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/dockroute/dockroute/provider/docker/dockertest"
 	"github.com/dockroute/dockroute/render/caddy/caddytest"
+	"github.com/dockroute/dockroute/render/traefik"
 )
 
 // sleepProxy is a proxy dockroute runs with --sleep, and what tells
@@ -120,4 +122,36 @@ func TestSleepingContainers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRestartWakesSleepers: which containers it put to sleep is kept in
+// dockroute's memory, so a restarted dockroute starts the stopped
+// containers labelled dockroute.idle in its scope (and only those): they
+// are routed again, and sleep again once idle. A container put to sleep
+// stays routed (down) in the file while dockroute runs.
+func TestRestartWakesSleepers(t *testing.T) {
+	dockertest.Require(t)
+	dir := filepath.Join(t.TempDir(), "dynamic")
+	d := startDaemonDir(t, dir, nil, "--unavailable-grace", "1m", "--sleep")
+	host := dockertest.Unique("restart-sleepy") + ".test"
+	id := dockertest.Run(t, hello(host, "--label", "dockroute.idle=1s")...)
+	other := dockertest.Run(t, hello(dockertest.Unique("plain")+".test")...)
+	d.waitFileContains(t, traefik.Name(host, ""), true)
+	eventually(t, 6*time.Second, func() (bool, string) { return !running(t, id), "not put to sleep" })
+	dockertest.Docker(t, "stop", other)
+	time.Sleep(time.Second)
+	if b, _ := os.ReadFile(d.file()); !strings.Contains(string(b), traefik.Name(host, "")) {
+		t.Fatalf("the sleeping container's route is gone from the file:\n%s", b)
+	}
+	if err := d.stop(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	d2 := startDaemonDir(t, dir, nil, "--unavailable-grace", "1m", "--sleep", "--hold", "5s")
+	eventually(t, 10*time.Second, func() (bool, string) { return running(t, id), "not started by the restarted dockroute:\n" + d2.log.String() })
+	d2.waitLog(t, "starting the stopped containers labelled dockroute.idle")
+	if running(t, other) {
+		t.Error("a stopped container without dockroute.idle was started")
+	}
+	// And asleep again once idle.
+	eventually(t, 10*time.Second, func() (bool, string) { return !running(t, id), "not put to sleep again" })
 }
