@@ -147,7 +147,9 @@ func TestRestartWakesSleepers(t *testing.T) {
 		t.Fatal(err)
 	}
 	d2 := startDaemonDir(t, dir, nil, "--unavailable-grace", "1m", "--sleep", "--hold", "5s")
-	eventually(t, 10*time.Second, func() (bool, string) { return running(t, id), "not started by the restarted dockroute:\n" + d2.log.String() })
+	eventually(t, 10*time.Second, func() (bool, string) {
+		return running(t, id), "not started by the restarted dockroute:\n" + d2.log.String()
+	})
 	d2.waitLog(t, "starting the stopped containers labelled dockroute.idle")
 	if running(t, other) {
 		t.Error("a stopped container without dockroute.idle was started")
