@@ -54,6 +54,7 @@ type config struct {
 	CaddyNoRedirect     bool
 	CaddyCheck          time.Duration
 	CaddyDNS            string
+	CaddyDNSHosts       bool
 	CaddyDNSAdvertise   string
 	CaddyDNSRefresh     time.Duration
 	TraefikEntryPoints  string
@@ -93,6 +94,10 @@ type config struct {
 	// and its token (nil when requests are not held): set by run once it
 	// listens, and carried over config reloads.
 	holdAt *holdTarget
+	// responder is where the running Responder listens (Caddy's host
+	// lookup route sends it the hosts nothing routes); "" when hosts are
+	// not looked up. Set by run, carried over config reloads.
+	responder string
 	// files holds what the operator's middlewares and auth files define
 	// now (not settings: the daemon keeps them current).
 	files operator.Files
@@ -166,7 +171,28 @@ func (c config) caddyLookup() *caddy.Lookup {
 	if c.CaddyDNS == "" {
 		return nil
 	}
-	return &caddy.Lookup{Resolver: "udp/" + cmp.Or(c.CaddyDNSAdvertise, c.dnsListen()), Refresh: c.CaddyDNSRefresh}
+	l := &caddy.Lookup{Resolver: "udp/" + cmp.Or(c.CaddyDNSAdvertise, c.dnsListen()), Refresh: c.CaddyDNSRefresh}
+	// Plain hosts are looked up too where nothing needs them written: no
+	// --default-host (its routes answer every other host, so nothing
+	// would reach the lookup route), no automatic HTTPS (Caddy gets
+	// certificates for the hosts its config names).
+	if c.responder != "" && c.defaultHost() == "" && !c.CaddyTLS {
+		l.Hosts = c.responder
+	}
+	return l
+}
+
+// looksUpHosts tells whether Caddy may look plain hosts up, as far as
+// where things listen goes: its lookups reach dockroute on loopback (the
+// host lookup route's addresses are dockroute's and the containers', as
+// this host reaches them).
+func (c config) looksUpHosts() bool {
+	if c.Output != "caddy" || c.CaddyDNS == "" || c.CaddyDNSAdvertise != "" || !c.CaddyDNSHosts {
+		return false
+	}
+	host, _, err := net.SplitHostPort(c.dnsListen())
+	ip, perr := netip.ParseAddr(host)
+	return err == nil && perr == nil && ip.IsLoopback()
 }
 
 // secretMode is --secret-file-mode (validated).
@@ -229,6 +255,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.CaddyNoRedirect, "caddy-no-redirect", false, "with --caddy-tls, do not redirect HTTP to HTTPS")
 	settings.Duration(fs, &c.CaddyCheck, "caddy-check", 5*time.Second, "how often to check that Caddy still has dockroute's server, restoring it if lost (up to 6 times less often while nothing changes)")
 	fs.StringVar(&c.CaddyDNS, "caddy-dns", "", "answer Caddy's upstream lookups on this address (PORT on loopback, or HOST:PORT; UDP and TCP), so replicas starting and stopping change no Caddy config; off when empty")
+	fs.BoolVar(&c.CaddyDNSHosts, "caddy-dns-hosts", true, "with --caddy-dns on loopback: serve plain hosts (a host and a port, no other settings) through one route that looks the request's host up, so that such hosts coming and going change no Caddy config; false: write every host into it")
 	fs.StringVar(&c.CaddyDNSAdvertise, "caddy-dns-advertise", "", "the address Caddy reaches --caddy-dns at, when not the same (e.g. dockroute:1053 beside Caddy in Compose)")
 	settings.Duration(fs, &c.CaddyDNSRefresh, "caddy-dns-refresh", 250*time.Millisecond, "with --caddy-dns, how long Caddy uses an answer before asking again: the longest a stopping replica may still get new requests")
 	fs.StringVar(&c.DockerHost, "docker-host", "", "Docker engines to follow, comma-separated URLs (unix:///PATH, tcp://HOST:PORT) with optional ?tls=DIR&addr=network|published&advertise=ADDR&name=NAME; default: DOCKER_HOST or the local socket")
@@ -519,6 +546,15 @@ func (c config) withOwnNetwork(network string) config {
 func (c config) withHold(at *holdTarget) config {
 	if c.holds() {
 		c.holdAt = at
+	}
+	return c
+}
+
+// withResponder is c with the running Responder's address, when c still
+// looks hosts up.
+func (c config) withResponder(addr string) config {
+	if c.looksUpHosts() {
+		c.responder = addr
 	}
 	return c
 }

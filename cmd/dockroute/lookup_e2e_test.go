@@ -41,18 +41,20 @@ func replicasAnswering(t testing.TB, proxy, host string, n int) []string {
 	return who
 }
 
-// TestCaddyLookups: with --caddy-dns, a replica starting and one stopping
-// reach Caddy without any config load, on both Caddy versions; the
-// stopping replica gets no new requests within the refresh interval of
-// its stop, while it is still running; a new host is one load; with
-// dockroute killed, Caddy routes to the upstreams of its last load.
+// TestCaddyLookups: with --caddy-dns and every host written
+// (--caddy-dns-hosts=false: each route looks its own upstreams up), a
+// replica starting and one stopping reach Caddy without any config load,
+// on both Caddy versions; the stopping replica gets no new requests within
+// the refresh interval of its stop, while it is still running; a new host
+// is one load; with dockroute killed, Caddy routes to the upstreams of its
+// last load.
 func TestCaddyLookups(t *testing.T) {
 	dockertest.Require(t)
 	caddytest.Each(t, func(t *testing.T, bin string) {
 		c := caddytest.Start(t, bin, caddytest.UserConfig(caddytest.FreePort(t)))
 		proxy := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(t))
 		metrics := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(t))
-		d := startCaddyDaemon(t, c, proxy, append(lookupArgs(t), "--metrics-addr", metrics)...)
+		d := startCaddyDaemon(t, c, proxy, append(lookupArgs(t), "--metrics-addr", metrics, "--caddy-dns-hosts=false")...)
 		host := dockertest.Unique("lookup") + ".test"
 		// DRAIN: a stopping replica keeps serving for 5 s, so a request
 		// sent to it would succeed and show.

@@ -67,6 +67,9 @@ type daemon struct {
 	// with --hold 0), listening on holdL.
 	hold  *hold.Endpoint
 	holdL net.Listener
+	// respL is where the Responder listens for Caddy's host lookup route
+	// (nil when hosts are not looked up).
+	respL net.Listener
 	// sleeper puts idle containers to sleep and wakes them (nil without
 	// --sleep); the holding endpoint tells it of their requests.
 	sleeper *sleep.Sleeper
@@ -93,10 +96,19 @@ func run(ctx context.Context, cfg config, args []string) error {
 	if err != nil {
 		return err
 	}
-	p, err := bringUp(ctx, cfg, log, true, true)
+	respL, err := listenResponder(&cfg)
 	if err != nil {
 		if holdL != nil {
 			holdL.Close()
+		}
+		return err
+	}
+	p, err := bringUp(ctx, cfg, log, true, true)
+	if err != nil {
+		for _, l := range []net.Listener{holdL, respL} {
+			if l != nil {
+				l.Close()
+			}
 		}
 		return err
 	}
@@ -110,7 +122,7 @@ func run(ctx context.Context, cfg config, args []string) error {
 		kick:   make(chan struct{}, 1),
 		routes: route.NewBuilder(),
 		recent: route.NewRecent(p.cfg.UnavailableGrace),
-		hold:   holder, holdL: holdL,
+		hold:   holder, holdL: holdL, respL: respL,
 	}
 	d.metrics = metrics.New(d.fleet, d.out.Delivery())
 	if holder != nil {
@@ -158,6 +170,10 @@ func (d *daemon) run(ctx context.Context) error {
 		}
 		d.log.Info("answering caddy's upstream lookups", "addr", addr, "caddy_asks", d.config().caddyLookup().Resolver)
 		goroutine(func() { serve(ctx) })
+	}
+	if d.respL != nil {
+		goroutine(func() { <-ctx.Done(); d.respL.Close() })
+		goroutine(func() { caddy.ServeResponder(d.respL) })
 	}
 	if d.holdL != nil {
 		d.log.Info("holding requests for hosts whose containers all stopped until one is ready", "limit", d.hold.Limit, "listen", d.holdL.Addr().String(), "proxy_dials", d.config().holdAt.addr)
@@ -330,7 +346,7 @@ func (d *daemon) reload() {
 		d.log.Error("config file not reloaded; keeping the running config", "err", strings.TrimSpace(msg.String()))
 		return
 	}
-	next = next.withOwnNetwork(d.ownNetwork).withHold(d.cfg.holdAt)
+	next = next.withOwnNetwork(d.ownNetwork).withHold(d.cfg.holdAt).withResponder(d.cfg.responder)
 	d.mu.Lock()
 	changed := changedKeys(d.cfg, next)
 	var live, restart []string
@@ -511,6 +527,21 @@ func (d *daemon) logPublishError(err error) {
 		return
 	}
 	d.log.Debug("publish failed again; will retry", "output", d.out.String(), "err", err)
+}
+
+// listenResponder opens the Responder's listener, on the loopback
+// address Caddy asks dockroute's DNS at, when Caddy may look hosts up.
+func listenResponder(cfg *config) (net.Listener, error) {
+	if !cfg.looksUpHosts() {
+		return nil, nil
+	}
+	host, _, _ := net.SplitHostPort(cfg.dnsListen())
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return nil, fmt.Errorf("--caddy-dns: the answer for unknown hosts: %w", err)
+	}
+	cfg.responder = l.Addr().String()
+	return l, nil
 }
 
 // listenHold opens the holding endpoint's listener when cfg holds

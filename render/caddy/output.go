@@ -116,6 +116,7 @@ func (o *Output) Publish(ctx context.Context, t route.Table) (output.Outcome, er
 	if o.lookup != nil {
 		o.answers, o.answered = NextAnswers(o.answers, o.answered, t), t
 		o.lookup.Set(o.answers)
+		o.lookup.SetHosts(HostAnswers(t, opt))
 	}
 	before := o.pub.Writes()
 	o.deliv.Published()

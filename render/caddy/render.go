@@ -66,6 +66,11 @@ type Lookup struct {
 	// Resolver is the address Caddy dials, as Caddy writes network
 	// addresses: "udp/127.0.0.1:1053".
 	Resolver string
+	// Hosts, when set, serves plain hosts with one route that asks for
+	// the request's host by name (see lookupHosts), so that such a host
+	// coming or going needs no config load either; Hosts is where the
+	// route sends a request whose host nothing routes (the Responder).
+	Hosts string
 	// Refresh is how long Caddy uses an answer before asking again: the
 	// longest a stopping replica can still be sent new requests, and the
 	// longest a new one waits for its first.
@@ -170,7 +175,7 @@ func (h Handler) MarshalJSON() ([]byte, error) {
 type DynamicUpstreams struct {
 	Source   string    `json:"source"`
 	Name     string    `json:"name"`
-	Port     string    `json:"port"`
+	Port     string    `json:"port,omitempty"` // the "a" source's only
 	Refresh  string    `json:"refresh"`
 	Resolver *Resolver `json:"resolver"`
 }
@@ -221,6 +226,9 @@ type PassiveHealth struct {
 type Transport struct {
 	Protocol    string `json:"protocol"`
 	DialTimeout string `json:"dial_timeout,omitempty"`
+	// Resolver looks up the names the transport dials (the host lookup
+	// route's SRV targets).
+	Resolver *Resolver `json:"resolver,omitempty"`
 	// TLS makes the transport speak HTTPS to the backend (HTTP/2 when it
 	// offers it); Versions ["h2c", "2"] speaks HTTP/2 in cleartext.
 	TLS      *TransportTLS `json:"tls,omitempty"`
@@ -263,8 +271,12 @@ func Render(t route.Table, opt Options) Server {
 			cmp.Compare(len(b.Path), len(a.Path)),
 		)
 	})
+	looked := lookupHosts(routes, opt)
 	var defaults []Route
 	for _, r := range routes {
+		if looked[r.Host] {
+			continue // the host lookup route serves it
+		}
 		pr := proxyRoute(r, opt)
 		s.Routes = append(s.Routes, pr)
 		if r.Host == opt.DefaultHost {
@@ -278,7 +290,12 @@ func Render(t route.Table, opt Options) Server {
 	}
 	// The default host's routes come after every host's.
 	s.Routes = append(s.Routes, defaults...)
-	s.Routes = append(s.Routes, notFound)
+	if looked != nil {
+		// Every other host, the plain ones and those nothing routes.
+		s.Routes = append(s.Routes, hostLookup(opt))
+	} else {
+		s.Routes = append(s.Routes, notFound)
+	}
 	if opt.Hold != nil {
 		s.Errors = &ServerErrors{Routes: []Route{heldTooLong}}
 	}
@@ -406,7 +423,7 @@ func transport(proto string, opt Options) *Transport {
 func (s Server) Serves(host, path string) bool {
 	want := proxyRoute(route.Route{Host: host, Path: path}, Options{}).key()
 	for _, r := range s.Routes {
-		if r.key() == want {
+		if r.key() == want || path == "" && r.looksUpHosts() {
 			return true
 		}
 	}

@@ -1,11 +1,14 @@
 // Package lookup answers the DNS questions a stock Caddy asks for its
-// dynamic upstreams (the "a" source of reverse_proxy), so that a replica
-// starting or stopping changes an answer here instead of Caddy's config:
-// Caddy reloads its whole config on every admin API change, and a lookup
-// changes nothing but the one route's upstream list.
+// dynamic upstreams (the "a" and "srv" sources of reverse_proxy), so that a
+// replica starting or stopping, or a host coming or going, changes an
+// answer here instead of Caddy's config: Caddy reloads its whole config on
+// every admin API change, and a lookup changes nothing but what one host's
+// requests reach.
 //
 // It is a tiny authoritative server for names dockroute made up: A and AAAA
-// for the names it was given, NXDOMAIN for every other name, no recursion.
+// for the names it was given; SRV for a host's name under HostSuffix (the
+// host's addresses and ports, each as a name under IPSuffix that spells
+// the address); NXDOMAIN for every other name; no recursion.
 // It answers over UDP and, for answers too long for a datagram, TCP, as Go's
 // resolver (Caddy's) expects.
 package lookup
@@ -13,11 +16,13 @@ package lookup
 import (
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,6 +34,42 @@ import (
 
 // Answers maps a name (lower case, with its final dot) to its addresses.
 type Answers map[string][]netip.Addr
+
+// Hosts maps a host (lower case, without a final dot) to where its
+// requests go: the SRV answer for the host's name under HostSuffix.
+type Hosts map[string][]netip.AddrPort
+
+// The names of hosts and addresses: Caddy asks for the SRV records of
+// "HOST" + HostSuffix, whose targets are IPName(addr) (a target must be a
+// name), then dials each target, asking for its A or AAAA record. The
+// address is spelled in the name, so any address dockroute ever gave out
+// is answered, whatever the table says now. ".internal" is reserved for
+// private use (ICANN, 2024): no real name can clash.
+const (
+	HostSuffix = ".hosts.dockroute.internal."
+	IPSuffix   = ".ip.dockroute.internal."
+)
+
+// IPName is the name that Answer answers with a's address.
+func IPName(a netip.Addr) string {
+	a = a.Unmap()
+	b := a.AsSlice()
+	return hex.EncodeToString(b) + IPSuffix
+}
+
+// parseIPName reads IPName's name back.
+func parseIPName(name string) (netip.Addr, bool) {
+	label, ok := strings.CutSuffix(name, IPSuffix)
+	if !ok || len(label) != 8 && len(label) != 32 {
+		return netip.Addr{}, false
+	}
+	b, err := hex.DecodeString(label)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	a, ok := netip.AddrFromSlice(b)
+	return a.Unmap(), ok
+}
 
 const (
 	// udpLimit is the answer size every DNS client takes over UDP; larger
@@ -45,6 +86,7 @@ const (
 // answers NXDOMAIN for everything; it is safe for concurrent use.
 type Server struct {
 	answers atomic.Pointer[Answers]
+	hosts   atomic.Pointer[hostSet]
 	log     *slog.Logger
 	// Queries counts the questions answered, for metrics and tests.
 	Queries atomic.Int64
@@ -56,6 +98,33 @@ func New(log *slog.Logger) *Server { return &Server{log: log} }
 // Set replaces every answer at once: a question sees the old set or the
 // new, never a mix. a must not be changed afterwards.
 func (s *Server) Set(a Answers) { s.answers.Store(&a) }
+
+// hostSet is what SetHosts was given.
+type hostSet struct {
+	hosts Hosts
+	other []netip.AddrPort
+}
+
+// SetHosts replaces the SRV answers at once: h's for its hosts, other for
+// every other name under HostSuffix (nil: NXDOMAIN). h must not be
+// changed afterwards.
+func (s *Server) SetHosts(h Hosts, other []netip.AddrPort) {
+	s.hosts.Store(&hostSet{hosts: h, other: other})
+}
+
+// service returns the SRV answer for name; ok is false for a name that is
+// not a host's.
+func (s *Server) service(name string) (targets []netip.AddrPort, ok bool) {
+	host, isHost := strings.CutSuffix(strings.ToLower(name), HostSuffix)
+	hs := s.hosts.Load()
+	if !isHost || hs == nil || host == "" {
+		return nil, false
+	}
+	if t, ok := hs.hosts[host]; ok {
+		return t, true
+	}
+	return hs.other, hs.other != nil
+}
 
 // lookup returns name's addresses; ok is false for a name not given.
 func (s *Server) lookup(name string) (addrs []netip.Addr, ok bool) {
@@ -208,34 +277,44 @@ func (s *Server) Answer(req []byte, limit int) []byte {
 	}
 	q, err := p.Question()
 	if err != nil {
-		return reply(h, nil, dnsmessage.RCodeFormatError, nil, false, false)
+		return reply(h, nil, dnsmessage.RCodeFormatError, records{}, false, false)
 	}
 	edns := false
 	if limit == udpLimit {
 		limit, edns = udpSize(&p)
 	}
 	if h.OpCode != 0 {
-		return reply(h, &q, dnsmessage.RCodeNotImplemented, nil, edns, false)
+		return reply(h, &q, dnsmessage.RCodeNotImplemented, records{}, edns, false)
 	}
 	if q.Class != dnsmessage.ClassINET {
-		return reply(h, &q, dnsmessage.RCodeRefused, nil, edns, false)
+		return reply(h, &q, dnsmessage.RCodeRefused, records{}, edns, false)
 	}
 	s.Queries.Add(1)
-	addrs, ok := s.lookup(q.Name.String())
-	if !ok {
-		return reply(h, &q, dnsmessage.RCodeNameError, nil, edns, false)
-	}
-	var want []netip.Addr
-	for _, a := range addrs {
-		if q.Type == dnsmessage.TypeA && a.Is4() || q.Type == dnsmessage.TypeAAAA && a.Is6() && !a.Is4In6() {
-			want = append(want, a)
+	name := q.Name.String()
+	var rec records
+	if targets, ok := s.service(name); ok {
+		if q.Type == dnsmessage.TypeSRV {
+			rec.srv = targets
 		}
+	} else if a, ok := parseIPName(strings.ToLower(name)); ok {
+		rec.addrs = []netip.Addr{a}
+	} else if rec.addrs, ok = s.lookup(name); !ok {
+		return reply(h, &q, dnsmessage.RCodeNameError, records{}, edns, false)
 	}
-	resp := reply(h, &q, dnsmessage.RCodeSuccess, want, edns, false)
+	rec.addrs = slices.DeleteFunc(slices.Clone(rec.addrs), func(a netip.Addr) bool {
+		return !(q.Type == dnsmessage.TypeA && a.Is4() || q.Type == dnsmessage.TypeAAAA && a.Is6() && !a.Is4In6())
+	})
+	resp := reply(h, &q, dnsmessage.RCodeSuccess, rec, edns, false)
 	if len(resp) > limit {
-		return reply(h, &q, dnsmessage.RCodeSuccess, nil, edns, true)
+		return reply(h, &q, dnsmessage.RCodeSuccess, records{}, edns, true)
 	}
 	return resp
+}
+
+// records are an answer's records: addresses (A, AAAA) or SRV targets.
+type records struct {
+	addrs []netip.Addr
+	srv   []netip.AddrPort
 }
 
 // udpSize reads the asker's EDNS0 UDP size from the additional section:
@@ -261,7 +340,7 @@ func udpSize(p *dnsmessage.Parser) (limit int, edns bool) {
 
 // reply builds the answer to the question of req's header h; q is nil when
 // the question could not be read.
-func reply(h dnsmessage.Header, q *dnsmessage.Question, rcode dnsmessage.RCode, addrs []netip.Addr, edns, truncated bool) []byte {
+func reply(h dnsmessage.Header, q *dnsmessage.Question, rcode dnsmessage.RCode, rec records, edns, truncated bool) []byte {
 	b := dnsmessage.NewBuilder(make([]byte, 0, 512), dnsmessage.Header{
 		ID: h.ID, Response: true, OpCode: h.OpCode, Authoritative: rcode == dnsmessage.RCodeSuccess || rcode == dnsmessage.RCodeNameError,
 		RecursionDesired: h.RecursionDesired, RCode: rcode, Truncated: truncated,
@@ -279,7 +358,13 @@ func reply(h dnsmessage.Header, q *dnsmessage.Question, rcode dnsmessage.RCode, 
 		// TTL 0: Caddy caches by its own refresh interval; nothing else
 		// should keep these.
 		rh := dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET}
-		for _, a := range addrs {
+		for _, t := range rec.srv {
+			target, err := dnsmessage.NewName(IPName(t.Addr()))
+			if err != nil || b.SRVResource(rh, dnsmessage.SRVResource{Weight: 1, Port: t.Port(), Target: target}) != nil {
+				return nil
+			}
+		}
+		for _, a := range rec.addrs {
 			var err error
 			if a.Is4() {
 				err = b.AResource(rh, dnsmessage.AResource{A: a.As4()})

@@ -3,6 +3,7 @@ package lookup
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -229,4 +230,47 @@ func TestPortAskedForIsNotChanged(t *testing.T) {
 		}
 		t.Fatalf("binding a taken TCP port: %v, want address in use", err)
 	}
+}
+
+// TestHostServices: a host's name under HostSuffix is answered with SRV
+// records whose targets are names spelling each address, as Caddy's "srv"
+// source asks (Go's LookupSRV, then a dial of each target); any other
+// host gets the fallback, and without one NXDOMAIN.
+func TestHostServices(t *testing.T) {
+	s := New(slog.Default())
+	r := start(t, s)
+	s.SetHosts(Hosts{"a.test": {netip.MustParseAddrPort("172.17.0.2:8080"), netip.MustParseAddrPort("[fd00::3]:8080")}}, nil)
+	ctx := context.Background()
+	_, srvs, err := r.LookupSRV(ctx, "", "", "A.Test"+HostSuffix)
+	if err != nil || len(srvs) != 2 {
+		t.Fatalf("got %v, %v", srvs, err)
+	}
+	var got []string
+	for _, srv := range srvs {
+		ips, err := r.LookupIPAddr(ctx, srv.Target)
+		if err != nil || len(ips) != 1 {
+			t.Fatalf("target %s: %v %v", srv.Target, ips, err)
+		}
+		got = append(got, net.JoinHostPort(ips[0].IP.String(), fmt.Sprint(srv.Port)))
+	}
+	slices.Sort(got)
+	if want := []string{"172.17.0.2:8080", "[fd00::3]:8080"}; !slices.Equal(got, want) {
+		t.Fatalf("dialled %v, want %v", got, want)
+	}
+	if _, _, err := r.LookupSRV(ctx, "", "", "b.test"+HostSuffix); !isNotFound(err) {
+		t.Fatalf("unknown host without a fallback: %v", err)
+	}
+	s.SetHosts(Hosts{}, []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:9")})
+	if _, srvs, err := r.LookupSRV(ctx, "", "", "b.test"+HostSuffix); err != nil || len(srvs) != 1 || srvs[0].Port != 9 {
+		t.Fatalf("unknown host with a fallback: %v %v", srvs, err)
+	}
+	// A name under IPSuffix that spells no address is no name.
+	if _, err := r.LookupIPAddr(ctx, "zz"+IPSuffix); !isNotFound(err) {
+		t.Fatalf("a bad address name: %v", err)
+	}
+}
+
+func isNotFound(err error) bool {
+	var de *net.DNSError
+	return errors.As(err, &de) && de.IsNotFound
 }
