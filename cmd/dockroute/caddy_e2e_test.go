@@ -32,16 +32,6 @@ func waitAnswer(t testing.TB, addr, host string, status int, body string) {
 	})
 }
 
-// waitUpstreams waits until dockroute's first route in Caddy has n upstreams.
-func waitUpstreams(t *testing.T, c *caddytest.Caddy, n int) {
-	t.Helper()
-	eventually(t, 10*time.Second, func() (bool, string) {
-		raw, err := c.Config("/id/dockroute/routes/0/handle/0/upstreams")
-		var ups []any
-		return err == nil && json.Unmarshal(raw, &ups) == nil && len(ups) == n, fmt.Sprintf("caddy upstreams: %s %v, want %d", raw, err, n)
-	})
-}
-
 func userPart(t *testing.T, c *caddytest.Caddy) any {
 	raw, err := c.Config("/config/apps/http/servers/user")
 	if err != nil {
@@ -81,7 +71,7 @@ func TestCaddyEndToEnd(t *testing.T) {
 		// everything. (No request failing while a replica stops is the
 		// drain feature's test.)
 		dockertest.Docker(t, "stop", "-t", "1", a)
-		waitUpstreams(t, c, 1)
+		waitReplicas(t, "http://"+proxy, host, b)
 		for range 10 {
 			if s, body, err := caddytest.GetAnswered(proxy, host, "/"); err != nil || s != 200 || !strings.Contains(body, b[:12]) {
 				t.Fatalf("with one replica stopped: %d %q %v", s, body, err)

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	neturl "net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -98,6 +99,9 @@ type config struct {
 	// lookup route sends it the hosts nothing routes); "" when hosts are
 	// not looked up. Set by run, carried over config reloads.
 	responder string
+	// dnsAt is the address the lookup server bound (--caddy-dns auto takes
+	// any free port). Set by run, carried over config reloads.
+	dnsAt string
 	// files holds what the operator's middlewares and auth files define
 	// now (not settings: the daemon keeps them current).
 	files operator.Files
@@ -157,6 +161,9 @@ func (c config) holds() bool { return c.Hold > 0 && c.UnavailableGrace > 0 }
 // is on loopback, so the lookups are never offered to a network of
 // tenants unless the operator names an address.
 func (c config) dnsListen() string {
+	if c.CaddyDNS == dnsAuto {
+		return "127.0.0.1:0" // any free port, written into Caddy's config
+	}
 	if _, err := strconv.ParseUint(c.CaddyDNS, 10, 16); err == nil {
 		return "127.0.0.1:" + c.CaddyDNS
 	}
@@ -166,12 +173,47 @@ func (c config) dnsListen() string {
 	return c.CaddyDNS
 }
 
-// caddyLookup is where Caddy asks for upstreams, nil without --caddy-dns.
+// The --caddy-dns words: auto (the default) answers Caddy's lookups when
+// Caddy runs on this host; off never does.
+const (
+	dnsAuto = "auto"
+	dnsOff  = "off"
+)
+
+// dnsOn tells whether dockroute answers Caddy's lookups: --caddy-dns names
+// an address, or is auto and Caddy's admin API is on loopback (Caddy runs
+// on this host, and reaches dockroute's loopback listener).
+func (c config) dnsOn() bool {
+	switch c.CaddyDNS {
+	case "", dnsOff:
+		return false
+	case dnsAuto:
+		return c.Output == "caddy" && onLoopback(c.CaddyAdmin)
+	}
+	return true
+}
+
+// onLoopback tells whether an http:// admin address is a loopback one.
+func onLoopback(admin string) bool {
+	u, err := neturl.Parse(admin)
+	if err != nil || u.Scheme != "http" {
+		return false
+	}
+	if u.Hostname() == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(u.Hostname())
+	return err == nil && ip.IsLoopback()
+}
+
+// caddyLookup is where Caddy asks for upstreams; nil without lookups, and
+// for auto before run has bound its port (render, explain).
 func (c config) caddyLookup() *caddy.Lookup {
-	if c.CaddyDNS == "" {
+	addr := cmp.Or(c.CaddyDNSAdvertise, c.dnsAt, c.dnsListen())
+	if !c.dnsOn() || strings.HasSuffix(addr, ":0") {
 		return nil
 	}
-	l := &caddy.Lookup{Resolver: "udp/" + cmp.Or(c.CaddyDNSAdvertise, c.dnsListen()), Refresh: c.CaddyDNSRefresh}
+	l := &caddy.Lookup{Resolver: "udp/" + addr, Refresh: c.CaddyDNSRefresh}
 	// Plain hosts are looked up too where nothing needs them written: no
 	// --default-host (its routes answer every other host, so nothing
 	// would reach the lookup route), no automatic HTTPS (Caddy gets
@@ -187,7 +229,7 @@ func (c config) caddyLookup() *caddy.Lookup {
 // host lookup route's addresses are dockroute's and the containers', as
 // this host reaches them).
 func (c config) looksUpHosts() bool {
-	if c.Output != "caddy" || c.CaddyDNS == "" || c.CaddyDNSAdvertise != "" || !c.CaddyDNSHosts {
+	if !c.dnsOn() || c.CaddyDNSAdvertise != "" || !c.CaddyDNSHosts {
 		return false
 	}
 	host, _, err := net.SplitHostPort(c.dnsListen())
@@ -254,7 +296,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.CaddyTLS, "caddy-tls", false, "keep Caddy's automatic HTTPS on for routed hosts (use with --caddy-listen :443)")
 	fs.BoolVar(&c.CaddyNoRedirect, "caddy-no-redirect", false, "with --caddy-tls, do not redirect HTTP to HTTPS")
 	settings.Duration(fs, &c.CaddyCheck, "caddy-check", 5*time.Second, "how often to check that Caddy still has dockroute's server, restoring it if lost (up to 6 times less often while nothing changes)")
-	fs.StringVar(&c.CaddyDNS, "caddy-dns", "", "answer Caddy's upstream lookups on this address (PORT on loopback, or HOST:PORT; UDP and TCP), so replicas starting and stopping change no Caddy config; off when empty")
+	fs.StringVar(&c.CaddyDNS, "caddy-dns", dnsAuto, "answer Caddy's upstream lookups on this address (PORT on loopback, or HOST:PORT; UDP and TCP), so hosts and replicas coming and going change no Caddy config. auto: on a free loopback port when --caddy-admin is on loopback (Caddy runs on this host); off: never")
 	fs.BoolVar(&c.CaddyDNSHosts, "caddy-dns-hosts", true, "with --caddy-dns on loopback: serve plain hosts (a host and a port, no other settings) through one route that looks the request's host up, so that such hosts coming and going change no Caddy config; false: write every host into it")
 	fs.StringVar(&c.CaddyDNSAdvertise, "caddy-dns-advertise", "", "the address Caddy reaches --caddy-dns at, when not the same (e.g. dockroute:1053 beside Caddy in Compose)")
 	settings.Duration(fs, &c.CaddyDNSRefresh, "caddy-dns-refresh", 250*time.Millisecond, "with --caddy-dns, how long Caddy uses an answer before asking again: the longest a stopping replica may still get new requests")
@@ -318,14 +360,14 @@ func (c config) where(err error) error { return settings.Where(err, c.ConfigFile
 
 // validateDNS checks --caddy-dns and the settings beside it.
 func (c config) validateDNS() error {
-	if c.CaddyDNS == "" {
+	if !c.dnsOn() {
 		return nil
 	}
 	if c.Output != "caddy" {
 		return settings.Invalid("caddy-dns", "--caddy-dns %q: only --output caddy looks upstreams up", c.CaddyDNS)
 	}
 	host, port, err := net.SplitHostPort(c.dnsListen())
-	if err != nil || port == "" || port == "0" {
+	if err != nil || port == "" || port == "0" && c.CaddyDNS != dnsAuto {
 		return settings.Invalid("caddy-dns", "--caddy-dns %q: want PORT (on loopback) or HOST:PORT, e.g. 1053 or 10.0.0.2:1053", c.CaddyDNS)
 	}
 	if ip, err := netip.ParseAddr(host); c.CaddyDNSAdvertise == "" && err == nil && ip.IsUnspecified() {
@@ -546,6 +588,14 @@ func (c config) withOwnNetwork(network string) config {
 func (c config) withHold(at *holdTarget) config {
 	if c.holds() {
 		c.holdAt = at
+	}
+	return c
+}
+
+// withDNS is c with the address the running lookup server bound.
+func (c config) withDNS(addr string) config {
+	if c.dnsOn() {
+		c.dnsAt = addr
 	}
 	return c
 }

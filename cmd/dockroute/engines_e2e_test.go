@@ -71,9 +71,11 @@ func TestTwoEngines(t *testing.T) {
 }
 
 // TestTwoInstances: two dockroutes following the same engine write
-// byte-identical Traefik files, and against one Caddy cause no more
-// reloads than one alone, plus at most one: the second finds Caddy
-// already serving what it would push.
+// byte-identical Traefik files, and against one Caddy whose config holds
+// every host (--caddy-dns off) cause no more reloads than one alone, plus
+// at most one: the second finds Caddy already serving what it would push.
+// (With lookups, each dockroute answers on a port of its own, which its
+// server in Caddy names: two on one Caddy need a --caddy-server each.)
 func TestTwoInstances(t *testing.T) {
 	dockertest.Require(t)
 	a, b := startDaemon(t, nil), startDaemon(t, nil)
@@ -99,10 +101,10 @@ func TestTwoInstances(t *testing.T) {
 		}
 		return c.Loads() - before
 	}
-	startCaddyDaemon(t, c, listen)
+	startCaddyDaemon(t, c, listen, "--caddy-dns", "off")
 	waitAnswer(t, listen, hosts[0], 200, "hello from")
 	alone := changes(5)
-	startCaddyDaemon(t, c, listen)
+	startCaddyDaemon(t, c, listen, "--caddy-dns", "off")
 	time.Sleep(time.Second)
 	two := changes(5)
 	t.Logf("Caddy loads for 5 changes: %d with one instance, %d with two", alone, two)

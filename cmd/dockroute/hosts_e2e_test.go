@@ -4,9 +4,18 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/net/websocket"
 
 	"github.com/dockroute/dockroute/provider/docker/dockertest"
 	"github.com/dockroute/dockroute/render/caddy/caddytest"
@@ -66,4 +75,210 @@ func TestPlainHostChurnLoadsNothing(t *testing.T) {
 			t.Errorf("%s/other answers %d, want 404", withPath, s)
 		}
 	})
+}
+
+// churnCycles is how many hosts TestConnectionsSurviveHostChurn adds and
+// removes: DOCKROUTE_CHURN_CYCLES, 50 by default (a cycle takes about half
+// a second; the 1,000 take 9 minutes per Caddy).
+func churnCycles(t *testing.T) int {
+	if v := os.Getenv("DOCKROUTE_CHURN_CYCLES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("DOCKROUTE_CHURN_CYCLES=%q: want a positive number", v)
+		}
+		return n
+	}
+	return 50
+}
+
+// wsEcho is a backend that answers GET / with its name and echoes each
+// WebSocket message on /ws.
+func wsEcho(t *testing.T, name string) string {
+	mux := http.NewServeMux()
+	mux.Handle("/ws", websocket.Handler(func(ws *websocket.Conn) { io.Copy(ws, ws) }))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, name) })
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// dialWS opens a WebSocket to host's /ws through the proxy at addr.
+func dialWS(t *testing.T, addr, host string) *websocket.Conn {
+	t.Helper()
+	cfg, err := websocket.NewConfig("ws://"+host+"/ws", "http://"+host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := websocket.NewClient(cfg, conn)
+	if err != nil {
+		conn.Close()
+		t.Fatalf("websocket to %s: %v", host, err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	return ws
+}
+
+// echo sends msg on ws and reads it back.
+func echo(ws *websocket.Conn, msg string) error {
+	ws.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := ws.Write([]byte(msg)); err != nil {
+		return err
+	}
+	buf := make([]byte, len(msg))
+	if _, err := io.ReadFull(ws, buf); err != nil {
+		return err
+	}
+	if string(buf) != msg {
+		return fmt.Errorf("echoed %q, want %q", buf, msg)
+	}
+	return nil
+}
+
+// TestConnectionsSurviveHostChurn: while other hosts are added and removed
+// (churnCycles times, through the routes file: no containers, so cycles
+// are quick), a WebSocket to a stable host stays open and a request loop
+// to it fails nothing, on both Caddys, because no cycle loads Caddy's
+// config. With every host written (--caddy-dns-hosts=false) each cycle is
+// a load, and Caddy closes upgraded connections with the config that
+// proxied them: the WebSocket dies at the first cycle (checked, so that
+// the test shows what it guards).
+func TestConnectionsSurviveHostChurn(t *testing.T) {
+	for _, mode := range []struct {
+		name    string
+		args    []string
+		survive bool
+	}{{"looked-up", nil, true}, {"written", []string{"--caddy-dns-hosts=false"}, false}} {
+		t.Run(mode.name, func(t *testing.T) {
+			caddytest.Each(t, func(t *testing.T, bin string) {
+				dir := t.TempDir()
+				routes := filepath.Join(dir, "routes.yaml")
+				stable, churned := wsEcho(t, "stable"), wsEcho(t, "churned")
+				write := func(extra string) {
+					body := fmt.Sprintf("routes:\n  stable.test: %s\n", stable)
+					if extra != "" {
+						body += fmt.Sprintf("  %s: %s\n", extra, churned)
+					}
+					if err := os.WriteFile(routes+".tmp", []byte(body), 0o644); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.Rename(routes+".tmp", routes); err != nil {
+						t.Fatal(err)
+					}
+				}
+				write("")
+				c := caddytest.Start(t, bin, caddytest.UserConfig(caddytest.FreePort(t)))
+				proxy := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(t))
+				startCaddyDaemon(t, c, proxy, append([]string{"--routes-file", routes, "--coalesce-quiet", "5ms"}, mode.args...)...)
+				waitAnswer(t, proxy, "stable.test", 200, "stable")
+				ws := dialWS(t, proxy, "stable.test")
+				if err := echo(ws, "first"); err != nil {
+					t.Fatal(err)
+				}
+				loads := c.Loads()
+				stop := make(chan struct{})
+				res := loop("http://"+proxy, "stable.test", stop)
+				cycles := churnCycles(t)
+				if !mode.survive {
+					cycles = 1
+				}
+				var wsErr error
+				for i := range cycles {
+					host := fmt.Sprintf("churn%d.test", i)
+					write(host)
+					waitAnswer(t, proxy, host, 200, "churned")
+					write("")
+					waitAnswer(t, proxy, host, 404, "")
+					if wsErr = echo(ws, fmt.Sprintf("cycle %d", i)); wsErr != nil {
+						break
+					}
+				}
+				close(stop)
+				res.wait()
+				t.Logf("%s %s: %d cycles, %d Caddy loads, websocket: %v; %d requests to the stable host, %d failed", mode.name, bin, cycles, c.Loads()-loads, wsErr, res.sent, res.failed)
+				if mode.survive && res.failed > 0 {
+					t.Errorf("%d of %d requests to the stable host failed; first: %s", res.failed, res.sent, strings.Join(res.failures, "; "))
+				}
+				switch {
+				case mode.survive && (wsErr != nil || c.Loads() != loads):
+					t.Errorf("host churn loaded Caddy's config %d times; the websocket: %v", c.Loads()-loads, wsErr)
+				case !mode.survive && wsErr == nil:
+					t.Errorf("with every host written, the websocket survived a load (%d loads): this test no longer shows what it guards", c.Loads()-loads)
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkCaddyNewHost measures a new plain host's way into the current
+// Caddy beside 1,000 and 10,000 others (all routes-file hosts on one
+// backend, so no containers are needed): from the routes file renamed
+// into place to the host served, p50 and p99 over ten new hosts, and
+// Caddy's CPU per new host, with plain hosts looked up (the default) and
+// with every host written (--caddy-dns off: each new host a reload).
+func BenchmarkCaddyNewHost(b *testing.B) {
+	bins := caddytest.Binaries(b)
+	bin := bins[len(bins)-1]
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "app") }))
+	defer backend.Close()
+	for _, n := range []int{1000, 10000} {
+		for _, mode := range []struct {
+			name string
+			args []string
+		}{{"looked-up", nil}, {"written", []string{"--caddy-dns", "off"}}} {
+			b.Run(fmt.Sprintf("routes=%d/%s", n, mode.name), func(b *testing.B) {
+				routes := filepath.Join(b.TempDir(), "routes.yaml")
+				var base strings.Builder
+				base.WriteString("routes:\n")
+				for i := range n {
+					fmt.Fprintf(&base, "  h%05d.test: %s\n", i, backend.URL)
+				}
+				write := func(extra ...string) {
+					body := base.String()
+					for _, h := range extra {
+						body += fmt.Sprintf("  %s: %s\n", h, backend.URL)
+					}
+					os.WriteFile(routes+".tmp", []byte(body), 0o644)
+					os.Rename(routes+".tmp", routes)
+				}
+				write()
+				c := caddytest.Start(b, bin, caddytest.UserConfig(caddytest.FreePort(b)))
+				proxy := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(b))
+				startDaemon(b, nil, append([]string{"--output", "caddy", "--caddy-admin", c.Admin, "--caddy-listen", proxy, "--routes-file", routes}, mode.args...)...)
+				eventually(b, 60*time.Second, func() (bool, string) {
+					s, _, err := caddytest.Get(proxy, "h00000.test", "/")
+					return err == nil && s == 200, "the first host is not served"
+				})
+				var took []time.Duration
+				var cpu time.Duration
+				var added []string
+				for b.Loop() {
+					for range 10 {
+						time.Sleep(300 * time.Millisecond) // past the last change's publish
+						host := fmt.Sprintf("new%d.test", len(added))
+						added = append(added, host)
+						before := cpuTime(b, c.Pid())
+						start := time.Now()
+						write(added...)
+						for deadline := start.Add(60 * time.Second); ; time.Sleep(2 * time.Millisecond) {
+							if s, _, err := caddytest.Get(proxy, host, "/"); err == nil && s == 200 {
+								break
+							}
+							if time.Now().After(deadline) {
+								b.Fatalf("%s not served within 60 s", host)
+							}
+						}
+						took = append(took, time.Since(start))
+						time.Sleep(3 * time.Second) // Caddy's work for the change done (a reload at 10,000 routes: ~1.6 s)
+						cpu += cpuTime(b, c.Pid()) - before
+					}
+				}
+				reportPercentiles(b, "served", took)
+				b.ReportMetric(float64(cpu.Milliseconds())/float64(len(took)), "caddy-cpu-ms/host")
+			})
+		}
+	}
 }

@@ -23,7 +23,7 @@ func newOutput(cfg config, log *slog.Logger) (output.Output, error) {
 		}, log)
 	case "caddy":
 		return caddy.NewOutput(caddy.OutputConfig{
-			Admin: cfg.CaddyAdmin, Options: cfg.caddyOptions(), Check: cfg.CaddyCheck, Lookups: cfg.CaddyDNS != "",
+			Admin: cfg.CaddyAdmin, Options: cfg.caddyOptions(), Check: cfg.CaddyCheck, Lookups: cfg.dnsOn(),
 		}, log)
 	}
 	return nil, fmt.Errorf("unknown output %q", cfg.Output)

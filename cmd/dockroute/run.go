@@ -163,12 +163,18 @@ func (d *daemon) run(ctx context.Context) error {
 		goroutine(func() { <-ctx.Done(); srv.Close() })
 	}
 	if co, ok := d.out.Output.(*caddy.Output); ok && co.Lookup() != nil {
-		addr := d.config().dnsListen()
-		serve, _, err := co.Lookup().Listen(addr)
+		serve, bound, err := co.Lookup().Listen(d.config().dnsListen())
 		if err != nil {
 			return fmt.Errorf("--caddy-dns: %w", err)
 		}
-		d.log.Info("answering caddy's upstream lookups", "addr", addr, "caddy_asks", d.config().caddyLookup().Resolver)
+		// Before the first publish: the port is in Caddy's config.
+		d.mu.Lock()
+		d.cfg.dnsAt = bound
+		cfg := d.cfg
+		d.mu.Unlock()
+		setOutputOptions(d.out.Output, cfg)
+		l := cfg.caddyLookup()
+		d.log.Info("answering caddy's upstream lookups", "addr", bound, "caddy_asks", l.Resolver, "plain_hosts_looked_up", l.Hosts != "")
 		goroutine(func() { serve(ctx) })
 	}
 	if d.respL != nil {
@@ -346,7 +352,7 @@ func (d *daemon) reload() {
 		d.log.Error("config file not reloaded; keeping the running config", "err", strings.TrimSpace(msg.String()))
 		return
 	}
-	next = next.withOwnNetwork(d.ownNetwork).withHold(d.cfg.holdAt).withResponder(d.cfg.responder)
+	next = next.withOwnNetwork(d.ownNetwork).withHold(d.cfg.holdAt).withResponder(d.cfg.responder).withDNS(d.cfg.dnsAt)
 	d.mu.Lock()
 	changed := changedKeys(d.cfg, next)
 	var live, restart []string

@@ -311,7 +311,8 @@ func writtenCount(b *testing.B, addr string) float64 {
 
 // BenchmarkChurn runs a bounded request loop (one request at a time, on
 // loopback) to a stable two-replica host through each real proxy — Traefik,
-// and both Caddys with and without --caddy-dns, each fed by its own
+// and both Caddys with lookups (--caddy-dns; plain hosts looked up) and
+// without (--caddy-dns off: every host written), each fed by its own
 // dockroute — while other containers come and go on the real engine, in
 // two phases of three waves of ten (churnWaves): replicas of one existing
 // host (a deploy, a scale up and down), then containers of new hosts. It
@@ -382,6 +383,8 @@ func churnProxies(b *testing.B) []churnProxy {
 			if dns {
 				args = append(args, "--caddy-dns", fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(b)))
 				p.name += "-dns"
+			} else {
+				args = append(args, "--caddy-dns", "off") // every host written, as before lookups
 			}
 			startDaemon(b, nil, args...)
 			proxies = append(proxies, p)

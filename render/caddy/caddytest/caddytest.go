@@ -111,6 +111,9 @@ func Start(t testing.TB, bin string, config map[string]any) *Caddy {
 	return c
 }
 
+// Pid is the Caddy process's ID.
+func (c *Caddy) Pid() int { return c.cmd.Process.Pid }
+
 // BareAdmin is where a Caddy started with no config answers: its default
 // admin address, as dockroute's default --caddy-admin names it.
 const BareAdmin = "http://127.0.0.1:2019"
