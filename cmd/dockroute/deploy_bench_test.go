@@ -28,27 +28,7 @@ import (
 // noise falls on both alike. Reported as p50 and p99 in µs, per setup.
 func BenchmarkWarmPath(b *testing.B) {
 	dockertest.Require(b)
-	type proxy struct {
-		name  string
-		start func(b *testing.B, args ...string) string // the base URL
-	}
-	proxies := []proxy{
-		{"traefik", func(b *testing.B, args ...string) string {
-			tr := traefiktest.Start(b, b.TempDir()+"/dynamic")
-			startDaemonDir(b, tr.Dir, nil, args...)
-			return "http://" + tr.Web
-		}},
-	}
-	if bins := caddytest.Binaries(b); len(bins) > 0 {
-		bin := bins[len(bins)-1]
-		proxies = append(proxies, proxy{"caddy", func(b *testing.B, args ...string) string {
-			c := caddytest.Start(b, bin, caddytest.UserConfig(caddytest.FreePort(b)))
-			listen := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(b))
-			startDaemon(b, nil, append([]string{"--output", "caddy", "--caddy-admin", c.Admin, "--caddy-listen", listen,
-				"--caddy-dns", fmt.Sprint(caddytest.FreePort(b))}, args...)...)
-			return "http://" + listen
-		}})
-	}
+	proxies := benchProxies(b)
 	for _, px := range proxies {
 		b.Run(px.name, func(b *testing.B) {
 			on := px.start(b, "--unavailable-grace", "1m")
@@ -97,6 +77,34 @@ func BenchmarkWarmPath(b *testing.B) {
 	}
 }
 
+// benchProxy is a proxy a benchmark starts, fed by a dockroute of its own
+// run with args; start returns the proxy's base URL.
+type benchProxy struct {
+	name  string
+	start func(b *testing.B, args ...string) string
+}
+
+// benchProxies are Traefik (10 ms throttle) and the current Caddy, with
+// lookups on a port of its own.
+func benchProxies(b *testing.B) []benchProxy {
+	proxies := []benchProxy{{"traefik", func(b *testing.B, args ...string) string {
+		tr := traefiktest.Start(b, b.TempDir()+"/dynamic")
+		startDaemonDir(b, tr.Dir, nil, args...)
+		return "http://" + tr.Web
+	}}}
+	if bins := caddytest.Binaries(b); len(bins) > 0 {
+		bin := bins[len(bins)-1]
+		proxies = append(proxies, benchProxy{"caddy", func(b *testing.B, args ...string) string {
+			c := caddytest.Start(b, bin, caddytest.UserConfig(caddytest.FreePort(b)))
+			listen := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(b))
+			startDaemon(b, nil, append([]string{"--output", "caddy", "--caddy-admin", c.Admin, "--caddy-listen", listen,
+				"--caddy-dns", fmt.Sprint(caddytest.FreePort(b))}, args...)...)
+			return "http://" + listen
+		}})
+	}
+	return proxies
+}
+
 // BenchmarkTraefikDefaultThrottle measures, through a real Traefik with its
 // default providersThrottleDuration (2 s), the time from `docker run`
 // returning to Traefik serving the new container's host: the first change
@@ -141,25 +149,7 @@ func BenchmarkTraefikDefaultThrottle(b *testing.B) {
 //     each iteration right before: cold-minus-ready is dockroute's cost.
 func BenchmarkSleeping(b *testing.B) {
 	dockertest.Require(b)
-	type proxy struct {
-		name  string
-		start func(b *testing.B, args ...string) string // the base URL
-	}
-	proxies := []proxy{{"traefik", func(b *testing.B, args ...string) string {
-		tr := traefiktest.Start(b, b.TempDir()+"/dynamic")
-		startDaemonDir(b, tr.Dir, nil, args...)
-		return "http://" + tr.Web
-	}}}
-	if bins := caddytest.Binaries(b); len(bins) > 0 {
-		bin := bins[len(bins)-1]
-		proxies = append(proxies, proxy{"caddy", func(b *testing.B, args ...string) string {
-			c := caddytest.Start(b, bin, caddytest.UserConfig(caddytest.FreePort(b)))
-			listen := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(b))
-			startDaemon(b, nil, append([]string{"--output", "caddy", "--caddy-admin", c.Admin, "--caddy-listen", listen,
-				"--caddy-dns", fmt.Sprint(caddytest.FreePort(b))}, args...)...)
-			return "http://" + listen
-		}})
-	}
+	proxies := benchProxies(b)
 	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
 		b.Fatal(err)

@@ -8,7 +8,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -39,18 +38,7 @@ func everyProxy(t *testing.T, args ...string) map[string]string {
 // try_duration (5 s), during which Caddy retries a failing upstream before
 // it answers 502.
 func slowGet(addr, host string) (int, string, error) {
-	req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
-	if err != nil {
-		return 0, "", err
-	}
-	req.Host = host
-	resp, err := (&http.Client{Timeout: 15 * time.Second}).Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body), nil
+	return getHost(&http.Client{Timeout: 15 * time.Second}, "http://"+addr, host)
 }
 
 // TestUpstreamProtocols: dockroute.proto=h2c reaches the backend over

@@ -174,6 +174,10 @@ func compareRoutes(a, b *Route) int {
 	return cmp.Or(cmp.Compare(a.Host, b.Host), cmp.Compare(a.Path, b.Path), compareBool(a.TCP, b.TCP))
 }
 
+// Sort orders routes as a Table holds them: by host, then path, HTTP
+// before passthrough.
+func Sort(rs []Route) { sortRoutes(rs) }
+
 // sortRoutes orders routes by host, then path.
 func sortRoutes(rs []Route) {
 	slices.SortFunc(rs, func(a, b Route) int { return compareRoutes(&a, &b) })

@@ -20,7 +20,6 @@
 package sleep
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -414,20 +413,8 @@ func (s *Sleeper) Keep(t route.Table) route.Table {
 	for _, r := range down {
 		out.Routes = append(out.Routes, r)
 	}
-	slices.SortFunc(out.Routes, func(a, b route.Route) int {
-		return cmp.Or(cmp.Compare(a.Host, b.Host), cmp.Compare(a.Path, b.Path), compareBool(a.TCP, b.TCP))
-	})
+	route.Sort(out.Routes)
 	return out
-}
-
-func compareBool(a, b bool) int {
-	switch {
-	case a == b:
-		return 0
-	case a:
-		return 1
-	}
-	return -1
 }
 
 // Run checks idleness every second until ctx ends. It first wakes the
