@@ -259,3 +259,35 @@ func TestMetricsDocumented(t *testing.T) {
 		}
 	}
 }
+
+// TestDNSAuto: --caddy-dns auto (the default) answers Caddy's lookups only
+// beside a Caddy on this host (admin API on loopback), on the port run
+// bound; plain hosts are looked up where nothing needs them written.
+func TestDNSAuto(t *testing.T) {
+	for admin, on := range map[string]bool{
+		"http://127.0.0.1:2019": true, "http://localhost:2019": true, "http://[::1]:2019": true,
+		"http://caddy:2019": false, "http://10.0.0.5:2019": false, "unix//run/caddy/admin.sock": false,
+	} {
+		c := config{Output: "caddy", CaddyDNS: dnsAuto, CaddyAdmin: admin, CaddyDNSHosts: true}
+		if c.dnsOn() != on || c.looksUpHosts() != on {
+			t.Errorf("admin %s: lookups %v, plain hosts %v; want %v", admin, c.dnsOn(), c.looksUpHosts(), on)
+		}
+	}
+	c := config{Output: "caddy", CaddyDNS: dnsAuto, CaddyAdmin: "http://127.0.0.1:2019", CaddyDNSHosts: true, CaddyDNSRefresh: time.Second}
+	if c.dnsListen() != "127.0.0.1:0" || c.caddyLookup() != nil {
+		t.Errorf("auto before run bound a port: listens on %s, lookup %+v", c.dnsListen(), c.caddyLookup())
+	}
+	c = c.withDNS("127.0.0.1:5353").withResponder("127.0.0.1:7000")
+	if l := c.caddyLookup(); l == nil || l.Resolver != "udp/127.0.0.1:5353" || l.Hosts != "127.0.0.1:7000" {
+		t.Errorf("once bound: %+v", l)
+	}
+	c.CaddyTLS = true
+	if l := c.caddyLookup(); l.Hosts != "" {
+		t.Error("plain hosts looked up with automatic HTTPS, which needs their names in the config")
+	}
+	for _, off := range []config{{Output: "caddy", CaddyDNS: dnsOff, CaddyAdmin: "http://127.0.0.1:2019"}, {Output: "traefik", CaddyDNS: dnsAuto, CaddyAdmin: "http://127.0.0.1:2019"}} {
+		if off.dnsOn() || off.validateDNS() != nil {
+			t.Errorf("%+v: lookups on (%v)", off, off.validateDNS())
+		}
+	}
+}
