@@ -255,7 +255,7 @@ func (d *daemon) table() (route.Table, bool) {
 	for id, bs := range changes {
 		d.routes.Set(id, bs)
 		if d.sleeper != nil {
-			d.sleeper.Track(id, name(bs), bs)
+			d.sleeper.Track(id, bs)
 		}
 	}
 	if bs, ok := d.operator.Routes(); ok {
@@ -318,14 +318,6 @@ func (d *daemon) publish(ctx context.Context) error {
 		d.log.Info("published by lookup answers alone (caddy's config unchanged)", "routes", len(t.Routes), "took", took, "since_change", sinceChange)
 	}
 	return nil
-}
-
-// name is the container name of its backends ("" for none).
-func name(bs []route.Backend) string {
-	if len(bs) == 0 {
-		return ""
-	}
-	return bs[0].Name
 }
 
 // keepRecent adds the routes that lost their servers within the grace, and

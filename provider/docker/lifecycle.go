@@ -65,7 +65,9 @@ func (f *Fleet) StoppedWithLabel(ctx context.Context, label string) ([]string, e
 		args.Add("label", label)
 		cs, err := engine.List(ctx, m.Engine, container.ListOptions{All: true, Filters: args})
 		if err != nil {
-			firstErr = cmpErr(firstErr, err)
+			if firstErr == nil {
+				firstErr = err
+			}
 			continue
 		}
 		for _, c := range cs {
@@ -77,13 +79,6 @@ func (f *Fleet) StoppedWithLabel(ctx context.Context, label string) ([]string, e
 		}
 	}
 	return ids, firstErr
-}
-
-func cmpErr(first, err error) error {
-	if first != nil {
-		return first
-	}
-	return err
 }
 
 // onEngineOf runs do against the engine that has the container id: each

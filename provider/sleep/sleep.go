@@ -111,7 +111,7 @@ func New(c Control, startWithin time.Duration, changed func(), log *slog.Logger)
 // awake from then on. A container that lost its backends while dockroute
 // stops or starts it keeps them (it is asleep); one that lost them
 // otherwise (it stopped or was refused on its own) is no longer followed.
-func (s *Sleeper) Track(id, name string, bs []route.Backend) {
+func (s *Sleeper) Track(id string, bs []route.Backend) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
@@ -133,11 +133,11 @@ func (s *Sleeper) Track(id, name string, bs []route.Backend) {
 	woke := false
 	switch {
 	case sl == nil:
-		sl = &sleeper{name: name, since: now}
+		sl = &sleeper{name: http[0].Name, since: now}
 		s.sleepers[id] = sl
 		woke = true
 	case sl.state == asleep || sl.state == starting:
-		s.log.Info("woke", "container", name, "after", now.Sub(sl.since).Round(time.Millisecond), "was", sl.state.String())
+		s.log.Info("woke", "container", sl.name, "after", now.Sub(sl.since).Round(time.Millisecond), "was", sl.state.String())
 		sl.state, sl.since, sl.wake = awake, now, false
 		woke = true
 	}

@@ -96,7 +96,7 @@ var app = []route.Backend{{Name: "app", Host: "a.test", Idle: time.Minute, Serve
 
 func TestIdleContainerSleepsAndKeepsItsRoute(t *testing.T) {
 	s, c, clk, _ := newSleeper(t)
-	s.Track("id1", "app", app)
+	s.Track("id1", app)
 	clk.add(59 * time.Second)
 	s.Check()
 	c.quiet(t)
@@ -108,13 +108,13 @@ func TestIdleContainerSleepsAndKeepsItsRoute(t *testing.T) {
 	end()
 	// Re-emitted backends (another container's change) do not reset it.
 	clk.add(30 * time.Second)
-	s.Track("id1", "app", app)
+	s.Track("id1", app)
 	clk.add(30 * time.Second)
 	s.Check()
 	c.wait(t, "stop id1")
 	// Stopped: the watcher sees it go, and its route stays, down, with
 	// the settings that make the proxy send it to the endpoint.
-	s.Track("id1", "", nil)
+	s.Track("id1", nil)
 	up := route.Table{Routes: []route.Route{{Host: "b.test", Servers: []string{"172.17.0.3:80"}}}}
 	got := s.Keep(up)
 	if len(got.Routes) != 2 || got.Routes[0].Host != "a.test" || !got.Routes[0].Down() || !got.Routes[0].Sleeps() || got.Routes[0].LastPort != "8080" {
@@ -142,7 +142,7 @@ func TestIdleContainerSleepsAndKeepsItsRoute(t *testing.T) {
 	s.Wake("a.test", "")
 	c.wait(t, "start id1")
 	c.quiet(t)
-	s.Track("id1", "app", app)
+	s.Track("id1", app)
 	if got := s.Keep(up); len(got.Routes) != 1 {
 		t.Errorf("awake, its route is the table's: %+v", got.Routes)
 	}
@@ -157,11 +157,11 @@ func TestIdleContainerSleepsAndKeepsItsRoute(t *testing.T) {
 // every request.
 func TestRefusedStartIsTriedAgainLater(t *testing.T) {
 	s, c, clk, _ := newSleeper(t)
-	s.Track("id1", "app", app)
+	s.Track("id1", app)
 	clk.add(time.Minute)
 	s.Check()
 	c.wait(t, "stop id1")
-	s.Track("id1", "", nil)
+	s.Track("id1", nil)
 	c.startErr = errors.New("403 Forbidden")
 	s.Wake("a.test", "")
 	c.wait(t, "start id1")
@@ -185,11 +185,11 @@ func TestRefusedStartIsTriedAgainLater(t *testing.T) {
 // its routes at once and asks for a publish.
 func TestRemovedWhileAsleep(t *testing.T) {
 	s, c, clk, changed := newSleeper(t)
-	s.Track("id1", "app", app)
+	s.Track("id1", app)
 	clk.add(time.Minute)
 	s.Check()
 	c.wait(t, "stop id1")
-	s.Track("id1", "", nil)
+	s.Track("id1", nil)
 	c.startErr = errdefs.ErrNotFound
 	before := *changed
 	s.Wake("a.test", "")
@@ -205,8 +205,8 @@ func TestRemovedWhileAsleep(t *testing.T) {
 // kept for it and no request starts it.
 func TestStoppedOnItsOwnIsNotFollowed(t *testing.T) {
 	s, c, _, _ := newSleeper(t)
-	s.Track("id1", "app", app)
-	s.Track("id1", "", nil)
+	s.Track("id1", app)
+	s.Track("id1", nil)
 	if got := s.Keep(route.Table{}); len(got.Routes) != 0 {
 		t.Fatalf("kept %+v", got.Routes)
 	}

@@ -323,9 +323,7 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer e.Sleep.Begin(host, path)()
 	}
 	if rt, ok, _ := e.lookup(host, path); ok && len(rt.Servers) > 0 {
-		// A route that sleeps, awake: passed through, not held.
-		ctx := context.WithValue(r.Context(), heldKey{}, heldRoute{host: host, path: path, deadline: time.Now().Add(e.Limit)})
-		e.proxy.ServeHTTP(w, r.WithContext(ctx))
+		e.forward(w, r, host, path) // a route that sleeps, awake: passed through, not held
 		return
 	}
 	e.held.Add(1)
@@ -347,6 +345,11 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e.released.Add(1)
+	e.forward(w, r, host, path)
+}
+
+// forward proxies r to a server of its route (RoundTrip picks it).
+func (e *Endpoint) forward(w http.ResponseWriter, r *http.Request, host, path string) {
 	ctx := context.WithValue(r.Context(), heldKey{}, heldRoute{host: host, path: path, deadline: time.Now().Add(e.Limit)})
 	e.proxy.ServeHTTP(w, r.WithContext(ctx))
 }
