@@ -43,6 +43,15 @@ var nowhere = netip.AddrFrom4([4]byte{255, 255, 255, 255})
 // old config still asks for until the new config is loaded) are gone
 // instead of wrong.
 func lookupTarget(r route.Route) (t target, ok bool) {
+	if t, ok = upstreamsOf(r); ok {
+		t = t.named(r)
+	}
+	return t, ok
+}
+
+// upstreamsOf is lookupTarget without the name (a hash of the route),
+// which the host lookup route does not use.
+func upstreamsOf(r route.Route) (t target, ok bool) {
 	if r.TCP {
 		return t, false
 	}
@@ -52,7 +61,7 @@ func lookupTarget(r route.Route) (t target, ok bool) {
 			return t, false
 		}
 		t.port, t.addrs = r.LastPort, []netip.Addr{nowhere}
-		return t.named(r), true
+		return t, true
 	}
 	for _, s := range r.Servers {
 		host, port, err := net.SplitHostPort(s)
@@ -73,7 +82,7 @@ func lookupTarget(r route.Route) (t target, ok bool) {
 		// cannot say it twice, so keep the upstreams in the config.
 		return t, false
 	}
-	return t.named(r), true
+	return t, true
 }
 
 // named is t with the name of r's host, path and t's port.

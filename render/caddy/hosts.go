@@ -39,12 +39,14 @@ import (
 // its last port is known), it is not a wildcard, and no wildcard route
 // covers it (a written route comes first, and exact hosts must win over
 // wildcards).
-func lookupHosts(routes []route.Route, opt Options) map[string]bool {
+func lookupHosts(routes []route.Route, opt Options) map[string]target {
 	if opt.Lookup == nil || opt.Lookup.Hosts == "" {
 		return nil
 	}
+	// Sized up front: growing these maps was most of a publish's cost at
+	// 10,000 routes.
 	wild := map[string]bool{}
-	count := map[string]int{}
+	count := make(map[string]int, len(routes))
 	for _, r := range routes {
 		if r.TCP {
 			continue
@@ -54,7 +56,7 @@ func lookupHosts(routes []route.Route, opt Options) map[string]bool {
 			wild[r.Host] = true
 		}
 	}
-	plain := map[string]bool{}
+	plain := make(map[string]target, len(routes))
 	for _, r := range routes {
 		if r.TCP || count[r.Host] != 1 || r.Path != "" || r.Proto != "" || r.Middlewares != "" || r.Auth != "" ||
 			r.Sleeps() || route.IsWildcard(r.Host) || r.Host == opt.DefaultHost || r.Down() && opt.Hold == nil {
@@ -63,8 +65,8 @@ func lookupHosts(routes []route.Route, opt Options) map[string]bool {
 		if _, rest, ok := strings.Cut(r.Host, "."); ok && wild["*."+rest] {
 			continue
 		}
-		if _, ok := lookupTarget(r); ok {
-			plain[r.Host] = true
+		if tg, ok := upstreamsOf(r); ok {
+			plain[r.Host] = tg
 		}
 	}
 	return plain
@@ -92,14 +94,10 @@ func plainAnswers(t route.Table, opt Options) lookup.Hosts {
 		return nil
 	}
 	h := make(lookup.Hosts, len(looked))
-	for _, r := range t.Routes {
-		if !looked[r.Host] || r.TCP {
-			continue
-		}
-		tg, _ := lookupTarget(r)
-		port, _ := strconv.ParseUint(tg.port, 10, 16) // lookupTarget's ports are numbers
+	for host, tg := range looked {
+		port, _ := strconv.ParseUint(tg.port, 10, 16) // upstreamsOf's ports are numbers
 		for _, a := range tg.addrs {
-			h[r.Host] = append(h[r.Host], netip.AddrPortFrom(a, uint16(port)))
+			h[host] = append(h[host], netip.AddrPortFrom(a, uint16(port)))
 		}
 	}
 	return h

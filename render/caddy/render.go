@@ -274,7 +274,7 @@ func Render(t route.Table, opt Options) Server {
 	looked := lookupHosts(routes, opt)
 	var defaults []Route
 	for _, r := range routes {
-		if looked[r.Host] {
+		if _, ok := looked[r.Host]; ok {
 			continue // the host lookup route serves it
 		}
 		pr := proxyRoute(r, opt)
