@@ -14,7 +14,7 @@ import (
 var (
 	commonFlags = []string{"config", "routes-file", "middlewares-file", "auth-file", "docker-host", "swarm", "network", "filter", "health", "log-level", "log-format"}
 	renderFlags = []string{"output", "upstream-insecure", "traefik-entrypoints", "traefik-tls", "traefik-certresolver", "traefik-redirect",
-		"caddy-server", "caddy-listen", "caddy-tls", "caddy-no-redirect"}
+		"caddy-server", "caddy-listen", "caddy-tls", "caddy-no-redirect", "caddy-tls-issuer", "caddy-tls-allow"}
 	commandFlags = map[string][]string{
 		"render":  slices.Concat(commonFlags, renderFlags),
 		"explain": slices.Concat(commonFlags, renderFlags, []string{"metrics-addr", "traefik-api", "caddy-admin"}),

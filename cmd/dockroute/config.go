@@ -53,6 +53,8 @@ type config struct {
 	CaddyListen         string
 	CaddyTLS            bool
 	CaddyNoRedirect     bool
+	CaddyTLSIssuer      string
+	CaddyTLSAllow       string
 	CaddyCheck          time.Duration
 	CaddyDNS            string
 	CaddyDNSHosts       bool
@@ -99,6 +101,10 @@ type config struct {
 	// lookup route sends it the hosts nothing routes); "" when hosts are
 	// not looked up. Set by run, carried over config reloads.
 	responder string
+	// askToken is in the path of the responder's answer to Caddy's asks
+	// for on-demand certificates, which the host lookup route's
+	// requests cannot guess. Set with responder.
+	askToken string
 	// dnsAt is the address the lookup server bound (--caddy-dns auto takes
 	// any free port). Set by run, carried over config reloads.
 	dnsAt string
@@ -119,7 +125,7 @@ type config struct {
 var liveKeys = map[string]bool{
 	"log-level": true, "network": true, "health": true,
 	"traefik-entrypoints": true, "traefik-tls": true, "traefik-certresolver": true, "traefik-redirect": true,
-	"caddy-listen": true, "caddy-tls": true, "caddy-no-redirect": true, "upstream-insecure": true,
+	"caddy-listen": true, "caddy-tls": true, "caddy-no-redirect": true, "caddy-tls-issuer": true, "caddy-tls-allow": true, "upstream-insecure": true,
 	"default-host": true, "traefik-labels": true, "ip-family": true, "caddy-dns-refresh": true,
 	"max-routes-per-container": true,
 }
@@ -147,7 +153,25 @@ func (c config) caddyOptions() caddy.Options {
 	if c.holdAt != nil {
 		o.Hold = &caddy.Hold{Dial: c.holdAt.addr, Token: c.holdAt.token, Limit: c.Hold}
 	}
+	if c.CaddyTLS && o.Lookup != nil && o.Lookup.Hosts != "" {
+		// Looked-up hosts are not in Caddy's config: their
+		// certificates come on demand.
+		o.OnDemand = &caddy.OnDemand{Ask: "http://" + c.responder + "/tls-ask/" + c.askToken, Allow: c.tlsAllow()}
+		if c.CaddyTLSIssuer == caddy.IssuerInternal {
+			o.OnDemand.Issuer = caddy.IssuerInternal
+		}
+	}
 	return o
+}
+
+// tlsAllow is --caddy-tls-allow in canonical form (validated).
+func (c config) tlsAllow() []string {
+	var names []string
+	for _, n := range splitList(c.CaddyTLSAllow) {
+		h, _ := route.ParseHost(n)
+		names = append(names, h)
+	}
+	return names
 }
 
 // holdTarget is the holding endpoint as the proxy reaches it.
@@ -216,9 +240,9 @@ func (c config) caddyLookup() *caddy.Lookup {
 	l := &caddy.Lookup{Resolver: "udp/" + addr, Refresh: c.CaddyDNSRefresh}
 	// Plain hosts are looked up too where nothing needs them written: no
 	// --default-host (its routes answer every other host, so nothing
-	// would reach the lookup route), no automatic HTTPS (Caddy gets
-	// certificates for the hosts its config names).
-	if c.responder != "" && c.defaultHost() == "" && !c.CaddyTLS {
+	// would reach the lookup route). With --caddy-tls their certificates
+	// come on demand (caddyOptions).
+	if c.responder != "" && c.defaultHost() == "" {
 		l.Hosts = c.responder
 	}
 	return l
@@ -295,6 +319,8 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.CaddyListen, "caddy-listen", ":80", "listen addresses of dockroute's Caddy server, comma-separated")
 	fs.BoolVar(&c.CaddyTLS, "caddy-tls", false, "keep Caddy's automatic HTTPS on for routed hosts (use with --caddy-listen :443)")
 	fs.BoolVar(&c.CaddyNoRedirect, "caddy-no-redirect", false, "with --caddy-tls, do not redirect HTTP to HTTPS")
+	fs.StringVar(&c.CaddyTLSIssuer, "caddy-tls-issuer", "acme", "with --caddy-tls, who issues the certificates Caddy gets on demand for looked-up hosts: acme (the issuers of Caddy's own catch-all automation policy, else Caddy's defaults, Let's Encrypt and ZeroSSL) or internal (Caddy's local CA: for .localhost names and tests)")
+	fs.StringVar(&c.CaddyTLSAllow, "caddy-tls-allow", "", "with --caddy-tls, names (a.example.com) and wildcards (*.example.com) Caddy may get certificates for on demand although no container routes them, comma-separated; routed hosts and the names of Caddy's own config need not be listed")
 	settings.Duration(fs, &c.CaddyCheck, "caddy-check", 5*time.Second, "how often to check that Caddy still has dockroute's server, restoring it if lost (up to 6 times less often while nothing changes)")
 	fs.StringVar(&c.CaddyDNS, "caddy-dns", dnsAuto, "answer Caddy's upstream lookups on this address (PORT on loopback, or HOST:PORT; UDP and TCP), so hosts and replicas coming and going change no Caddy config. auto: on a free loopback port when --caddy-admin is on loopback (Caddy runs on this host); off: never")
 	fs.BoolVar(&c.CaddyDNSHosts, "caddy-dns-hosts", true, "with --caddy-dns on loopback: serve plain hosts (a host and a port, no other settings) through one route that looks the request's host up, so that such hosts coming and going change no Caddy config; false: write every host into it")
@@ -415,6 +441,14 @@ func (c config) validate(cmd string) error {
 	}
 	if err := c.validateDNS(); err != nil {
 		return err
+	}
+	if c.CaddyTLSIssuer != "acme" && c.CaddyTLSIssuer != caddy.IssuerInternal {
+		return settings.Invalid("caddy-tls-issuer", "--caddy-tls-issuer %q: want acme or internal", c.CaddyTLSIssuer)
+	}
+	for _, n := range splitList(c.CaddyTLSAllow) {
+		if _, err := route.ParseHost(n); err != nil {
+			return settings.Invalid("caddy-tls-allow", "--caddy-tls-allow: %v", err)
+		}
 	}
 	for _, h := range splitList(c.DockerHost) {
 		if _, err := engine.ParseEndpoint(h); err != nil {
@@ -602,9 +636,9 @@ func (c config) withDNS(addr string) config {
 
 // withResponder is c with the running Responder's address, when c still
 // looks hosts up.
-func (c config) withResponder(addr string) config {
+func (c config) withResponder(addr, token string) config {
 	if c.looksUpHosts() {
-		c.responder = addr
+		c.responder, c.askToken = addr, token
 	}
 	return c
 }

@@ -277,13 +277,22 @@ func TestDNSAuto(t *testing.T) {
 	if c.dnsListen() != "127.0.0.1:0" || c.caddyLookup() != nil {
 		t.Errorf("auto before run bound a port: listens on %s, lookup %+v", c.dnsListen(), c.caddyLookup())
 	}
-	c = c.withDNS("127.0.0.1:5353").withResponder("127.0.0.1:7000")
+	c = c.withDNS("127.0.0.1:5353").withResponder("127.0.0.1:7000", "tok")
 	if l := c.caddyLookup(); l == nil || l.Resolver != "udp/127.0.0.1:5353" || l.Hosts != "127.0.0.1:7000" {
 		t.Errorf("once bound: %+v", l)
 	}
-	c.CaddyTLS = true
-	if l := c.caddyLookup(); l.Hosts != "" {
-		t.Error("plain hosts looked up with automatic HTTPS, which needs their names in the config")
+	if c.caddyOptions().OnDemand != nil {
+		t.Error("on-demand TLS without --caddy-tls")
+	}
+	c.CaddyTLS, c.CaddyTLSIssuer, c.CaddyTLSAllow = true, "internal", "A.example.com, *.b.example.com"
+	o := c.caddyOptions()
+	if o.Lookup.Hosts == "" || o.OnDemand == nil || o.OnDemand.Ask != "http://127.0.0.1:7000/tls-ask/tok" || o.OnDemand.Issuer != "internal" ||
+		!slices.Equal(o.OnDemand.Allow, []string{"a.example.com", "*.b.example.com"}) {
+		t.Errorf("with --caddy-tls, plain hosts are looked up and get certificates on demand: lookup %+v, on demand %+v", o.Lookup, o.OnDemand)
+	}
+	c.CaddyDNSHosts, c.responder = false, "" // as a reload parses it
+	if c = c.withResponder("127.0.0.1:7000", "tok"); c.caddyOptions().OnDemand != nil {
+		t.Error("on-demand TLS with every host written")
 	}
 	for _, off := range []config{{Output: "caddy", CaddyDNS: dnsOff, CaddyAdmin: "http://127.0.0.1:2019"}, {Output: "traefik", CaddyDNS: dnsAuto, CaddyAdmin: "http://127.0.0.1:2019"}} {
 		if off.dnsOn() || off.validateDNS() != nil {

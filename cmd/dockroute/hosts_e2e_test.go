@@ -3,6 +3,9 @@
 package main
 
 import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -10,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -282,4 +286,109 @@ func BenchmarkCaddyNewHost(b *testing.B) {
 			})
 		}
 	}
+}
+
+// TestHTTPSOnDemand: with --caddy-tls, a plain host, which is not in
+// Caddy's config, gets a certificate (from Caddy's local CA here: no ACME
+// CA is reachable) on its first TLS request, without a config load; a
+// host nothing routes gets none (dockroute refuses Caddy's ask); the
+// user's own site, whose certificate is on demand too now, still gets
+// one (a name of Caddy's own config); plain HTTP redirects to HTTPS.
+func TestHTTPSOnDemand(t *testing.T) {
+	dockertest.Require(t)
+	caddytest.Each(t, func(t *testing.T, bin string) {
+		httpPort, httpsPort, userPort := caddytest.FreePort(t), caddytest.FreePort(t), caddytest.FreePort(t)
+		userHost := dockertest.Unique("user") + ".test"
+		c := caddytest.Start(t, bin, map[string]any{"apps": map[string]any{
+			"http": map[string]any{"http_port": httpPort, "https_port": httpsPort, "servers": map[string]any{
+				"user": map[string]any{
+					"listen": []string{fmt.Sprintf(":%d", userPort)},
+					"routes": []any{map[string]any{
+						"match":  []any{map[string]any{"host": []string{userHost}}},
+						"handle": []any{map[string]any{"handler": "static_response", "body": "user says hi"}},
+					}},
+				},
+			}},
+			// The user's choice, not dockroute's: keep the test from
+			// installing a root certificate on this machine.
+			"pki": map[string]any{"certificate_authorities": map[string]any{"local": map[string]any{"install_trust": false}}},
+		}})
+		proxy := fmt.Sprintf("127.0.0.1:%d", httpsPort)
+		d := startCaddyDaemon(t, c, fmt.Sprintf(":%d", httpsPort), "--caddy-tls", "--caddy-tls-issuer", "internal")
+		first := dockertest.Unique("https") + ".test"
+		a := dockertest.Run(t, hello(first)...)
+		waitHTTPS(t, proxy, first, a[:12])
+		loads := c.Loads()
+
+		host := dockertest.Unique("https") + ".test"
+		id := dockertest.Run(t, hello(host)...)
+		cert := waitHTTPS(t, proxy, host, id[:12])
+		if !slices.Equal(cert.DNSNames, []string{host}) || !strings.Contains(cert.Issuer.CommonName, "Caddy Local Authority") {
+			t.Errorf("%s's certificate: names %v, issuer %q; want its own, from Caddy's local CA", host, cert.DNSNames, cert.Issuer.CommonName)
+		}
+		if got := c.Loads() - loads; got != 0 {
+			t.Errorf("a new plain host with HTTPS: %d Caddy config loads, want 0", got)
+		}
+		if !strings.Contains(d.log.String(), "approved caddy's certificate for a host") {
+			t.Errorf("dockroute's log does not say it approved %s:\n%s", host, d.log)
+		}
+
+		// A name nobody routes gets no certificate.
+		nobody := dockertest.Unique("nobody") + ".test"
+		if _, _, _, err := httpsGet(proxy, nobody); err == nil || !strings.Contains(err.Error(), "tls") {
+			t.Errorf("a host nothing routes: TLS answered (%v), want no certificate", err)
+		}
+		// The user's own site still gets its certificate, on its port.
+		if s, body, _, err := httpsGet(fmt.Sprintf("127.0.0.1:%d", userPort), userHost); err != nil || s != 200 || body != "user says hi" {
+			t.Errorf("the user's own site: %d %q %v", s, body, err)
+		}
+		// Plain HTTP redirects to HTTPS.
+		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/x", httpPort), nil)
+		req.Host = host
+		resp, err := (&http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if loc := resp.Header.Get("Location"); resp.StatusCode/100 != 3 || !strings.HasPrefix(loc, "https://"+host) {
+			t.Errorf("plain HTTP answered %d Location %q, want a redirect to https://%s", resp.StatusCode, loc, host)
+		}
+	})
+}
+
+// waitHTTPS polls host over HTTPS (its name in the TLS handshake) through
+// the proxy at addr until it answers 200 with body, and returns the
+// certificate it was served.
+func waitHTTPS(t *testing.T, addr, host, body string) *x509.Certificate {
+	t.Helper()
+	var cert *x509.Certificate
+	eventually(t, 20*time.Second, func() (bool, string) {
+		s, b, c, err := httpsGet(addr, host)
+		cert = c
+		return err == nil && s == 200 && strings.Contains(b, body), fmt.Sprintf("https://%s via %s: %d %q %v", host, addr, s, b, err)
+	})
+	return cert
+}
+
+// httpsGet asks for https://host/ at addr, without verifying the
+// certificate (Caddy's local CA is not trusted here), and returns it.
+func httpsGet(addr, host string) (int, string, *x509.Certificate, error) {
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{ServerName: host, InsecureSkipVerify: true},
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		},
+	}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Get("https://" + host + "/")
+	if err != nil {
+		return 0, "", nil, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var cert *x509.Certificate
+	if resp.TLS != nil && len(resp.TLS.PeerCertificates) > 0 {
+		cert = resp.TLS.PeerCertificates[0]
+	}
+	return resp.StatusCode, string(b), cert, nil
 }

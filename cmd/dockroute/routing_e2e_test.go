@@ -345,9 +345,10 @@ func TestTraefikTLSAndRedirect(t *testing.T) {
 	}
 }
 
-// TestCaddyTLSAndRedirect turns automatic HTTPS on: Caddy serves the host
-// over HTTPS with a certificate from its internal CA (a .localhost name
-// needs no ACME) and redirects plain HTTP to HTTPS.
+// TestCaddyTLSAndRedirect turns automatic HTTPS on: Caddy serves a host
+// with settings (written into its config) and a plain one (looked up,
+// its certificate on demand) over HTTPS with certificates from its local
+// CA (.localhost names need no ACME), and redirects plain HTTP to HTTPS.
 func TestCaddyTLSAndRedirect(t *testing.T) {
 	dockertest.Require(t)
 	caddytest.Each(t, func(t *testing.T, bin string) {
@@ -385,8 +386,15 @@ func TestCaddyTLSAndRedirect(t *testing.T) {
 				last = err.Error()
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("HTTPS via Caddy: %s", last)
+				t.Fatalf("HTTPS via Caddy: %s\n%s", last, c.Log())
 			}
+		}
+		// A plain host, which Caddy looks up: a local name, so its
+		// certificate comes from Caddy's local CA on demand too.
+		plain := dockertest.Unique("tls-plain") + ".localhost"
+		p := dockertest.Run(t, hello(plain)...)
+		if cert := waitHTTPS(t, fmt.Sprintf("127.0.0.1:%d", httpsPort), plain, p[:12]); !strings.Contains(cert.Issuer.CommonName, "Caddy Local Authority") {
+			t.Errorf("%s's certificate is issued by %q, want Caddy's local CA", plain, cert.Issuer.CommonName)
 		}
 		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/x", httpPort), nil)
 		req.Host = host

@@ -138,6 +138,9 @@ func run(ctx context.Context, cfg config, args []string) error {
 		if co.Lookup() != nil {
 			d.metrics.CountLookups(co.Lookup())
 		}
+		if p.cfg.CaddyTLS && p.cfg.looksUpHosts() {
+			d.metrics.CountAsks(co.Asks)
+		}
 	}
 	var engines []string
 	for _, m := range d.fleet.Members() {
@@ -177,9 +180,9 @@ func (d *daemon) run(ctx context.Context) error {
 		d.log.Info("answering caddy's upstream lookups", "addr", bound, "caddy_asks", l.Resolver, "plain_hosts_looked_up", l.Hosts != "")
 		goroutine(func() { serve(ctx) })
 	}
-	if d.respL != nil {
+	if co, ok := d.out.Output.(*caddy.Output); ok && d.respL != nil {
 		goroutine(func() { <-ctx.Done(); d.respL.Close() })
-		goroutine(func() { caddy.ServeResponder(d.respL) })
+		goroutine(func() { caddy.ServeResponder(d.respL, co.Responder()) })
 	}
 	if d.holdL != nil {
 		d.log.Info("holding requests for hosts whose containers all stopped until one is ready", "limit", d.hold.Limit, "listen", d.holdL.Addr().String(), "proxy_dials", d.config().holdAt.addr)
@@ -344,7 +347,7 @@ func (d *daemon) reload() {
 		d.log.Error("config file not reloaded; keeping the running config", "err", strings.TrimSpace(msg.String()))
 		return
 	}
-	next = next.withOwnNetwork(d.ownNetwork).withHold(d.cfg.holdAt).withResponder(d.cfg.responder).withDNS(d.cfg.dnsAt)
+	next = next.withOwnNetwork(d.ownNetwork).withHold(d.cfg.holdAt).withResponder(d.cfg.responder, d.cfg.askToken).withDNS(d.cfg.dnsAt)
 	d.mu.Lock()
 	changed := changedKeys(d.cfg, next)
 	var live, restart []string
@@ -538,7 +541,9 @@ func listenResponder(cfg *config) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--caddy-dns: the answer for unknown hosts: %w", err)
 	}
-	cfg.responder = l.Addr().String()
+	tok := make([]byte, 16)
+	rand.Read(tok)
+	cfg.responder, cfg.askToken = l.Addr().String(), hex.EncodeToString(tok)
 	return l, nil
 }
 

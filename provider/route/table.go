@@ -215,3 +215,15 @@ func (t Table) Find(host, path string) (Route, bool) {
 	}
 	return t.Routes[i], true
 }
+
+// HasHost tells whether t has an HTTP route for exactly host, on any path
+// (a binary search: t is sorted by host first).
+func (t Table) HasHost(host string) bool {
+	i, _ := slices.BinarySearchFunc(t.Routes, host, func(r Route, h string) int { return cmp.Compare(r.Host, h) })
+	for ; i < len(t.Routes) && t.Routes[i].Host == host; i++ {
+		if !t.Routes[i].TCP {
+			return true
+		}
+	}
+	return false
+}

@@ -165,8 +165,8 @@ func Responder() http.Handler {
 	})
 }
 
-// ServeResponder serves the Responder on l until it is closed.
-func ServeResponder(l net.Listener) error {
-	srv := &http.Server{Handler: Responder(), ReadHeaderTimeout: 10 * time.Second}
+// ServeResponder serves h (Output.Responder) on l until it is closed.
+func ServeResponder(l net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	return srv.Serve(l)
 }

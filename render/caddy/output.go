@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"slices"
@@ -76,6 +77,36 @@ func NewOutput(cfg OutputConfig, log *slog.Logger) (*Output, error) {
 	return o, nil
 }
 
+// Responder answers what dockroute's loopback responder gets: Caddy's asks
+// for on-demand certificates at the path of OnDemand.Ask (which holds a
+// token: requests the host lookup route sends there come from anyone),
+// and the requests for hosts nothing routes, with 404.
+func (o *Output) Responder() http.Handler {
+	notFound := Responder()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if od := o.pub.Options().OnDemand; od != nil && r.URL.Path == askPath(od.Ask) {
+			o.pub.names.ServeHTTP(w, r)
+			return
+		}
+		notFound.ServeHTTP(w, r)
+	})
+}
+
+// Asks counts Caddy's asks for on-demand certificates: approved and
+// refused since the start.
+func (o *Output) Asks() (approved, refused uint64) {
+	return o.pub.names.approved.Load(), o.pub.names.refused.Load()
+}
+
+// askPath is the path of an ask URL.
+func askPath(ask string) string {
+	u, err := url.Parse(ask)
+	if err != nil || u.Path == "" {
+		return "\x00" // matches no request
+	}
+	return u.Path
+}
+
 // Lookup is the server answering Caddy's upstream lookups, for the daemon
 // to listen with; nil without lookups.
 func (o *Output) Lookup() *lookup.Server { return o.lookup }
@@ -126,6 +157,10 @@ func (o *Output) Publish(ctx context.Context, t route.Table) (output.Outcome, er
 		o.forget()
 		return output.Unchanged, err
 	}
+	// Certificates only once Caddy runs the table: a host written into
+	// Caddy's config may get a policy of its own when it loads (a local
+	// name, Caddy's local CA), which an earlier certificate would miss.
+	o.pub.names.setTable(t)
 	o.mu.Lock()
 	o.lastTable, o.lastOpt = &t, opt
 	o.mu.Unlock()

@@ -43,18 +43,44 @@ type Publisher struct {
 	// without rendering it whole.
 	table    *route.Table
 	tableOpt Options
+
+	// HTTPS on demand (ondemand.go). tlsOK tells that Caddy's TLS app
+	// had dockroute's part as opt wants it when last read or written;
+	// refused, why on-demand TLS cannot be dockroute's in this Caddy
+	// (the hosts are then all written); askOnly, that this Caddy knows
+	// the endpoint only as "ask" (2.6).
+	tlsOK   bool
+	refused string
+	askOnly bool
+	names   *approver
+	// local tells that the TLS app is to have dockroute's policy for
+	// local names: the last table routed one (ondemand.go).
+	local bool
 }
 
 // NewPublisher returns a publisher for the Caddy behind admin.
 func NewPublisher(admin *Admin, opt Options, log *slog.Logger) *Publisher {
-	return &Publisher{admin: admin, opt: opt, log: log}
+	p := &Publisher{admin: admin, opt: opt, log: log, names: &approver{admin: admin, id: opt.ID, log: log}}
+	p.names.setAllow(opt.allow())
+	return p
 }
 
-// Options returns the server options in use.
+// Options returns the server options in use: those set, but for hosts
+// written rather than looked up where on-demand TLS cannot be dockroute's.
 func (p *Publisher) Options() Options {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.opt
+	return p.options()
+}
+
+func (p *Publisher) options() Options {
+	opt := p.opt
+	if opt.OnDemand != nil && p.refused != "" {
+		l := *opt.Lookup
+		l.Hosts = ""
+		opt.Lookup, opt.OnDemand = &l, nil
+	}
+	return opt
 }
 
 // SetOptions changes the server options (a reloaded config); the next
@@ -64,7 +90,31 @@ func (p *Publisher) SetOptions(opt Options) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	opt.ID = p.opt.ID
+	if !opt.OnDemand.equal(p.opt.OnDemand) {
+		p.tlsOK = false
+	}
 	p.opt = opt
+	p.names.setAllow(opt.allow())
+}
+
+// syncTLS makes dockroute's part of Caddy's TLS app what the options ask
+// for, when it may have changed: before the first publish (also to remove
+// what an earlier run with on-demand TLS left), after the options
+// changed, and whenever Caddy was found not to run what dockroute pushed.
+// The caller holds p.mu.
+func (p *Publisher) syncTLS(ctx context.Context) error {
+	if p.tlsOK && (p.inSync || p.opt.OnDemand == nil) {
+		return nil
+	}
+	refused, err := p.ensureTLS(ctx, p.opt.OnDemand)
+	if err != nil {
+		return err
+	}
+	if refused != "" && refused != p.refused {
+		p.log.Warn(refused)
+	}
+	p.refused, p.tlsOK = refused, true
+	return nil
 }
 
 // Writes is the number of config changes Caddy accepted from this publisher.
@@ -88,7 +138,15 @@ func (p *Publisher) Writes() int {
 // compares with it.
 func (p *Publisher) Publish(ctx context.Context, t route.Table) error {
 	p.mu.Lock()
-	opt := p.opt
+	if local := p.opt.OnDemand != nil && anyLocal(t); local != p.local {
+		p.local, p.tlsOK = local, false
+	}
+	if err := p.syncTLS(ctx); err != nil {
+		p.inSync = false
+		p.mu.Unlock()
+		return err
+	}
+	opt := p.options()
 	quick := p.inSync && p.table != nil && p.tableOpt.Equal(opt) && onlyUpstreams(*p.table, t, opt)
 	if quick {
 		p.table = &t
@@ -115,12 +173,12 @@ func (p *Publisher) publish(ctx context.Context, want Server, from *route.Table)
 		// back to find nothing to write cost 0.75-0.9 s at 10,000
 		// routes; Check verifies Caddy every --caddy-check instead, as
 		// for an unchanged table.
-		p.table, p.tableOpt = from, p.opt
+		p.table, p.tableOpt = from, p.options()
 		return nil
 	}
 	err := p.ensure(ctx, want)
 	if err == nil {
-		p.table, p.tableOpt = from, p.opt
+		p.table, p.tableOpt = from, p.options()
 	}
 	if !isRefusal(err) {
 		return err
@@ -235,7 +293,7 @@ func (p *Publisher) Check(ctx context.Context) (Finding, error) {
 		return Finding{Missing: p.unrun(nil, "caddy's admin API did not answer: "+err.Error())}, err
 	}
 	if p.inSync = sameJSON(cur, p.pushed.JSON()); p.inSync {
-		return Finding{InSync: true}, nil
+		return p.checkTLS(ctx)
 	}
 	f := Finding{Changed: true}
 	var s Server
@@ -245,6 +303,26 @@ func (p *Publisher) Check(ctx context.Context) (Finding, error) {
 		f.Missing = []string{"caddy runs dockroute's routes with other settings than published (someone else changed its server)"}
 	}
 	return f, nil
+}
+
+// checkTLS tells whether Caddy still has dockroute's on-demand TLS
+// policy, when it should: a change of the TLS app alone (through the
+// admin API) leaves dockroute's server as it was. The caller holds p.mu.
+func (p *Publisher) checkTLS(ctx context.Context) (Finding, error) {
+	if p.opt.OnDemand == nil || p.refused != "" {
+		return Finding{InSync: true}, nil
+	}
+	_, _, err := p.admin.Get(ctx, "/id/"+policyID(p.opt.ID))
+	if isStatus(err, http.StatusNotFound) {
+		p.log.Warn("dockroute's on-demand TLS policy is gone from caddy's TLS app; putting it back", "id", policyID(p.opt.ID))
+		p.inSync, p.tlsOK = false, false
+		return Finding{Missing: []string{"caddy lost dockroute's on-demand TLS policy: the hosts it looks up get no certificates"}}, nil
+	}
+	if err != nil {
+		p.inSync = false
+		return Finding{Missing: []string{"caddy's admin API did not answer: " + err.Error()}}, err
+	}
+	return Finding{InSync: true}, nil
 }
 
 // unrun describes each route of the last table pushed that s does not

@@ -47,6 +47,17 @@ type Options struct {
 	// Hold, when set, sends a down route's requests to dockroute's
 	// holding endpoint (render/hold) instead of answering 503.
 	Hold *Hold
+	// OnDemand, set with AutoHTTPS and Lookup.Hosts, has Caddy get the
+	// certificates of looked-up hosts on demand (ondemand.go).
+	OnDemand *OnDemand
+}
+
+// allow is OnDemand's Allow, none without.
+func (o Options) allow() []string {
+	if o.OnDemand == nil {
+		return nil
+	}
+	return o.OnDemand.Allow
 }
 
 // Hold is the holding endpoint's address for Caddy to dial, and the token
@@ -82,7 +93,7 @@ func (o Options) Equal(p Options) bool {
 	return o.ID == p.ID && slices.Equal(o.Listen, p.Listen) && o.AutoHTTPS == p.AutoHTTPS && o.NoRedirect == p.NoRedirect &&
 		o.InsecureUpstream == p.InsecureUpstream && o.Middlewares.Equal(p.Middlewares) && o.Auth.Equal(p.Auth) &&
 		o.DefaultHost == p.DefaultHost && (o.Lookup == nil) == (p.Lookup == nil) && (o.Lookup == nil || *o.Lookup == *p.Lookup) &&
-		(o.Hold == nil) == (p.Hold == nil) && (o.Hold == nil || *o.Hold == *p.Hold)
+		(o.Hold == nil) == (p.Hold == nil) && (o.Hold == nil || *o.Hold == *p.Hold) && o.OnDemand.equal(p.OnDemand)
 }
 
 // The types below are the subset of Caddy's JSON that dockroute writes. Each
@@ -96,6 +107,10 @@ type Server struct {
 	Listen         []string   `json:"listen"`
 	Routes         []Route    `json:"routes"`
 	AutomaticHTTPS *AutoHTTPS `json:"automatic_https,omitempty"`
+	// TLSConnPolicies, with on-demand TLS, turns TLS on whatever the
+	// listen port and however few hosts are written (automatic HTTPS
+	// turns it on only for :443, or a server whose routes name hosts).
+	TLSConnPolicies []struct{} `json:"tls_connection_policies,omitempty"`
 	// Errors, with holding, turns a request held past the limit (Caddy's
 	// own 502 or 503: no upstream answered) into 503 with Retry-After.
 	Errors *ServerErrors `json:"errors,omitempty"`
@@ -261,6 +276,9 @@ func Render(t route.Table, opt Options) Server {
 		s.AutomaticHTTPS = &AutoHTTPS{Disable: true}
 	case opt.NoRedirect:
 		s.AutomaticHTTPS = &AutoHTTPS{DisableRedirects: true}
+	}
+	if opt.AutoHTTPS && opt.OnDemand != nil {
+		s.TLSConnPolicies = []struct{}{{}}
 	}
 	// TLS passthrough (TCP) routes are Traefik's: stock Caddy has no
 	// layer-4 app (the Docker provider refuses them for Caddy).

@@ -91,6 +91,19 @@ func (m *Metrics) CountLookups(srv *lookup.Server) {
 	}, func() float64 { return float64(srv.Queries.Load()) }))
 }
 
+// CountAsks exports Caddy's asks for on-demand certificates (--caddy-tls
+// with looked-up hosts), approved and refused since the start.
+func (m *Metrics) CountAsks(asks func() (approved, refused uint64)) {
+	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "dockroute_caddy_certificates_approved_total", Help: "Caddy's asks for an on-demand certificate that dockroute approved: a routed host, a --caddy-tls-allow name or one of Caddy's own config. Each is a certificate obtained, or loaded from Caddy's storage.",
+		}, func() float64 { a, _ := asks(); return float64(a) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "dockroute_caddy_certificates_refused_total", Help: "Caddy's asks for an on-demand certificate that dockroute refused: TLS handshakes for names nothing routes (scanners, names pointed at the server by others).",
+		}, func() float64 { _, r := asks(); return float64(r) }),
+	)
+}
+
 // CountHolds exports the holding endpoint's requests: held now, and
 // released to a container or answered 503 since the start.
 func (m *Metrics) CountHolds(stats func() (held int64, released, expired uint64)) {

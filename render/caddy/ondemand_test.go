@@ -1,0 +1,225 @@
+package caddy
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dockroute/dockroute/provider/route"
+	"github.com/dockroute/dockroute/render/caddy/caddytest"
+)
+
+func decode(t *testing.T, s string) any {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestPlanTLS(t *testing.T) {
+	od := &OnDemand{Ask: "http://127.0.0.1:7000/tls-ask/tok"}
+	anyName := `"subjects":["*.*","*.*.*","*.*.*.*","*.*.*.*.*","*.*.*.*.*.*","*.*.*.*.*.*.*","*.*.*.*.*.*.*.*","*.*.*.*.*.*.*.*.*","*.*.*.*.*.*.*.*.*.*"]`
+	ours := `{"@id":"dr-on-demand","on_demand":true,` + anyName + `}`
+	ask := `"on_demand":{"@id":"dr-ask","permission":{"module":"http","endpoint":"http://127.0.0.1:7000/tls-ask/tok"}}`
+	for _, c := range []struct {
+		name, cfg string
+		od        *OnDemand
+		askOnly   bool
+		local     bool
+		want      string // the TLS app to write; "" for none
+		change    bool
+		refused   bool
+	}{
+		{name: "a bare caddy run", cfg: `null`, od: od, change: true,
+			want: `{"automation":{"policies":[` + ours + `],` + ask + `}}`},
+		{name: "caddy 2.6 knows ask only", cfg: `{}`, od: od, askOnly: true, change: true,
+			want: `{"automation":{"policies":[` + ours + `],"on_demand":{"@id":"dr-ask","ask":"http://127.0.0.1:7000/tls-ask/tok"}}}`},
+		{name: "the local CA", cfg: `{"apps":{"tls":{"certificates":{"automate":["x.test"]}}}}`, od: &OnDemand{Ask: od.Ask, Issuer: IssuerInternal}, change: true,
+			want: `{"certificates":{"automate":["x.test"]},"automation":{"policies":[{"@id":"dr-on-demand","on_demand":true,"issuers":[{"module":"internal"}],` + anyName + `}],` + ask + `}}`},
+		{name: "a copy of the user's catch-all, just before it", od: od, change: true,
+			cfg:  `{"apps":{"tls":{"automation":{"policies":[{"subjects":["a.test"]},{"issuers":[{"module":"acme","email":"me@example.com"}]}]}}}}`,
+			want: `{"automation":{"policies":[{"subjects":["a.test"]},{"@id":"dr-on-demand","on_demand":true,"issuers":[{"module":"acme","email":"me@example.com"}],` + anyName + `},{"issuers":[{"module":"acme","email":"me@example.com"}]}],` + ask + `}}`},
+		{name: "a local host routed", cfg: `{}`, od: od, local: true, change: true,
+			want: `{"automation":{"policies":[{"@id":"dr-on-demand-local","on_demand":true,"issuers":[{"module":"internal"}],"subjects":["localhost","*.localhost","*.*.localhost","*.*.*.localhost","*.local","*.*.local","*.*.*.local","*.internal","*.*.internal","*.*.*.internal","*.home.arpa","*.*.home.arpa","*.*.*.home.arpa"]},` + ours + `],` + ask + `}}`},
+		{name: "the last local host gone", od: od, change: true,
+			cfg:  `{"apps":{"tls":{"automation":{"policies":[{"@id":"dr-on-demand-local","on_demand":true,"subjects":["*.localhost"]},` + ours + `],` + ask + `}}}}`,
+			want: `{"automation":{"policies":[` + ours + `],` + ask + `}}`},
+		{name: "subjects a policy of the user's names are left to it", od: od, change: true,
+			cfg:  `{"apps":{"tls":{"automation":{"policies":[{"subjects":["*.*","*.*.*.*.*.*.*.*.*.*"]}]}}}}`,
+			want: `{"automation":{"policies":[{"subjects":["*.*","*.*.*.*.*.*.*.*.*.*"]},{"@id":"dr-on-demand","on_demand":true,"subjects":["*.*.*","*.*.*.*","*.*.*.*.*","*.*.*.*.*.*","*.*.*.*.*.*.*","*.*.*.*.*.*.*.*","*.*.*.*.*.*.*.*.*"]}],` + ask + `}}`},
+		{name: "after the user's policies with subjects", od: od, change: true,
+			cfg:  `{"apps":{"tls":{"automation":{"policies":[{"subjects":["a.test"],"issuers":[{"module":"internal"}]}]}}}}`,
+			want: `{"automation":{"policies":[{"subjects":["a.test"],"issuers":[{"module":"internal"}]},` + ours + `],` + ask + `}}`},
+		{name: "already there", od: od,
+			cfg:  `{"apps":{"tls":{"automation":{"policies":[` + ours + `],` + ask + `}}}}`,
+			want: `{"automation":{"policies":[` + ours + `],` + ask + `}}`},
+		{name: "an earlier run's endpoint", od: od, change: true,
+			cfg:  `{"apps":{"tls":{"automation":{"policies":[` + ours + `],"on_demand":{"@id":"dr-ask","permission":{"module":"http","endpoint":"http://127.0.0.1:6999/tls-ask/old"}}}}}}`,
+			want: `{"automation":{"policies":[` + ours + `],` + ask + `}}`},
+		{name: "the user's own endpoint", od: od, refused: true,
+			cfg:  `{"apps":{"tls":{"automation":{"on_demand":{"ask":"http://127.0.0.1:5555/check"}}}}}`,
+			want: `{"automation":{"on_demand":{"ask":"http://127.0.0.1:5555/check"}}}`},
+		{name: "the user's own on-demand policy", od: od, refused: true, change: true,
+			cfg:  `{"apps":{"tls":{"automation":{"policies":[` + ours + `,{"on_demand":true,"issuers":[{"module":"internal"}]}],` + ask + `}}}}`,
+			want: `{"automation":{"policies":[{"on_demand":true,"issuers":[{"module":"internal"}]}]}}`},
+		{name: "off: what an earlier run left is removed", change: true,
+			cfg:  `{"apps":{"tls":{"automation":{"policies":[` + ours + `,{"issuers":[{"module":"internal"}]}],` + ask + `}}}}`,
+			want: `{"automation":{"policies":[{"issuers":[{"module":"internal"}]}]}}`},
+		{name: "off: a TLS app only dockroute's is deleted", change: true,
+			cfg: `{"apps":{"tls":{"automation":{"policies":[` + ours + `],` + ask + `}}}}`},
+		{name: "off: nothing to do", cfg: `{"apps":{"http":{}}}`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			plan := planTLS(decode(t, c.cfg), "dr", c.od, c.askOnly, c.local)
+			got, _ := json.Marshal(plan.app)
+			if c.want == "" && plan.app != nil || c.want != "" && !sameJSON(got, []byte(c.want)) {
+				t.Errorf("TLS app\n got %s\nwant %s", got, c.want)
+			}
+			if plan.change != c.change || (plan.refused != "") != c.refused {
+				t.Errorf("change %v, refused %q; want %v, %v", plan.change, plan.refused, c.change, c.refused)
+			}
+		})
+	}
+}
+
+func TestCaddyNames(t *testing.T) {
+	cfg := decode(t, `{"apps":{
+		"http":{"servers":{
+			"user":{"routes":[{"match":[{"host":["Shop.example.com","*.blog.example.com"]},{"path":["/x"]}]},{"match":[{"host":["{env.SITE}"]}]}]},
+			"dr":{"@id":"dr","routes":[{"match":[{"host":["routed.test"]}]}]}}},
+		"tls":{"certificates":{"automate":["mail.example.com"]}}}}`)
+	got := caddyNames(cfg, "dr")
+	want := map[string]bool{"shop.example.com": true, "*.blog.example.com": true, "mail.example.com": true}
+	if len(got) != len(want) {
+		t.Errorf("names %v, want %v", got, want)
+	}
+	for n := range want {
+		if !got[n] {
+			t.Errorf("names %v lack %s", got, n)
+		}
+	}
+}
+
+// TestApprover: Caddy may get a certificate for exactly the hosts routed,
+// those --caddy-tls-allow names and those of Caddy's own config.
+func TestApprover(t *testing.T) {
+	a := &approver{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	a.setTable(route.Build([]route.Backend{
+		{Host: "plain.test", Server: "10.0.0.1:80"},
+		{Host: "paths.test", Path: "/api", Server: "10.0.0.2:80"},
+		{Host: "*.wild.test", Server: "10.0.0.3:80"},
+		{Host: "pass.test", TCP: true, Server: "10.0.0.4:443"},
+	}))
+	a.setAllow([]string{"spare.example.com", "*.ops.example.com"})
+	a.setCaddy(map[string]bool{"user.example.com": true})
+	for name, want := range map[string]int{
+		"plain.test": 200, "PLAIN.test.": 200, "paths.test": 200, "a.wild.test": 200,
+		"spare.example.com": 200, "x.ops.example.com": 200, "user.example.com": 200,
+		"wild.test": 403, "a.b.wild.test": 403, "pass.test": 403, "other.test": 403, "": 403,
+		"ops.example.com": 403, "evil.plain.test": 403,
+	} {
+		w := httptest.NewRecorder()
+		a.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/tls-ask/tok?domain="+name, nil))
+		if w.Code != want {
+			t.Errorf("ask for %q: %d %s, want %d", name, w.Code, strings.TrimSpace(w.Body.String()), want)
+		}
+	}
+}
+
+// onDemandPublisher is a publisher for c whose plain hosts are looked up
+// and get certificates on demand.
+func onDemandPublisher(t *testing.T, c *caddytest.Caddy) (*Publisher, *caddytest.Buffer) {
+	t.Helper()
+	p, log := newPublisher(t, c, caddytest.FreePort(t))
+	opt := p.Options()
+	opt.AutoHTTPS, opt.NoRedirect = true, true // no redirecting server on :80
+	opt.Lookup = &Lookup{Resolver: "udp/127.0.0.1:53", Hosts: "127.0.0.1:9", Refresh: time.Second}
+	opt.OnDemand = &OnDemand{Ask: "http://127.0.0.1:9/tls-ask/tok"}
+	p.SetOptions(opt)
+	return p, log
+}
+
+// TestOnDemandBesideUsersOwn: a Caddy whose config has on-demand TLS of
+// its own is left with it, and dockroute writes its plain hosts (automatic
+// HTTPS gets their certificates).
+func TestOnDemandBesideUsersOwn(t *testing.T) {
+	caddytest.Each(t, func(t *testing.T, bin string) {
+		cfg := caddytest.UserConfig(caddytest.FreePort(t))
+		cfg["apps"].(map[string]any)["tls"] = map[string]any{"automation": map[string]any{"on_demand": map[string]any{"ask": "http://127.0.0.1:5555/check"}}}
+		c := caddytest.Start(t, bin, cfg)
+		before, _ := c.Config("/config/apps/tls")
+		p, log := onDemandPublisher(t, c)
+		if err := p.Publish(context.Background(), table(map[string][]string{"plain.test": {"10.0.0.1:80"}})); err != nil {
+			t.Fatal(err)
+		}
+		if after, _ := c.Config("/config/apps/tls"); !sameJSON(before, after) {
+			t.Errorf("the user's TLS app changed:\nbefore %s\nafter  %s", before, after)
+		}
+		raw, _ := c.Config("/id/dockroute")
+		var s Server
+		json.Unmarshal(raw, &s)
+		if !s.Serves("plain.test", "") || slices.ContainsFunc(s.Routes, Route.looksUpHosts) {
+			t.Errorf("the plain host is not written, or hosts are still looked up:\n%s", raw)
+		}
+		if !strings.Contains(log.String(), "on-demand TLS of its own") {
+			t.Errorf("the log does not say why hosts are written:\n%s", log)
+		}
+	})
+}
+
+// noTrust keeps Caddy's local CA from installing its root certificate on
+// this machine: the user's choice, in the user's config.
+var noTrust = map[string]any{"certificate_authorities": map[string]any{"local": map[string]any{"install_trust": false}}}
+
+// TestOnDemandKeptAndRemoved: dockroute's policy, removed by someone
+// else, is found missing by the check and put back; a publisher without
+// on-demand TLS (a restart without --caddy-tls) removes it, leaving the
+// user's TLS settings as they were.
+func TestOnDemandKeptAndRemoved(t *testing.T) {
+	caddytest.Each(t, func(t *testing.T, bin string) {
+		cfg := caddytest.UserConfig(caddytest.FreePort(t))
+		user := map[string]any{"automation": map[string]any{"policies": []any{map[string]any{"issuers": []any{map[string]any{"module": "internal"}}}}}}
+		cfg["apps"].(map[string]any)["tls"] = user
+		cfg["apps"].(map[string]any)["pki"] = noTrust
+		c := caddytest.Start(t, bin, cfg)
+		before, _ := c.Config("/config/apps/tls")
+		ctx := context.Background()
+		p, _ := onDemandPublisher(t, c)
+		tbl := table(map[string][]string{"plain.test": {"10.0.0.1:80"}})
+		if err := p.Publish(ctx, tbl); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Config("/id/" + policyID("dockroute")); err != nil {
+			t.Fatalf("no on-demand policy: %v", err)
+		}
+		if err := p.admin.Send(ctx, http.MethodDelete, "/id/"+policyID("dockroute"), nil, ""); err != nil {
+			t.Fatal(err)
+		}
+		if f, err := p.Check(ctx); err != nil || f.InSync || len(f.Missing) == 0 {
+			t.Fatalf("check after the policy was removed: %+v %v", f, err)
+		}
+		if err := p.Publish(ctx, tbl); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Config("/id/" + policyID("dockroute")); err != nil {
+			t.Fatalf("the policy was not put back: %v", err)
+		}
+
+		plain, _ := newPublisher(t, c, caddytest.FreePort(t))
+		if err := plain.Publish(ctx, tbl); err != nil {
+			t.Fatal(err)
+		}
+		if after, _ := c.Config("/config/apps/tls"); !sameJSON(before, after) {
+			t.Errorf("without on-demand TLS, the TLS app is not the user's again:\nbefore %s\nafter  %s", before, after)
+		}
+	})
+}
