@@ -289,11 +289,11 @@ func BenchmarkCaddyNewHost(b *testing.B) {
 }
 
 // TestHTTPSOnDemand: with --caddy-tls, a plain host, which is not in
-// Caddy's config, gets a certificate (from Caddy's local CA here: no ACME
-// CA is reachable) on its first TLS request, without a config load; a
-// host nothing routes gets none (dockroute refuses Caddy's ask); the
-// user's own site, whose certificate is on demand too now, still gets
-// one (a name of Caddy's own config); plain HTTP redirects to HTTPS.
+// Caddy's config, gets a certificate on its first TLS request, without a
+// config load, from the issuer of the user's own catch-all policy (Caddy's
+// local CA here: no ACME CA is reachable); a host nothing routes gets
+// none (dockroute refuses Caddy's ask); the user's own site still gets its
+// certificate as before, not on demand; plain HTTP redirects to HTTPS.
 func TestHTTPSOnDemand(t *testing.T) {
 	dockertest.Require(t)
 	caddytest.Each(t, func(t *testing.T, bin string) {
@@ -309,12 +309,14 @@ func TestHTTPSOnDemand(t *testing.T) {
 					}},
 				},
 			}},
-			// The user's choice, not dockroute's: keep the test from
-			// installing a root certificate on this machine.
+			// The user's choices, not dockroute's: certificates from
+			// Caddy's local CA, whose root is not installed on this
+			// machine.
+			"tls": map[string]any{"automation": map[string]any{"policies": []any{map[string]any{"issuers": []any{map[string]any{"module": "internal"}}}}}},
 			"pki": map[string]any{"certificate_authorities": map[string]any{"local": map[string]any{"install_trust": false}}},
 		}})
 		proxy := fmt.Sprintf("127.0.0.1:%d", httpsPort)
-		d := startCaddyDaemon(t, c, fmt.Sprintf(":%d", httpsPort), "--caddy-tls", "--caddy-tls-issuer", "internal")
+		d := startCaddyDaemon(t, c, fmt.Sprintf(":%d", httpsPort), "--caddy-tls")
 		first := dockertest.Unique("https") + ".test"
 		a := dockertest.Run(t, hello(first)...)
 		waitHTTPS(t, proxy, first, a[:12])
@@ -338,9 +340,13 @@ func TestHTTPSOnDemand(t *testing.T) {
 		if _, _, _, err := httpsGet(proxy, nobody); err == nil || !strings.Contains(err.Error(), "tls") {
 			t.Errorf("a host nothing routes: TLS answered (%v), want no certificate", err)
 		}
-		// The user's own site still gets its certificate, on its port.
+		// The user's own site still gets its certificate, on its port,
+		// under a policy of its own: as before, not on demand.
 		if s, body, _, err := httpsGet(fmt.Sprintf("127.0.0.1:%d", userPort), userHost); err != nil || s != 200 || body != "user says hi" {
 			t.Errorf("the user's own site: %d %q %v", s, body, err)
+		}
+		if raw, err := c.Config("/id/dockroute-caddy-names"); err != nil || !strings.Contains(string(raw), `"subjects":["`+userHost+`"]`) || strings.Contains(string(raw), "on_demand") {
+			t.Errorf("no policy for the user's own site's name, as the user's catch-all has it: %s %v", raw, err)
 		}
 		// Plain HTTP redirects to HTTPS.
 		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/x", httpPort), nil)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -63,7 +64,11 @@ const IssuerInternal = "internal"
 // on_demand block in Caddy's TLS app, by which it finds its own.
 func policyID(server string) string { return server + "-on-demand" }
 func localID(server string) string  { return server + "-on-demand-local" }
-func askID(server string) string    { return server + "-ask" }
+
+// userNamesID is the "@id" of the policy for the public names of Caddy's
+// own config (ourPolicies).
+func userNamesID(server string) string { return server + "-caddy-names" }
+func askID(server string) string       { return server + "-ask" }
 
 // localSuffixes are those of the names no public CA issues certificates
 // for (certmagic's SubjectIsInternal), besides "localhost" itself.
@@ -73,9 +78,7 @@ var localSuffixes = []string{".localhost", ".local", ".internal", ".home.arpa"}
 // suffix, for dockroute's policy for them: their certificates come from
 // Caddy's local CA, as automatic HTTPS does for such names, and an ACME
 // issuer would fail on them (retrying a minute later while the first
-// request waits). Caddy 2.11 also gives a written local host dockroute's
-// policy for every name rather than a local one of its own, as it did
-// before on-demand TLS. The policy is written only while a local host is
+// request waits). The policy is written only while a local host is
 // routed: a policy with Caddy's local CA provisions its PKI app at every
 // load, which installs its root certificate in the system's trust store
 // unless the user said otherwise, something a server with public names
@@ -146,7 +149,7 @@ func planTLS(cfg any, id string, od *OnDemand, askOnly, local bool) tlsPlan {
 	policies, _ := auto["policies"].([]any)
 	var user []any
 	for _, p := range policies {
-		if m, ok := p.(map[string]any); !ok || m["@id"] != policyID(id) && m["@id"] != localID(id) {
+		if m, ok := p.(map[string]any); !ok || !slices.Contains([]any{policyID(id), localID(id), userNamesID(id)}, m["@id"]) {
 			user = append(user, p)
 		}
 	}
@@ -163,23 +166,13 @@ func planTLS(cfg any, id string, od *OnDemand, askOnly, local bool) tlsPlan {
 	}
 	if od != nil {
 		at := slices.IndexFunc(user, func(p any) bool { m, _ := p.(map[string]any); return m != nil && m["subjects"] == nil })
-		base := map[string]any{}
+		catchAll := map[string]any{}
 		if at < 0 {
 			at = len(user)
 		} else {
-			for k, v := range user[at].(map[string]any) {
-				base[k] = v
-			}
+			catchAll = user[at].(map[string]any)
 		}
-		base["@id"], base["on_demand"], base["subjects"] = policyID(id), true, untaken(anySubjects, user)
-		if od.Issuer == IssuerInternal {
-			base["issuers"] = []any{map[string]any{"module": "internal"}}
-		}
-		ours := []any{base}
-		if subjects := untaken(localSubjects, user); local && od.Issuer != IssuerInternal && len(subjects) > 0 {
-			ours = []any{map[string]any{"@id": localID(id), "subjects": subjects, "on_demand": true, "issuers": []any{map[string]any{"module": "internal"}}}, base}
-		}
-		user = slices.Insert(user, at, ours...)
+		user = slices.Insert(user, at, ourPolicies(cfg, id, od, local, user, catchAll)...)
 		if askOnly {
 			auto["on_demand"] = map[string]any{"@id": askID(id), "ask": od.Ask}
 		} else {
@@ -196,9 +189,64 @@ func planTLS(cfg any, id string, od *OnDemand, askOnly, local bool) tlsPlan {
 	return plan
 }
 
+// ourPolicies are dockroute's automation policies, in order, to go just
+// before the user's catch-all (catchAll, empty without one), beside the
+// user's own policies (user):
+//   - the public names of Caddy's own config, as the user's catch-all
+//     has them (at startup, renewed in the background), so that the
+//     user's sites do not depend on dockroute's answers: without this
+//     policy they would fall under dockroute's on-demand one;
+//   - local names, from Caddy's local CA, while one is routed (local);
+//   - every other name, on demand, as the user's catch-all has them
+//     otherwise (their CA and account), or from the local CA.
+func ourPolicies(cfg any, id string, od *OnDemand, local bool, user []any, catchAll map[string]any) []any {
+	like := func(extra map[string]any) map[string]any {
+		p := map[string]any{}
+		for k, v := range catchAll {
+			if k != "@id" && k != "on_demand" {
+				p[k] = v
+			}
+		}
+		for k, v := range extra {
+			p[k] = v
+		}
+		return p
+	}
+	internal := []any{map[string]any{"module": "internal"}}
+	var ours []any
+	var public []string
+	for n := range caddyNames(cfg, id) {
+		if !isLocal(n) && !isIP(n) {
+			public = append(public, n)
+		}
+	}
+	slices.Sort(public)
+	if names := untaken(public, user); len(names) > 0 {
+		ours = append(ours, like(map[string]any{"@id": userNamesID(id), "subjects": names}))
+	}
+	if names := untaken(localSubjects, user); local && od.Issuer != IssuerInternal && len(names) > 0 {
+		ours = append(ours, map[string]any{"@id": localID(id), "subjects": names, "on_demand": true, "issuers": internal})
+	}
+	any := like(map[string]any{"@id": policyID(id), "on_demand": true, "subjects": untaken(anySubjects, user)})
+	if od.Issuer == IssuerInternal {
+		any["issuers"] = internal
+	}
+	return append(ours, any)
+}
+
+// isIP tells whether a name is an IP address (automatic HTTPS gives those
+// the local CA).
+func isIP(name string) bool {
+	_, err := netip.ParseAddr(strings.Trim(name, "[]"))
+	return err == nil
+}
+
 // untaken are the subjects no policy of the user's names already (Caddy
 // refuses a name in two policies).
 func untaken(subjects []string, user []any) []any {
+	if len(subjects) == 0 {
+		return nil
+	}
 	taken := map[string]bool{}
 	for _, p := range user {
 		names, _ := dig(p, "subjects").([]any)
