@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -286,6 +287,91 @@ func BenchmarkCaddyNewHost(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkBusyPlainHosts measures requests spread over many busy plain
+// hosts, looked up and written: Caddy caches at most 100 SRV names (both
+// versions), so past 100 busy hosts most requests wait for a lookup, each
+// under one lock for all names. Eight clients each ask every host in turn
+// for 3 s, through kept-alive connections; the figures are requests per
+// second and the latency of each request.
+func BenchmarkBusyPlainHosts(b *testing.B) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "app") }))
+	defer backend.Close()
+	for _, bin := range caddytest.Binaries(b) {
+		for _, n := range []int{50, 150, 1000} {
+			for _, mode := range []struct {
+				name string
+				args []string
+			}{{"looked-up", nil}, {"written", []string{"--caddy-dns-hosts=false"}}} {
+				b.Run(fmt.Sprintf("%s/hosts=%d/%s", filepath.Base(bin), n, mode.name), func(b *testing.B) {
+					routes := filepath.Join(b.TempDir(), "routes.yaml")
+					var body strings.Builder
+					body.WriteString("routes:\n")
+					for i := range n {
+						fmt.Fprintf(&body, "  h%05d.test: %s\n", i, backend.URL)
+					}
+					os.WriteFile(routes, []byte(body.String()), 0o644)
+					c := caddytest.Start(b, bin, caddytest.UserConfig(caddytest.FreePort(b)))
+					proxy := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(b))
+					startDaemon(b, nil, append([]string{"--output", "caddy", "--caddy-admin", c.Admin, "--caddy-listen", proxy, "--routes-file", routes}, mode.args...)...)
+					eventually(b, 60*time.Second, func() (bool, string) {
+						s, _, err := caddytest.Get(proxy, fmt.Sprintf("h%05d.test", n-1), "/")
+						return err == nil && s == 200, "the last host is not served"
+					})
+					var took []time.Duration
+					var asked, failed int
+					for b.Loop() {
+						t, a, f := spreadLoad(proxy, n, 8, 3*time.Second)
+						took, asked, failed = append(took, t...), asked+a, failed+f
+					}
+					if failed > 0 {
+						b.Errorf("%d of %d requests failed", failed, asked)
+					}
+					b.ReportMetric(float64(asked)/(3*float64(b.N)), "req/s")
+					reportPercentiles(b, "request", took)
+				})
+			}
+		}
+	}
+}
+
+// spreadLoad has clients ask hosts h00000.test … through the proxy at
+// addr in turn, each from its own offset, for d; it returns each
+// request's latency, and how many were asked and failed (not 200).
+func spreadLoad(addr string, hosts, clients int, d time.Duration) (took []time.Duration, asked, failed int) {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	end := time.Now().Add(d)
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+			defer client.CloseIdleConnections()
+			var mine []time.Duration
+			bad := 0
+			for i := c * hosts / clients; time.Now().Before(end); i++ {
+				req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
+				req.Host = fmt.Sprintf("h%05d.test", i%hosts)
+				start := time.Now()
+				resp, err := client.Do(req)
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				mine = append(mine, time.Since(start))
+				if err != nil || resp.StatusCode != 200 {
+					bad++
+				}
+			}
+			mu.Lock()
+			took, asked, failed = append(took, mine...), asked+len(mine), failed+bad
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return took, asked, failed
 }
 
 // TestHTTPSOnDemand: with --caddy-tls, a plain host, which is not in

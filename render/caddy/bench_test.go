@@ -85,3 +85,43 @@ func version(bin string) string {
 	}
 	return v
 }
+
+// BenchmarkNewPlainHost10k is dockroute's share of a new plain host beside
+// 10,000 (each version of Caddy, host lookups on): the lookup answers made
+// for the new table, the server rendered and found unchanged, no push.
+// Host churn is what plain hosts see most; the lookups make it no Caddy
+// load, so this is the whole of its cost.
+func BenchmarkNewPlainHost10k(b *testing.B) {
+	bins := caddytest.Binaries(b)
+	c := caddytest.Start(b, bins[len(bins)-1], nil)
+	o, err := NewOutput(OutputConfig{Admin: c.Admin, Lookups: true, Check: time.Minute, Options: Options{
+		ID: "dockroute", Listen: []string{fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(b))},
+		Lookup: &Lookup{Resolver: "udp/127.0.0.1:1053", Hosts: "127.0.0.1:9", Refresh: 250 * time.Millisecond},
+	}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	const n = 10000
+	bs := make([]route.Backend, n, n+1)
+	for i := range bs {
+		bs[i] = route.Backend{Host: fmt.Sprintf("app%d.example.com", i), Server: fmt.Sprintf("10.0.%d.%d:8080", i/256, i%256)}
+	}
+	ctx := context.Background()
+	if _, err := o.Publish(ctx, route.Build(bs)); err != nil {
+		b.Fatal(err)
+	}
+	writes := o.pub.Writes()
+	var took time.Duration
+	for i := 0; b.Loop(); i++ {
+		t := route.Build(append(bs, route.Backend{Host: fmt.Sprintf("new%d.example.com", i), Server: "10.9.0.1:8080"}))
+		start := time.Now()
+		if _, err := o.Publish(ctx, t); err != nil {
+			b.Fatal(err)
+		}
+		took += time.Since(start)
+	}
+	b.ReportMetric(float64(took.Microseconds())/1000/float64(b.N), "ms/host")
+	if o.pub.Writes() != writes {
+		b.Fatalf("new plain hosts wrote caddy's config %d times", o.pub.Writes()-writes)
+	}
+}

@@ -49,6 +49,35 @@ func lookupTarget(r route.Route) (t target, ok bool) {
 	return t, ok
 }
 
+// lookable tells whether upstreamsOf finds r's upstreams, without making
+// them: plainAt asks it of every route at every publish.
+func lookable(r *route.Route) bool {
+	if r.TCP {
+		return false
+	}
+	if r.Down() {
+		return r.LastPort != ""
+	}
+	var port string
+	for i, s := range r.Servers {
+		host, p, err := net.SplitHostPort(s)
+		if err != nil {
+			return false
+		}
+		a, err := netip.ParseAddr(host)
+		if err != nil || a.Zone() != "" || i > 0 && p != port {
+			return false
+		}
+		port = p
+		for _, o := range r.Servers[:i] {
+			if oh, _, _ := net.SplitHostPort(o); netip.MustParseAddr(oh).Unmap() == a.Unmap() {
+				return false // one address twice: see upstreamsOf
+			}
+		}
+	}
+	return true
+}
+
 // upstreamsOf is lookupTarget without the name (a hash of the route),
 // which the host lookup route does not use.
 func upstreamsOf(r route.Route) (t target, ok bool) {
@@ -108,27 +137,39 @@ func dynamic(r route.Route, l *Lookup) *DynamicUpstreams {
 	}
 }
 
-// Answers is what the lookup server answers for t: every route's
-// upstreams under its name. It is computed from the table alone, so it is
-// right whatever Caddy's config is doing.
-func Answers(t route.Table) lookup.Answers {
+// Answers is what the lookup server answers for t under opt: every
+// written route's upstreams under its name (a plain host's route, which
+// the host lookup route serves, is asked for by host: HostAnswers). It is
+// computed from the table alone, so it is right whatever Caddy's config
+// is doing.
+func Answers(t route.Table, opt Options) lookup.Answers {
 	a := make(lookup.Answers)
-	for _, r := range t.Routes {
-		if tg, ok := lookupTarget(r); ok {
+	for i := range t.Routes {
+		if tg, ok := writtenTarget(t, i, opt); ok {
 			a[tg.name] = tg.addrs
 		}
 	}
 	return a
 }
 
-// NextAnswers returns Answers(t), given a = Answers(last): when t has
-// last's routes, only those that differ are looked at (a replica started
-// or stopped beside 10,000 routes), otherwise it is Answers(t). a is not
-// modified: the lookup server may still be answering from it.
-func NextAnswers(a lookup.Answers, last, t route.Table) lookup.Answers {
+// writtenTarget is lookupTarget for t.Routes[i], when it is written into
+// Caddy's config (not a plain host's).
+func writtenTarget(t route.Table, i int, opt Options) (target, bool) {
+	if opt.looksUpHosts() && plainAt(t, i, opt) {
+		return target{}, false
+	}
+	return lookupTarget(t.Routes[i])
+}
+
+// NextAnswers returns Answers(t, opt), given a = Answers(last, opt): when
+// t has last's routes, only those that differ are looked at (a replica
+// started or stopped beside 10,000 routes; whether another route is a
+// plain host's cannot change then), otherwise it is Answers(t, opt). a is
+// not modified: the lookup server may still be answering from it.
+func NextAnswers(a lookup.Answers, last, t route.Table, opt Options) lookup.Answers {
 	changed, ok := changedRoutes(last, t)
 	if a == nil || !ok {
-		return Answers(t)
+		return Answers(t, opt)
 	}
 	if len(changed) == 0 {
 		return a
@@ -138,7 +179,7 @@ func NextAnswers(a lookup.Answers, last, t route.Table) lookup.Answers {
 		if tg, ok := lookupTarget(last.Routes[i]); ok {
 			delete(next, tg.name)
 		}
-		if tg, ok := lookupTarget(t.Routes[i]); ok {
+		if tg, ok := writtenTarget(t, i, opt); ok {
 			next[tg.name] = tg.addrs
 		}
 	}

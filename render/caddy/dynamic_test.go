@@ -124,7 +124,7 @@ func TestLookupChangesNeedNoLoad(t *testing.T) {
 		publish := func(routes map[string][]string) {
 			t.Helper()
 			tbl := table(routes)
-			srv.Set(Answers(tbl))
+			srv.Set(Answers(tbl, Options{}))
 			if err := p.Publish(ctx, tbl); err != nil {
 				t.Fatal(err)
 			}
@@ -211,7 +211,7 @@ func TestAnswersFollowTheTable(t *testing.T) {
 		{Host: "files.test", Servers: []string{"files.internal:80"}},
 		{Host: "down.test"},
 	}}
-	got := Answers(tbl)
+	got := Answers(tbl, Options{})
 	tg, _ := lookupTarget(tbl.Routes[0])
 	if len(got) != 1 || !slices.Equal(got[tg.name], []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")}) {
 		t.Fatalf("answers %v", got)
@@ -332,19 +332,19 @@ func replicasOnly(a, b route.Table) bool {
 // them).
 func TestNextAnswersIsAnswers(t *testing.T) {
 	tables := randomTables(3000)
-	a := Answers(tables[0])
+	a := Answers(tables[0], Options{})
 	for i := 1; i < len(tables); i++ {
 		before := maps.Clone(a)
-		next := NextAnswers(a, tables[i-1], tables[i])
-		if !maps.EqualFunc(next, Answers(tables[i]), slices.Equal) {
-			t.Fatalf("step %d: NextAnswers gives %v, Answers %v", i, next, Answers(tables[i]))
+		next := NextAnswers(a, tables[i-1], tables[i], Options{})
+		if !maps.EqualFunc(next, Answers(tables[i], Options{}), slices.Equal) {
+			t.Fatalf("step %d: NextAnswers gives %v, Answers %v", i, next, Answers(tables[i], Options{}))
 		}
 		if !maps.EqualFunc(a, before, slices.Equal) {
 			t.Fatalf("step %d: NextAnswers modified the answers it was given", i)
 		}
 		a = next
 	}
-	if got := NextAnswers(nil, route.Table{}, tables[5]); !maps.EqualFunc(got, Answers(tables[5]), slices.Equal) {
+	if got := NextAnswers(nil, route.Table{}, tables[5], Options{}); !maps.EqualFunc(got, Answers(tables[5], Options{}), slices.Equal) {
 		t.Fatalf("from no answers: %v", got)
 	}
 }
@@ -366,7 +366,7 @@ func TestDownRouteKeepsItsLookup(t *testing.T) {
 	if got := ru.Handle[len(ru.Handle)-1].LoadBalancing.TryDuration; got != "30s" {
 		t.Errorf("try_duration %q, want the hold", got)
 	}
-	a := Answers(route.Table{Routes: []route.Route{down}})
+	a := Answers(route.Table{Routes: []route.Route{down}}, Options{})
 	tg, _ := lookupTarget(up)
 	if got := a[tg.name]; len(got) != 1 || got[0] != nowhere {
 		t.Fatalf("down route answered %v, want %v", got, nowhere)

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,75 +33,74 @@ import (
 // until a container is ready or its try_duration (--hold) ends, as a
 // written route does (see nowhere).
 
-// lookupHosts returns the hosts of routes served by the host lookup route,
-// nil when opt does not look hosts up. A host is plain when its only
-// route is for the whole host, with no path, protocol, middlewares, auth
-// or sleep, its servers are IP addresses on one port (or it is down and
-// its last port is known), it is not a wildcard, and no wildcard route
-// covers it (a written route comes first, and exact hosts must win over
-// wildcards).
-func lookupHosts(routes []route.Route, opt Options) map[string]target {
-	if opt.Lookup == nil || opt.Lookup.Hosts == "" {
-		return nil
+// looksUpHosts tells whether opt serves plain hosts by lookup.
+func (o Options) looksUpHosts() bool { return o.Lookup != nil && o.Lookup.Hosts != "" }
+
+// plainAt tells whether t.Routes[i] is a plain host's, served by the host
+// lookup route (opt looks hosts up). A host is plain when its only route
+// is for the whole host, with no path, protocol, middlewares, auth or
+// sleep, its servers are IP addresses on one port (or it is down and its
+// last port is known, with holding), it is not a wildcard, not the default
+// host, and no wildcard route covers it (a written route comes first, and
+// exact hosts must win over wildcards). It looks only at the route and
+// its neighbours (t is sorted by host), so that a publish needs no pass
+// over 10,000 routes to find the plain ones, and a lookup none at all.
+func plainAt(t route.Table, i int, opt Options) bool {
+	r := &t.Routes[i]
+	if r.TCP || r.Path != "" || r.Proto != "" || r.Middlewares != "" || r.Auth != "" || r.Sleeps() ||
+		route.IsWildcard(r.Host) || r.Host == opt.DefaultHost || r.Down() && opt.Hold == nil {
+		return false
 	}
-	// Sized up front: growing these maps was most of a publish's cost at
-	// 10,000 routes.
-	wild := map[string]bool{}
-	count := make(map[string]int, len(routes))
-	for _, r := range routes {
-		if r.TCP {
-			continue
-		}
-		count[r.Host]++
-		if route.IsWildcard(r.Host) {
-			wild[r.Host] = true
-		}
-	}
-	plain := make(map[string]target, len(routes))
-	for _, r := range routes {
-		if r.TCP || count[r.Host] != 1 || r.Path != "" || r.Proto != "" || r.Middlewares != "" || r.Auth != "" ||
-			r.Sleeps() || route.IsWildcard(r.Host) || r.Host == opt.DefaultHost || r.Down() && opt.Hold == nil {
-			continue
-		}
-		if _, rest, ok := strings.Cut(r.Host, "."); ok && wild["*."+rest] {
-			continue
-		}
-		if tg, ok := upstreamsOf(r); ok {
-			plain[r.Host] = tg
+	for _, j := range []int{i - 1, i + 1} {
+		for ; j >= 0 && j < len(t.Routes) && t.Routes[j].Host == r.Host; j += j - i {
+			if !t.Routes[j].TCP {
+				return false // the host has another route
+			}
 		}
 	}
-	return plain
+	// Wildcards sort first ('*' before any letter or digit): a table
+	// whose first route is no wildcard has none to look for.
+	if _, rest, ok := strings.Cut(r.Host, "."); ok && route.IsWildcard(t.Routes[0].Host) && t.HasHost("*."+rest) {
+		return false
+	}
+	return lookable(r)
 }
 
-// HostAnswers are the SRV answers for t's plain hosts, and for every
-// other host (the Responder's address; nil when opt does not look hosts
-// up).
+// hostIndex is the index of host's first route in t, -1 without one.
+func hostIndex(t route.Table, host string) int {
+	i, _ := slices.BinarySearchFunc(t.Routes, host, func(r route.Route, h string) int { return strings.Compare(r.Host, h) })
+	if i < len(t.Routes) && t.Routes[i].Host == host {
+		return i
+	}
+	return -1
+}
+
+// HostAnswers answers the SRV questions for t's plain hosts, and gives the
+// answer for every other host (the Responder's address); nil, nil when opt
+// does not look hosts up. Each question looks at t's routes then (a
+// binary search): making the answers for a new table costs nothing.
 func HostAnswers(t route.Table, opt Options) (lookup.Hosts, []netip.AddrPort) {
-	h := plainAnswers(t, opt)
-	if h == nil {
+	if !opt.looksUpHosts() {
 		return nil, nil
+	}
+	hosts := func(host string) ([]netip.AddrPort, bool) {
+		i := hostIndex(t, host)
+		if i < 0 || !plainAt(t, i, opt) {
+			return nil, false
+		}
+		tg, _ := upstreamsOf(t.Routes[i])
+		port, _ := strconv.ParseUint(tg.port, 10, 16) // upstreamsOf's ports are numbers
+		targets := make([]netip.AddrPort, len(tg.addrs))
+		for k, a := range tg.addrs {
+			targets[k] = netip.AddrPortFrom(a, uint16(port))
+		}
+		return targets, true
 	}
 	other, err := netip.ParseAddrPort(opt.Lookup.Hosts)
 	if err != nil {
-		return h, nil
+		return hosts, nil
 	}
-	return h, []netip.AddrPort{other}
-}
-
-// plainAnswers are the SRV answers for t's plain hosts.
-func plainAnswers(t route.Table, opt Options) lookup.Hosts {
-	looked := lookupHosts(t.Routes, opt)
-	if looked == nil {
-		return nil
-	}
-	h := make(lookup.Hosts, len(looked))
-	for host, tg := range looked {
-		port, _ := strconv.ParseUint(tg.port, 10, 16) // upstreamsOf's ports are numbers
-		for _, a := range tg.addrs {
-			h[host] = append(h[host], netip.AddrPortFrom(a, uint16(port)))
-		}
-	}
-	return h
+	return hosts, []netip.AddrPort{other}
 }
 
 // hostLookup is the route that serves every plain host, and answers 404

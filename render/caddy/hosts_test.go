@@ -2,6 +2,7 @@ package caddy
 
 import (
 	"encoding/json"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dockroute/dockroute/provider/route"
+	"github.com/dockroute/dockroute/render/caddy/lookup"
 )
 
 // hostsOpt looks plain hosts up, with holding.
@@ -53,14 +55,25 @@ func TestPlainHostsAreLookedUp(t *testing.T) {
 		t.Errorf("the host name map: %v %s", err, last.Handle[0].Raw)
 	}
 	hosts, other := HostAnswers(tbl, hostsOpt)
-	if got := hosts["a.test"]; len(got) != 2 || got[0] != netip.MustParseAddrPort("172.17.0.2:8080") {
+	if got, _ := hosts("a.test"); len(got) != 2 || got[0] != netip.MustParseAddrPort("172.17.0.2:8080") {
 		t.Errorf("a.test answered %v", got)
 	}
-	if got := hosts["down.test"]; len(got) != 1 || got[0].Addr() != nowhere || got[0].Port() != 80 {
+	if got, _ := hosts("down.test"); len(got) != 1 || got[0].Addr() != nowhere || got[0].Port() != 80 {
 		t.Errorf("a down host is answered %v, want nowhere (held)", got)
 	}
-	if len(hosts) != 2 || len(other) != 1 || other[0].String() != "127.0.0.1:9999" {
-		t.Errorf("answers %v, other %v", hosts, other)
+	for _, r := range tbl.Routes {
+		if _, ok := hosts(r.Host); ok != (r.Host == "a.test" || r.Host == "down.test") {
+			t.Errorf("%s answered: %v", r.Host, ok)
+		}
+	}
+	if _, ok := hosts("nobody.test"); ok || len(other) != 1 || other[0].String() != "127.0.0.1:9999" {
+		t.Errorf("other hosts: %v, %v", ok, other)
+	}
+	// Per-route answers are for the written routes only.
+	for name := range Answers(tbl, hostsOpt) {
+		if name == mustTarget(t, tbl.Routes[1]).name {
+			t.Errorf("a plain host's route is answered by route name too")
+		}
 	}
 	if !s.Serves("a.test", "") || s.Serves("a.test", "/x") {
 		t.Error("Serves does not count the host lookup route for a plain host")
@@ -83,9 +96,56 @@ func TestPlainHostsAreLookedUp(t *testing.T) {
 	}
 	noHold := hostsOpt
 	noHold.Hold = nil
-	if h, _ := HostAnswers(tbl, noHold); h["down.test"] != nil {
+	if h, _ := HostAnswers(tbl, noHold); func() bool { _, ok := h("down.test"); return ok }() {
 		t.Error("a down host without holding is looked up (it must answer 503 from its written route)")
 	}
 }
 
+func mustTarget(t *testing.T, r route.Route) target {
+	t.Helper()
+	tg, ok := lookupTarget(r)
+	if !ok {
+		t.Fatalf("%s cannot be looked up", r.Host)
+	}
+	return tg
+}
+
+// TestNextAnswersWithHosts: answers made change by change, while routes
+// move between plain and written, are those made from scratch.
+func TestNextAnswersWithHosts(t *testing.T) {
+	steps := [][]route.Route{
+		{{Host: "a.test", Servers: []string{"172.17.0.2:80"}}, {Host: "b.test", Servers: []string{"172.17.0.3:80"}}},
+		{{Host: "a.test", Auth: "staff", Servers: []string{"172.17.0.2:80"}}, {Host: "b.test", Servers: []string{"172.17.0.3:80"}}},
+		{{Host: "a.test", Auth: "staff", Servers: []string{"172.17.0.4:80"}}, {Host: "b.test", Servers: []string{"172.17.0.5:80"}}},
+		{{Host: "a.test", Servers: []string{"172.17.0.4:80"}}, {Host: "b.test", Middlewares: "hsts", Servers: []string{"172.17.0.5:80"}}},
+		{{Host: "a.test", Servers: []string{"172.17.0.4:80"}}, {Host: "b.test", Servers: []string{"172.17.0.5:80"}}, {Host: "c.test", Servers: []string{"172.17.0.6:80"}}},
+	}
+	var a lookup.Answers
+	var last route.Table
+	for i, rs := range steps {
+		tbl := route.Table{Routes: rs}
+		a, last = NextAnswers(a, last, tbl, hostsOpt), tbl
+		if want := Answers(tbl, hostsOpt); !maps.EqualFunc(a, want, slices.Equal) {
+			t.Fatalf("step %d: %v, want %v", i, a, want)
+		}
+	}
+}
+
 func mustJSONBytes(t *testing.T, v any) []byte { return []byte(mustJSON(t, v)) }
+
+// TestLookable: the quick check plainAt makes of every route agrees with
+// upstreamsOf, which makes the upstreams.
+func TestLookable(t *testing.T) {
+	for _, servers := range [][]string{
+		{"172.17.0.2:80"}, {"172.17.0.2:80", "172.17.0.3:80"}, {"172.17.0.2:80", "172.17.0.3:81"},
+		{"app:80"}, {"[fd00::2]:80", "172.17.0.2:80"}, {"[::ffff:172.17.0.2]:80", "172.17.0.2:80"},
+		{"172.17.0.2:80", "172.17.0.2:80"}, {"[fe80::1%eth0]:80"}, {"172.17.0.2"}, nil,
+	} {
+		for _, r := range []route.Route{{Host: "a.test", Servers: servers}, {Host: "a.test", Servers: servers, LastPort: "80"}, {Host: "a.test", Servers: servers, TCP: true}} {
+			_, want := upstreamsOf(r)
+			if got := lookable(&r); got != want {
+				t.Errorf("%+v: lookable %v, upstreamsOf %v", r, got, want)
+			}
+		}
+	}
+}

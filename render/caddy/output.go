@@ -56,8 +56,9 @@ type Output struct {
 	lastOpt   Options
 	// answers are the lookup answers last set, for the table answered;
 	// only Publish (one goroutine) uses them.
-	answers  lookup.Answers
-	answered route.Table
+	answers     lookup.Answers
+	answered    route.Table
+	answeredOpt Options
 }
 
 // NewOutput sets up the output; Caddy is not asked anything before the
@@ -144,11 +145,7 @@ func (o *Output) Publish(ctx context.Context, t route.Table) (output.Outcome, er
 	if same { // unchanged, and Caddy runs it (the check says otherwise)
 		return output.Unchanged, nil
 	}
-	if o.lookup != nil {
-		o.answers, o.answered = NextAnswers(o.answers, o.answered, t), t
-		o.lookup.Set(o.answers)
-		o.lookup.SetHosts(HostAnswers(t, opt))
-	}
+	o.answer(t, opt)
 	before := o.pub.Writes()
 	o.deliv.Published()
 	if err := o.pub.Publish(ctx, t); err != nil {
@@ -156,6 +153,12 @@ func (o *Output) Publish(ctx context.Context, t route.Table) (output.Outcome, er
 		o.deliv.Set(len(t.Routes), []string{err.Error()})
 		o.forget()
 		return output.Unchanged, err
+	}
+	if now := o.pub.Options(); !now.Equal(opt) {
+		// Caddy's config turned out to have on-demand TLS of its own:
+		// every host was written after all.
+		opt = now
+		o.answer(t, opt)
 	}
 	// Certificates only once Caddy runs the table: a host written into
 	// Caddy's config may get a policy of its own when it loads (a local
@@ -176,6 +179,20 @@ func (o *Output) Publish(ctx context.Context, t route.Table) (output.Outcome, er
 		return output.Answered, nil // the table changed, Caddy's config did not
 	}
 	return output.Unchanged, nil
+}
+
+// answer sets the lookup answers for t under opt. Only Publish (one
+// goroutine) calls it.
+func (o *Output) answer(t route.Table, opt Options) {
+	if o.lookup == nil {
+		return
+	}
+	if !o.answeredOpt.Equal(opt) {
+		o.answers = nil // which routes are written may differ: all anew
+	}
+	o.answers, o.answered, o.answeredOpt = NextAnswers(o.answers, o.answered, t, opt), t, opt
+	o.lookup.Set(o.answers)
+	o.lookup.SetHosts(HostAnswers(t, opt))
 }
 
 // forget makes the next publish push whatever the table.

@@ -78,7 +78,7 @@ type Lookup struct {
 	// addresses: "udp/127.0.0.1:1053".
 	Resolver string
 	// Hosts, when set, serves plain hosts with one route that asks for
-	// the request's host by name (see lookupHosts), so that such a host
+	// the request's host by name (see plainAt), so that such a host
 	// coming or going needs no config load either; Hosts is where the
 	// route sends a request whose host nothing routes (the Responder).
 	Hosts string
@@ -270,7 +270,7 @@ var notFound = Route{Handle: []Handler{{Handler: "static_response", StatusCode: 
 // on a host, longer path prefixes before shorter ones. Ties are sorted, so
 // equal tables give equal servers.
 func Render(t route.Table, opt Options) Server {
-	s := Server{ID: opt.ID, Listen: slices.Clone(opt.Listen), Routes: make([]Route, 0, len(t.Routes)+1)}
+	s := Server{ID: opt.ID, Listen: slices.Clone(opt.Listen)}
 	switch {
 	case !opt.AutoHTTPS:
 		s.AutomaticHTTPS = &AutoHTTPS{Disable: true}
@@ -281,20 +281,24 @@ func Render(t route.Table, opt Options) Server {
 		s.TLSConnPolicies = []struct{}{{}}
 	}
 	// TLS passthrough (TCP) routes are Traefik's: stock Caddy has no
-	// layer-4 app (the Docker provider refuses them for Caddy).
-	routes := slices.DeleteFunc(slices.Clone(t.Routes), func(r route.Route) bool { return r.TCP })
+	// layer-4 app (the Docker provider refuses them for Caddy). Plain
+	// hosts are served by the host lookup route, when opt has one.
+	looked := opt.looksUpHosts()
+	routes := make([]route.Route, 0, len(t.Routes))
+	for i, r := range t.Routes {
+		if !r.TCP && !(looked && plainAt(t, i, opt)) {
+			routes = append(routes, r)
+		}
+	}
+	s.Routes = make([]Route, 0, len(routes)+1)
 	slices.SortStableFunc(routes, func(a, b route.Route) int {
 		return cmp.Or(
 			cmp.Compare(boolInt(route.IsWildcard(a.Host)), boolInt(route.IsWildcard(b.Host))),
 			cmp.Compare(len(b.Path), len(a.Path)),
 		)
 	})
-	looked := lookupHosts(routes, opt)
 	var defaults []Route
 	for _, r := range routes {
-		if _, ok := looked[r.Host]; ok {
-			continue // the host lookup route serves it
-		}
 		pr := proxyRoute(r, opt)
 		s.Routes = append(s.Routes, pr)
 		if r.Host == opt.DefaultHost {
@@ -308,7 +312,7 @@ func Render(t route.Table, opt Options) Server {
 	}
 	// The default host's routes come after every host's.
 	s.Routes = append(s.Routes, defaults...)
-	if looked != nil {
+	if looked {
 		// Every other host, the plain ones and those nothing routes.
 		s.Routes = append(s.Routes, hostLookup(opt))
 	} else {

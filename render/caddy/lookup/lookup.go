@@ -35,9 +35,11 @@ import (
 // Answers maps a name (lower case, with its final dot) to its addresses.
 type Answers map[string][]netip.Addr
 
-// Hosts maps a host (lower case, without a final dot) to where its
-// requests go: the SRV answer for the host's name under HostSuffix.
-type Hosts map[string][]netip.AddrPort
+// Hosts tells where a host's requests go (the host in lower case,
+// without a final dot): the SRV answer for its name under HostSuffix; ok
+// is false for a host it does not know. It is asked per question, so that
+// a change of hosts costs nothing until one is asked for.
+type Hosts func(host string) (targets []netip.AddrPort, ok bool)
 
 // The names of hosts and addresses: Caddy asks for the SRV records of
 // "HOST" + HostSuffix, whose targets are IPName(addr) (a target must be a
@@ -106,8 +108,8 @@ type hostSet struct {
 }
 
 // SetHosts replaces the SRV answers at once: h's for its hosts, other for
-// every other name under HostSuffix (nil: NXDOMAIN). h must not be
-// changed afterwards.
+// every other name under HostSuffix (nil: NXDOMAIN). h is called from the
+// server's goroutines, concurrently.
 func (s *Server) SetHosts(h Hosts, other []netip.AddrPort) {
 	s.hosts.Store(&hostSet{hosts: h, other: other})
 }
@@ -120,8 +122,10 @@ func (s *Server) service(name string) (targets []netip.AddrPort, ok bool) {
 	if !isHost || hs == nil || host == "" {
 		return nil, false
 	}
-	if t, ok := hs.hosts[host]; ok {
-		return t, true
+	if hs.hosts != nil {
+		if t, ok := hs.hosts(host); ok {
+			return t, true
+		}
 	}
 	return hs.other, hs.other != nil
 }

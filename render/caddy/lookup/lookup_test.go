@@ -239,7 +239,12 @@ func TestPortAskedForIsNotChanged(t *testing.T) {
 func TestHostServices(t *testing.T) {
 	s := New(slog.Default())
 	r := start(t, s)
-	s.SetHosts(Hosts{"a.test": {netip.MustParseAddrPort("172.17.0.2:8080"), netip.MustParseAddrPort("[fd00::3]:8080")}}, nil)
+	s.SetHosts(func(host string) ([]netip.AddrPort, bool) {
+		if host != "a.test" {
+			return nil, false
+		}
+		return []netip.AddrPort{netip.MustParseAddrPort("172.17.0.2:8080"), netip.MustParseAddrPort("[fd00::3]:8080")}, true
+	}, nil)
 	ctx := context.Background()
 	_, srvs, err := r.LookupSRV(ctx, "", "", "A.Test"+HostSuffix)
 	if err != nil || len(srvs) != 2 {
@@ -260,7 +265,7 @@ func TestHostServices(t *testing.T) {
 	if _, _, err := r.LookupSRV(ctx, "", "", "b.test"+HostSuffix); !isNotFound(err) {
 		t.Fatalf("unknown host without a fallback: %v", err)
 	}
-	s.SetHosts(Hosts{}, []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:9")})
+	s.SetHosts(nil, []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:9")})
 	if _, srvs, err := r.LookupSRV(ctx, "", "", "b.test"+HostSuffix); err != nil || len(srvs) != 1 || srvs[0].Port != 9 {
 		t.Fatalf("unknown host with a fallback: %v %v", srvs, err)
 	}
