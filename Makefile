@@ -107,6 +107,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzFromPath -fuzztime $(FUZZTIME) ./render/hold
 	$(GO) test -run '^$$' -fuzz FuzzNamed -fuzztime $(FUZZTIME) ./render/hold
 	$(GO) test -run '^$$' -fuzz FuzzRender -fuzztime $(FUZZTIME) ./render/traefik
+	$(GO) test -run '^$$' -fuzz FuzzPlanTLS -fuzztime $(FUZZTIME) ./render/caddy
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./provider/static
 	$(GO) test -run '^$$' -fuzz 'FuzzParse$$' -fuzztime $(FUZZTIME) ./render/middleware
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./render/auth

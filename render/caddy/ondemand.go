@@ -28,17 +28,19 @@ import (
 //
 // On-demand TLS is set in Caddy's TLS app, not in dockroute's server: an
 // automation policy with on_demand, and the app's on_demand block naming
-// the endpoint. Caddy asks a policy for a name in list order and takes the
-// first without subjects for every name no other policy names, so
-// dockroute's policy applies to every name that has no policy of its own:
-// also to the names of the user's own sites, which is why the endpoint
-// approves those too. It is placed just before the user's own catch-all
-// policy, as a copy of it with on_demand added, so that certificates come
-// from the issuers (CA, account email) the user chose; without one, from
-// Caddy's defaults. A Caddy whose config has on-demand TLS of its own
-// (its own endpoint, or a policy of its own with on_demand) is left alone:
-// dockroute then writes every host into its server, as without lookups,
-// and automatic HTTPS gets their certificates when the config loads.
+// the endpoint. Caddy takes the first policy whose subjects match a name,
+// or that has none; dockroute's names every name of 2 to 10 labels by
+// wildcard subjects (Caddy refuses a second policy without subjects beside
+// a user's own) and goes just before the user's catch-all, as a copy of
+// it with on_demand added, so that certificates come from the issuers (CA,
+// account email) the user chose; without one, from Caddy's defaults. A
+// policy ahead of it keeps the public names of the user's own sites as the
+// catch-all has them (at load, not on demand), and while a local name is
+// routed another gives local names Caddy's local CA (ourPolicies). A
+// Caddy whose config has on-demand TLS of its own (its own endpoint, or a
+// policy of its own with on_demand) is left alone: dockroute then writes
+// every host into its server, as without lookups, and automatic HTTPS
+// gets their certificates when the config loads.
 
 // OnDemand configures HTTPS on demand for the hosts dockroute looks up.
 type OnDemand struct {
@@ -165,7 +167,11 @@ func planTLS(cfg any, id string, od *OnDemand, askOnly, local bool) tlsPlan {
 		delete(auto, "on_demand")
 	}
 	if od != nil {
-		at := slices.IndexFunc(user, func(p any) bool { m, _ := p.(map[string]any); return m != nil && m["subjects"] == nil })
+		at := slices.IndexFunc(user, func(p any) bool {
+			subjects, _ := dig(p, "subjects").([]any)
+			_, isMap := p.(map[string]any)
+			return isMap && len(subjects) == 0
+		})
 		catchAll := map[string]any{}
 		if at < 0 {
 			at = len(user)
@@ -227,11 +233,11 @@ func ourPolicies(cfg any, id string, od *OnDemand, local bool, user []any, catch
 	if names := untaken(localSubjects, user); local && od.Issuer != IssuerInternal && len(names) > 0 {
 		ours = append(ours, map[string]any{"@id": localID(id), "subjects": names, "on_demand": true, "issuers": internal})
 	}
-	any := like(map[string]any{"@id": policyID(id), "on_demand": true, "subjects": untaken(anySubjects, user)})
+	rest := like(map[string]any{"@id": policyID(id), "on_demand": true, "subjects": untaken(anySubjects, user)})
 	if od.Issuer == IssuerInternal {
-		any["issuers"] = internal
+		rest["issuers"] = internal
 	}
-	return append(ours, any)
+	return append(ours, rest)
 }
 
 // isIP tells whether a name is an IP address (automatic HTTPS gives those

@@ -63,6 +63,9 @@ func TestPlanTLS(t *testing.T) {
 		{name: "subjects a policy of the user's names are left to it", od: od, change: true,
 			cfg:  `{"apps":{"tls":{"automation":{"policies":[{"subjects":["*.*","*.*.*.*.*.*.*.*.*.*"]}]}}}}`,
 			want: `{"automation":{"policies":[{"subjects":["*.*","*.*.*.*.*.*.*.*.*.*"]},{"@id":"dr-on-demand","on_demand":true,"subjects":["*.*.*","*.*.*.*","*.*.*.*.*","*.*.*.*.*.*","*.*.*.*.*.*.*","*.*.*.*.*.*.*.*","*.*.*.*.*.*.*.*.*"]}],` + ask + `}}`},
+		{name: "a catch-all with an empty subjects list", od: od, change: true,
+			cfg:  `{"apps":{"tls":{"automation":{"policies":[{"subjects":[],"issuers":[{"module":"internal"}]}]}}}}`,
+			want: `{"automation":{"policies":[{"@id":"dr-on-demand","on_demand":true,"issuers":[{"module":"internal"}],` + anyName + `},{"subjects":[],"issuers":[{"module":"internal"}]}],` + ask + `}}`},
 		{name: "after the user's policies with subjects", od: od, change: true,
 			cfg:  `{"apps":{"tls":{"automation":{"policies":[{"subjects":["a.test"],"issuers":[{"module":"internal"}]}]}}}}`,
 			want: `{"automation":{"policies":[{"subjects":["a.test"],"issuers":[{"module":"internal"}]},` + ours + `],` + ask + `}}`},
@@ -227,6 +230,64 @@ func TestOnDemandKeptAndRemoved(t *testing.T) {
 		}
 		if after, _ := c.Config("/config/apps/tls"); !sameJSON(before, after) {
 			t.Errorf("without on-demand TLS, the TLS app is not the user's again:\nbefore %s\nafter  %s", before, after)
+		}
+	})
+}
+
+// FuzzPlanTLS: whatever TLS app Caddy answers with, planning dockroute's
+// part neither panics nor plans a config Caddy refuses for a name in two
+// policies or two catch-alls, and planning again on the result changes
+// nothing (one write, not one per check). Seeds: testdata/fuzz/FuzzPlanTLS.
+func FuzzPlanTLS(f *testing.F) {
+	f.Fuzz(func(t *testing.T, cfgJSON string, on, local bool) {
+		var cfg any
+		if json.Unmarshal([]byte(cfgJSON), &cfg) != nil {
+			return
+		}
+		var od *OnDemand
+		if on {
+			od = &OnDemand{Ask: "http://127.0.0.1:7000/tls-ask/tok"}
+		}
+		plan := planTLS(cfg, "dr", od, false, local)
+		raw, err := json.Marshal(plan.app)
+		if err != nil {
+			t.Fatalf("the planned TLS app does not encode: %v", err)
+		}
+		var app any
+		json.Unmarshal(raw, &app)
+		if plan.refused == "" && od != nil {
+			policies, _ := dig(app, "automation", "policies").([]any)
+			seen, catchAlls := map[string]bool{}, 0
+			for _, p := range policies {
+				subjects, _ := dig(p, "subjects").([]any)
+				if _, ok := p.(map[string]any); ok && len(subjects) == 0 {
+					catchAlls++
+				}
+				for _, s := range subjects {
+					if s, ok := s.(string); ok && seen[s] && slices.Contains(append(slices.Clone(localSubjects), anySubjects...), s) {
+						t.Fatalf("dockroute's subject %q is in two policies: %s", s, raw)
+					} else if ok {
+						seen[s] = true
+					}
+				}
+			}
+			if catchAlls > 1 {
+				t.Skip("the user's config had two catch-alls already") // Caddy refuses it anyway
+			}
+		}
+		root := map[string]any{"apps": map[string]any{}}
+		if m, ok := cfg.(map[string]any); ok {
+			if apps, ok := m["apps"].(map[string]any); ok {
+				root["apps"] = apps
+			}
+		}
+		if plan.app != nil {
+			root["apps"].(map[string]any)["tls"] = app
+		} else {
+			delete(root["apps"].(map[string]any), "tls")
+		}
+		if again := planTLS(root, "dr", od, false, local); again.change {
+			t.Fatalf("planning again changes the TLS app again:\nfirst  %s\nagain  %s", raw, mustJSON(t, again.app))
 		}
 	})
 }
