@@ -49,8 +49,13 @@ func lookupTarget(r route.Route) (t target, ok bool) {
 	return t, ok
 }
 
-// lookable tells whether upstreamsOf finds r's upstreams, without making
-// them: plainAt asks it of every route at every publish.
+// lookable tells whether r's upstreams can be looked up (upstreamsOf),
+// without making them: plainAt asks it of every route at every publish.
+// Not: a passthrough route, a down one whose last port is unknown,
+// servers that are not IP addresses (a routes file may name hosts), or
+// on different ports, or one address twice (as IPv4 and IPv4-mapped
+// IPv6: an answer cannot say it twice, so the upstreams stay in the
+// config).
 func lookable(r *route.Route) bool {
 	if r.TCP {
 		return false
@@ -71,7 +76,7 @@ func lookable(r *route.Route) bool {
 		port = p
 		for _, o := range r.Servers[:i] {
 			if oh, _, _ := net.SplitHostPort(o); netip.MustParseAddr(oh).Unmap() == a.Unmap() {
-				return false // one address twice: see upstreamsOf
+				return false
 			}
 		}
 	}
@@ -81,36 +86,19 @@ func lookable(r *route.Route) bool {
 // upstreamsOf is lookupTarget without the name (a hash of the route),
 // which the host lookup route does not use.
 func upstreamsOf(r route.Route) (t target, ok bool) {
-	if r.TCP {
+	if !lookable(&r) {
 		return t, false
 	}
 	if r.Down() {
 		// Asked for under the name it had: the next container found there.
-		if r.LastPort == "" {
-			return t, false
-		}
-		t.port, t.addrs = r.LastPort, []netip.Addr{nowhere}
-		return t, true
+		return target{port: r.LastPort, addrs: []netip.Addr{nowhere}}, true
 	}
 	for _, s := range r.Servers {
-		host, port, err := net.SplitHostPort(s)
-		if err != nil {
-			return t, false
-		}
-		a, err := netip.ParseAddr(host)
-		if err != nil || a.Zone() != "" || t.port != "" && port != t.port {
-			return t, false
-		}
+		host, port, _ := net.SplitHostPort(s) // lookable checked them
 		t.port = port
-		t.addrs = append(t.addrs, a.Unmap())
+		t.addrs = append(t.addrs, netip.MustParseAddr(host).Unmap())
 	}
 	slices.SortFunc(t.addrs, netip.Addr.Compare)
-	t.addrs = slices.Compact(t.addrs)
-	if len(t.addrs) != len(r.Servers) {
-		// One address twice (as IPv4 and IPv4-mapped IPv6): an answer
-		// cannot say it twice, so keep the upstreams in the config.
-		return t, false
-	}
 	return t, true
 }
 

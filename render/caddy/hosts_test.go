@@ -133,19 +133,42 @@ func TestNextAnswersWithHosts(t *testing.T) {
 
 func mustJSONBytes(t *testing.T, v any) []byte { return []byte(mustJSON(t, v)) }
 
-// TestLookable: the quick check plainAt makes of every route agrees with
-// upstreamsOf, which makes the upstreams.
+// TestLookable: which routes' upstreams can be looked up, and what
+// upstreamsOf makes of them.
 func TestLookable(t *testing.T) {
-	for _, servers := range [][]string{
-		{"172.17.0.2:80"}, {"172.17.0.2:80", "172.17.0.3:80"}, {"172.17.0.2:80", "172.17.0.3:81"},
-		{"app:80"}, {"[fd00::2]:80", "172.17.0.2:80"}, {"[::ffff:172.17.0.2]:80", "172.17.0.2:80"},
-		{"172.17.0.2:80", "172.17.0.2:80"}, {"[fe80::1%eth0]:80"}, {"172.17.0.2"}, nil,
+	for _, c := range []struct {
+		servers []string
+		want    []string // upstreamsOf's addresses; nil: not lookable
+	}{
+		{[]string{"172.17.0.2:80"}, []string{"172.17.0.2"}},
+		{[]string{"172.17.0.3:80", "172.17.0.2:80"}, []string{"172.17.0.2", "172.17.0.3"}},
+		{[]string{"[fd00::2]:80", "172.17.0.2:80"}, []string{"172.17.0.2", "fd00::2"}},
+		{[]string{"[::ffff:172.17.0.2]:80"}, []string{"172.17.0.2"}},
+		{[]string{"172.17.0.2:80", "172.17.0.3:81"}, nil}, // two ports
+		{[]string{"app:80"}, nil},                                  // a name
+		{[]string{"[::ffff:172.17.0.2]:80", "172.17.0.2:80"}, nil}, // one address twice
+		{[]string{"172.17.0.2:80", "172.17.0.2:80"}, nil},          // the same
+		{[]string{"[fe80::1%eth0]:80"}, nil},                       // a zone
+		{[]string{"172.17.0.2"}, nil},                              // no port
 	} {
-		for _, r := range []route.Route{{Host: "a.test", Servers: servers}, {Host: "a.test", Servers: servers, LastPort: "80"}, {Host: "a.test", Servers: servers, TCP: true}} {
-			_, want := upstreamsOf(r)
-			if got := lookable(&r); got != want {
-				t.Errorf("%+v: lookable %v, upstreamsOf %v", r, got, want)
-			}
+		r := route.Route{Host: "a.test", Servers: c.servers}
+		tg, ok := upstreamsOf(r)
+		var got []string
+		for _, a := range tg.addrs {
+			got = append(got, a.String())
 		}
+		if lookable(&r) != ok || ok != (c.want != nil) || !slices.Equal(got, c.want) {
+			t.Errorf("%v: lookable %v, upstreams %v %v; want %v", c.servers, lookable(&r), got, ok, c.want)
+		}
+		if r.TCP = true; lookable(&r) {
+			t.Errorf("%v: a passthrough route is lookable", c.servers)
+		}
+	}
+	down := route.Route{Host: "a.test"}
+	if lookable(&down) {
+		t.Error("a down route without its last port is lookable")
+	}
+	if down.LastPort = "80"; !lookable(&down) {
+		t.Error("a down route with its last port is not lookable")
 	}
 }

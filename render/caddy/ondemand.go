@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -380,6 +381,7 @@ type approver struct {
 	mu    sync.Mutex
 	table route.Table     // the last table published
 	allow map[string]bool // --caddy-tls-allow
+	path  string          // where Caddy asks; "" without on-demand TLS
 	// caddy are the names of Caddy's own config, read at caddyAt; an
 	// ask for a name nothing else approves reads them again, at most
 	// every caddyEvery (a flood of asks for random names must not
@@ -399,14 +401,37 @@ func (a *approver) setTable(t route.Table) {
 	a.mu.Unlock()
 }
 
-func (a *approver) setAllow(names []string) {
-	allow := make(map[string]bool, len(names))
-	for _, n := range names {
-		allow[strings.ToLower(n)] = true
+// set takes od's settings (nil: on-demand TLS off): the names it allows,
+// and the path Caddy asks at.
+func (a *approver) set(od *OnDemand) {
+	allow, path := map[string]bool{}, ""
+	if od != nil {
+		for _, n := range od.Allow {
+			allow[strings.ToLower(n)] = true
+		}
+		path = askPath(od.Ask)
 	}
 	a.mu.Lock()
-	a.allow = allow
+	a.allow, a.path = allow, path
 	a.mu.Unlock()
+}
+
+// asks tells whether a request for path is Caddy's ask. The responder
+// asks it of every request it gets, so it must not wait for a publish
+// (the publisher's lock is held while Caddy loads a config).
+func (a *approver) asks(path string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.path != "" && path == a.path
+}
+
+// askPath is the path of an ask URL, "" without one.
+func askPath(ask string) string {
+	u, err := url.Parse(ask)
+	if err != nil {
+		return ""
+	}
+	return u.Path
 }
 
 func (a *approver) setCaddy(names map[string]bool) {

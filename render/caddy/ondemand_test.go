@@ -129,8 +129,11 @@ func TestApprover(t *testing.T) {
 		{Host: "*.wild.test", Server: "10.0.0.3:80"},
 		{Host: "pass.test", TCP: true, Server: "10.0.0.4:443"},
 	}))
-	a.setAllow([]string{"spare.example.com", "*.ops.example.com"})
+	a.set(&OnDemand{Ask: "http://127.0.0.1:7000/tls-ask/tok", Allow: []string{"spare.example.com", "*.ops.example.com"}})
 	a.setCaddy(map[string]bool{"user.example.com": true})
+	if !a.asks("/tls-ask/tok") || a.asks("/") || a.asks("/tls-ask/other") {
+		t.Error("the ask's path is not told from the responder's other requests")
+	}
 	for name, want := range map[string]int{
 		"plain.test": 200, "PLAIN.test.": 200, "paths.test": 200, "a.wild.test": 200,
 		"spare.example.com": 200, "x.ops.example.com": 200, "user.example.com": 200,
@@ -142,6 +145,9 @@ func TestApprover(t *testing.T) {
 		if w.Code != want {
 			t.Errorf("ask for %q: %d %s, want %d", name, w.Code, strings.TrimSpace(w.Body.String()), want)
 		}
+	}
+	if a.set(nil); a.asks("/tls-ask/tok") || a.asks("") {
+		t.Error("an ask path without on-demand TLS")
 	}
 }
 

@@ -85,7 +85,7 @@ func NewOutput(cfg OutputConfig, log *slog.Logger) (*Output, error) {
 func (o *Output) Responder() http.Handler {
 	notFound := Responder()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if od := o.pub.Options().OnDemand; od != nil && r.URL.Path == askPath(od.Ask) {
+		if o.pub.names.asks(r.URL.Path) {
 			o.pub.names.ServeHTTP(w, r)
 			return
 		}
@@ -97,15 +97,6 @@ func (o *Output) Responder() http.Handler {
 // refused since the start.
 func (o *Output) Asks() (approved, refused uint64) {
 	return o.pub.names.approved.Load(), o.pub.names.refused.Load()
-}
-
-// askPath is the path of an ask URL.
-func askPath(ask string) string {
-	u, err := url.Parse(ask)
-	if err != nil || u.Path == "" {
-		return "\x00" // matches no request
-	}
-	return u.Path
 }
 
 // Lookup is the server answering Caddy's upstream lookups, for the daemon

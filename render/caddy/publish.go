@@ -61,7 +61,7 @@ type Publisher struct {
 // NewPublisher returns a publisher for the Caddy behind admin.
 func NewPublisher(admin *Admin, opt Options, log *slog.Logger) *Publisher {
 	p := &Publisher{admin: admin, opt: opt, log: log, names: &approver{admin: admin, id: opt.ID, log: log}}
-	p.names.setAllow(opt.allow())
+	p.names.set(opt.OnDemand)
 	return p
 }
 
@@ -91,10 +91,10 @@ func (p *Publisher) SetOptions(opt Options) {
 	defer p.mu.Unlock()
 	opt.ID = p.opt.ID
 	if !opt.OnDemand.equal(p.opt.OnDemand) {
-		p.tlsOK = false
+		p.tlsOK, p.table = false, nil // p.local is known for p.table under the old options
 	}
 	p.opt = opt
-	p.names.setAllow(opt.allow())
+	p.names.set(opt.OnDemand)
 }
 
 // syncTLS makes dockroute's part of Caddy's TLS app what the options ask
@@ -138,7 +138,15 @@ func (p *Publisher) Writes() int {
 // compares with it.
 func (p *Publisher) Publish(ctx context.Context, t route.Table) error {
 	p.mu.Lock()
-	if local := p.opt.OnDemand != nil && anyLocal(t); local != p.local {
+	var changed []int
+	sameRoutes := false
+	if p.table != nil {
+		changed, sameRoutes = changedRoutes(*p.table, t)
+	}
+	// Whether a local name is routed changes only with the routes (a
+	// pass over 10,000 routes costs as much as the rest of a replica
+	// change).
+	if local := p.opt.OnDemand != nil && (sameRoutes && p.local || !sameRoutes && anyLocal(t)); local != p.local {
 		p.local, p.tlsOK = local, false
 	}
 	if err := p.syncTLS(ctx); err != nil {
@@ -147,7 +155,7 @@ func (p *Publisher) Publish(ctx context.Context, t route.Table) error {
 		return err
 	}
 	opt := p.options()
-	quick := p.inSync && p.table != nil && p.tableOpt.Equal(opt) && onlyUpstreams(*p.table, t, opt)
+	quick := p.inSync && sameRoutes && p.tableOpt.Equal(opt) && onlyUpstreams(*p.table, t, changed, opt)
 	if quick {
 		p.table = &t
 	}
@@ -239,12 +247,9 @@ func (e *ListenError) Unwrap() error { return e.cause }
 // the routes that differ; a route added or removed is more than
 // upstreams. (The default host's route, which Render also copies for any
 // host, copies the same proxy: its copy differs in upstreams alone too.)
-func onlyUpstreams(last, t route.Table, opt Options) bool {
+// changed are changedRoutes(last, t), which must hold the same routes.
+func onlyUpstreams(last, t route.Table, changed []int, opt Options) bool {
 	if opt.Lookup == nil {
-		return false
-	}
-	changed, ok := changedRoutes(last, t)
-	if !ok {
 		return false
 	}
 	for _, i := range changed {

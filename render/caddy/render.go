@@ -52,14 +52,6 @@ type Options struct {
 	OnDemand *OnDemand
 }
 
-// allow is OnDemand's Allow, none without.
-func (o Options) allow() []string {
-	if o.OnDemand == nil {
-		return nil
-	}
-	return o.OnDemand.Allow
-}
-
 // Hold is the holding endpoint's address for Caddy to dial, and the token
 // it requires.
 type Hold struct {
