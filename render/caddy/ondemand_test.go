@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -296,4 +297,53 @@ func FuzzPlanTLS(f *testing.F) {
 			t.Fatalf("planning again changes the TLS app again:\nfirst  %s\nagain  %s", raw, mustJSON(t, again.app))
 		}
 	})
+}
+
+// TestOnDemandRefusedPublishesAll: when Caddy refuses dockroute's
+// on-demand TLS settings, the routes are published all the same, every
+// host written, and why is logged. A stand-in for Caddy's admin API: a
+// real Caddy refuses only TLS settings whose fault lies in the user's
+// config, which it would not have loaded in the first place.
+func TestOnDemandRefusedPublishesAll(t *testing.T) {
+	var mu sync.Mutex
+	var server []byte
+	admin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case r.Method == http.MethodGet && r.URL.Path == "/config/":
+			w.Write([]byte(`{"apps":{"http":{"servers":{}}}}`))
+		case r.URL.Path == "/config/apps/tls":
+			http.Error(w, `{"error":"loading new config: tls: something in the user's policies"}`, http.StatusBadRequest)
+		case r.Method == http.MethodPut && r.URL.Path == "/config/apps/http/servers/dockroute":
+			server, _ = io.ReadAll(r.Body)
+		case r.Method == http.MethodGet && r.URL.Path == "/id/dockroute" && server != nil:
+			w.Write(server)
+		default:
+			http.Error(w, `{"error":"unknown object ID"}`, http.StatusNotFound)
+		}
+	}))
+	defer admin.Close()
+	a, err := NewAdmin(admin.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	p := NewPublisher(a, Options{ID: "dockroute", Listen: []string{":443"}, AutoHTTPS: true,
+		Lookup:   &Lookup{Resolver: "udp/127.0.0.1:53", Hosts: "127.0.0.1:9", Refresh: time.Second},
+		OnDemand: &OnDemand{Ask: "http://127.0.0.1:9/tls-ask/tok"},
+	}, slog.New(slog.NewTextHandler(&log, nil)))
+	if err := p.Publish(context.Background(), table(map[string][]string{"plain.test": {"10.0.0.1:80"}})); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	var s Server
+	mu.Lock()
+	json.Unmarshal(server, &s)
+	mu.Unlock()
+	if !s.Serves("plain.test", "") || slices.ContainsFunc(s.Routes, Route.looksUpHosts) {
+		t.Errorf("the plain host is not written:\n%s", server)
+	}
+	if !strings.Contains(log.String(), "caddy refused dockroute's on-demand TLS settings") {
+		t.Errorf("the log does not say why:\n%s", log.String())
+	}
 }

@@ -107,6 +107,11 @@ func (p *Publisher) syncTLS(ctx context.Context) error {
 		return nil
 	}
 	refused, err := p.ensureTLS(ctx, p.opt.OnDemand)
+	if isRefusal(err) {
+		// Caddy's reason is in its config, not in dockroute's routes:
+		// they are published all the same, every host written.
+		refused, err = "caddy refused dockroute's on-demand TLS settings, so dockroute writes every host into Caddy's config instead, where automatic HTTPS gets their certificates: "+err.Error(), nil
+	}
 	if err != nil {
 		return err
 	}
