@@ -63,6 +63,18 @@ func (c *control) wait(t *testing.T, want string) {
 	}
 }
 
+// asleepNow waits for the sleeper to have taken Docker's answer to its
+// stop: the stand-in tells the test of the call before the sleeper hears
+// back.
+func asleepNow(t *testing.T, s *Sleeper, id string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(s.Describe(id), "asleep"); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not asleep after docker stopped it: %s", s.Describe(id))
+		}
+	}
+}
+
 func (c *control) quiet(t *testing.T) {
 	t.Helper()
 	select {
@@ -112,6 +124,7 @@ func TestIdleContainerSleepsAndKeepsItsRoute(t *testing.T) {
 	clk.add(30 * time.Second)
 	s.Check()
 	c.wait(t, "stop id1")
+	asleepNow(t, s, "id1")
 	// Stopped: the watcher sees it go, and its route stays, down, with
 	// the settings that make the proxy send it to the endpoint.
 	s.Track("id1", nil)
@@ -161,6 +174,7 @@ func TestRefusedStartIsTriedAgainLater(t *testing.T) {
 	clk.add(time.Minute)
 	s.Check()
 	c.wait(t, "stop id1")
+	asleepNow(t, s, "id1")
 	s.Track("id1", nil)
 	c.startErr = errors.New("403 Forbidden")
 	s.Wake("a.test", "")
@@ -189,6 +203,7 @@ func TestRemovedWhileAsleep(t *testing.T) {
 	clk.add(time.Minute)
 	s.Check()
 	c.wait(t, "stop id1")
+	asleepNow(t, s, "id1")
 	s.Track("id1", nil)
 	c.startErr = errdefs.ErrNotFound
 	before := *changed
