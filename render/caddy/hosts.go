@@ -51,12 +51,8 @@ func plainAt(t route.Table, i int, opt Options) bool {
 		route.IsWildcard(r.Host) || r.Host == opt.DefaultHost || r.Down() && opt.Hold == nil {
 		return false
 	}
-	for _, j := range []int{i - 1, i + 1} {
-		for ; j >= 0 && j < len(t.Routes) && t.Routes[j].Host == r.Host; j += j - i {
-			if !t.Routes[j].TCP {
-				return false // the host has another route
-			}
-		}
+	if otherRoute(t, i, -1) || otherRoute(t, i, 1) {
+		return false
 	}
 	// Wildcards sort first ('*' before any letter or digit): a table
 	// whose first route is no wildcard has none to look for.
@@ -64,6 +60,18 @@ func plainAt(t route.Table, i int, opt Options) bool {
 		return false
 	}
 	return lookable(r)
+}
+
+// otherRoute tells whether the host of t.Routes[i] has another HTTP route
+// on the side step (-1 or 1) goes.
+func otherRoute(t route.Table, i, step int) bool {
+	host := t.Routes[i].Host
+	for j := i + step; j >= 0 && j < len(t.Routes) && t.Routes[j].Host == host; j += step {
+		if !t.Routes[j].TCP {
+			return true
+		}
+	}
+	return false
 }
 
 // hostIndex is the index of host's first route in t, -1 without one.
