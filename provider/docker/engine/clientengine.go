@@ -13,8 +13,12 @@ import (
 	"sync"
 
 	"github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/api/types/system"
 	"github.com/docker/docker/client"
 	"github.com/dockroute/dockroute/provider/contract"
 	jsonv2 "github.com/go-json-experiment/json"
@@ -144,22 +148,64 @@ func (e *ClientEngine) negotiate(ctx context.Context) error {
 	return nil
 }
 
-// ContainerStart is the client's, once the API version is settled: the
-// client settles it on its first request without a lock, racing the
-// requests of other goroutines.
-func (e *ClientEngine) ContainerStart(ctx context.Context, id string, opts container.StartOptions) error {
+// The client's calls below are made once the API version is settled: the
+// client settles it on its first request without a lock, so any two first
+// calls from two goroutines race (the race detector found the event
+// stream's against the sleeper's list at start, and earlier a start
+// against the event stream). Ping settles nothing and needs no wrapper.
+
+// settled runs call once the API version is settled.
+func settled[T any](ctx context.Context, e *ClientEngine, call func() (T, error)) (T, error) {
 	if err := e.negotiate(ctx); err != nil {
-		return err
+		var zero T
+		return zero, err
 	}
-	return e.Client.ContainerStart(ctx, id, opts)
+	return call()
 }
 
-// ContainerStop is the client's, once the API version is settled.
+func (e *ClientEngine) ContainerStart(ctx context.Context, id string, opts container.StartOptions) error {
+	_, err := settled(ctx, e, func() (struct{}, error) { return struct{}{}, e.Client.ContainerStart(ctx, id, opts) })
+	return err
+}
+
 func (e *ClientEngine) ContainerStop(ctx context.Context, id string, opts container.StopOptions) error {
+	_, err := settled(ctx, e, func() (struct{}, error) { return struct{}{}, e.Client.ContainerStop(ctx, id, opts) })
+	return err
+}
+
+func (e *ClientEngine) ContainerList(ctx context.Context, opts container.ListOptions) ([]container.Summary, error) {
+	return settled(ctx, e, func() ([]container.Summary, error) { return e.Client.ContainerList(ctx, opts) })
+}
+
+func (e *ClientEngine) ContainerInspect(ctx context.Context, id string) (container.InspectResponse, error) {
+	return settled(ctx, e, func() (container.InspectResponse, error) { return e.Client.ContainerInspect(ctx, id) })
+}
+
+func (e *ClientEngine) ServerVersion(ctx context.Context) (types.Version, error) {
+	return settled(ctx, e, func() (types.Version, error) { return e.Client.ServerVersion(ctx) })
+}
+
+func (e *ClientEngine) Info(ctx context.Context) (system.Info, error) {
+	return settled(ctx, e, func() (system.Info, error) { return e.Client.Info(ctx) })
+}
+
+func (e *ClientEngine) ServiceList(ctx context.Context, opts swarm.ServiceListOptions) ([]swarm.Service, error) {
+	return settled(ctx, e, func() ([]swarm.Service, error) { return e.Client.ServiceList(ctx, opts) })
+}
+
+func (e *ClientEngine) TaskList(ctx context.Context, opts swarm.TaskListOptions) ([]swarm.Task, error) {
+	return settled(ctx, e, func() ([]swarm.Task, error) { return e.Client.TaskList(ctx, opts) })
+}
+
+// Events is the client's once the API version is settled; a failure to
+// settle it is the stream's error, as a refused subscription's is.
+func (e *ClientEngine) Events(ctx context.Context, opts events.ListOptions) (<-chan events.Message, <-chan error) {
 	if err := e.negotiate(ctx); err != nil {
-		return err
+		errs := make(chan error, 1)
+		errs <- err
+		return make(chan events.Message), errs
 	}
-	return e.Client.ContainerStop(ctx, id, opts)
+	return e.Client.Events(ctx, opts)
 }
 
 // answerError is the engine's refusal: its {"message": ...}, and for a

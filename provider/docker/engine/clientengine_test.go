@@ -12,11 +12,13 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/go-connections/nat"
 
@@ -230,5 +232,33 @@ func TestListSaysWhatItSays(t *testing.T) {
 		if c := Refresh(known, entries[i]); c.Health != want.health || c.NetworkMode != want.mode {
 			t.Errorf("entry %d: health %q mode %q, want %q %q", i, c.Health, c.NetworkMode, want.health, want.mode)
 		}
+	}
+}
+
+// TestFirstCallsRaceNot: the first calls of a fresh engine, made from
+// several goroutines at once (the event stream, the sleeper's list, an
+// inspect), settle the API version once: the client settles it on each
+// first call without a lock, which the race detector (make test runs the
+// unit lane with it) reports. The fake engine: a real one would do, but
+// the race needs only an engine that answers.
+func TestFirstCallsRaceNot(t *testing.T) {
+	e := enginetest.New()
+	e.Run(enginetest.Container{ID: strings.Repeat("cd", 32), Name: "one", IP: "10.0.0.2"})
+	sock := serveEngine(t, onlyVersion("1.41", enginetest.Handler(e)))
+	for range 10 {
+		eng, err := Endpoint{Host: "unix://" + sock}.Engine()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		var wg sync.WaitGroup
+		wg.Add(4)
+		go func() { defer wg.Done(); eng.Events(ctx, events.ListOptions{}) }()
+		go func() { defer wg.Done(); eng.ReadList(ctx, container.ListOptions{}) }()
+		go func() { defer wg.Done(); eng.ContainerInspect(ctx, "one") }()
+		go func() { defer wg.Done(); eng.Info(ctx) }()
+		wg.Wait()
+		cancel()
+		eng.Close()
 	}
 }
